@@ -1,0 +1,23 @@
+"""Run `nbdev-test` over the notebooks and count them: writes "N passed, M failed" to tools/.nbtest-summary.
+
+Extra arguments go to nbdev-test as they are (e.g. `--flags "cuda slow" --save`)."""
+import re, subprocess, sys
+from pathlib import Path
+from nbdev.config import get_config
+from nbdev.doclinks import nbglob
+
+cfg = get_config()
+nbs = [p for p in sorted(nbglob(cfg.nbs_path, as_path=True)) if not (p.parent/'.notest').exists()]
+cmd = ['nbdev-test', '--timing', *sys.argv[1:]]
+print('$', ' '.join(cmd), flush=True)
+proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
+sys.stderr.write(proc.stderr)
+failed = set()
+if 'Failed On The Following Notebooks' in proc.stderr:
+    tail = proc.stderr.split('Failed On The Following Notebooks', 1)[1]
+    failed = {m for m in re.findall(r'^\t(\S+\.ipynb)\s*$', tail, re.M)}
+    if not failed: failed = {'<unparsed>'}
+elif proc.returncode != 0: failed = {'<nbdev-test exited %d>' % proc.returncode}
+summary = f'{len(nbs) - len(failed & {p.name for p in nbs})} passed, {len(failed)} failed'
+Path('tools/.nbtest-summary').write_text(summary + '\n')
+sys.exit(1 if failed else 0)
