@@ -8,8 +8,9 @@ from nbdev.doclinks import nbglob
 
 cfg = get_config()
 nbs = [p for p in sorted(nbglob(cfg.nbs_path, as_path=True)) if not (p.parent/'.notest').exists()]
-cmd = ['nbdev-test', '--timing', *sys.argv[1:]]
-print('$', ' '.join(cmd), flush=True)
+# nbdev's own entry point through this python, so it also works where nbdev was installed with --target (GPU box)
+cmd = [sys.executable, '-c', 'from nbdev.test import nbdev_test; nbdev_test()', '--timing', *sys.argv[1:]]
+print('$ nbdev-test --timing', ' '.join(sys.argv[1:]), flush=True)
 proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
 sys.stderr.write(proc.stderr)
 failed = set()

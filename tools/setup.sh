@@ -35,7 +35,8 @@ if ! "$VPY" -c 'import torch' 2>/dev/null; then
   if [ $has_gpu = 1 ]; then
     "$VPY" -m pip install -q "${PIP_SRC[@]}" "torch>=2.11"
   else
-    "$VPY" -m pip install -q "${PIP_SRC[@]}" ${MOTIF_TORCH_INDEX:+--index-url "$MOTIF_TORCH_INDEX"} "torch==2.13.0" "triton==3.9.0"
+    "$VPY" -m pip install -q "${PIP_SRC[@]}" ${MOTIF_TORCH_INDEX:+--index-url "$MOTIF_TORCH_INDEX"} "torch==2.13.0"
+    "$VPY" -m pip install -q "${PIP_SRC[@]}" "triton==3.9.0"    # CPU torch has no triton; the interpreter runs the kernels
   fi
 fi
 "$VPY" -m pip install -q "${PIP_SRC[@]}" -e ".[dev]"
