@@ -1,1 +1,7 @@
+"""A literate rebuild of the Motif-2-12.7B training stack: GDA, fused PolyNorm, HyperCloning, Muon/MuonClip, curriculum data
+
+Modules:
+
+- `motif_nb.data`: Corpora (yours, or an embedded offline default), a locally trained byte-level BPE tokenizer, crash-safe pre-tokenised memmaps, a token-keyed mixture schedule, and a packing sampler that resumes exactly"""
+
 __version__ = "0.0.1"
