@@ -9,13 +9,16 @@ r_p = (mean(x^(2p)) + eps)^(-1/2) and w = (w0, w1, w2) the weights of n(x^3), n(
 
 The forward saves the three r_p of each row ([M, 3] fp32) and nothing else.
 
-Two layouts, picked per call by the row width N:
-* registers (N <= max_block): a tile of BLOCK_M rows x BLOCK_N (= next power of two >= N) columns is loaded once;
-  narrow rows are packed several to a program so that every program moves a few KiB.
-* chunked (N > max_block): one row per program, a loop over column chunks of BLOCK_N; the row is read twice
-  (statistics, then output), the second read from L2 for any realistic row.
-The backward is persistent: a grid of about 2 programs per SM loops over row tiles and keeps its partial sums of
-dw/db in registers; each program writes one [4] partial, summed by torch afterwards (no atomics, deterministic).
+Two layouts (`tile_config`; on a GPU the fastest of `candidates` is autotuned once per width and row bucket):
+* registers (N <= MAX_BLOCK_FWD / MAX_BLOCK): a tile of BLOCK_M rows x BLOCK_N (= next power of two >= N) columns is
+  loaded once; narrow rows are packed several to a program so that every program moves a few KiB.
+* chunked (wider rows): one row per program, a loop over column chunks of BLOCK_N; the row is read twice
+  (statistics, then output), the second time mostly from L2.
+The backward runs a grid of about 2 (or 8) programs per SM looping over row tiles, or one program per tile; each
+program keeps its partial sums of dw/db in registers and writes one [4] row, summed by torch afterwards (no
+atomics, deterministic).
+Eager calls go through a torch.autograd.Function; under torch.compile the registered custom ops
+(`motif_nb::poly_norm`, `motif_nb::mul_poly_norm` and their backward ops) are used.
 
 Works on triton 3.6 (the GPU box) to 3.9 and under the interpreter (TRITON_INTERPRET=1, fp32/fp16): plain pointer
 arithmetic, every access masked, no libdevice.

@@ -72,13 +72,17 @@ def rel_err(out:torch.Tensor, ref:torch.Tensor)->float:
     den = ref.norm()
     return float((out - ref).norm() / (den if den > 0 else 1))
 
-# %% ../nbs/00a_core.ipynb #0c935cde
+# %% ../nbs/00a_core.ipynb #f9334315
+def _umask()->int:
+    m = os.umask(0); os.umask(m); return m
+
 @contextlib.contextmanager
 def atomic_write(path, mode:str='wb'):
     "Open a temporary sibling of `path` for writing; on success rename it over `path`, on error delete it."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    os.chmod(tmp, 0o666 & ~_umask())                # mkstemp makes 0600; give the file the usual permissions
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -94,6 +98,7 @@ def atomic_dir(path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         old = None

@@ -311,14 +311,14 @@ def clone_optimizer_state(old_optimizer:torch.optim.Optimizer, old_model:nn.Modu
         new_optimizer.state[p_new] = new_st
     return new_optimizer
 
-# %% ../nbs/04_hypercloning.ipynb #9fbb34da
-ABLATION_SCALES = {
+# %% ../nbs/04_hypercloning.ipynb #62501fd6
+ABLATION_SCALES = {   # `small` is the model before growth; every run trains through SDPA attention
     'cpu': dict(small=dict(vocab_size=4096, hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
-                           num_noise_heads=2, num_key_value_heads=4, head_dim=16, max_position_embeddings=1024),
-                seq_len=128, batch_size=16, pre_steps=150, post_steps=300, lr=3e-3, smooth=25),
-    'gpu': dict(small=dict(vocab_size=4096, hidden_size=256, intermediate_size=768, num_hidden_layers=6, num_attention_heads=8,
-                           num_noise_heads=4, num_key_value_heads=8, head_dim=32, max_position_embeddings=1024),
-                seq_len=256, batch_size=32, pre_steps=600, post_steps=1200, lr=2e-3, smooth=50),
+                           num_noise_heads=2, num_key_value_heads=4, head_dim=16, max_position_embeddings=1024, attn_impl='sdpa'),
+                seq_len=64, batch_size=8, pre_steps=100, post_steps=200, lr=3e-3, smooth=20),
+    'gpu': dict(small=dict(vocab_size=4096, hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=8,
+                           num_noise_heads=4, num_key_value_heads=8, head_dim=64, max_position_embeddings=1024, attn_impl='sdpa'),
+                seq_len=256, batch_size=32, pre_steps=500, post_steps=1000, lr=2e-3, smooth=50),
 }
 
 def _tokens_to_reach(log, target, smooth):

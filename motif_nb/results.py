@@ -29,10 +29,12 @@ def figures_dir()->Path:
     return Path(os.environ.get('MOTIF_FIGURES') or repo_root()/'figures')
 
 def _git_commit(root):
+    "The commit of `root` (+dirty when tracked files changed); `$MOTIF_COMMIT` where git cannot say (a copied tree)."
     try:
         c = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        if len(c) != 40 or any(ch not in '0123456789abcdef' for ch in c): return os.environ.get('MOTIF_COMMIT', 'unknown')
         dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-        return (c + ('+dirty' if dirty else '')) if c else os.environ.get('MOTIF_COMMIT', 'unknown')
+        return c + ('+dirty' if dirty else '')
     except Exception: return os.environ.get('MOTIF_COMMIT', 'unknown')
 
 def env_info(command:str|None=None)->dict:

@@ -120,7 +120,7 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         self.sched.step()
         self.step_idx += 1; self.tokens += int((labels != -100).sum())
-        mx = torch.stack([v.max() for v in ml.values()]).max() if ml else None
+        mx = torch.stack([v.detach().max() for v in ml.values()]).max() if ml else None
         return out.loss.detach(), mx, gn.detach()
 
     def fit(self, steps:int, callback=None)->pd.DataFrame:
