@@ -119,8 +119,8 @@ def benchmark_polynorm(shapes=((8192, 16384), (16384, 4096), (4096, 32768)), # (
                        sweep_widths=(2048, 8192, 13824, 16384, 32768, 65536), # fwd+bwd, ours vs Liger, over widths
                        sweep_elems=2**26,          # elements per sweep point
                        eps=1e-6, rep=100, log=print, budget_s=420,
-                       device='cuda', compile_backend='inductor')->'pandas.DataFrame':
-    "Time eager, torch.compile, Liger and ours (bf16, CUDA); one row per (part, op, shape, pass, impl)."
+                       device='cuda', compile_backend='inductor'):
+    "Time eager, torch.compile, Liger and ours (bf16, CUDA): a pandas DataFrame, one row per (part, op, shape, pass, impl)."
     import time, pandas as pd
     from motif_nb.results import bench_ms, copy_bandwidth
     t_start = time.time()
