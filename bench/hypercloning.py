@@ -11,7 +11,7 @@ from motif_nb.results import save_result
 
 scale = sys.argv[1] if len(sys.argv) > 1 else os.environ.get('MOTIF_SCALE', 'gpu')
 t0 = time.time()
-log, summ = hypercloning_ablation(scale)
+log, summ = hypercloning_ablation(scale, progress=print)
 fig = plot_hypercloning_ablation(log, summ, ABLATION_SCALES[scale]['smooth'])
 secs = round(time.time() - t0, 1)
 save_result('hypercloning_ablation', log, fig, scale=scale, seconds=secs, settings=ABLATION_SCALES[scale])

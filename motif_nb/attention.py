@@ -15,8 +15,8 @@ from .core import resolve_impl, interpreting, triton_available, check_float, rel
 
 # %% auto #0
 __all__ = ['LOG2E', 'rope_cos_sin', 'apply_rope', 'check_cu_seqlens', 'doc_positions', 'doc_ids', 'attn_mask', 'rms_norm',
-           'gda_reference', 'KVCache', 'max_logits_chunked', 'gda_sdpa', 'GDA', 'mha_reference', 'mha_sdpa',
-           'Attention', 'grads_of', 'triton_cdiv', 'gda_triton', 'benchmark_gda', 'plot_gda_bench',
+           'gda_reference', 'KVCache', 'max_logits_chunked', 'max_logits_varlen', 'gda_sdpa', 'GDA', 'mha_reference',
+           'mha_sdpa', 'Attention', 'grads_of', 'triton_cdiv', 'gda_triton', 'benchmark_gda', 'plot_gda_bench',
            'summarize_gda_bench']
 
 # %% ../nbs/02_attention.ipynb #2fe5ca35
@@ -173,12 +173,13 @@ class KVCache:
         return (f"KVCache(layer={self.layer_idx}, {self.kind}, caches={self.num_caches}, batch={self.batch_size}, "
                 f"heads={self.num_heads}, head_dim={self.head_dim}, length={self.length}/{self.capacity}, {self.dtype})")
 
-# %% ../nbs/02_attention.ipynb #8a1c2bb4
+# %% ../nbs/02_attention.ipynb #c3d7aae2
 def max_logits_chunked(q:torch.Tensor, # (B, Hq, T, d)
                        k:torch.Tensor, # (B, Hk, S, d); query head h uses key head h // (Hq/Hk)
                        q_start:int=0, docs=None, key_valid=None, chunk:int=1024)->torch.Tensor: # (Hq,) fp32
     "Per query head, the largest scaled logit over visible (and valid) positions, without a full T x S map."
     B, Hq, T, d = q.shape; S, r = k.shape[2], Hq // k.shape[1]
+    q, k = q.detach(), k.detach()                  # a statistic for QK-clip, not part of the graph
     out = torch.full((Hq,), float('-inf'), device=q.device)
     for t0 in range(0, T, chunk):
         t1 = min(T, t0 + chunk)
@@ -187,6 +188,11 @@ def max_logits_chunked(q:torch.Tensor, # (B, Hq, T, d)
         s = torch.where(m[:, None, None], s, torch.tensor(float('-inf'), device=q.device))
         out = torch.maximum(out, s.amax(dim=(0, 3, 4)).flatten())
     return out
+
+def max_logits_varlen(q:torch.Tensor, k:torch.Tensor, cu_seqlens:torch.Tensor)->torch.Tensor:
+    "`max_logits_chunked` over the packed documents of `cu_seqlens` one at a time: sum of T_i^2 work, not N^2."
+    c = cu_seqlens.tolist()
+    return torch.stack([max_logits_chunked(q[:, :, a:b], k[:, :, a:b]) for a, b in zip(c, c[1:])]).amax(0)
 
 def _sdpa(q, k, v, q_start, key_valid, cu_seqlens):
     "Causal SDPA with a cache offset, a padding mask, or per-document calls."
@@ -201,22 +207,31 @@ def _sdpa(q, k, v, q_start, key_valid, cu_seqlens):
     return F.scaled_dot_product_attention(q, k, v, attn_mask=m)
 
 def gda_sdpa(q1, q2, k1, k2, v, lam, subln_w, eps:float, out_scale:float, *, q_start:int=0, cu_seqlens=None,
-             key_valid=None, return_max_logits:bool=False):
-    "GDA in two SDPA calls with value width 2d; same arguments and result as `gda_reference` (in the input dtype)."
+             key_valid=None, return_max_logits:bool=False, calls:int|None=None):
+    "GDA through SDPA, same arguments and result as `gda_reference` (in the input dtype); `calls` 2 or 4 (None: 4 for plain causal CUDA input)."
     B, G, g, T, d = q1.shape; S = k1.shape[2]
     qs = q1.reshape(B, G * g, T, d)
-    ks = k1[:, :, None].expand(B, G, g, S, d).reshape(B, G * g, S, d)
-    vs = v[:, :, None].expand(B, G, g, S, 2 * d).reshape(B, G * g, S, 2 * d)
-    sig = _sdpa(qs, ks, vs, q_start, key_valid, cu_seqlens).view(B, G, g, T, 2 * d)
-    noi = _sdpa(q2, k2, v, q_start, key_valid, cu_seqlens)
+    if calls is None: calls = 4 if (q1.is_cuda and key_valid is None and cu_seqlens is None and T == S) else 2
+    if calls == 4:     # flash-attention kernels of head_dim d, GQA without copies (fastest fwd+bwd on an H100)
+        if key_valid is not None or cu_seqlens is not None or T != S: raise ValueError("gda_sdpa: calls=4 supports plain causal input only")
+        sd = lambda q, k, vv, gqa: F.scaled_dot_product_attention(q, k, vv, is_causal=True, enable_gqa=gqa)
+        v1, v2 = v[..., :d], v[..., d:]
+        sig = torch.cat([sd(qs, k1, v1, True), sd(qs, k1, v2, True)], -1).view(B, G, g, T, 2 * d)
+        noi = torch.cat([sd(q2, k2, v1, False), sd(q2, k2, v2, False)], -1)
+    else:              # value width 2d: the memory-efficient kernel, K1/V expanded to the signal heads
+        ks = k1[:, :, None].expand(B, G, g, S, d).reshape(B, G * g, S, d)
+        vs = v[:, :, None].expand(B, G, g, S, 2 * d).reshape(B, G * g, S, 2 * d)
+        sig = _sdpa(qs, ks, vs, q_start, key_valid, cu_seqlens).view(B, G, g, T, 2 * d)
+        noi = _sdpa(q2, k2, v, q_start, key_valid, cu_seqlens)
     o = rms_norm(sig - lam.to(sig.dtype) * noi[:, :, None], subln_w, eps) * out_scale
     if not return_max_logits: return o
-    docs = None if cu_seqlens is None else doc_ids(cu_seqlens)
-    ml = torch.cat([max_logits_chunked(qs, k1, q_start, docs, key_valid).view(G, g),
-                    max_logits_chunked(q2, k2, q_start, docs, key_valid).view(G, 1)], 1)
+    if cu_seqlens is not None:
+        ml = torch.cat([max_logits_varlen(qs, k1, cu_seqlens).view(G, g), max_logits_varlen(q2, k2, cu_seqlens).view(G, 1)], 1)
+    else: ml = torch.cat([max_logits_chunked(qs, k1, q_start, None, key_valid).view(G, g),
+                          max_logits_chunked(q2, k2, q_start, None, key_valid).view(G, 1)], 1)
     return o, ml
 
-# %% ../nbs/02_attention.ipynb #555650a2
+# %% ../nbs/02_attention.ipynb #218fe71d
 class _AttnBase(nn.Module):
     "Input checks, positions, RoPE and cache handling shared by `GDA` and `Attention`."
     def _prepare(self, x, positions, cu_seqlens, kv_cache):
@@ -249,9 +264,8 @@ class _AttnBase(nn.Module):
 
     def _resolve(self, x, kv_cache, cu_seqlens):
         impl = self.impl
-        if impl == 'auto':
-            if kv_cache is not None or not x.is_cuda: return 'reference' if not x.is_cuda else 'sdpa'
-            return 'triton' if self._triton_ok(x) else 'sdpa'
+        if impl == 'auto':       # reference on CPU; on CUDA SDPA, the fastest measured path (see "auto" below)
+            return 'sdpa' if x.is_cuda else 'reference'
         if impl == 'triton':
             resolve_impl('triton', x, op=type(self).__name__)
             if kv_cache is not None: return 'sdpa'        # decoding: the Triton kernel is a training kernel
@@ -264,7 +278,7 @@ class _AttnBase(nn.Module):
         w = self.k_proj.weight
         return KVCache(self.config, self.layer_idx, batch_size, max_len, dtype=w.dtype, device=w.device)
 
-# %% ../nbs/02_attention.ipynb #f0b9774c
+# %% ../nbs/02_attention.ipynb #d5b66571
 class GDA(_AttnBase):
     "Grouped Differential Attention (Motif-2), HF parameter names; `config.attn_impl` picks the implementation."
     def __init__(self, config:MotifConfig, layer_idx:int):
@@ -332,7 +346,7 @@ class GDA(_AttnBase):
         out = self.o_proj(o.reshape(B, T, G * g * 2 * d).to(x.dtype))
         return (out, res[1].reshape(-1).float()) if return_max_logits else out
 
-# %% ../nbs/02_attention.ipynb #c0c35c52
+# %% ../nbs/02_attention.ipynb #eff4ff52
 def mha_reference(q, k, v, *, q_start:int=0, docs=None, key_valid=None, return_max_logits:bool=False):
     "GQA attention with an explicit fp32 softmax: q (B,H,T,d), k/v (B,KV,S,d) -> (B,H,T,d) fp32."
     B, H, T, d = q.shape; S, r = k.shape[2], H // k.shape[1]
@@ -348,8 +362,7 @@ def mha_sdpa(q, k, v, *, q_start:int=0, cu_seqlens=None, key_valid=None, return_
     r = q.shape[1] // k.shape[1]
     o = _sdpa(q, k.repeat_interleave(r, 1), v.repeat_interleave(r, 1), q_start, key_valid, cu_seqlens)
     if not return_max_logits: return o
-    docs = None if cu_seqlens is None else doc_ids(cu_seqlens)
-    return o, max_logits_chunked(q, k, q_start, docs, key_valid)
+    return o, (max_logits_varlen(q, k, cu_seqlens) if cu_seqlens is not None else max_logits_chunked(q, k, q_start, None, key_valid))
 
 class Attention(_AttnBase):
     "Standard GQA attention with RoPE, packing, KV cache and max logits (the ablation baseline)."
@@ -386,7 +399,7 @@ class Attention(_AttnBase):
         out = self.o_proj(o.transpose(1, 2).reshape(B, T, H * d).to(x.dtype))
         return (out, res[1].float()) if return_max_logits else out
 
-# %% ../nbs/02_attention.ipynb #aa7a959c
+# %% ../nbs/02_attention.ipynb #a49031e4
 def grads_of(m, x, impl, seed=0, **kw):
     "Output and gradients (input, every parameter) of `m(x)` with implementation `impl`, for a fixed random cotangent."
     m.impl = impl; m.zero_grad(set_to_none=True)
@@ -396,7 +409,7 @@ def grads_of(m, x, impl, seed=0, **kw):
     (out * gy).sum().backward()
     return {'out': out.detach(), 'x': x.grad, **{n: p.grad for n, p in m.named_parameters()}}
 
-# %% ../nbs/02_attention.ipynb #dc63c09c
+# %% ../nbs/02_attention.ipynb #de0740bc
 def _gda_kernels():
     import motif_nb.core                     # maps kernels/ in as motif_nb.kernels from a source checkout
     from motif_nb.kernels import gda
@@ -473,7 +486,7 @@ def gda_triton(q:torch.Tensor, # (B, T, G, g+1, d) after RoPE: g signal queries 
     ml = torch.cat([ml_s.view(B, G, g, -1).amax(dim=(0, 3)), ml_n.view(B, G, 1, -1).amax(dim=(0, 3))], 1)
     return y, ml / LOG2E
 
-# %% ../nbs/02_attention.ipynb #c91f0013
+# %% ../nbs/02_attention.ipynb #5b17a6d4
 def _gda_inputs(B, T, G=8, g=4, d=128, dtype=torch.bfloat16, device='cuda', seed=0):
     gen = torch.Generator(device=device).manual_seed(seed)
     q = torch.randn(B, T, G, g + 1, d, device=device, dtype=dtype, generator=gen)
@@ -514,7 +527,7 @@ def _make_flex(T, device, kernel_options=None):
         return rms_norm(sig - lam.to(sig.dtype) * noi[:, :, None], w, eps) * scale
     return torch.compile(f, dynamic=False)
 
-# %% ../nbs/02_attention.ipynb #4778762d
+# %% ../nbs/02_attention.ipynb #c74a8857
 def benchmark_gda(shapes=((2, 4096), (1, 16384)), G:int=8, g:int=4, d:int=128, dtype=torch.bfloat16,
                   peers=('triton', 'triton+maxlogits', 'sdpa2', 'sdpa2_gqa', 'sdpa4', 'flex2', 'gqa_plain'),
                   check:bool=True, time_budget_s:float=1e9, log=print):
@@ -531,16 +544,17 @@ def benchmark_gda(shapes=((2, 4096), (1, 16384)), G:int=8, g:int=4, d:int=128, d
         if check:
             gy = torch.randn(B, T, G, g, 2 * d, device='cuda', dtype=dtype)
             ref_ins = [t.detach().float().requires_grad_() for t in ins]
-            ro = gda_sdpa(*_split(*ref_ins[:3]), ref_ins[3], ref_ins[4], eps, scale).permute(0, 3, 1, 2, 4)
+            ro = gda_sdpa(*_split(*ref_ins[:3]), ref_ins[3], ref_ins[4], eps, scale, calls=2).permute(0, 3, 1, 2, 4)
             rg = torch.autograd.grad(ro, ref_ins, gy.float())
             for name, fn in (('triton', lambda *a: gda_triton(*a, eps, scale)),
-                             ('sdpa2', lambda q, k, v, l, w: gda_sdpa(*_split(q, k, v), l, w, eps, scale).permute(0, 3, 1, 2, 4))):
+                             ('sdpa2', lambda q, k, v, l, w: gda_sdpa(*_split(q, k, v), l, w, eps, scale, calls=2).permute(0, 3, 1, 2, 4))):
                 o = fn(*ins); gs = torch.autograd.grad(o, ins, gy)
                 errs = {'out': rel_err(o, ro), **{n: rel_err(a, b) for n, a, b in zip(('dq', 'dk', 'dv', 'dlam', 'dw'), gs, rg)}}
                 log(f"B={B} T={T} {name} bf16 vs fp32 SDPA rel err: " + ', '.join(f'{n} {e:.1e}' for n, e in errs.items()))
                 rows.append(dict(B=B, T=T, peer=name, mode='check', ms=float('nan'), tflops=float('nan'), peak_gb=float('nan'),
                                  **{f'err_{n}': e for n, e in errs.items()}))
             _, ml = gda_triton(*ins, eps, scale, return_max_logits=True)
+            ml = ml.detach()
             q1, q2, k1, k2, _ = _split(q, k, v)
             mr = torch.cat([max_logits_chunked(q1.reshape(B, G * g, T, d), k1).view(G, g), max_logits_chunked(q2, k2).view(G, 1)], 1)
             log(f"B={B} T={T} max logits: max abs diff vs fp32 {float((ml - mr).abs().max()):.2e} (max logit {float(mr.max()):.2f})")
@@ -549,7 +563,7 @@ def benchmark_gda(shapes=((2, 4096), (1, 16384)), G:int=8, g:int=4, d:int=128, d
         fns = {
             'triton': lambda: gda_triton(*ins, eps, scale),
             'triton+maxlogits': lambda: gda_triton(*ins, eps, scale, return_max_logits=True)[0],
-            'sdpa2': lambda: gda_sdpa(*_split(q, k, v), lam, w, eps, scale),
+            'sdpa2': lambda: gda_sdpa(*_split(q, k, v), lam, w, eps, scale, calls=2),
             'sdpa2_gqa': lambda: _gda_sdpa_gqa(*_split(q, k, v), lam, w, eps, scale),
             'sdpa4': lambda: _gda_sdpa4(*_split(q, k, v), lam, w, eps, scale),
         }
@@ -618,7 +632,7 @@ def benchmark_gda(shapes=((2, 4096), (1, 16384)), G:int=8, g:int=4, d:int=128, d
     except Exception: pass
     return df
 
-# %% ../nbs/02_attention.ipynb #b6a0af8c
+# %% ../nbs/02_attention.ipynb #7c47f47c
 def plot_gda_bench(df):
     "Bar charts of TFLOP/s per peer, one panel per (shape, mode), from a `benchmark_gda` table."
     import matplotlib.pyplot as plt
@@ -634,7 +648,7 @@ def plot_gda_bench(df):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/02_attention.ipynb #a6281673
+# %% ../nbs/02_attention.ipynb #76139579
 def summarize_gda_bench(df):
     "Per (B, T, mode): our time, the best SDPA/Flex formulation, the speedup, our FLOP rate relative to plain GQA SDPA, the max-logits cost."
     import pandas as pd

@@ -315,10 +315,10 @@ def clone_optimizer_state(old_optimizer:torch.optim.Optimizer, old_model:nn.Modu
 ABLATION_SCALES = {   # `small` is the model before growth; every run trains through SDPA attention
     'cpu': dict(small=dict(vocab_size=4096, hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
                            num_noise_heads=2, num_key_value_heads=4, head_dim=16, max_position_embeddings=1024, attn_impl='sdpa'),
-                seq_len=64, batch_size=8, pre_steps=100, post_steps=200, lr=3e-3, smooth=20),
+                seq_len=128, batch_size=8, pre_steps=200, post_steps=400, lr=3e-3, smooth=25),
     'gpu': dict(small=dict(vocab_size=4096, hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=8,
                            num_noise_heads=4, num_key_value_heads=8, head_dim=64, max_position_embeddings=1024, attn_impl='sdpa'),
-                seq_len=256, batch_size=32, pre_steps=500, post_steps=1000, lr=2e-3, smooth=50),
+                seq_len=256, batch_size=16, pre_steps=250, post_steps=500, lr=2e-3, smooth=40),
 }
 
 def _tokens_to_reach(log, target, smooth):
@@ -327,9 +327,12 @@ def _tokens_to_reach(log, target, smooth):
     hit = log.index[sm <= target]
     return float(log.loc[hit[0], 'tokens']) if len(hit) else float('nan')
 
-def hypercloning_ablation(scale:str='cpu', noise_snr_db:float=20.0, device=None, seed:int=0):
+def hypercloning_ablation(scale:str='cpu', noise_snr_db:float=20.0, device=None, seed:int=0, progress=None):
     "Train small, grow 2x (with and without noise) and continue, against the 2x model from scratch; returns (log, summary)."
-    import pandas as pd
+    import pandas as pd, time
+    t0 = time.time()
+    say = (lambda *a: progress(f'[{time.time() - t0:6.1f} s]', *a)) if progress else (lambda *a: None)
+    every = lambda name: (lambda row: say(name, f"step {row['step']} tokens {row['tokens']} loss {row['loss']:.3f}") if row['step'] % 50 == 0 else None)
     from motif_nb.model import MotifForCausalLM
     from motif_nb.train import Trainer, TrainConfig, make_optimizer
     from motif_nb.data import default_sampler, CurriculumSchedule
@@ -344,8 +347,9 @@ def hypercloning_ablation(scale:str='cpu', noise_snr_db:float=20.0, device=None,
     torch.manual_seed(seed)
     small = MotifForCausalLM(small_cfg).to(device)
     data = sampler()
+    say('data ready; small model', small_cfg.num_parameters(), 'parameters')
     tr = Trainer(small, data, pre)
-    tr.fit(S['pre_steps'])
+    tr.fit(S['pre_steps'], every('small'))
     pre_tokens, at_growth = tr.tokens, data.state_dict()
     logs = [tr.log.assign(run='small (before growth)', tokens_after_growth=lambda d: d.tokens - pre_tokens)]
     runs = {}
@@ -358,7 +362,7 @@ def hypercloning_ablation(scale:str='cpu', noise_snr_db:float=20.0, device=None,
     for name, (model, opt) in runs.items():
         d = sampler(); d.load_state_dict(at_growth)                   # the same batches for every run after growth
         t = Trainer(model, d, post, optimizer=opt)
-        t.fit(S['post_steps'])
+        t.fit(S['post_steps'], every(name))
         logs.append(t.log.assign(run=name, tokens_after_growth=t.log.tokens,
                                  tokens=t.log.tokens + (pre_tokens if name != 'scratch 2x' else 0)))
     log = pd.concat(logs, ignore_index=True)

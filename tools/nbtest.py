@@ -7,9 +7,17 @@ from nbdev.config import get_config
 from nbdev.doclinks import nbglob
 
 cfg = get_config()
-nbs = [p for p in sorted(nbglob(cfg.nbs_path, as_path=True)) if not (p.parent/'.notest').exists()]
+# the notebooks nbdev-test will run: the positional paths given (files or folders), else all of nbs/
+args, paths, skip = sys.argv[1:], [], False
+for a in args:
+    if skip: skip = False; continue
+    if a.startswith('--'): skip = a not in ('--timing', '--do-print', '--verbose', '--save'); continue
+    paths.append(Path(a))
+nbs = sorted({q.resolve() for p in (paths or [cfg.nbs_path])
+              for q in ([p] if p.suffix == '.ipynb' else nbglob(p, as_path=True))
+              if not (q.parent/'.notest').exists()})
 # nbdev's own entry point through this python, so it also works where nbdev was installed with --target (GPU box)
-cmd = [sys.executable, '-c', 'from nbdev.test import nbdev_test; nbdev_test()', '--timing', *sys.argv[1:]]
+cmd = [sys.executable, str(Path(__file__).with_name('nbdev_test_cli.py')), '--timing', *sys.argv[1:]]
 print('$ nbdev-test --timing', ' '.join(sys.argv[1:]), flush=True)
 proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
 sys.stderr.write(proc.stderr)
