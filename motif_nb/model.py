@@ -450,7 +450,8 @@ def benchmark_model(cases=(('motif-1b', 'sdpa'), ('motif-1b', 'triton'), ('llama
                 break
             except Exception as e:
                 traceback.print_exc()
-                note = f'compiling gda_triton inside the graph failed ({type(e).__name__}: {str(e)[-160:]}); '
+                why = next((l.strip() for l in str(e).splitlines() if 'Loop-carried' in l or l.startswith('AssertionError')), str(e)[:160])
+                note = f'compiling gda_triton inside the graph failed ({type(e).__name__}: {why[:200]}); '
                 if not compile or not compile_kernel or impl != 'triton' or orig_kernel is None:
                     rows.append(dict(base, kind='train', note=f'failed: {type(e).__name__}: {str(e)[:200]}')); break
                 torch._dynamo.reset()
