@@ -32,7 +32,7 @@ def ensure_kernels():
 
 ensure_kernels()
 
-# %% ../nbs/00a_core.ipynb #1bc16716
+# %% ../nbs/00a_core.ipynb #89622713
 def interpreting()->bool:
     "Is the Triton interpreter on (`TRITON_INTERPRET=1`)?"
     return os.environ.get('TRITON_INTERPRET', '0') not in ('', '0', 'false', 'False')
@@ -55,7 +55,7 @@ def resolve_impl(impl:str, *tensors:torch.Tensor, op:str='op', choices=('torch',
                                "set TRITON_INTERPRET=1 before importing motif_nb")
     return impl
 
-# %% ../nbs/00a_core.ipynb #c85c2eed
+# %% ../nbs/00a_core.ipynb #aae14d85
 def check_float(t, name:str, op:str='op', min_ndim:int=1):
     "Raise a `TypeError`/`ValueError` naming `name` unless `t` is a floating tensor with `min_ndim` dims and a non-empty last dim."
     if not isinstance(t, torch.Tensor): raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
@@ -64,7 +64,7 @@ def check_float(t, name:str, op:str='op', min_ndim:int=1):
     if t.ndim and t.shape[-1] == 0: raise ValueError(f"{op}: {name} has an empty last dimension, shape {tuple(t.shape)}")
     return t
 
-# %% ../nbs/00a_core.ipynb #d0e35a67
+# %% ../nbs/00a_core.ipynb #565ee13a
 def rel_err(out:torch.Tensor, ref:torch.Tensor)->float:
     "‖out − ref‖ / ‖ref‖ in float64 (inf if `out` has a NaN/inf)"
     out, ref = out.detach().double(), ref.detach().double().to(out.device)
@@ -72,7 +72,7 @@ def rel_err(out:torch.Tensor, ref:torch.Tensor)->float:
     den = ref.norm()
     return float((out - ref).norm() / (den if den > 0 else 1))
 
-# %% ../nbs/00a_core.ipynb #f9334315
+# %% ../nbs/00a_core.ipynb #f0690617
 def _umask()->int:
     m = os.umask(0); os.umask(m); return m
 

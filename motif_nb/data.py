@@ -23,7 +23,7 @@ __all__ = ['TEXT_SUFFIXES', 'DATA_SUFFIXES', 'CORPUS_SIZES', 'SPECIAL_TOKENS', '
            'get_token_cache', 'CurriculumSchedule', 'motif_like_schedule', 'CurriculumSampler', 'model_inputs',
            'default_token_cache', 'default_sampler', 'benchmark_sampler']
 
-# %% ../nbs/07_data.ipynb #68b70888
+# %% ../nbs/07_data.ipynb #4e2d72d9
 def cache_dir(*parts:str)->Path:
     "Where motif_nb caches tokenizers and token memmaps: `$MOTIF_CACHE`, else `~/.cache/motif_nb` (joined with `parts`)."
     root = Path(os.environ.get('MOTIF_CACHE') or Path.home()/'.cache'/'motif_nb')
@@ -42,7 +42,7 @@ def _file_lock(path:Path):
 
 def _sha256(data)->str: return hashlib.sha256(data if isinstance(data, bytes) else data.encode()).hexdigest()
 
-# %% ../nbs/07_data.ipynb #e8a25ca8
+# %% ../nbs/07_data.ipynb #61334e3f
 class BadFileWarning(UserWarning):
     "A data file (or jsonl line) that was skipped: empty, binary, not UTF-8, or malformed."
 
@@ -107,7 +107,7 @@ def read_documents(path, text_field:str='text', on_error:str='skip')->list[str]:
     if not docs: raise ValueError(f"read_documents: no documents found in {path} (suffixes read in a directory: {', '.join(DATA_SUFFIXES)})")
     return docs
 
-# %% ../nbs/07_data.ipynb #89a73201
+# %% ../nbs/07_data.ipynb #dad3df3b
 CORPUS_SIZES = {'default': dict(code=4_000_000, prose=1_500_000, math=1_000_000),
                 'small':   dict(code=400_000, prose=150_000, math=100_000)}
 _SKIP_DIRS = {'test', 'tests', 'idlelib', 'lib2to3', 'turtledemo', 'site-packages', '__pycache__'}
@@ -166,7 +166,7 @@ def python_prose_docs(max_bytes:int=1_500_000, min_docstring:int=300)->list[str]
                 if d and len(d) >= min_docstring and add(d): return docs
     return docs
 
-# %% ../nbs/07_data.ipynb #65debfd5
+# %% ../nbs/07_data.ipynb #da8ad3ab
 def _lin(a:int, b:int, var:str='x')->str:
     "`a*var + b` written the way people write it."
     s = f"{'' if a == 1 else '-' if a == -1 else a}{var}"
@@ -238,7 +238,7 @@ def synthetic_math_docs(max_bytes:int=1_000_000, seed:int=0)->list[str]:
         docs.append(doc); n += len(doc.encode())
     return docs
 
-# %% ../nbs/07_data.ipynb #992044b2
+# %% ../nbs/07_data.ipynb #2a88f187
 def _in_test()->bool: return bool(os.environ.get('IN_TEST'))
 
 def _resolve_size(size:str)->str:
@@ -252,7 +252,7 @@ def default_corpus(size:str='auto', seed:int=0)->dict[str, list[str]]:
     return {'prose': python_prose_docs(caps['prose']), 'code': stdlib_code_docs(caps['code']),
             'math': synthetic_math_docs(caps['math'], seed=seed)}
 
-# %% ../nbs/07_data.ipynb #27ea1fd7
+# %% ../nbs/07_data.ipynb #c82991e9
 SPECIAL_TOKENS = ('<|bos|>', '<|eos|>', '<|pad|>', '<|system|>', '<|user|>', '<|assistant|>', '<|end|>')
 
 def _flat_docs(docs)->list[str]:
@@ -316,7 +316,7 @@ def special_ids(tokenizer)->dict[str, int|None]:
     if ids['pad'] is None: ids['pad'] = ids['eos']
     return ids
 
-# %% ../nbs/07_data.ipynb #5a8d1173
+# %% ../nbs/07_data.ipynb #a586c140
 CACHE_FORMAT = 'motif_nb.tokens/1'
 _DOMAIN_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
 
@@ -420,7 +420,7 @@ def get_token_cache(path, build, verify:str='full', expect:dict|None=None)->Toke
         build(path)
         return TokenCache(path, verify=verify)
 
-# %% ../nbs/07_data.ipynb #9bcf7189
+# %% ../nbs/07_data.ipynb #0fedb51b
 class CurriculumSchedule:
     "Mixture weights over domains as a function of tokens seen: `stages=[(start_tokens, {domain: weight}), ...]`."
     def __init__(self, stages:Sequence, interpolation:str='linear', domains:Sequence[str]|None=None):
@@ -483,7 +483,7 @@ def motif_like_schedule(total_tokens:float, domains:Sequence[str]=('prose', 'cod
     return CurriculumSchedule([(0, {g: 0.7, c: 0.2, m: 0.1}), (total_tokens/2, {g: 0.5, c: 0.3, m: 0.2}),
                                (total_tokens, {g: 0.3, c: 0.4, m: 0.3})])
 
-# %% ../nbs/07_data.ipynb #765e8383
+# %% ../nbs/07_data.ipynb #e5bed957
 def _as_int_array(a, where:str)->np.ndarray:
     if isinstance(a, torch.Tensor): a = a.detach().cpu().numpy()
     a = np.asarray(a)
@@ -519,7 +519,7 @@ def _load_source(name, src, seq_len):
     tokens = np.concatenate(docs).astype(np.int64) if docs else np.zeros(0, np.int64)
     return _Domain(name, tokens, offsets, seq_len), None
 
-# %% ../nbs/07_data.ipynb #868022e8
+# %% ../nbs/07_data.ipynb #04c3c55c
 class CurriculumSampler:
     "Packed `(batch_size, seq_len)` batches whose domain mixture follows `schedule`; deterministic, rank-sharded, exactly resumable."
     def __init__(self, sources:Mapping, schedule:CurriculumSchedule, seq_len:int, batch_size:int, seed:int=0,
@@ -668,7 +668,7 @@ class CurriculumSampler:
 
 def _copy_state(x): return json.loads(json.dumps(x))
 
-# %% ../nbs/07_data.ipynb #fbdb6f39
+# %% ../nbs/07_data.ipynb #ae4f6ab3
 def model_inputs(batch:dict, device=None, non_blocking:bool=True)->dict:
     "Keyword arguments of `model(**...)` for a sampler batch: rows laid end to end as `(1, batch_size*seq_len)`, with `cu_seqlens_flat`."
     kw = dict(input_ids=batch['input_ids'].reshape(1, -1), labels=batch['labels'].reshape(1, -1),
@@ -676,7 +676,7 @@ def model_inputs(batch:dict, device=None, non_blocking:bool=True)->dict:
     if device is not None: kw = {k: v.to(device, non_blocking=non_blocking) for k, v in kw.items()}
     return kw
 
-# %% ../nbs/07_data.ipynb #09875846
+# %% ../nbs/07_data.ipynb #458d4236
 def default_token_cache(vocab_size:int=4096, size:str='auto', seed:int=0):
     "(TokenCache, tokenizer) of the embedded default corpus, built once and cached under `cache_dir()`."
     import tokenizers
@@ -704,7 +704,7 @@ def default_sampler(seq_len:int, batch_size:int, schedule:CurriculumSchedule|Non
     smp.tokenizer = tok
     return smp
 
-# %% ../nbs/07_data.ipynb #d213d6c1
+# %% ../nbs/07_data.ipynb #4f5c54ac
 def benchmark_sampler(shapes:Sequence[tuple[int, int]]=((512, 32), (2048, 8), (4096, 4)), lookaheads:Sequence[int]=(1, 16),
                       n_batches:int=300, size:str='default', pin_core:bool=True):
     "Batches/s and tokens/s of `CurriculumSampler` over the default token cache on one CPU core."

@@ -15,8 +15,8 @@ from .config import MotifConfig
 # %% auto #0
 __all__ = ['SECOND_MOMENTS', 'ABLATION_SCALES', 'state_dict_shapes', 'check_state_dict', 'TensorMap', 'gda_head_maps',
            'hyperclone_config', 'width_maps', 'hyperclone_state_dict', 'hyperclone', 'check_function_preserved',
-           'depth_plan', 'grow_depth_state_dict', 'grow_depth', 'clone_optimizer_state', 'hypercloning_ablation',
-           'plot_hypercloning_ablation']
+           'depth_plan', 'grow_depth_state_dict', 'grow_depth', 'clone_optimizer_state', 'ablation_summary',
+           'hypercloning_ablation', 'plot_hypercloning_ablation']
 
 # %% ../nbs/04_hypercloning.ipynb #5dccc6a3
 def _check_multiplier(v, name:str, op:str='hyperclone')->int:
@@ -198,8 +198,16 @@ def hyperclone_state_dict(config:MotifConfig, state_dict:dict, hidden_multiplier
 def _build_like(model:nn.Module, config:MotifConfig, state_dict:dict, record:dict)->nn.Module:
     "A new model of `model`'s class, device and mode holding `state_dict` (tensors assigned, not copied)."
     p = next(model.parameters())
-    with torch.device(p.device): new = type(model)(config)
+    with torch.device('meta'): new = type(model)(config)           # no throw-away random init, no second copy in memory
     new.load_state_dict(state_dict, strict=True, assign=True)
+    metas = [(n, b) for n, b in new.named_buffers() if b.is_meta]
+    if metas and not p.is_meta:                                      # non-persistent buffers (lambda_init): from a tiny twin
+        with torch.device('cpu'): twin = dict(type(model)(replace(config, hidden_size=8, intermediate_size=8, vocab_size=8)).named_buffers())
+        for n, b in metas:
+            t = twin.get(n)
+            if t is None or t.shape != b.shape: raise RuntimeError(f"hyperclone: cannot materialise buffer {n!r} of shape {tuple(b.shape)}")
+            mod, _, attr = n.rpartition('.')
+            new.get_submodule(mod)._buffers[attr] = t.to(p.device)
     for q in new.parameters(): q.requires_grad_(p.requires_grad)
     if hasattr(model, 'model') and hasattr(model.model, 'gradient_checkpointing'):
         new.model.gradient_checkpointing = model.model.gradient_checkpointing
@@ -311,7 +319,7 @@ def clone_optimizer_state(old_optimizer:torch.optim.Optimizer, old_model:nn.Modu
         new_optimizer.state[p_new] = new_st
     return new_optimizer
 
-# %% ../nbs/04_hypercloning.ipynb #62501fd6
+# %% ../nbs/04_hypercloning.ipynb #eeabbf39
 ABLATION_SCALES = {   # `small` is the model before growth; every run trains through SDPA attention
     'cpu': dict(small=dict(vocab_size=4096, hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
                            num_noise_heads=2, num_key_value_heads=4, head_dim=16, max_position_embeddings=1024, attn_impl='sdpa'),
@@ -322,10 +330,30 @@ ABLATION_SCALES = {   # `small` is the model before growth; every run trains thr
 }
 
 def _tokens_to_reach(log, target, smooth):
-    "First token count at which the smoothed loss of `log` is <= target (NaN if never)."
-    sm = log['loss'].rolling(smooth, min_periods=1).mean()
+    "First token count at which the mean loss of the last `smooth` steps of `log` is <= target (NaN if never)."
+    sm = log['loss'].rolling(smooth, min_periods=smooth).mean()       # a full window: one easy batch does not count
     hit = log.index[sm <= target]
     return float(log.loc[hit[0], 'tokens']) if len(hit) else float('nan')
+
+def ablation_summary(log, smooth:int):
+    "Per grown run: final loss, tokens to reach the scratch model's final loss (after growth / in all), and the ratios."
+    import pandas as pd
+    scratch = log[log.run == 'scratch 2x'].reset_index(drop=True)
+    target = float(scratch['loss'].tail(smooth).mean())
+    rows = []
+    for name, l in log.groupby('run', sort=False):
+        if 'before' in name: continue
+        l = l.reset_index(drop=True)
+        pre = int(l['tokens'].iloc[0] - l['tokens_after_growth'].iloc[0])
+        t_after = _tokens_to_reach(l.assign(tokens=l.tokens_after_growth), target, smooth)
+        rows.append(dict(run=name, final_loss=float(l['loss'].tail(smooth).mean()), target_loss=target,
+                         tokens_to_target_after_growth=t_after, tokens_to_target_total=t_after + pre, pre_growth_tokens=pre,
+                         growth_check=float(l['growth_check'].iloc[0]) if 'growth_check' in l else float('nan')))
+    summ = pd.DataFrame(rows)
+    ref = summ.loc[summ.run == 'scratch 2x', 'tokens_to_target_after_growth'].item()
+    summ['speedup_after_growth'] = ref / summ['tokens_to_target_after_growth']
+    summ['speedup_total'] = ref / summ['tokens_to_target_total']
+    return summ
 
 def hypercloning_ablation(scale:str='cpu', noise_snr_db:float=20.0, device=None, seed:int=0, progress=None):
     "Train small, grow 2x (with and without noise) and continue, against the 2x model from scratch; returns (log, summary)."
@@ -352,9 +380,12 @@ def hypercloning_ablation(scale:str='cpu', noise_snr_db:float=20.0, device=None,
     tr.fit(S['pre_steps'], every('small'))
     pre_tokens, at_growth = tr.tokens, data.state_dict()
     logs = [tr.log.assign(run='small (before growth)', tokens_after_growth=lambda d: d.tokens - pre_tokens)]
-    runs = {}
+    runs, checks = {}, {}
+    probe = next(iter(sampler()))['input_ids'][:2, :64].to(device)
     for name, snr in ((f'hypercloned ({noise_snr_db:g} dB noise)', noise_snr_db), ('hypercloned (no noise)', None)):
         big = hyperclone(small, 2, 2, 2, noise_snr_db=snr, seed=seed)
+        checks[name] = check_function_preserved(small, big, probe)
+        say(name, f'check_function_preserved: {checks[name]:.2e}')
         opt = clone_optimizer_state(tr.opt, small, big, make_optimizer(big, post))
         runs[name] = (big, opt)
     torch.manual_seed(seed + 1)
@@ -363,32 +394,19 @@ def hypercloning_ablation(scale:str='cpu', noise_snr_db:float=20.0, device=None,
         d = sampler(); d.load_state_dict(at_growth)                   # the same batches for every run after growth
         t = Trainer(model, d, post, optimizer=opt)
         t.fit(S['post_steps'], every(name))
-        logs.append(t.log.assign(run=name, tokens_after_growth=t.log.tokens,
+        logs.append(t.log.assign(run=name, tokens_after_growth=t.log.tokens, growth_check=checks.get(name, float('nan')),
                                  tokens=t.log.tokens + (pre_tokens if name != 'scratch 2x' else 0)))
     log = pd.concat(logs, ignore_index=True)
-    scratch = log[log.run == 'scratch 2x'].reset_index(drop=True)
-    target = float(scratch['loss'].tail(S['smooth']).mean())
-    rows = []
-    for name in runs:
-        l = log[log.run == name].reset_index(drop=True)
-        t_after = _tokens_to_reach(l.assign(tokens=l.tokens_after_growth), target, S['smooth'])
-        rows.append(dict(run=name, final_loss=float(l['loss'].tail(S['smooth']).mean()), target_loss=target,
-                         tokens_to_target_after_growth=t_after, tokens_to_target_total=t_after + (pre_tokens if name != 'scratch 2x' else 0),
-                         pre_growth_tokens=pre_tokens if name != 'scratch 2x' else 0))
-    summ = pd.DataFrame(rows)
-    ref = summ.loc[summ.run == 'scratch 2x', 'tokens_to_target_after_growth'].item()
-    summ['speedup_after_growth'] = ref / summ['tokens_to_target_after_growth']
-    summ['speedup_total'] = ref / summ['tokens_to_target_total']
-    return log, summ
+    return log, ablation_summary(log, S['smooth'])
 
 def plot_hypercloning_ablation(log, summary=None, smooth:int=25):
     "Smoothed training loss against tokens for every run of `hypercloning_ablation`."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
-    for name, l in log.groupby('run', sort=False):
+    for i, (name, l) in enumerate(log.groupby('run', sort=False)):
         sm = l['loss'].rolling(smooth, min_periods=1).mean()
-        ax[0].plot(l['tokens'], sm, label=name)
-        if 'before' not in name: ax[1].plot(l['tokens_after_growth'], sm, label=name)
+        ax[0].plot(l['tokens'], sm, label=name, color=f'C{i}')
+        if 'before' not in name: ax[1].plot(l['tokens_after_growth'], sm, label=name, color=f'C{i}')
     ax[0].set(xlabel='tokens (grown runs include the small model\'s)', ylabel=f'train loss ({smooth}-step mean)', title='loss vs all tokens')
     ax[1].set(xlabel='tokens after growth', title='after growth, same batches')
     if summary is not None:
