@@ -3,6 +3,7 @@
 # (then nbdev-clean) and writes figures/ with provenance. Works on an air-gapped box:
 #   MOTIF_WHEELHOUSE=DIR  wheels from tools/wheelhouse.sh (installed with --no-index), or
 #   a python that already has torch/triton: nbdev and friends are installed from the wheelhouse with --target.
+# MOTIF_SUITE_FLAGS overrides the flags (e.g. "cuda" to leave the long benchmarks and ablations out).
 # MOTIF_SUITE_OUT=DIR additionally packs the updated notebooks and figures into DIR/gpu_suite.tar.gz.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,7 +17,7 @@ if ! "$PY" -c 'import nbdev, execnb, IPython' 2>/dev/null; then
 fi
 export PYTHONPATH="$PWD:${PYTHONPATH:-}"
 "$PY" -c 'import torch; assert torch.cuda.is_available(), "the GPU suite needs a CUDA GPU"' || exit 1
-"$PY" tools/nbtest.py --flags "cuda slow" --n-workers 1 --cell-timeout 0 --save "$@"
+"$PY" tools/nbtest.py --flags "${MOTIF_SUITE_FLAGS:-cuda slow}" --n-workers 1 --cell-timeout 0 --save "$@"
 rc=$?
 "$PY" -c 'from nbdev.clean import nbdev_clean; nbdev_clean()' >/dev/null 2>&1 || true
 cat tools/.nbtest-summary

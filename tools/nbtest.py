@@ -7,16 +7,16 @@ from nbdev.config import get_config
 from nbdev.doclinks import nbglob
 
 cfg = get_config()
-# the notebooks nbdev-test will run: the positional paths given (files or folders), else all of nbs/
-args, paths, skip = sys.argv[1:], [], False
-for a in args:
-    if skip: skip = False; continue
-    if a.startswith('--'): skip = a not in ('--timing', '--do-print', '--verbose', '--save'); continue
-    paths.append(Path(a))
+# the notebooks nbdev-test will run: the positional path given (a file or folder, else nbs/) and the file filters
+args, paths, filt, i = sys.argv[1:], [], {}, 0
+while i < len(args):
+    a = args[i]
+    if a in ('--file-re', '--skip-file-re', '--file-glob', '--skip-file-glob'): filt[a[2:].replace('-', '_')] = args[i+1]; i += 2
+    elif a.startswith('--'): i += 1 if a in ('--timing', '--do-print', '--verbose', '--save') else 2
+    else: paths.append(Path(a)); i += 1
 nbs = sorted({q.resolve() for p in (paths or [cfg.nbs_path])
-              for q in ([p] if p.suffix == '.ipynb' else nbglob(p, as_path=True))
+              for q in ([p] if p.suffix == '.ipynb' else nbglob(p, as_path=True, **filt))
               if not (q.parent/'.notest').exists()})
-# nbdev's own entry point through this python, so it also works where nbdev was installed with --target (GPU box)
 cmd = [sys.executable, str(Path(__file__).with_name('nbdev_test_cli.py')), '--timing', *sys.argv[1:]]
 print('$ nbdev-test --timing', ' '.join(sys.argv[1:]), flush=True)
 proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
