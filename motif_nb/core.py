@@ -29,6 +29,7 @@ def ensure_kernels():
     mod = importlib.util.module_from_spec(spec)
     sys.modules['motif_nb.kernels'] = mod
     spec.loader.exec_module(mod)
+    motif_nb.kernels = mod                         # as the import system does for a found submodule
 
 ensure_kernels()
 

@@ -66,7 +66,7 @@ def check_state_dict(config:MotifConfig, state_dict:dict, op:str='check_state_di
                              f"KV={config.num_key_value_heads}, head_dim={config.head_dim})")
     return state_dict
 
-# %% ../nbs/04_hypercloning.ipynb #6b674494
+# %% ../nbs/04_hypercloning.ipynb #1faa5b1f
 @dataclass
 class TensorMap:
     "How one grown tensor comes from a source tensor: an index map and divisors per dimension."
@@ -94,7 +94,7 @@ def _tile(size, k): return None if k == 1 else torch.arange(size).repeat(k)
 def _div(size, k): return None if k == 1 else torch.full((size,), float(k), dtype=torch.float64)
 def _rows(heads, d): return (heads[:, None] * d + torch.arange(d)).flatten()
 
-# %% ../nbs/04_hypercloning.ipynb #d3b63566
+# %% ../nbs/04_hypercloning.ipynb #faedfbce
 def gda_head_maps(config:MotifConfig, s:int)->tuple:
     "Signal-only growth by `s`: (q_proj head map, o_proj head map, is-signal mask of the new q heads), new -> old head."
     G, g = config.num_noise_heads, config.signal_heads_per_group
@@ -104,7 +104,7 @@ def gda_head_maps(config:MotifConfig, s:int)->tuple:
     sig = torch.cat([torch.ones(G, s * g, dtype=torch.bool), torch.zeros(G, 1, dtype=torch.bool)], 1).flatten()
     return q, o, sig
 
-# %% ../nbs/04_hypercloning.ipynb #dc32d6ae
+# %% ../nbs/04_hypercloning.ipynb #0f71c36b
 def hyperclone_config(config:MotifConfig, hidden_multiplier:int, ffn_multiplier:int, signal_head_multiplier:int=1)->MotifConfig:
     "`config` grown in width: hidden x n, FFN x m, signal heads (GDA) or all heads (standard) x s; embeddings untied."
     n = _check_multiplier(hidden_multiplier, 'hidden_multiplier')
@@ -118,7 +118,7 @@ def hyperclone_config(config:MotifConfig, hidden_multiplier:int, ffn_multiplier:
     try: return replace(c, **kw)
     except ValueError as e: raise ValueError(f"hyperclone: the grown head layout is invalid: {e}") from None
 
-# %% ../nbs/04_hypercloning.ipynb #346a7bd5
+# %% ../nbs/04_hypercloning.ipynb #9d1bb788
 def width_maps(config:MotifConfig, hidden_multiplier:int, ffn_multiplier:int, signal_head_multiplier:int=1)->dict:
     "A `TensorMap` for every tensor of the width-grown model, keyed by its HF name."
     n = _check_multiplier(hidden_multiplier, 'hidden_multiplier', 'width_maps')
@@ -160,7 +160,7 @@ def width_maps(config:MotifConfig, hidden_multiplier:int, ffn_multiplier:int, si
         for k in ('input_layernorm', 'post_attention_layernorm'): maps[p+k+'.weight'] = vec(p+k+'.weight', D, n)
     return maps
 
-# %% ../nbs/04_hypercloning.ipynb #da389f95
+# %% ../nbs/04_hypercloning.ipynb #ccff0085
 def _zero_sum_noise(t:torch.Tensor, tm:TensorMap, snr_db:float, gen:torch.Generator)->torch.Tensor:
     "Noise for grown weight `t` that sums to zero over every set of input copies (+N/-N twins for two copies)."
     if t.is_meta: return torch.zeros_like(t)
@@ -176,7 +176,7 @@ def _zero_sum_noise(t:torch.Tensor, tm:TensorMap, snr_db:float, gen:torch.Genera
     rms = t.detach().double().pow(2).mean().sqrt().cpu()
     return (z * rms * 10 ** (-snr_db / 20)).to(device=t.device, dtype=t.dtype)
 
-# %% ../nbs/04_hypercloning.ipynb #78fb6e93
+# %% ../nbs/04_hypercloning.ipynb #ccdc877a
 def hyperclone_state_dict(config:MotifConfig, state_dict:dict, hidden_multiplier:int, ffn_multiplier:int,
                           signal_head_multiplier:int=1, noise_snr_db:float|None=None, seed:int=0)->tuple:
     "Grow `state_dict` (HF names) of a model with `config` in width; returns `(new_config, new_state_dict)`."
@@ -194,7 +194,7 @@ def hyperclone_state_dict(config:MotifConfig, state_dict:dict, hidden_multiplier
         out[k] = t
     return new_cfg, check_state_dict(new_cfg, out, 'hyperclone')
 
-# %% ../nbs/04_hypercloning.ipynb #53526e13
+# %% ../nbs/04_hypercloning.ipynb #9b3a6894
 def _build_like(model:nn.Module, config:MotifConfig, state_dict:dict, record:dict)->nn.Module:
     "A new model of `model`'s class, device and mode holding `state_dict` (tensors assigned, not copied)."
     p = next(model.parameters())
@@ -233,7 +233,7 @@ def check_function_preserved(src:nn.Module, dst:nn.Module, input_ids:torch.Tenso
     a, b = a.double(), b.double().to(a.device)
     return float(((b - a).norm(dim=-1) / a.norm(dim=-1).clamp_min(1e-300)).max())
 
-# %% ../nbs/04_hypercloning.ipynb #d62dd072
+# %% ../nbs/04_hypercloning.ipynb #fda9a2b3
 def _check_after(after, L:int)->list:
     if isinstance(after, bool): raise TypeError(f"grow_depth: after must be a layer index or a list of them, got {after!r}")
     if isinstance(after, numbers.Integral) or (isinstance(after, torch.Tensor) and after.ndim == 0): after = [after]
@@ -274,7 +274,7 @@ def grow_depth(model:nn.Module, after)->nn.Module:
     cfg, sd = grow_depth_state_dict(model.config, model.state_dict(), after)
     return _build_like(model, cfg, sd, dict(kind='depth', plan=depth_plan(model.config.num_hidden_layers, after)))
 
-# %% ../nbs/04_hypercloning.ipynb #a01c5c9c
+# %% ../nbs/04_hypercloning.ipynb #3ed831f2
 SECOND_MOMENTS = ('exp_avg_sq', 'max_exp_avg_sq')
 
 def _param_sources(old_model, new_model)->dict:
@@ -319,7 +319,7 @@ def clone_optimizer_state(old_optimizer:torch.optim.Optimizer, old_model:nn.Modu
         new_optimizer.state[p_new] = new_st
     return new_optimizer
 
-# %% ../nbs/04_hypercloning.ipynb #eeabbf39
+# %% ../nbs/04_hypercloning.ipynb #f0967341
 ABLATION_SCALES = {   # `small` is the model before growth; every run trains through SDPA attention
     'cpu': dict(small=dict(vocab_size=4096, hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
                            num_noise_heads=2, num_key_value_heads=4, head_dim=16, max_position_embeddings=1024, attn_impl='sdpa'),
