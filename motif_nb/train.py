@@ -33,6 +33,7 @@ class TrainConfig:
     grad_clip:float|None=1.0      # max global grad norm (None: no clipping)
     amp_dtype:str|None=None       # e.g. 'bfloat16': autocast the forward on CUDA
     log_every:int=1               # steps between log rows (each row syncs with the device)
+    track_max_logit:bool=True     # log the largest attention logit of each step (always on for 'muonclip')
     seed:int=0
 
     def __post_init__(self):
@@ -110,11 +111,12 @@ class Trainer:
         ids, labels, cu = (b[k].to(self.device) for k in ('input_ids', 'labels', 'cu_seqlens'))
         amp = (torch.autocast(self.device.type, dtype=getattr(torch, self.cfg.amp_dtype)) if self.cfg.amp_dtype
                else torch.autocast(self.device.type, enabled=False))
-        with amp: out = self.model(ids, labels=labels, cu_seqlens=cu, return_max_logits=True)
+        want = self._wants_logits or self.cfg.track_max_logit
+        with amp: out = self.model(ids, labels=labels, cu_seqlens=cu, return_max_logits=want)
         out.loss.backward()
         gn = (torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip) if self.cfg.grad_clip
               else torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in self.model.parameters() if p.grad is not None])))
-        ml = out.max_logits
+        ml = out.max_logits if want else None
         if self._wants_logits: self.opt.step(qk_logits=ml)
         else: self.opt.step()
         self.opt.zero_grad(set_to_none=True)
