@@ -105,7 +105,7 @@ class Trainer:
         except StopIteration: raise RuntimeError("Trainer: the batch iterable ran out of batches") from None
 
     def step(self):
-        "One optimizer step on the next batch; returns (loss tensor, max-logit tensor or None)."
+        "One optimizer step on the next batch; returns (loss, max logit or None, grad norm) as tensors (no device sync)."
         self.model.train()
         b = to_varlen(self._next_batch())
         ids, labels, cu = (b[k].to(self.device) for k in ('input_ids', 'labels', 'cu_seqlens'))
@@ -128,10 +128,10 @@ class Trainer:
     def fit(self, steps:int, callback=None)->pd.DataFrame:
         "Run `steps` steps; return the whole log so far as a DataFrame."
         t0 = time.perf_counter()
-        for _ in range(steps):
+        for i in range(steps):
             lr = self.sched.get_last_lr()[0]
             loss, mx, gn = self.step()
-            if self.step_idx % self.cfg.log_every == 0 or _ == steps - 1:
+            if self.step_idx % self.cfg.log_every == 0 or i == steps - 1:
                 row = dict(step=self.step_idx, tokens=self.tokens, loss=float(loss), lr=lr, grad_norm=float(gn),
                            max_logit=float(mx) if mx is not None else float('nan'), seconds=time.perf_counter() - t0)
                 if not math.isfinite(row['loss']): raise FloatingPointError(f"Trainer: loss is {row['loss']} at step {self.step_idx}")
