@@ -323,10 +323,10 @@ def clone_optimizer_state(old_optimizer:torch.optim.Optimizer, old_model:nn.Modu
 ABLATION_SCALES = {   # `small` is the model before growth; every run trains through SDPA attention
     'cpu': dict(small=dict(vocab_size=4096, hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
                            num_noise_heads=2, num_key_value_heads=4, head_dim=16, max_position_embeddings=1024, attn_impl='sdpa'),
-                seq_len=128, batch_size=8, pre_steps=200, post_steps=400, lr=3e-3, smooth=25),
+                seq_len=128, batch_size=8, pre_steps=200, post_steps=400, lr=3e-3, smooth=25, corpus='default'),
     'gpu': dict(small=dict(vocab_size=4096, hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=8,
                            num_noise_heads=4, num_key_value_heads=8, head_dim=64, max_position_embeddings=1024, attn_impl='sdpa'),
-                seq_len=256, batch_size=16, pre_steps=250, post_steps=500, lr=2e-3, smooth=40),
+                seq_len=256, batch_size=16, pre_steps=250, post_steps=500, lr=2e-3, smooth=40, corpus='default'),
 }
 
 def _tokens_to_reach(log, target, smooth):
@@ -368,7 +368,8 @@ def hypercloning_ablation(scale:str='cpu', noise_snr_db:float=20.0, device=None,
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     amp = 'bfloat16' if str(device).startswith('cuda') else None
     mix = CurriculumSchedule([(0, {'prose': 1, 'code': 1, 'math': 1})])
-    sampler = lambda: default_sampler(S['seq_len'], S['batch_size'], schedule=mix, seed=seed, vocab_size=S['small']['vocab_size'])
+    sampler = lambda: default_sampler(S['seq_len'], S['batch_size'], schedule=mix, seed=seed, vocab_size=S['small']['vocab_size'],
+                                     size=S.get('corpus', 'default'))     # the full embedded corpus, also under nbdev-test
     small_cfg = MotifConfig(**S['small'])
     pre = TrainConfig(lr=S['lr'], warmup_steps=S['pre_steps'] // 10, total_steps=S['pre_steps'], amp_dtype=amp, seed=seed)
     post = TrainConfig(lr=S['lr'], warmup_steps=S['post_steps'] // 20, total_steps=S['post_steps'], amp_dtype=amp, seed=seed)
