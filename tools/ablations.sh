@@ -7,6 +7,7 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source tools/setup.sh || exit 1
 set +e
+export MOTIF_COMMAND="${MOTIF_COMMAND:-bash tools/ablations.sh $*}"    # recorded in figures/*.json
 export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg PYTHONHASHSEED=0
 if python -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then
   flags="cuda slow"; export MOTIF_SCALE=${MOTIF_SCALE:-gpu}

@@ -7,7 +7,7 @@
 # MOTIF_SUITE_OUT=DIR additionally packs the updated notebooks and figures into DIR/gpu_suite.tar.gz.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export MPLBACKEND=Agg PYTHONHASHSEED=0 MOTIF_SCALE=${MOTIF_SCALE:-gpu} PYTHONUNBUFFERED=1
+export MOTIF_COMMAND="${MOTIF_COMMAND:-bash tools/gpu_suite.sh $*}" MPLBACKEND=Agg PYTHONHASHSEED=0 MOTIF_SCALE=${MOTIF_SCALE:-gpu} PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 if ! "$PY" -c 'import nbdev, execnb, IPython' 2>/dev/null; then
   wh=${MOTIF_WHEELHOUSE:-.whl}
