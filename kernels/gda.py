@@ -66,7 +66,7 @@ def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START,
                    T, G, g, n_mblocks, qk_scale, eps, out_scale,
                    D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr, SIGNAL: tl.constexpr):
     "One head x BM positions. SIGNAL=False: the noise heads (write O_n, lse2). SIGNAL=True: signal heads + epilogue."
-    pid_m = tl.program_id(0); pid_h = tl.program_id(1)
+    pid_m = tl.num_programs(0) - 1 - tl.program_id(0); pid_h = tl.program_id(1)   # longest causal rows first
     if SIGNAL:
         bg = pid_h // g; j = pid_h % g; kcol = 0
     else:
@@ -271,7 +271,7 @@ def gda_bwd_dq_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DQ, DOC_STA
                       T, G, g, qk_scale, sm_scale,
                       D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr, SIGNAL: tl.constexpr):
     "dQ of one head x BM positions (signal heads, or the noise heads)."
-    pid_m = tl.program_id(0); pid_h = tl.program_id(1)
+    pid_m = tl.num_programs(0) - 1 - tl.program_id(0); pid_h = tl.program_id(1)   # longest causal rows first
     if SIGNAL:
         bg = pid_h // g; j = pid_h % g; kcol = 0
     else:

@@ -267,7 +267,7 @@ class _AttnBase(nn.Module):
         if impl == 'auto':       # reference on CPU; on CUDA SDPA, the fastest measured path (see "auto" below)
             return 'sdpa' if x.is_cuda else 'reference'
         if impl == 'triton':
-            resolve_impl('triton', x, op=type(self).__name__)
+            if not torch.compiler.is_compiling(): resolve_impl('triton', x, op=type(self).__name__)   # dynamo cannot trace its import probe
             if kv_cache is not None: return 'sdpa'        # decoding: the Triton kernel is a training kernel
         return impl
 
@@ -298,6 +298,7 @@ class GDA(_AttnBase):
         for n in ('lambda_q1', 'lambda_k1', 'lambda_q2', 'lambda_k2'): setattr(self, n, nn.Parameter(torch.empty(d, dtype=torch.float32)))
         self.subln = nn.RMSNorm(2 * d, eps=config.attn_rms_norm_eps)
         self.register_buffer('lambda_init', torch.tensor(config.lambda_init(layer_idx), dtype=torch.float32), persistent=False)
+        self.out_scale = 1 - float(torch.tensor(config.lambda_init(layer_idx), dtype=torch.float32, device='cpu'))  # no device read per forward
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -324,7 +325,7 @@ class GDA(_AttnBase):
         q = apply_rope(self.q_proj(x).view(B, T, G * (g + 1), d), cos, sin).view(B, T, G, g + 1, d)
         k = apply_rope(self.k_proj(x).view(B, T, 2 * G, d), cos, sin).view(B, T, G, 2, d)
         v = self.v_proj(x).view(B, T, G, 2 * d)                  # interleaved heads: [V1 || V2] per group, no copy
-        lam, scale, impl = self.lambda_full(), 1 - float(self.lambda_init), self._resolve(x, kv_cache, cu_seqlens)
+        lam, scale, impl = self.lambda_full(), self.out_scale, self._resolve(x, kv_cache, cu_seqlens)
         q1, q2 = q[:, :, :, :g].permute(0, 2, 3, 1, 4), q[:, :, :, g].transpose(1, 2)
         k1, k2, vv = k[:, :, :, 0].transpose(1, 2), k[:, :, :, 1].transpose(1, 2), v.transpose(1, 2)
         q_start, key_valid = 0, None
@@ -415,23 +416,62 @@ def _gda_kernels():
     from motif_nb.kernels import gda
     return gda
 
+LOG2E = 1.4426950408889634
+def triton_cdiv(a, b): return (a + b - 1) // b
+
+def _gda_fwd_buffers(q):
+    "Outputs of the forward: y (input dtype); a, o2, lse1, lse2, rstd and the per-program max logits (fp32)."
+    B, T, G, g1, D = q.shape; g = g1 - 1
+    dev, f32 = q.device, torch.float32
+    nm = triton_cdiv(T, 16)                # max-logit slots per head: enough for the smallest BM of any config
+    return (q.new_empty(B, T, G, g, 2 * D),                        # y
+            torch.empty(B, T, G, g, 2 * D, dtype=f32, device=dev), # a = O_s - lambda O_n, fp32 for the backward's dlambda
+            torch.empty(B, T, G, 2 * D, dtype=f32, device=dev),    # o2 = O_n
+            torch.empty(B, G, g, T, dtype=f32, device=dev), torch.empty(B, G, T, dtype=f32, device=dev),  # lse1, lse2
+            torch.empty(B, G, g, T, dtype=f32, device=dev),        # rstd of subln
+            torch.full((B * G * g, nm), float('-inf'), dtype=f32, device=dev), torch.full((B * G, nm), float('-inf'), dtype=f32, device=dev))
+
+def _gda_fwd(q, k, v, lam, w, doc_start, eps, out_scale, varlen):
+    "Launch the forward kernels (noise heads, then signal heads with the epilogue)."
+    K = _gda_kernels()
+    B, T, G, g1, D = q.shape; g = g1 - 1
+    out = _gda_fwd_buffers(q)
+    y, a, o2, lse1, lse2, rstd, ml_s, ml_n = out
+    args = (q, k, v, w, lam, y, a, o2, lse1, lse2, rstd)
+    for signal, ml, heads in ((False, ml_n, B * G), (True, ml_s, B * G * g)):     # noise first: the epilogue reads O_n
+        K.gda_fwd_kernel[lambda m: (triton_cdiv(T, m['BM']), heads)](*args, ml, doc_start, T, G, g, ml.shape[1],
+            LOG2E / math.sqrt(D), eps, out_scale, D=D, VARLEN=varlen, SIGNAL=signal)
+    return out
+
+def _gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, out_scale, varlen):
+    "Launch the backward kernels: row-wise part, dK/dV (noise, then signal maps), dQ; returns dq, dk, dv, dlam, dw."
+    K = _gda_kernels()
+    B, T, G, g1, D = q.shape; g = g1 - 1; GP = 1 << (g - 1).bit_length(); dev, f32 = q.device, torch.float32
+    dy = dy.contiguous()
+    do1, do2 = torch.empty(a.shape, dtype=q.dtype, device=dev), torch.empty(o2.shape, dtype=q.dtype, device=dev)
+    delta1, delta2 = torch.empty_like(lse1), torch.empty_like(lse2)
+    BT = 16; nt = triton_cdiv(T, BT)
+    dw_part = torch.empty(B * G * nt, 2 * D, dtype=f32, device=dev)
+    dlam_part = torch.empty(B * G * nt, dtype=f32, device=dev)
+    K.gda_bwd_pre_kernel[(nt, B * G)](dy, a, o2, rstd, w, lam, do1, do2, delta1, delta2, dw_part, dlam_part,
+                                      T, G, g, out_scale, D=D, GP=GP, BT=BT, num_warps=8)
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    qk_scale, sm = LOG2E / math.sqrt(D), 1 / math.sqrt(D)
+    bw = (q, k, v, do1, do2, lse1, lse2, delta1, delta2)
+    for signal in (False, True):          # noise first: the signal launch adds its dV share
+        K.gda_bwd_dkdv_kernel[lambda m: (triton_cdiv(T, m['BN']), B * G)](
+            *bw, dk, dv, doc_start, doc_end, T, G, g, qk_scale, sm, D=D, VARLEN=varlen, SIGNAL=signal)
+    for signal, heads in ((True, B * G * g), (False, B * G)):
+        K.gda_bwd_dq_kernel[lambda m: (triton_cdiv(T, m['BM']), heads)](
+            *bw, dq, doc_start, T, G, g, qk_scale, sm, D=D, VARLEN=varlen, SIGNAL=signal)
+    return dq, dk, dv, dlam_part.sum().reshape(1).to(lam.dtype), dw_part.sum(0).to(w.dtype)
+
+# %% ../nbs/02_attention.ipynb #9d765a2c
 class _GDATriton(torch.autograd.Function):
+    "Eager autograd over the launchers (no custom-op dispatch on the hot path)."
     @staticmethod
-    def forward(ctx, q, k, v, lam, w, eps, out_scale, doc_start, doc_end, varlen):
-        K = _gda_kernels()
-        B, T, G, g1, D = q.shape; g = g1 - 1
-        dev, f32 = q.device, torch.float32
-        y = torch.empty(B, T, G, g, 2 * D, dtype=q.dtype, device=dev); a = torch.empty_like(y)
-        o2 = torch.empty(B, T, G, 2 * D, dtype=f32, device=dev)
-        lse1, rstd = torch.empty(B, G, g, T, dtype=f32, device=dev), torch.empty(B, G, g, T, dtype=f32, device=dev)
-        lse2 = torch.empty(B, G, T, dtype=f32, device=dev)
-        nm = triton_cdiv(T, 16)                # max-logit slots per head: enough for the smallest BM of any config
-        ml_s = torch.full((B * G * g, nm), float('-inf'), dtype=f32, device=dev)
-        ml_n = torch.full((B * G, nm), float('-inf'), dtype=f32, device=dev)
-        args = (q, k, v, w, lam, y, a, o2, lse1, lse2, rstd)
-        for signal, ml, heads in ((False, ml_n, B * G), (True, ml_s, B * G * g)):     # noise first: the epilogue reads O_n
-            K.gda_fwd_kernel[lambda m: (triton_cdiv(T, m['BM']), heads)](*args, ml, doc_start, T, G, g, nm,
-                LOG2E / math.sqrt(D), eps, out_scale, D=D, VARLEN=varlen, SIGNAL=signal)
+    def forward(ctx, q, k, v, lam, w, doc_start, doc_end, eps, out_scale, varlen):
+        y, a, o2, lse1, lse2, rstd, ml_s, ml_n = _gda_fwd(q, k, v, lam, w, doc_start, eps, out_scale, varlen)
         ctx.save_for_backward(q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end)
         ctx.out_scale, ctx.varlen = out_scale, varlen
         ctx.mark_non_differentiable(ml_s, ml_n)
@@ -439,31 +479,36 @@ class _GDATriton(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, dml_s, dml_n):
-        q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end = ctx.saved_tensors
-        K = _gda_kernels()
-        B, T, G, g1, D = q.shape; g = g1 - 1; GP = 1 << (g - 1).bit_length(); dev, f32 = q.device, torch.float32
-        dy = dy.contiguous()
-        do1, do2 = torch.empty_like(a), torch.empty(o2.shape, dtype=q.dtype, device=dev)
-        delta1, delta2 = torch.empty_like(lse1), torch.empty_like(lse2)
-        BT = 16; nt = triton_cdiv(T, BT)
-        dw_part = torch.empty(B * G * nt, 2 * D, dtype=f32, device=dev)
-        dlam_part = torch.empty(B * G * nt, dtype=f32, device=dev)
-        K.gda_bwd_pre_kernel[(nt, B * G)](dy, a, o2, rstd, w, lam, do1, do2, delta1, delta2, dw_part, dlam_part,
-                                          T, G, g, ctx.out_scale, D=D, GP=GP, BT=BT, num_warps=8)
-        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        qk_scale, sm = LOG2E / math.sqrt(D), 1 / math.sqrt(D)
-        bw = (q, k, v, do1, do2, lse1, lse2, delta1, delta2)
-        for signal in (False, True):          # noise first: the signal launch adds its dV share
-            K.gda_bwd_dkdv_kernel[lambda m: (triton_cdiv(T, m['BN']), B * G)](
-                *bw, dk, dv, doc_start, doc_end, T, G, g, qk_scale, sm, D=D, VARLEN=ctx.varlen, SIGNAL=signal)
-        for signal, heads in ((True, B * G * g), (False, B * G)):
-            K.gda_bwd_dq_kernel[lambda m: (triton_cdiv(T, m['BM']), heads)](
-                *bw, dq, doc_start, T, G, g, qk_scale, sm, D=D, VARLEN=ctx.varlen, SIGNAL=signal)
-        dlam, dw = dlam_part.sum().reshape(1), dw_part.sum(0)
-        return dq, dk, dv, dlam.to(lam.dtype), dw.to(w.dtype), None, None, None, None, None
+        return (*_gda_bwd(dy, *ctx.saved_tensors, ctx.out_scale, ctx.varlen), None, None, None, None, None)
 
-LOG2E = 1.4426950408889634
-def triton_cdiv(a, b): return (a + b - 1) // b
+@torch.library.custom_op('motif_nb::gda_fwd', mutates_args=())
+def _gda_fwd_op(q:torch.Tensor, k:torch.Tensor, v:torch.Tensor, lam:torch.Tensor, w:torch.Tensor, doc_start:torch.Tensor,
+                doc_end:torch.Tensor, eps:float, out_scale:float, varlen:bool)->tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _gda_fwd(q, k, v, lam, w, doc_start, eps, out_scale, varlen)
+
+@_gda_fwd_op.register_fake
+def _(q, k, v, lam, w, doc_start, doc_end, eps, out_scale, varlen): return _gda_fwd_buffers(q)
+
+@torch.library.custom_op('motif_nb::gda_bwd', mutates_args=())
+def _gda_bwd_op(dy:torch.Tensor, q:torch.Tensor, k:torch.Tensor, v:torch.Tensor, lam:torch.Tensor, w:torch.Tensor,
+                a:torch.Tensor, o2:torch.Tensor, lse1:torch.Tensor, lse2:torch.Tensor, rstd:torch.Tensor, doc_start:torch.Tensor,
+                doc_end:torch.Tensor, out_scale:float, varlen:bool)->tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, out_scale, varlen)
+
+@_gda_bwd_op.register_fake
+def _(dy, q, k, v, lam, w, *rest): return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), torch.empty_like(lam), torch.empty_like(w)
+
+def _gda_setup(ctx, inputs, output):
+    q, k, v, lam, w, doc_start, doc_end, eps, out_scale, varlen = inputs
+    ctx.save_for_backward(q, k, v, lam, w, *output[1:6], doc_start, doc_end)
+    ctx.out_scale, ctx.varlen = out_scale, varlen
+
+def _gda_op_backward(ctx, dy, *_):
+    grads = torch.ops.motif_nb.gda_bwd(dy, *ctx.saved_tensors, ctx.out_scale, ctx.varlen)
+    return (*grads, None, None, None, None, None)
+
+_gda_fwd_op.register_autograd(_gda_op_backward, setup_context=_gda_setup)
 
 def gda_triton(q:torch.Tensor, # (B, T, G, g+1, d) after RoPE: g signal queries then the noise query per group
                k:torch.Tensor, # (B, T, G, 2, d) after RoPE: K1, K2 per group
@@ -480,13 +525,16 @@ def gda_triton(q:torch.Tensor, # (B, T, G, g+1, d) after RoPE: g signal queries 
         doc_start, doc_end, varlen = cu[ids].int(), cu[ids + 1].int(), True
     else:
         doc_start = doc_end = torch.zeros(1, dtype=torch.int32, device=q.device); varlen = False
-    y, ml_s, ml_n = _GDATriton.apply(q, k, v, lam, subln_w, eps, out_scale, doc_start, doc_end, varlen)
+    args = (q, k, v, lam, subln_w, doc_start, doc_end, float(eps), float(out_scale), varlen)
+    if torch.compiler.is_compiling():      # one opaque node for dynamo/inductor, autograd through the registered backward
+        o = torch.ops.motif_nb.gda_fwd(*args); y, ml_s, ml_n = o[0], o[6], o[7]
+    else: y, ml_s, ml_n = _GDATriton.apply(*args)
     if not return_max_logits: return y
     g = g1 - 1                                     # per-program maxima -> per head, in q_proj's stripe order
     ml = torch.cat([ml_s.view(B, G, g, -1).amax(dim=(0, 3)), ml_n.view(B, G, 1, -1).amax(dim=(0, 3))], 1)
     return y, ml / LOG2E
 
-# %% ../nbs/02_attention.ipynb #5b17a6d4
+# %% ../nbs/02_attention.ipynb #6274436f
 def _gda_inputs(B, T, G=8, g=4, d=128, dtype=torch.bfloat16, device='cuda', seed=0):
     gen = torch.Generator(device=device).manual_seed(seed)
     q = torch.randn(B, T, G, g + 1, d, device=device, dtype=dtype, generator=gen)
@@ -527,7 +575,7 @@ def _make_flex(T, device, kernel_options=None):
         return rms_norm(sig - lam.to(sig.dtype) * noi[:, :, None], w, eps) * scale
     return torch.compile(f, dynamic=False)
 
-# %% ../nbs/02_attention.ipynb #c74a8857
+# %% ../nbs/02_attention.ipynb #df8ace9b
 def benchmark_gda(shapes=((2, 4096), (1, 16384)), G:int=8, g:int=4, d:int=128, dtype=torch.bfloat16,
                   peers=('triton', 'triton+maxlogits', 'sdpa2', 'sdpa2_gqa', 'sdpa4', 'flex2', 'gqa_plain'),
                   check:bool=True, time_budget_s:float=1e9, log=print):
@@ -632,7 +680,7 @@ def benchmark_gda(shapes=((2, 4096), (1, 16384)), G:int=8, g:int=4, d:int=128, d
     except Exception: pass
     return df
 
-# %% ../nbs/02_attention.ipynb #7c47f47c
+# %% ../nbs/02_attention.ipynb #d7bde326
 def plot_gda_bench(df):
     "Bar charts of TFLOP/s per peer, one panel per (shape, mode), from a `benchmark_gda` table."
     import matplotlib.pyplot as plt
@@ -648,7 +696,7 @@ def plot_gda_bench(df):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/02_attention.ipynb #a47df4a1
+# %% ../nbs/02_attention.ipynb #76264004
 def summarize_gda_bench(df):
     "Per (B, T, mode): our time, the best SDPA/Flex formulation, the speedup, our FLOP rate relative to plain GQA SDPA, the max-logits cost."
     import pandas as pd

@@ -1,0 +1,163 @@
+"""Block-shape sweep of the GDA Triton kernels on a GPU (nbs/02_attention.ipynb, "Where the time goes").
+
+usage: export PYTHONPATH=$PWD MOTIF_FIGURES=$OUT PYTHONUNBUFFERED=1; python3 bench/gda_tune.py
+Times every candidate (BM, BN, warps, stages) of each launch of the fused path (forward noise / signal, dK/dV noise /
+signal, dQ signal / noise) at the 12.7B head layout (G=8, g=4, d=128, bf16, causal) for B=2 x T=4096 and B=1 x T=16384,
+launching the jitted kernels directly with the candidate's meta-parameters. Every candidate's outputs are compared with
+the first candidate's (and that one's with fp32 SDPA), so a fast but wrong layout shows. Candidates are compiled
+first in parallel processes (one per candidate) so that the timing process finds them in Triton's cache.
+Writes figures/gda_tune.{csv,json}; the table in kernels/gda.py (`_configs`) is chosen from it."""
+import os, sys, time, math
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+CANDS = {   # (BM, BN, warps, stages)
+    'fwd': [(64, 64, 4, 3), (32, 64, 4, 3), (64, 32, 8, 3), (64, 64, 8, 3), (64, 64, 4, 4), (128, 64, 8, 3),
+            (128, 32, 8, 3), (128, 64, 8, 2), (64, 128, 8, 3), (128, 128, 8, 2), (64, 64, 4, 2)],
+    'dkdv': [(32, 32, 4, 2), (64, 32, 8, 2), (32, 64, 8, 2), (64, 64, 8, 2), (32, 64, 4, 2), (16, 64, 4, 2),
+             (32, 128, 8, 2), (64, 128, 8, 2), (16, 128, 8, 2), (64, 64, 8, 3), (32, 64, 8, 3)],
+    'dq': [(64, 32, 4, 2), (64, 64, 4, 2), (64, 64, 8, 2), (128, 32, 8, 2), (128, 64, 8, 2), (64, 32, 8, 3),
+           (32, 64, 4, 2), (128, 64, 8, 3), (64, 64, 4, 3)],
+}
+SHAPES = ((2, 4096), (1, 16384))
+SMOKE = os.environ.get('GDA_TUNE_SMOKE') == '1'      # CPU check of this script under TRITON_INTERPRET=1: tiny, few candidates
+DEV = 'cpu' if SMOKE else 'cuda'
+if SMOKE: CANDS, SHAPES = {k: [(16, 16, 4, 1), (16, 32, 4, 1)] for k in CANDS}, ((1, 48),)
+
+
+def _sync():
+    import torch
+    if not SMOKE: torch.cuda.synchronize(); torch.cuda.empty_cache()
+
+
+def _state(B, T, seed=0):
+    "Inputs and every forward/backward buffer of the fused path, computed with the first candidate of each kernel."
+    import torch
+    from motif_nb.attention import _gda_inputs, _gda_fwd_buffers
+    q, k, v, lam, w = (t.detach() for t in _gda_inputs(B, T, seed=seed, **(dict(G=2, g=2, d=16, dtype=torch.float32, device='cpu') if SMOKE else {})))
+    lam = lam.reshape(1).float()
+    y, a, o2, lse1, lse2, rstd, ml_s, ml_n = _gda_fwd_buffers(q)
+    z = torch.zeros(1, dtype=torch.int32, device=DEV)
+    dy = torch.randn_like(y)
+    st = dict(q=q, k=k, v=v, lam=lam, w=w, y=y, a=a, o2=o2, lse1=lse1, lse2=lse2, rstd=rstd, ml_s=ml_s, ml_n=ml_n, z=z, dy=dy,
+              do1=torch.empty(a.shape, dtype=q.dtype, device=DEV), do2=torch.empty(o2.shape, dtype=q.dtype, device=DEV),
+              delta1=torch.empty_like(lse1), delta2=torch.empty_like(lse2),
+              dq=torch.empty_like(q), dk=torch.empty_like(k), dv=torch.empty_like(v))
+    return st
+
+
+def _launch(st, kind, signal, cfg):
+    "One launch of `kind` ('fwd', 'dkdv', 'dq') for the signal or noise heads with block shape `cfg`."
+    from motif_nb.attention import _gda_kernels, triton_cdiv, LOG2E
+    K = _gda_kernels()
+    q = st['q']; B, T, G, g1, D = q.shape; g = g1 - 1
+    bm, bn, nw, ns = cfg
+    meta = dict(BM=bm, BN=bn, num_warps=nw, num_stages=ns, D=D, VARLEN=False, SIGNAL=signal)
+    qk, sm = LOG2E / math.sqrt(D), 1 / math.sqrt(D)
+    if kind == 'fwd':
+        ml = st['ml_s'] if signal else st['ml_n']
+        K.gda_fwd_kernel.fn[(triton_cdiv(T, bm), B * G * (g if signal else 1))](
+            q, st['k'], st['v'], st['w'], st['lam'], st['y'], st['a'], st['o2'], st['lse1'], st['lse2'], st['rstd'], ml, st['z'],
+            T, G, g, ml.shape[1], qk, 1e-5, 0.8, **meta)
+    bw = tuple(st[n] for n in ('q', 'k', 'v', 'do1', 'do2', 'lse1', 'lse2', 'delta1', 'delta2'))
+    if kind == 'dkdv':
+        K.gda_bwd_dkdv_kernel.fn[(triton_cdiv(T, bn), B * G)](*bw, st['dk'], st['dv'], st['z'], st['z'], T, G, g, qk, sm, **meta)
+    if kind == 'dq':
+        K.gda_bwd_dq_kernel.fn[(triton_cdiv(T, bm), B * G * (g if signal else 1))](*bw, st['dq'], st['z'], T, G, g, qk, sm, **meta)
+
+
+def _pre(st):
+    "The row-wise backward kernel (fixed layout), between the forward and the dK/dV, dQ launches."
+    from motif_nb.attention import _gda_kernels, triton_cdiv
+    K = _gda_kernels()
+    q = st['q']; B, T, G, g1, D = q.shape; g = g1 - 1; nt = triton_cdiv(T, 16)
+    import torch
+    dwp = torch.empty(B * G * nt, 2 * D, device=DEV); dlp = torch.empty(B * G * nt, device=DEV)
+    K.gda_bwd_pre_kernel[(nt, B * G)](st['dy'], st['a'], st['o2'], st['rstd'], st['w'], st['lam'], st['do1'], st['do2'],
+                                      st['delta1'], st['delta2'], dwp, dlp, T, G, g, 0.8, D=D, GP=1 << (g - 1).bit_length(), BT=16, num_warps=8)
+
+
+def _first(st):
+    "Whole fused forward and backward with the first candidate of each kernel (the baseline of the checks)."
+    for s in (False, True): _launch(st, 'fwd', s, CANDS['fwd'][0])
+    _pre(st)
+    for s in (False, True): _launch(st, 'dkdv', s, CANDS['dkdv'][0])
+    for s in (True, False): _launch(st, 'dq', s, CANDS['dq'][0])
+
+
+def _compile(job):
+    "Compile one (kind, candidate) for both head kinds by running it on a small problem."
+    kind, i = job
+    import torch
+    t = time.time()
+    try:
+        st = _state(1, 256)
+        for s in (False, True): _launch(st, kind, s, CANDS[kind][i])
+        _sync()
+        return f"{kind} {CANDS[kind][i]} compiled in {time.time() - t:.0f} s"
+    except Exception as e: return f"{kind} {CANDS[kind][i]} FAILED to compile: {type(e).__name__}: {str(e)[:200]}"
+
+
+def main():
+    t0 = time.time()
+    jobs = [(kind, i) for kind in CANDS for i in range(len(CANDS[kind]))]
+    if not SMOKE:
+        with ProcessPoolExecutor(min(16, os.cpu_count() or 4), mp_context=get_context('spawn')) as ex:
+            for r in ex.map(_compile, jobs): print(r, flush=True)
+    print(f"parallel compile done at {time.time() - t0:.0f} s", flush=True)
+    import torch, pandas as pd
+    from triton.testing import do_bench
+    if SMOKE: do_bench = lambda f, **kw: (f(), 1.0 + 0.5 * (f is run))[1]
+    from motif_nb.attention import gda_sdpa, _split
+    from motif_nb.core import rel_err
+    from motif_nb.results import save_result
+    rows = []
+    outs = {('fwd', False): ('o2', 'lse2'), ('fwd', True): ('y', 'a'), ('dkdv', False): ('dk', 'dv'), ('dkdv', True): ('dk', 'dv'),
+            ('dq', True): ('dq',), ('dq', False): ('dq',)}
+    for B, T in SHAPES:
+        st = _state(B, T)
+        _first(st); _sync()
+        # baseline vs fp32 SDPA on upcast inputs (forward output and the three input gradients)
+        ins = [st[n].float().requires_grad_() for n in ('q', 'k', 'v')]
+        ref = gda_sdpa(*_split(*ins), st['lam'], st['w'].float(), 1e-5, 0.8, calls=2).permute(0, 3, 1, 2, 4)
+        rg = torch.autograd.grad(ref, ins, st['dy'].float())
+        base_err = {'y': rel_err(st['y'], ref), 'dq': rel_err(st['dq'], rg[0]), 'dk': rel_err(st['dk'], rg[1]), 'dv': rel_err(st['dv'], rg[2])}
+        print(f"B={B} T={T} baseline vs fp32 SDPA: " + ', '.join(f'{n} {e:.1e}' for n, e in base_err.items()), flush=True)
+        del ins, ref, rg
+        _sync()
+        base = {n: st[n].clone() for n in ('y', 'a', 'o2', 'lse2', 'dk', 'dv', 'dq')}
+        flops_head = 3 * st['q'].shape[-1] * T * T / 2 * B          # causal QK^T (d) + PV (2d) per head, forward
+        for (kind, signal), names in outs.items():
+            G, g = st['q'].shape[2], st['q'].shape[3] - 1; heads = G * (g if signal else 1)
+            mult = {'fwd': 1.0, 'dkdv': 2.0, 'dq': 4 / 3}[kind]
+            for cfg in CANDS[kind]:
+                _first(st)                            # every buffer back to the baseline state (dkdv adds into dv)
+                try:
+                    if kind == 'dkdv':      # both launches (the signal one adds into the noise one's dV); the other one's time subtracted
+                        other = lambda: _launch(st, 'dkdv', not signal, CANDS['dkdv'][0])
+                        def run():
+                            _launch(st, 'dkdv', False, cfg if not signal else CANDS['dkdv'][0])
+                            _launch(st, 'dkdv', True, cfg if signal else CANDS['dkdv'][0])
+                    else: run = lambda: _launch(st, kind, signal, cfg)
+                    run(); _sync()
+                    err = max(rel_err(st[n], base[n]) for n in names)
+                    ms = do_bench(run, warmup=10, rep=60, return_mode='median')
+                    if kind == 'dkdv': ms -= do_bench(other, warmup=10, rep=60, return_mode='median')
+                    rows.append(dict(B=B, T=T, kernel=kind, heads='signal' if signal else 'noise', BM=cfg[0], BN=cfg[1], warps=cfg[2],
+                                     stages=cfg[3], ms=ms, tflops=flops_head * heads * mult / ms / 1e9, err_vs_first=err))
+                except Exception as e:
+                    rows.append(dict(B=B, T=T, kernel=kind, heads='signal' if signal else 'noise', BM=cfg[0], BN=cfg[1], warps=cfg[2],
+                                     stages=cfg[3], error=f'{type(e).__name__}: {str(e)[:160]}'))
+                print(rows[-1], flush=True)
+        del st, base; _sync()
+    df = pd.DataFrame(rows)
+    best = (df.dropna(subset=['ms']).query('err_vs_first < 2e-2').sort_values('ms').groupby(['B', 'T', 'kernel', 'heads']).head(3))
+    print(best.to_string(), flush=True)
+    save_result('gda_tune', df, note='per-launch block-shape sweep of the GDA kernels, 12.7B head layout, bf16, causal; '
+                'TFLOP/s: forward 3dT^2/2 per head, dK/dV 2x and dQ 4/3x that', seconds=round(time.time() - t0, 1))
+    print(f"done in {time.time() - t0:.0f} s")
+
+
+if __name__ == '__main__':
+    main()
