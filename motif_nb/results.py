@@ -29,7 +29,8 @@ def figures_dir()->Path:
     return Path(os.environ.get('MOTIF_FIGURES') or repo_root()/'figures')
 
 def _git_commit(root):
-    "The commit of `root` (+dirty when tracked files changed); `$MOTIF_COMMIT` where git cannot say (a copied tree)."
+    "`$MOTIF_COMMIT` when set (a copied tree, whose .git may be stale), else the commit of `root` (+dirty when tracked files changed)."
+    if os.environ.get('MOTIF_COMMIT'): return os.environ['MOTIF_COMMIT']
     try:
         c = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
         if len(c) != 40 or any(ch not in '0123456789abcdef' for ch in c): return os.environ.get('MOTIF_COMMIT', 'unknown')
