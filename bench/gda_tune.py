@@ -23,6 +23,7 @@ CANDS = {   # (BM, BN, warps, stages)
 SHAPES = ((2, 4096), (1, 16384))
 SMOKE = os.environ.get('GDA_TUNE_SMOKE') == '1'      # CPU check of this script under TRITON_INTERPRET=1: tiny, few candidates
 DEV = 'cpu' if SMOKE else 'cuda'
+CHECK = 'check' in sys.argv[1:]
 if SMOKE: CANDS, SHAPES = {k: [(16, 16, 4, 1), (16, 32, 4, 1)] for k in CANDS}, ((1, 48),)
 
 
@@ -31,11 +32,12 @@ def _sync():
     if not SMOKE: torch.cuda.synchronize(); torch.cuda.empty_cache()
 
 
-def _state(B, T, seed=0):
-    "Inputs and every forward/backward buffer of the fused path, computed with the first candidate of each kernel."
+def _state(B, T, seed=0, **kw):
+    "Inputs and the buffers of the fused path (12.7B layout unless `kw` says G, g, d)."
     import torch
     from motif_nb.attention import _gda_inputs, _gda_fwd_buffers
-    q, k, v, lam, w = (t.detach() for t in _gda_inputs(B, T, seed=seed, **(dict(G=2, g=2, d=16, dtype=torch.float32, device='cpu') if SMOKE else {})))
+    kw = dict(G=2, g=2, d=16, dtype=torch.float32, device='cpu') if SMOKE else kw
+    q, k, v, lam, w = (t.detach() for t in _gda_inputs(B, T, seed=seed, **kw))
     lam = lam.reshape(1).float()
     y, a, o2, lse1, lse2, rstd, ml_s, ml_n = _gda_fwd_buffers(q)
     z = torch.zeros(1, dtype=torch.int32, device=DEV)
@@ -78,12 +80,52 @@ def _pre(st):
                                       st['delta1'], st['delta2'], dwp, dlp, T, G, g, 0.8, D=D, GP=1 << (g - 1).bit_length(), BT=16, num_warps=8)
 
 
-def _first(st):
-    "Whole fused forward and backward with the first candidate of each kernel (the baseline of the checks)."
-    for s in (False, True): _launch(st, 'fwd', s, CANDS['fwd'][0])
+def _first(st, **cfgs):
+    "Whole fused forward and backward, each kernel with `cfgs[kind]` or its first candidate (the baseline of the checks)."
+    c = {kind: cfgs.get(kind, CANDS[kind][0]) for kind in CANDS}
+    for s in (False, True): _launch(st, 'fwd', s, c['fwd'])
     _pre(st)
-    for s in (False, True): _launch(st, 'dkdv', s, CANDS['dkdv'][0])
-    for s in (True, False): _launch(st, 'dq', s, CANDS['dq'][0])
+    for s in (False, True): _launch(st, 'dkdv', s, c['dkdv'])
+    for s in (True, False): _launch(st, 'dq', s, c['dq'])
+
+
+def _reference(st):
+    "fp32 SDPA on the upcast inputs: output and the q, k, v gradients for the cotangent `dy`."
+    import torch
+    from motif_nb.attention import gda_sdpa, _split
+    ins = [st[n].float().requires_grad_() for n in ('q', 'k', 'v')]
+    ref = gda_sdpa(*_split(*ins), st['lam'], st['w'].float(), 1e-5, 0.8, calls=2).permute(0, 3, 1, 2, 4)
+    return (ref.detach(), *torch.autograd.grad(ref, ins, st['dy'].float()))
+
+
+def _errors(st, ref):
+    from motif_nb.core import rel_err
+    return {n: rel_err(st[n], r) for n, r in zip(('y', 'dq', 'dk', 'dv'), ref)}
+
+
+CHECK_SHAPES = ((2, 300, 64), (2, 256, 64), (1, 333, 128), (1, 600, 128))   # (B, T, d): partial blocks, both head dims
+if SMOKE: CHECK_SHAPES = ((1, 21, 16),)
+
+
+def check():
+    "Every candidate of every kernel, in the whole fused path, against fp32 SDPA at small shapes of both head dims."
+    import torch, pandas as pd
+    rows = []
+    for B, T, d in CHECK_SHAPES:
+        st = _state(B, T, G=2, d=d)
+        ref = _reference(st)
+        for kind in CANDS:
+            for cfg in CANDS[kind]:
+                try:
+                    _first(st, **{kind: cfg}); _sync()
+                    rows.append(dict(B=B, T=T, d=d, kernel=kind, BM=cfg[0], BN=cfg[1], warps=cfg[2], stages=cfg[3], **_errors(st, ref)))
+                except Exception as e:
+                    rows.append(dict(B=B, T=T, d=d, kernel=kind, BM=cfg[0], BN=cfg[1], warps=cfg[2], stages=cfg[3], error=f'{type(e).__name__}: {str(e)[:160]}'))
+    df = pd.DataFrame(rows)
+    errs = ['y', 'dq', 'dk', 'dv']
+    first = df.groupby(['B', 'T', 'd'])[errs].transform('min')           # the best any layout reached at that shape
+    df['worst_over_best'] = (df[errs] / first).max(axis=1)
+    return df
 
 
 def _compile(job):
@@ -92,8 +134,9 @@ def _compile(job):
     import torch
     t = time.time()
     try:
-        st = _state(1, 256)
-        for s in (False, True): _launch(st, kind, s, CANDS[kind][i])
+        for B, T, d in ((1, 256, 128),) + (CHECK_SHAPES[:3] if CHECK else ()):   # T % 16 and d are specialisations
+            st = _state(B, T, G=2, d=d)
+            for s in (False, True): _launch(st, kind, s, CANDS[kind][i])
         _sync()
         return f"{kind} {CANDS[kind][i]} compiled in {time.time() - t:.0f} s"
     except Exception as e: return f"{kind} {CANDS[kind][i]} FAILED to compile: {type(e).__name__}: {str(e)[:200]}"
@@ -106,6 +149,16 @@ def main():
         with ProcessPoolExecutor(min(16, os.cpu_count() or 4), mp_context=get_context('spawn')) as ex:
             for r in ex.map(_compile, jobs): print(r, flush=True)
     print(f"parallel compile done at {time.time() - t0:.0f} s", flush=True)
+    if CHECK:
+        import pandas as pd
+        from motif_nb.results import save_result
+        df = check()
+        pd.set_option('display.width', 250)
+        print(df.round(5).to_string(), flush=True)
+        save_result('gda_tune_check', df, note='every candidate layout of each GDA kernel in the whole fused path (others at their '
+                    'first candidate), bf16, vs fp32 SDPA; worst_over_best: the largest ratio of its errors to the best at that shape',
+                    seconds=round(time.time() - t0, 1))
+        return
     import torch, pandas as pd
     from triton.testing import do_bench
     if SMOKE: do_bench = lambda f, **kw: (f(), 1.0 + 0.5 * (f is run))[1]
