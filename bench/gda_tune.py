@@ -180,7 +180,7 @@ def main():
         del ins, ref, rg
         _sync()
         base = {n: st[n].clone() for n in ('y', 'a', 'o2', 'lse2', 'dk', 'dv', 'dq')}
-        flops_head = 3 * st['q'].shape[-1] * T * T / 2 * B          # causal QK^T (d) + PV (2d) per head, forward
+        flops_head = 3 * st['q'].shape[-1] * T * T * B     # causal QK^T (2 d T^2/2) + PV (2 2d T^2/2) per head, forward
         for (kind, signal), names in outs.items():
             G, g = st['q'].shape[2], st['q'].shape[3] - 1; heads = G * (g if signal else 1)
             mult = {'fwd': 1.0, 'dkdv': 2.0, 'dq': 4 / 3}[kind]
@@ -208,7 +208,7 @@ def main():
     best = (df.dropna(subset=['ms']).query('err_vs_first < 2e-2').sort_values('ms').groupby(['B', 'T', 'kernel', 'heads']).head(3))
     print(best.to_string(), flush=True)
     save_result('gda_tune', df, note='per-launch block-shape sweep of the GDA kernels, 12.7B head layout, bf16, causal; '
-                'TFLOP/s: forward 3dT^2/2 per head, dK/dV 2x and dQ 4/3x that', seconds=round(time.time() - t0, 1))
+                'TFLOP/s: forward 3dT^2 per head (causal), dK/dV 2x and dQ 4/3x that', seconds=round(time.time() - t0, 1))
     print(f"done in {time.time() - t0:.0f} s")
 
 
