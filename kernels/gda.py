@@ -30,7 +30,10 @@ def _configs(kind):
     # layout's; the sweep's other dK/dV layouts with BN > BM and 2 stages (e.g. 32x64) gave results off by 0.3-6%
     table = {'fwd': [(128, 64, 8, 3), (64, 64, 4, 2), (128, 32, 8, 3)],
              'dkdv': [(64, 64, 8, 3), (64, 64, 8, 2), (32, 32, 4, 2)],
-             'dq': [(128, 64, 8, 2), (64, 32, 4, 2), (64, 64, 4, 3)]}[kind]
+             'dq': [(128, 64, 8, 2), (64, 32, 4, 2), (64, 64, 4, 3)],
+             # split backward (dV and dK kernels): candidates, no sweep yet; BN >= 4 BM is left out (see dK/dV above)
+             'dv': [(64, 64, 8, 3), (64, 64, 4, 3), (64, 128, 8, 2), (128, 64, 8, 2)],
+             'dk': [(64, 64, 8, 3), (64, 64, 4, 3), (64, 128, 8, 2), (128, 64, 8, 2)]}[kind]
     cs = [triton.Config({'BM': bm, 'BN': bn}, num_warps=w, num_stages=s) for bm, bn, w, s in table]
     if _ONLY is not None: cs = [cs[min(int(_ONLY), len(cs) - 1)]]
     return cs
@@ -309,3 +312,130 @@ def gda_bwd_dq_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DQ, DOC_STA
         dq = _dq_inner(dq, q, do, lse, de, kb, vb, 0, n_full, ts, ts, ok, qk_scale, sk_t, D, BN, False, False)
         dq = _dq_inner(dq, q, do, lse, de, kb, vb, n_full, hi, ts, ts, ok, qk_scale, sk_t, D, BN, True, False)
     tl.store(DQ + qoff, (dq * sm_scale).to(DQ.dtype.element_ty), mask=ok[:, None])
+
+
+# ---- split backward: dV in one kernel (all g+1 maps of a group), dK in another (K1 from the g signal maps, K2 from the
+# noise map). One more recomputation of Q K^T than the fused dK/dV kernel, but one accumulator per kernel.
+
+@triton.jit
+def _dv_inner(dv, k, qb, dob, LSE, DOC_START, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, so_t,
+              D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
+    "dV += P^T dO for one map's queries m_lo..m_hi against one key tile."
+    dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
+    for m0 in range(m_lo, m_hi, BM):
+        ts = m0 + tl.arange(0, BM)
+        ok = ts < T
+        q = tl.load(qb + ts[:, None].to(tl.int64) * sq_t + dc[None, :], mask=ok[:, None], other=0.)
+        do = tl.load(dob + ts[:, None].to(tl.int64) * so_t + vc[None, :], mask=ok[:, None], other=0.)
+        lse = tl.load(LSE + ts, mask=ok, other=float('inf'))
+        p = tl.exp2(tl.dot(q, tl.trans(k)) * qk_scale - lse[:, None])
+        if MASK:
+            mk = ok[:, None] & kok[None, :] & (kn[None, :] <= ts[:, None])
+            if VARLEN:
+                dst = tl.load(DOC_START + ts, mask=ok, other=0)
+                mk = mk & (kn[None, :] >= dst[:, None])
+            p = tl.where(mk, p, 0.)
+        dv += tl.dot(tl.trans(p.to(do.dtype)), do)
+    return dv
+
+
+@triton.jit
+def _dk_inner(dk, k, v, qb, dob, LSE, DELTA, DOC_START, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, so_t,
+              D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
+    "dK += dS^T Q for one map's queries m_lo..m_hi against one key tile (dS = P * (dO V^T - Delta))."
+    dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
+    for m0 in range(m_lo, m_hi, BM):
+        ts = m0 + tl.arange(0, BM)
+        ok = ts < T
+        q = tl.load(qb + ts[:, None].to(tl.int64) * sq_t + dc[None, :], mask=ok[:, None], other=0.)
+        do = tl.load(dob + ts[:, None].to(tl.int64) * so_t + vc[None, :], mask=ok[:, None], other=0.)
+        lse = tl.load(LSE + ts, mask=ok, other=float('inf'))
+        de = tl.load(DELTA + ts, mask=ok, other=0.)
+        p = tl.exp2(tl.dot(q, tl.trans(k)) * qk_scale - lse[:, None])
+        if MASK:
+            mk = ok[:, None] & kok[None, :] & (kn[None, :] <= ts[:, None])
+            if VARLEN:
+                dst = tl.load(DOC_START + ts, mask=ok, other=0)
+                mk = mk & (kn[None, :] >= dst[:, None])
+            p = tl.where(mk, p, 0.)
+        ds = p * (tl.dot(do, tl.trans(v)) - de[:, None])
+        dk += tl.dot(tl.trans(ds.to(q.dtype)), q)
+    return dk
+
+
+@triton.jit
+def _key_block(pid_n, bg, T, G, DOC_END, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr):
+    "Key block of a program: its first key, key indices, in-bounds mask, end of the masked query range, query end."
+    n0 = pid_n * BN
+    kn = n0 + tl.arange(0, BN)
+    if VARLEN:
+        hi = tl.load(DOC_END + tl.minimum(n0 + BN, T) - 1)
+        diag_end = hi
+    else:
+        hi = T
+        diag_end = n0 + ((BN + BM - 1) // BM) * BM   # the query blocks that overlap the key block need the causal mask
+    return n0, kn, kn < T, diag_end, hi
+
+
+@triton.autotune(configs=_configs('dv'), key=['T', 'D', 'VARLEN'])
+@triton.jit
+def gda_bwd_dv_kernel(Q, K, DO1, DO2, LSE1, LSE2, DV, DOC_START, DOC_END, T, G, g, qk_scale,
+                      D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr):
+    "dV of one group x BN keys: the g signal maps (keys K1) and the noise map (keys K2) into one accumulator."
+    pid_n = tl.program_id(0); bg = tl.program_id(1)
+    b = bg // G; grp = bg % G
+    n0, kn, kok, diag_end, hi = _key_block(pid_n, bg, T, G, DOC_END, BM, BN, VARLEN)
+    dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
+    sk_t = G * 2 * D; sq_t = G * (g + 1) * D; sd_t = G * g * 2 * D
+    koff = b.to(tl.int64) * T * sk_t + kn[:, None].to(tl.int64) * sk_t + grp * 2 * D
+    qb0 = Q + b.to(tl.int64) * T * sq_t + grp * (g + 1) * D
+    dv = tl.zeros([BN, 2 * D], tl.float32)
+    for j in range(0, g + 1):
+        if j < g:
+            dob = DO1 + b.to(tl.int64) * T * sd_t + (grp * g + j) * 2 * D; so_t = sd_t
+            LS = LSE1 + (bg * g + j).to(tl.int64) * T
+            k = tl.load(K + koff + dc[None, :], mask=kok[:, None], other=0.)
+        else:
+            dob = DO2 + b.to(tl.int64) * T * sk_t + grp * 2 * D; so_t = sk_t
+            LS = LSE2 + bg.to(tl.int64) * T
+            k = tl.load(K + koff + D + dc[None, :], mask=kok[:, None], other=0.)
+        dv = _dv_inner(dv, k, qb0 + j * D, dob, LS, DOC_START, n0, diag_end, T, kn, kok, qk_scale, sq_t, so_t,
+                       D, BM, True, VARLEN)
+        if not VARLEN:
+            dv = _dv_inner(dv, k, qb0 + j * D, dob, LS, DOC_START, diag_end, hi, T, kn, kok, qk_scale, sq_t, so_t,
+                           D, BM, False, False)
+    tl.store(DV + koff + vc[None, :], dv.to(DV.dtype.element_ty), mask=kok[:, None])
+
+
+@triton.autotune(configs=_configs('dk'), key=['T', 'D', 'VARLEN', 'SIGNAL'])
+@triton.jit
+def gda_bwd_dk_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DOC_START, DOC_END, T, G, g, qk_scale, sm_scale,
+                      D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr, SIGNAL: tl.constexpr):
+    "dK1 (SIGNAL: the g signal maps) or dK2 (the noise map) of one group x BN keys."
+    pid_n = tl.program_id(0); bg = tl.program_id(1)
+    b = bg // G; grp = bg % G
+    n0, kn, kok, diag_end, hi = _key_block(pid_n, bg, T, G, DOC_END, BM, BN, VARLEN)
+    dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
+    sk_t = G * 2 * D; sq_t = G * (g + 1) * D; sd_t = G * g * 2 * D
+    if SIGNAL:
+        kcol = 0; j0 = 0; nj = g
+    else:
+        kcol = D; j0 = g; nj = 1
+    koff = b.to(tl.int64) * T * sk_t + kn[:, None].to(tl.int64) * sk_t + grp * 2 * D
+    k = tl.load(K + koff + kcol + dc[None, :], mask=kok[:, None], other=0.)
+    v = tl.load(V + koff + vc[None, :], mask=kok[:, None], other=0.)
+    qb0 = Q + b.to(tl.int64) * T * sq_t + grp * (g + 1) * D
+    dk = tl.zeros([BN, D], tl.float32)
+    for j in range(j0, j0 + nj):
+        if SIGNAL:
+            dob = DO1 + b.to(tl.int64) * T * sd_t + (grp * g + j) * 2 * D; so_t = sd_t
+            LS = LSE1 + (bg * g + j).to(tl.int64) * T; DE = DELTA1 + (bg * g + j).to(tl.int64) * T
+        else:
+            dob = DO2 + b.to(tl.int64) * T * sk_t + grp * 2 * D; so_t = sk_t
+            LS = LSE2 + bg.to(tl.int64) * T; DE = DELTA2 + bg.to(tl.int64) * T
+        dk = _dk_inner(dk, k, v, qb0 + j * D, dob, LS, DE, DOC_START, n0, diag_end, T, kn, kok, qk_scale, sq_t, so_t,
+                       D, BM, True, VARLEN)
+        if not VARLEN:
+            dk = _dk_inner(dk, k, v, qb0 + j * D, dob, LS, DE, DOC_START, diag_end, hi, T, kn, kok, qk_scale, sq_t, so_t,
+                           D, BM, False, False)
+    tl.store(DK + koff + kcol + dc[None, :], (dk * sm_scale).to(DK.dtype.element_ty), mask=kok[:, None])

@@ -14,10 +14,10 @@ from .config import MotifConfig
 from .core import resolve_impl, interpreting, triton_available, check_float, rel_err
 
 # %% auto #0
-__all__ = ['LOG2E', 'rope_cos_sin', 'apply_rope', 'check_cu_seqlens', 'doc_positions', 'doc_ids', 'attn_mask', 'rms_norm',
-           'gda_reference', 'KVCache', 'max_logits_chunked', 'max_logits_varlen', 'gda_sdpa', 'GDA', 'mha_reference',
-           'mha_sdpa', 'Attention', 'grads_of', 'triton_cdiv', 'gda_triton', 'benchmark_gda', 'plot_gda_bench',
-           'summarize_gda_bench']
+__all__ = ['LOG2E', 'GDA_BWD', 'rope_cos_sin', 'apply_rope', 'check_cu_seqlens', 'doc_positions', 'doc_ids', 'attn_mask',
+           'rms_norm', 'gda_reference', 'KVCache', 'max_logits_chunked', 'max_logits_varlen', 'gda_sdpa', 'GDA',
+           'mha_reference', 'mha_sdpa', 'Attention', 'grads_of', 'triton_cdiv', 'gda_triton', 'benchmark_gda',
+           'plot_gda_bench', 'summarize_gda_bench']
 
 # %% ../nbs/02_attention.ipynb #2fe5ca35
 def rope_cos_sin(positions:torch.Tensor, # integer positions, any shape (...)
@@ -417,6 +417,7 @@ def _gda_kernels():
     return gda
 
 LOG2E = 1.4426950408889634
+GDA_BWD = 'split'     # 'split': a dV kernel and a dK kernel; 'fused': one dK/dV kernel per map kind (see "Block shapes")
 def triton_cdiv(a, b): return (a + b - 1) // b
 
 def _gda_fwd_buffers(q):
@@ -458,9 +459,16 @@ def _gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, o
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     qk_scale, sm = LOG2E / math.sqrt(D), 1 / math.sqrt(D)
     bw = (q, k, v, do1, do2, lse1, lse2, delta1, delta2)
-    for signal in (False, True):          # noise first: the signal launch adds its dV share
-        K.gda_bwd_dkdv_kernel[lambda m: (triton_cdiv(T, m['BN']), B * G)](
-            *bw, dk, dv, doc_start, doc_end, T, G, g, qk_scale, sm, D=D, VARLEN=varlen, SIGNAL=signal)
+    if GDA_BWD == 'split':                # dV of all g+1 maps in one kernel, dK1 and dK2 in another
+        K.gda_bwd_dv_kernel[lambda m: (triton_cdiv(T, m['BN']), B * G)](
+            q, k, do1, do2, lse1, lse2, dv, doc_start, doc_end, T, G, g, qk_scale, D=D, VARLEN=varlen)
+        for signal in (True, False):
+            K.gda_bwd_dk_kernel[lambda m: (triton_cdiv(T, m['BN']), B * G)](
+                *bw, dk, doc_start, doc_end, T, G, g, qk_scale, sm, D=D, VARLEN=varlen, SIGNAL=signal)
+    else:
+        for signal in (False, True):      # noise first: the signal launch adds its dV share
+            K.gda_bwd_dkdv_kernel[lambda m: (triton_cdiv(T, m['BN']), B * G)](
+                *bw, dk, dv, doc_start, doc_end, T, G, g, qk_scale, sm, D=D, VARLEN=varlen, SIGNAL=signal)
     for signal, heads in ((True, B * G * g), (False, B * G)):
         K.gda_bwd_dq_kernel[lambda m: (triton_cdiv(T, m['BM']), heads)](
             *bw, dq, doc_start, T, G, g, qk_scale, sm, D=D, VARLEN=varlen, SIGNAL=signal)
