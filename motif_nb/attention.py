@@ -683,7 +683,7 @@ def benchmark_gda(shapes=((2, 4096), (1, 16384)), G:int=8, g:int=4, d:int=128, d
     df['copy_tbps'], df['matmul_tflops'] = bw, mm
     try:
         K = _gda_kernels()
-        df.attrs['configs'] = {n: str(getattr(getattr(K, n), 'best_config', None)) for n in ('gda_fwd_kernel', 'gda_bwd_dkdv_kernel', 'gda_bwd_dq_kernel')}
+        df.attrs['configs'] = {n: str(getattr(getattr(K, n), 'best_config', None)) for n in ('gda_fwd_kernel', 'gda_bwd_dkdv_kernel', 'gda_bwd_dq_kernel', 'gda_bwd_dv_kernel', 'gda_bwd_dk_kernel')}
         log(f"autotuned: {df.attrs['configs']}")
     except Exception: pass
     return df
