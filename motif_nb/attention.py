@@ -445,7 +445,8 @@ def _gda_fwd(q, k, v, lam, w, doc_start, eps, out_scale, varlen):
     return out
 
 def _gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, out_scale, varlen):
-    "Launch the backward kernels: row-wise part, dK/dV (noise, then signal maps), dQ; returns dq, dk, dv, dlam, dw."
+    "Launch the backward kernels: row-wise part, dV and dK (`GDA_BWD`), dQ; returns dq, dk, dv, dlam, dw."
+    if GDA_BWD not in ('split', 'fused'): raise ValueError(f"motif_nb.attention.GDA_BWD must be 'split' or 'fused', got {GDA_BWD!r}")
     K = _gda_kernels()
     B, T, G, g1, D = q.shape; g = g1 - 1; GP = 1 << (g - 1).bit_length(); dev, f32 = q.device, torch.float32
     dy = dy.contiguous()
