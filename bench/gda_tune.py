@@ -174,7 +174,6 @@ def main():
     import torch, pandas as pd
     from triton.testing import do_bench
     if SMOKE: do_bench = lambda f, **kw: (f(), 1.0 + 0.5 * (f is run))[1]
-    from motif_nb.attention import gda_sdpa, _split
     from motif_nb.core import rel_err
     from motif_nb.results import save_result
     rows = []
@@ -183,13 +182,8 @@ def main():
     for B, T in SHAPES:
         st = _state(B, T)
         _first(st); _sync()
-        # baseline vs fp32 SDPA on upcast inputs (forward output and the three input gradients)
-        ins = [st[n].float().requires_grad_() for n in ('q', 'k', 'v')]
-        ref = gda_sdpa(*_split(*ins), st['lam'], st['w'].float(), 1e-5, 0.8, calls=2).permute(0, 3, 1, 2, 4)
-        rg = torch.autograd.grad(ref, ins, st['dy'].float())
-        base_err = {'y': rel_err(st['y'], ref), 'dq': rel_err(st['dq'], rg[0]), 'dk': rel_err(st['dk'], rg[1]), 'dv': rel_err(st['dv'], rg[2])}
+        base_err = _errors(st, _reference(st))            # the baseline against fp32 SDPA
         print(f"B={B} T={T} baseline vs fp32 SDPA: " + ', '.join(f'{n} {e:.1e}' for n, e in base_err.items()), flush=True)
-        del ins, ref, rg
         _sync()
         base = {n: st[n].clone() for n in ('y', 'a', 'o2', 'lse2', 'dk', 'dv', 'dq')}
         flops_head = 3 * st['q'].shape[-1] * T * T * B     # causal QK^T (2 d T^2/2) + PV (2 2d T^2/2) per head, forward

@@ -66,21 +66,27 @@ def _fwd_inner(acc, l, m, q, kb, vb, lo, hi, ts, dst, qk_scale, sk_t,
     return acc, l, m
 
 
+@triton.jit
+def _head_block(T, G, g, D: tl.constexpr, BM: tl.constexpr, SIGNAL: tl.constexpr):
+    "Per-head kernels' program: block, head, batch x group, head in group, key column, batch, group, positions, mask."
+    # query blocks in reverse: the longest causal rows first
+    pid_m = tl.num_programs(0) - 1 - tl.program_id(0); pid_h = tl.program_id(1)
+    if SIGNAL:
+        bg = pid_h // g; j = pid_h % g; kcol = 0
+    else:
+        bg = pid_h; j = g; kcol = D
+    ts = pid_m * BM + tl.arange(0, BM)
+    return pid_m, pid_h, bg, j, kcol, bg // G, bg % G, ts, ts < T
+
+
 @triton.autotune(configs=_configs('fwd'), key=['T', 'D', 'VARLEN', 'SIGNAL'])
 @triton.jit
 def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START,
                    T, G, g, n_mblocks, qk_scale, eps, out_scale,
                    D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr, SIGNAL: tl.constexpr):
     "One head x BM positions. SIGNAL=False: the noise heads (write O_n, lse2). SIGNAL=True: signal heads + epilogue."
-    pid_m = tl.num_programs(0) - 1 - tl.program_id(0); pid_h = tl.program_id(1)   # longest causal rows first
-    if SIGNAL:
-        bg = pid_h // g; j = pid_h % g; kcol = 0
-    else:
-        bg = pid_h; j = g; kcol = D
-    b = bg // G; grp = bg % G
+    pid_m, pid_h, bg, j, kcol, b, grp, ts, ok = _head_block(T, G, g, D, BM, SIGNAL)
     t0 = pid_m * BM
-    ts = t0 + tl.arange(0, BM)
-    ok = ts < T
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
     sq_t = G * (g + 1) * D
     sk_t = G * 2 * D
@@ -165,30 +171,50 @@ def gda_bwd_pre_kernel(DY, A, O2, RSTD, W, LAM, DO1, DO2, DELTA1, DELTA2, DW_PAR
 
 
 @triton.jit
+def _bwd_rows(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, so_t,
+              D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
+    "Query block m0 of one map against a key tile: positions, in-bounds mask, Q, dO and the (masked) probabilities P."
+    dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
+    ts = m0 + tl.arange(0, BM)
+    ok = ts < T
+    q = tl.load(qb + ts[:, None].to(tl.int64) * sq_t + dc[None, :], mask=ok[:, None], other=0.)
+    do = tl.load(dob + ts[:, None].to(tl.int64) * so_t + vc[None, :], mask=ok[:, None], other=0.)
+    lse = tl.load(LSE + ts, mask=ok, other=float('inf'))
+    p = tl.exp2(tl.dot(q, tl.trans(k)) * qk_scale - lse[:, None])
+    if MASK:
+        mk = ok[:, None] & kok[None, :] & (kn[None, :] <= ts[:, None])
+        if VARLEN:
+            dst = tl.load(DOC_START + ts, mask=ok, other=0)
+            mk = mk & (kn[None, :] >= dst[:, None])
+        p = tl.where(mk, p, 0.)
+    return ts, ok, q, do, p
+
+
+@triton.jit
 def _dkdv_inner(dv, dk, k, v, qb, dob, LSE, DELTA, DOC_START, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, so_t,
                 D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
     "One head's queries m_lo..m_hi (BM at a time) against one K/V tile: accumulate dV and dK."
-    dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
     for m0 in range(m_lo, m_hi, BM):
-        ts = m0 + tl.arange(0, BM)
-        ok = ts < T
-        q = tl.load(qb + ts[:, None].to(tl.int64) * sq_t + dc[None, :], mask=ok[:, None], other=0.)
-        do = tl.load(dob + ts[:, None].to(tl.int64) * so_t + vc[None, :], mask=ok[:, None], other=0.)
-        lse = tl.load(LSE + ts, mask=ok, other=float('inf'))
+        ts, ok, q, do, p = _bwd_rows(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, so_t, D, BM, MASK, VARLEN)
         de = tl.load(DELTA + ts, mask=ok, other=0.)
-        s = tl.dot(q, tl.trans(k)) * qk_scale
-        p = tl.exp2(s - lse[:, None])
-        if MASK:
-            mk = ok[:, None] & kok[None, :] & (kn[None, :] <= ts[:, None])
-            if VARLEN:
-                dst = tl.load(DOC_START + ts, mask=ok, other=0)
-                mk = mk & (kn[None, :] >= dst[:, None])
-            p = tl.where(mk, p, 0.)
         dv += tl.dot(tl.trans(p.to(do.dtype)), do)
-        dp = tl.dot(do, tl.trans(v))
-        ds = p * (dp - de[:, None])
+        ds = p * (tl.dot(do, tl.trans(v)) - de[:, None])
         dk += tl.dot(tl.trans(ds.to(q.dtype)), q)
     return dv, dk
+
+
+@triton.jit
+def _key_block(pid_n, T, DOC_END, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr):
+    "Key block of a program: its first key, key indices, in-bounds mask, end of the masked query range, query end."
+    n0 = pid_n * BN
+    kn = n0 + tl.arange(0, BN)
+    if VARLEN:
+        hi = tl.load(DOC_END + tl.minimum(n0 + BN, T) - 1)
+        diag_end = hi
+    else:
+        hi = T
+        diag_end = n0 + ((BN + BM - 1) // BM) * BM   # the query blocks that overlap the key block need the causal mask
+    return n0, kn, kn < T, diag_end, hi
 
 
 @triton.autotune(configs=_configs('dkdv'), key=['T', 'D', 'VARLEN', 'SIGNAL'], restore_value=['DV'])
@@ -199,9 +225,7 @@ def gda_bwd_dkdv_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DV, D
     "One group x BN keys. SIGNAL=False: noise map -> dK2, dV. SIGNAL=True: the g signal maps -> dK1, dV += ."
     pid_n = tl.program_id(0); bg = tl.program_id(1)
     b = bg // G; grp = bg % G
-    n0 = pid_n * BN
-    kn = n0 + tl.arange(0, BN)
-    kok = kn < T
+    n0, kn, kok, diag_end, hi = _key_block(pid_n, T, DOC_END, BM, BN, VARLEN)
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
     sk_t = G * 2 * D
     sq_t = G * (g + 1) * D
@@ -215,12 +239,6 @@ def gda_bwd_dkdv_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DV, D
     v = tl.load(V + koff + vc[None, :], mask=kok[:, None], other=0.)
     dv = tl.zeros([BN, 2 * D], tl.float32)
     dk = tl.zeros([BN, D], tl.float32)
-    if VARLEN:
-        hi = tl.load(DOC_END + tl.minimum(n0 + BN, T) - 1)
-        diag_end = hi
-    else:
-        hi = T
-        diag_end = n0 + ((BN + BM - 1) // BM) * BM   # the query blocks that overlap the key block need the causal mask
     qb0 = Q + b.to(tl.int64) * T * sq_t + grp * (g + 1) * D
     if SIGNAL:
         for j in range(0, g):
@@ -277,15 +295,8 @@ def gda_bwd_dq_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DQ, DOC_STA
                       T, G, g, qk_scale, sm_scale,
                       D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr, SIGNAL: tl.constexpr):
     "dQ of one head x BM positions (signal heads, or the noise heads)."
-    pid_m = tl.num_programs(0) - 1 - tl.program_id(0); pid_h = tl.program_id(1)   # longest causal rows first
-    if SIGNAL:
-        bg = pid_h // g; j = pid_h % g; kcol = 0
-    else:
-        bg = pid_h; j = g; kcol = D
-    b = bg // G; grp = bg % G
+    pid_m, pid_h, bg, j, kcol, b, grp, ts, ok = _head_block(T, G, g, D, BM, SIGNAL)
     t0 = pid_m * BM
-    ts = t0 + tl.arange(0, BM)
-    ok = ts < T
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
     sq_t = G * (g + 1) * D
     sk_t = G * 2 * D
@@ -323,20 +334,8 @@ def gda_bwd_dq_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DQ, DOC_STA
 def _dv_inner(dv, k, qb, dob, LSE, DOC_START, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, so_t,
               D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
     "dV += P^T dO for one map's queries m_lo..m_hi against one key tile."
-    dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
     for m0 in range(m_lo, m_hi, BM):
-        ts = m0 + tl.arange(0, BM)
-        ok = ts < T
-        q = tl.load(qb + ts[:, None].to(tl.int64) * sq_t + dc[None, :], mask=ok[:, None], other=0.)
-        do = tl.load(dob + ts[:, None].to(tl.int64) * so_t + vc[None, :], mask=ok[:, None], other=0.)
-        lse = tl.load(LSE + ts, mask=ok, other=float('inf'))
-        p = tl.exp2(tl.dot(q, tl.trans(k)) * qk_scale - lse[:, None])
-        if MASK:
-            mk = ok[:, None] & kok[None, :] & (kn[None, :] <= ts[:, None])
-            if VARLEN:
-                dst = tl.load(DOC_START + ts, mask=ok, other=0)
-                mk = mk & (kn[None, :] >= dst[:, None])
-            p = tl.where(mk, p, 0.)
+        ts, ok, q, do, p = _bwd_rows(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, so_t, D, BM, MASK, VARLEN)
         dv += tl.dot(tl.trans(p.to(do.dtype)), do)
     return dv
 
@@ -345,38 +344,12 @@ def _dv_inner(dv, k, qb, dob, LSE, DOC_START, m_lo, m_hi, T, kn, kok, qk_scale, 
 def _dk_inner(dk, k, v, qb, dob, LSE, DELTA, DOC_START, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, so_t,
               D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
     "dK += dS^T Q for one map's queries m_lo..m_hi against one key tile (dS = P * (dO V^T - Delta))."
-    dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
     for m0 in range(m_lo, m_hi, BM):
-        ts = m0 + tl.arange(0, BM)
-        ok = ts < T
-        q = tl.load(qb + ts[:, None].to(tl.int64) * sq_t + dc[None, :], mask=ok[:, None], other=0.)
-        do = tl.load(dob + ts[:, None].to(tl.int64) * so_t + vc[None, :], mask=ok[:, None], other=0.)
-        lse = tl.load(LSE + ts, mask=ok, other=float('inf'))
+        ts, ok, q, do, p = _bwd_rows(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, so_t, D, BM, MASK, VARLEN)
         de = tl.load(DELTA + ts, mask=ok, other=0.)
-        p = tl.exp2(tl.dot(q, tl.trans(k)) * qk_scale - lse[:, None])
-        if MASK:
-            mk = ok[:, None] & kok[None, :] & (kn[None, :] <= ts[:, None])
-            if VARLEN:
-                dst = tl.load(DOC_START + ts, mask=ok, other=0)
-                mk = mk & (kn[None, :] >= dst[:, None])
-            p = tl.where(mk, p, 0.)
         ds = p * (tl.dot(do, tl.trans(v)) - de[:, None])
         dk += tl.dot(tl.trans(ds.to(q.dtype)), q)
     return dk
-
-
-@triton.jit
-def _key_block(pid_n, bg, T, G, DOC_END, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr):
-    "Key block of a program: its first key, key indices, in-bounds mask, end of the masked query range, query end."
-    n0 = pid_n * BN
-    kn = n0 + tl.arange(0, BN)
-    if VARLEN:
-        hi = tl.load(DOC_END + tl.minimum(n0 + BN, T) - 1)
-        diag_end = hi
-    else:
-        hi = T
-        diag_end = n0 + ((BN + BM - 1) // BM) * BM   # the query blocks that overlap the key block need the causal mask
-    return n0, kn, kn < T, diag_end, hi
 
 
 @triton.autotune(configs=_configs('dv'), key=['T', 'D', 'VARLEN'])
@@ -386,7 +359,7 @@ def gda_bwd_dv_kernel(Q, K, DO1, DO2, LSE1, LSE2, DV, DOC_START, DOC_END, T, G, 
     "dV of one group x BN keys: the g signal maps (keys K1) and the noise map (keys K2) into one accumulator."
     pid_n = tl.program_id(0); bg = tl.program_id(1)
     b = bg // G; grp = bg % G
-    n0, kn, kok, diag_end, hi = _key_block(pid_n, bg, T, G, DOC_END, BM, BN, VARLEN)
+    n0, kn, kok, diag_end, hi = _key_block(pid_n, T, DOC_END, BM, BN, VARLEN)
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
     sk_t = G * 2 * D; sq_t = G * (g + 1) * D; sd_t = G * g * 2 * D
     koff = b.to(tl.int64) * T * sk_t + kn[:, None].to(tl.int64) * sk_t + grp * 2 * D
@@ -416,7 +389,7 @@ def gda_bwd_dk_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DOC_STA
     "dK1 (SIGNAL: the g signal maps) or dK2 (the noise map) of one group x BN keys."
     pid_n = tl.program_id(0); bg = tl.program_id(1)
     b = bg // G; grp = bg % G
-    n0, kn, kok, diag_end, hi = _key_block(pid_n, bg, T, G, DOC_END, BM, BN, VARLEN)
+    n0, kn, kok, diag_end, hi = _key_block(pid_n, T, DOC_END, BM, BN, VARLEN)
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
     sk_t = G * 2 * D; sq_t = G * (g + 1) * D; sd_t = G * g * 2 * D
     if SIGNAL:

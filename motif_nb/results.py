@@ -33,10 +33,10 @@ def _git_commit(root):
     if os.environ.get('MOTIF_COMMIT'): return os.environ['MOTIF_COMMIT']
     try:
         c = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-        if len(c) != 40 or any(ch not in '0123456789abcdef' for ch in c): return os.environ.get('MOTIF_COMMIT', 'unknown')
+        if len(c) != 40 or any(ch not in '0123456789abcdef' for ch in c): return 'unknown'
         dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
         return c + ('+dirty' if dirty else '')
-    except Exception: return os.environ.get('MOTIF_COMMIT', 'unknown')
+    except Exception: return 'unknown'
 
 def env_info(command:str|None=None)->dict:
     "Provenance of a run: device, library versions, git commit, command, time."
