@@ -15,4 +15,4 @@ df = pd.concat([ns, step], ignore_index=True)
 path = save_result('muon_bench', df, fig=plot_muon_bench(df), command=os.environ.get('MOTIF_COMMAND', 'python bench/muon.py'))
 print('saved', path)
 import motif_nb.kernels.newton_schulz as K
-for key, cfg in K._sym_gram_kernel.cache.items(): print('sym_gram autotune', key, cfg)
+for key, cfg in K._sym_mm_kernel.cache.items(): print("sym_mm autotune", key, cfg)

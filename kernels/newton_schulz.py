@@ -1,10 +1,13 @@
-"""Symmetric Gram kernels for Newton-Schulz: `OUT = alpha * X @ X^T + beta * C`, upper-triangle tiles only.
+"""Symmetric products for Newton-Schulz: `OUT = alpha * X @ Y^T + beta * C + diag * I`, upper-triangle tiles only.
 
 Explained, tested and benchmarked in `nbs/05_muon.ipynb` (module `motif_nb.muon`).
 
 In one Newton-Schulz step `A = X X^T; B = b A + c A A; X = a X + B X` both `A` and `B` are symmetric (`A A = A A^T`
-because `A` is symmetric). `sym_gram` computes only the tiles on or above the diagonal of such a product and writes
-each off-diagonal tile twice (itself and its transpose), so the two Gram products cost half their FLOPs.
+because `A` is symmetric). In the Gram form of the iteration every M x M matrix is a polynomial in `X0 X0^T`, so all
+of them commute and every product of two of them is symmetric too. `sym_mm` computes only the tiles on or above the
+diagonal of such a product and writes each off-diagonal tile twice (itself and its transpose); a diagonal tile is
+averaged with its transpose. So these products cost half their FLOPs and come out exactly symmetric. The caller guarantees that the result is symmetric;
+`sym_gram(x)` is the case `Y = X`.
 Inputs are bf16 (fp16/fp32 under the Triton interpreter), accumulation is fp32, batched over a leading dim.
 The grid is one program per upper-triangle tile pair, enumerated row by row of the lower triangle so that
 neighbouring programs share an operand panel.
@@ -24,10 +27,10 @@ def _configs():
 
 @triton.autotune(configs=_configs(), key=['M', 'K', 'HAS_C'])
 @triton.jit
-def _sym_gram_kernel(X, C, OUT, M, K,
-                     sxb, sxm, sxk, scb, scm, scn, sob, som, son,
-                     alpha, beta,
-                     HAS_C: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
+def _sym_mm_kernel(X, Y, C, OUT, M, K,
+                   sxb, sxm, sxk, syb, sym, syk, scb, scm, scn, sob, som, son,
+                   alpha, beta, diag,
+                   HAS_C: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
     pid = tl.program_id(0)
     bidx = tl.program_id(1).to(tl.int64)
     # pid -> (i, j), j <= i, lower-triangle order: pid = i*(i+1)/2 + j. Float sqrt then an exact integer fix-up.
@@ -39,9 +42,8 @@ def _sym_gram_kernel(X, C, OUT, M, K,
     rm = pm * BLOCK_M + tl.arange(0, BLOCK_M)
     rn = pn * BLOCK_M + tl.arange(0, BLOCK_M)
     rk = tl.arange(0, BLOCK_K)
-    Xb = X + bidx * sxb
-    a_ptr = Xb + rm[:, None] * sxm + rk[None, :] * sxk          # [BM, BK] rows rm of X
-    b_ptr = Xb + rn[None, :] * sxm + rk[:, None] * sxk          # [BK, BM] rows rn of X, transposed
+    a_ptr = X + bidx * sxb + rm[:, None] * sxm + rk[None, :] * sxk     # [BM, BK] rows rm of X
+    b_ptr = Y + bidx * syb + rn[None, :] * sym + rk[:, None] * syk     # [BK, BM] rows rn of Y, transposed
     acc = tl.zeros((BLOCK_M, BLOCK_M), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         kmask = (k0 + rk) < K
@@ -49,8 +51,11 @@ def _sym_gram_kernel(X, C, OUT, M, K,
         b = tl.load(b_ptr, mask=(rn[None, :] < M) & kmask[:, None], other=0.0)
         acc = tl.dot(a, b, acc)
         a_ptr += BLOCK_K * sxk
-        b_ptr += BLOCK_K * sxk
+        b_ptr += BLOCK_K * syk
     acc = acc * alpha
+    if pm == pn:                                     # a diagonal tile: made exactly symmetric, + diag * I
+        acc = (acc + tl.trans(acc)) * 0.5
+        acc += tl.where(rm[:, None] == rn[None, :], diag, 0.0)
     omask = (rm[:, None] < M) & (rn[None, :] < M)
     if HAS_C:
         c = tl.load(C + bidx * scb + rm[:, None] * scm + rn[None, :] * scn, mask=omask, other=0.0)
@@ -62,13 +67,22 @@ def _sym_gram_kernel(X, C, OUT, M, K,
         tmask = (rn[:, None] < M) & (rm[None, :] < M)
         tl.store(Ob + rn[:, None] * som + rm[None, :] * son, tl.trans(out), mask=tmask)
 
-def sym_gram(x:torch.Tensor, out:torch.Tensor, alpha:float=1.0, beta:float=0.0, c:torch.Tensor|None=None)->torch.Tensor:
-    "`out = alpha * x @ x^T + beta * c` for `x` [B, M, K] and symmetric `c` [B, M, M]; only upper-triangle tiles are computed."
+def sym_mm(x:torch.Tensor, y:torch.Tensor, out:torch.Tensor, alpha:float=1.0, beta:float=0.0,
+           c:torch.Tensor|None=None, diag:float=0.0)->torch.Tensor:
+    "`out = alpha * x @ y^T + beta * c + diag * I` for `x`, `y` [B, M, K], symmetric `c` [B, M, M], when the result is known to be symmetric."
+    if x.ndim != 3 or y.shape != x.shape:
+        raise ValueError(f"sym_mm: x and y must both be [B, M, K] of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     Bn, M, K = x.shape
-    if out.shape != (Bn, M, M): raise ValueError(f"sym_gram: out must have shape {(Bn, M, M)}, got {tuple(out.shape)}")
+    if out.shape != (Bn, M, M): raise ValueError(f"sym_mm: out must have shape {(Bn, M, M)}, got {tuple(out.shape)}")
+    if c is not None and c.shape != out.shape: raise ValueError(f"sym_mm: c must have shape {(Bn, M, M)}, got {tuple(c.shape)}")
+    if out.data_ptr() in (x.data_ptr(), y.data_ptr()): raise ValueError("sym_mm: out must not be x or y (tiles are read after others are written)")
     has_c = c is not None
     cc = c if has_c else out
     grid = lambda meta: (triton.cdiv(M, meta['BLOCK_M']) * (triton.cdiv(M, meta['BLOCK_M']) + 1) // 2, Bn)
-    _sym_gram_kernel[grid](x, cc, out, M, K, *x.stride(), *cc.stride(), *out.stride(),
-                           float(alpha), float(beta), HAS_C=has_c)
+    _sym_mm_kernel[grid](x, y, cc, out, M, K, *x.stride(), *y.stride(), *cc.stride(), *out.stride(),
+                         float(alpha), float(beta), float(diag), HAS_C=has_c)
     return out
+
+def sym_gram(x:torch.Tensor, out:torch.Tensor, alpha:float=1.0, beta:float=0.0, c:torch.Tensor|None=None)->torch.Tensor:
+    "`out = alpha * x @ x^T + beta * c` for `x` [B, M, K] and symmetric `c` [B, M, M]; only upper-triangle tiles are computed."
+    return sym_mm(x, x, out, alpha, beta, c)

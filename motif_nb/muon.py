@@ -13,7 +13,7 @@ from .core import resolve_impl, check_float, interpreting, rel_err
 
 # %% auto #0
 __all__ = ['MOTIF_NS_COEFFICIENTS', 'CLASSIC_NS_COEFFICIENTS', 'NS_BENCH_SHAPES', 'ns_coefficients', 'ns_scalar_map', 'ns_band',
-           'newton_schulz', 'ns_flops', 'muon_momentum_', 'muon_lr_scale', 'muon_apply_', 'muon_update',
+           'ns_flops', 'newton_schulz', 'muon_momentum_', 'muon_lr_scale', 'muon_apply_', 'muon_update',
            'adamw_update_', 'qk_layout', 'qk_clip_factors', 'apply_qk_clip_', 'muon_param_groups', 'Muon',
            'benchmark_newton_schulz', 'benchmark_muon_step', 'plot_muon_bench']
 
@@ -50,59 +50,87 @@ def ns_band(coefficients='motif', steps:int=5, floor:float=3e-3)->tuple[float, f
     y = ns_scalar_map(torch.linspace(floor, 1, 200_001, dtype=torch.float64), coefficients, steps)
     return float(y.min()), float(y.max())
 
-# %% ../nbs/05_muon.ipynb #7770be81
-def _ns_torch(X, coefs):
+# %% ../nbs/05_muon.ipynb #7cf99001
+def _mm_torch(x, y, alpha:float=1.0, beta:float=0.0, c=None, diag:float=0.0):
+    "`alpha * x @ y^T + beta * c + diag * I`, batched, with cuBLAS."
+    out = torch.bmm(x, y.mT) if c is None else torch.baddbmm(c, x, y.mT, beta=beta, alpha=alpha)
+    if c is None and alpha != 1: out.mul_(alpha)
+    if diag: out.diagonal(dim1=-2, dim2=-1).add_(diag)
+    return out
+
+def _ns_standard(X, coefs, mm):
+    "The SPEC's iteration on a batch of wide matrices `X` [B, M, N]."
     for a, b, c in coefs:
-        A = torch.bmm(X, X.mT)
-        B = torch.baddbmm(A, A, A, beta=b, alpha=c)
-        X = torch.baddbmm(X, B, X, beta=a)
+        A = mm(X, X)                                # A = X X^T
+        B = mm(A, A, alpha=c, beta=b, c=A)          # B = b A + c A A^T   (A symmetric: A A^T = A A)
+        X = torch.baddbmm(X, B, X, beta=a)          # X = a X + B X       (a full product: cuBLAS in both paths)
     return X
 
-def _ns_triton(X, coefs):
-    import motif_nb.kernels.newton_schulz as K
-    X = X.contiguous()
-    Bn, M, _ = X.shape
-    A = torch.empty(Bn, M, M, dtype=X.dtype, device=X.device)
-    B = torch.empty_like(A)
-    for a, b, c in coefs:
-        K.sym_gram(X, A)                            # A = X X^T          (upper tiles, mirrored)
-        K.sym_gram(A, B, alpha=c, beta=b, c=A)      # B = b A + c A A^T  (A symmetric: A A^T = A A)
-        X = torch.baddbmm(X, B, X, beta=a)          # X = a X + B X      (cuBLAS)
+# %% ../nbs/05_muon.ipynb #3162a3df
+def _ns_gram(X, coefs, mm, restart:int):
+    "Newton-Schulz on M x M polynomials of the Gram matrix, forming `X = R X` every `restart` steps."
+    for s in range(0, len(coefs), restart):
+        A0, R = mm(X, X), None
+        for a, b, c in coefs[s:s + restart]:
+            A = A0 if R is None else mm(mm(R, A0), R)        # A_k = X_k X_k^T = R A0 R
+            P = mm(A, A, alpha=c, beta=b, c=A, diag=a)       # P = a I + b A + c A^2
+            R = P if R is None else mm(P, R)                 # R_{k+1} = P R_k
+        X = torch.bmm(R, X)                                  # restart: the iterate itself
     return X
 
+# %% ../nbs/05_muon.ipynb #9cc47be7
+def ns_flops(M:int, N:int, steps:int=5, symmetric:bool=False, method:str='standard', gram_restart:int=3)->int:
+    "FLOPs of `steps` Newton-Schulz steps on an M x N matrix (any orientation); `symmetric` counts half of each symmetric product."
+    M, N = min(M, N), max(M, N)
+    h = (lambda f: f // 2) if symmetric else (lambda f: f)
+    if method == 'standard': return steps * (h(2*M*M*N) + h(2*M**3) + 2*M*M*N)
+    if method != 'gram': raise ValueError(f"ns_flops: method must be 'standard' or 'gram', got {method!r}")
+    segs = [min(gram_restart, steps - s) for s in range(0, steps, gram_restart)]
+    return sum(h(2*M*M*N) + h(2*M**3) + (L - 1) * 4 * h(2*M**3) + 2*M*M*N for L in segs)
+
+# %% ../nbs/05_muon.ipynb #9a59bf80
 def _triton_pays(X)->bool:
-    "Enough upper-triangle 128x128 tiles (3 per SM) for the Triton Gram kernel to beat cuBLAS; measured below."
+    "Enough upper-triangle 128x128 tiles (3 per SM) for the Triton kernel to beat cuBLAS; measured below."
     T = -(-X.shape[-2] // 128)
     return X.shape[0] * T * (T + 1) // 2 >= 3 * torch.cuda.get_device_properties(X.device).multi_processor_count
 
 def newton_schulz(G:torch.Tensor, steps:int=5, coefficients='motif', eps:float=1e-7,
-                  dtype:torch.dtype=torch.bfloat16, impl:str='torch')->torch.Tensor:
-    "Approximately orthogonalise each matrix in the last two dims of `G` with `steps` Newton-Schulz steps in `dtype`."
+                  dtype:torch.dtype|None=None, impl:str='torch', method:str='auto', gram_restart:int=3)->torch.Tensor:
+    "Approximately orthogonalise each matrix in the last two dims of `G` with `steps` Newton-Schulz steps in `dtype` (None: bf16 standard, fp16 Gram form)."
     check_float(G, 'G', 'newton_schulz', min_ndim=2)
     coefs = ns_coefficients(coefficients, steps)
+    if method not in ('auto', 'standard', 'gram'): raise ValueError(f"newton_schulz: method must be 'auto', 'standard' or 'gram', got {method!r}")
+    if not isinstance(gram_restart, int) or isinstance(gram_restart, bool) or gram_restart < 1:
+        raise ValueError(f"newton_schulz: gram_restart must be a positive integer, got {gram_restart!r}")
+    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+        raise TypeError(f"newton_schulz: dtype must be a floating-point torch.dtype or None, got {dtype!r}")
     auto = impl == 'auto'
     impl = resolve_impl(impl, G, op='newton_schulz')
-    if impl == 'triton' and interpreting() and dtype == torch.bfloat16:
-        raise ValueError("newton_schulz: the Triton interpreter computes bf16 wrongly; use dtype=torch.float16 or float32 there")
-    if G.numel() == 0: return torch.zeros(G.shape, dtype=dtype, device=G.device)
     tall = G.shape[-2] > G.shape[-1]
     X = G.mT if tall else G                                   # a view: the transpose happens in the cast below
     shape = X.shape
     X = X.reshape(-1, *shape[-2:])
-    if auto and impl == 'triton' and not _triton_pays(X): impl = 'torch'
-    norm = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True, dtype=torch.float32)
+    if auto and impl == 'triton' and X.numel() and not _triton_pays(X): impl = 'torch'
+    if method == 'auto':
+        M, N, sym = *shape[-2:], impl == 'triton'
+        method = 'gram' if ns_flops(M, N, steps, sym, 'gram', gram_restart) < ns_flops(M, N, steps, sym) else 'standard'
+    if dtype is None: dtype = torch.float16 if method == 'gram' else torch.bfloat16
+    if impl == 'triton' and interpreting() and dtype == torch.bfloat16:
+        raise ValueError("newton_schulz: the Triton interpreter computes bf16 wrongly; use dtype=torch.float16 or float32 there")
+    if G.numel() == 0: return torch.zeros(G.shape, dtype=dtype, device=G.device)
+    norm = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True, dtype=torch.promote_types(X.dtype, torch.float32))
     X = torch.div(X, norm + eps, out=torch.empty(X.shape, dtype=dtype, device=X.device))   # one pass: scale, cast, make wide
-    X = (_ns_torch if impl == 'torch' else _ns_triton)(X, coefs).reshape(shape)
+    mm = _mm_torch if impl == 'torch' else _mm_triton
+    X = (_ns_standard(X, coefs, mm) if method == 'standard' else _ns_gram(X, coefs, mm, gram_restart)).reshape(shape)
     return X.mT if tall else X
 
-# %% ../nbs/05_muon.ipynb #0cc43624
-def ns_flops(M:int, N:int, steps:int=5, symmetric:bool=False)->int:
-    "FLOPs of `steps` Newton-Schulz steps on an M x N matrix (any orientation); `symmetric` counts half of each Gram product."
-    M, N = min(M, N), max(M, N)
-    gram = 2*M*M*N + 2*M**3
-    return steps * ((gram // 2 if symmetric else gram) + 2*M*M*N)
+# %% ../nbs/05_muon.ipynb #8ec327e6
+def _mm_triton(x, y, alpha:float=1.0, beta:float=0.0, c=None, diag:float=0.0):
+    "`alpha * x @ y^T + beta * c + diag * I` for a result known to be symmetric: upper-triangle tiles only (Triton)."
+    import motif_nb.kernels.newton_schulz as K
+    return K.sym_mm(x, y, x.new_empty(x.shape[0], x.shape[1], x.shape[1]), alpha, beta, c, diag)
 
-# %% ../nbs/05_muon.ipynb #4d5142ba
+# %% ../nbs/05_muon.ipynb #25dfbcdc
 def muon_momentum_(grad:torch.Tensor, buf:torch.Tensor, momentum:float=0.95, nesterov:bool=True, out:torch.Tensor|None=None)->torch.Tensor:
     "Update the momentum `buf <- mu*buf + grad` in place; return the direction to orthogonalise (`grad + mu*buf` with Nesterov), in `out` if given."
     torch.add(grad, buf, alpha=momentum, out=buf)                      # one pass
@@ -124,7 +152,7 @@ def muon_update(grad:torch.Tensor, buf:torch.Tensor, momentum:float=0.95, nester
     "The orthogonalised update of one parameter (momentum in place on `buf`, then Newton-Schulz in bf16)."
     return newton_schulz(muon_momentum_(grad, buf, momentum, nesterov), ns_steps, ns_coefficients, eps, impl=impl)
 
-# %% ../nbs/05_muon.ipynb #be16b9a8
+# %% ../nbs/05_muon.ipynb #a5bd4a3d
 def adamw_update_(param, grad, exp_avg, exp_avg_sq, step:int, lr:float, betas=(0.9, 0.95), eps:float=1e-8, weight_decay:float=0.0):
     "One AdamW step on `param` in place (moments updated in place); `step` counts from 1."
     b1, b2 = betas
@@ -134,7 +162,7 @@ def adamw_update_(param, grad, exp_avg, exp_avg_sq, step:int, lr:float, betas=(0
     denom = (exp_avg_sq.sqrt() / math.sqrt(1 - b2 ** step)).add_(eps)
     return param.addcdiv_(exp_avg, denom, value=-lr / (1 - b1 ** step))
 
-# %% ../nbs/05_muon.ipynb #a20d7be5
+# %% ../nbs/05_muon.ipynb #1cae9cdb
 def qk_layout(config)->dict:
     "The head layout QK-clip needs, from a `MotifConfig` (stored in the Muon param group as `qk_layout`)."
     return dict(attention_kind=config.attention_kind, num_attention_heads=config.num_attention_heads,
@@ -175,7 +203,7 @@ def apply_qk_clip_(w_q:torch.Tensor, w_k:torch.Tensor, q_scale:torch.Tensor, k_s
     w_q.view(q_scale.shape[-1], head_dim, -1).mul_(q_scale.to(w_q.dtype)[:, None, None])
     w_k.view(k_scale.shape[-1], head_dim, -1).mul_(k_scale.to(w_k.dtype)[:, None, None])
 
-# %% ../nbs/05_muon.ipynb #8bd6342a
+# %% ../nbs/05_muon.ipynb #a0705657
 def muon_param_groups(model:nn.Module, config=None, vector_weight_decay:float|None=0.0)->list[dict]:
     "Param groups for `Muon`: matrices (Muon), embeddings + lm_head (AdamW), vectors and norms (AdamW, `vector_weight_decay`)."
     config = config if config is not None else getattr(model, 'config', None)
@@ -200,7 +228,7 @@ def muon_param_groups(model:nn.Module, config=None, vector_weight_decay:float|No
         if vector_weight_decay is not None: res[-1]['weight_decay'] = vector_weight_decay
     return res
 
-# %% ../nbs/05_muon.ipynb #8417a22f
+# %% ../nbs/05_muon.ipynb #f1cbb939
 _resolve_ns = ns_coefficients      # Muon's argument of the same name shadows it
 _QK_NAME = re.compile(r'(?:^|\.)layers\.(\d+)\.self_attn\.([qk])_proj\.weight$')
 
@@ -212,13 +240,14 @@ class Muon(torch.optim.Optimizer):
     "Muon (Motif's rule, SPEC section 5) for groups with `use_muon=True`, AdamW for the others; QK-clip when `qk_clip_tau` is set."
     def __init__(self, param_groups, lr:float=1e-3, weight_decay:float=0.1, momentum:float=0.95, nesterov:bool=True,
                  ns_steps:int=5, ns_coefficients='motif', adamw_betas=(0.9, 0.95), adamw_eps:float=1e-8,
-                 qk_clip_tau:float|None=None, ns_impl:str='auto', eps:float=1e-7):
+                 qk_clip_tau:float|None=None, ns_impl:str='auto', ns_method:str='auto', eps:float=1e-7):
         for n, v in dict(lr=lr, weight_decay=weight_decay, eps=eps).items(): _check_num(n, v)
         _check_num('momentum', momentum, hi=1.0); _check_num('adamw_eps', adamw_eps)
         if not (isinstance(adamw_betas, (tuple, list)) and len(adamw_betas) == 2): raise ValueError(f"Muon: adamw_betas must be a pair, got {adamw_betas!r}")
         for b in adamw_betas: _check_num('adamw_betas', b, hi=1.0)
         if qk_clip_tau is not None: _check_num('qk_clip_tau', qk_clip_tau, open_lo=True)
         if ns_impl not in ('auto', 'torch', 'triton'): raise ValueError(f"Muon: ns_impl must be 'auto', 'torch' or 'triton', got {ns_impl!r}")
+        if ns_method not in ('auto', 'standard', 'gram'): raise ValueError(f"Muon: ns_method must be 'auto', 'standard' or 'gram', got {ns_method!r}")
         _resolve_ns(ns_coefficients, ns_steps)                                 # validates both
         if isinstance(param_groups, torch.Tensor) or isinstance(param_groups, dict): param_groups = [param_groups]
         groups = list(param_groups)
@@ -239,7 +268,7 @@ class Muon(torch.optim.Optimizer):
                 if g['use_muon'] and p.ndim < 2: raise ValueError(f"Muon: parameter {nm!r} has shape {tuple(p.shape)}; use_muon groups need >= 2 dims (put it in an AdamW group)")
             g['params'] = ps
         defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps,
-                        ns_coefficients=ns_coefficients, adamw_betas=tuple(adamw_betas), adamw_eps=adamw_eps, ns_impl=ns_impl, eps=eps)
+                        ns_coefficients=ns_coefficients, adamw_betas=tuple(adamw_betas), adamw_eps=adamw_eps, ns_impl=ns_impl, ns_method=ns_method, eps=eps)
         super().__init__(groups, defaults)
         for g in self.param_groups: _resolve_ns(g['ns_coefficients'], g['ns_steps'])   # per-group overrides too
         self.qk_clip_tau = qk_clip_tau
@@ -278,7 +307,7 @@ class Muon(torch.optim.Optimizer):
     def _muon_group(self, g):
         buckets = {}
         for p in self._grads(g): buckets.setdefault((tuple(p.shape), p.grad.dtype, p.device), []).append(p)
-        ns = dict(steps=g['ns_steps'], coefficients=g['ns_coefficients'], eps=g['eps'], impl=g['ns_impl'])
+        ns = dict(steps=g['ns_steps'], coefficients=g['ns_coefficients'], eps=g['eps'], impl=g['ns_impl'], method=g.get('ns_method', 'auto'))
         for (shape, dtype, device), ps in buckets.items():
             # same-shape matrices: the directions are written straight into one batch (no stack copy), one NS call
             ub = torch.empty((len(ps), *shape), dtype=dtype, device=device) if len(ps) > 1 else None
@@ -331,7 +360,7 @@ class Muon(torch.optim.Optimizer):
         if self.qk_clip_tau is not None: self._qk_clip(qk_logits)
         return loss
 
-# %% ../nbs/05_muon.ipynb #ddc1e31d
+# %% ../nbs/05_muon.ipynb #da0f3378
 NS_BENCH_SHAPES = ((4096, 16384), (16384, 4096), (5120, 4096), (2048, 4096), (4096, 8192))
 
 def _layer_params(device='cuda', D=4096, F=16384, H=40, KV=16, d=128, out=8192):
@@ -361,26 +390,29 @@ def benchmark_newton_schulz(shapes=NS_BENCH_SHAPES, steps:int=5, rep:int=300, de
     for shape in check_shapes:                                      # correctness only: batched, ragged tiles, tall
         torch.manual_seed(1)
         G = torch.randn(shape, device=device)
-        ref = newton_schulz(G, steps, 'motif', dtype=torch.float32, impl='torch')
+        ref = newton_schulz(G, steps, 'motif', dtype=torch.float32, impl='torch', method='standard')
         for impl in ('triton', 'torch'):
-            rows.append(dict(bench='check', case='x'.join(map(str, shape)), impl=f'{impl} bf16 vs fp32', ms=float('nan'),
-                             rel_err=rel_err(newton_schulz(G, steps, 'motif', impl=impl), ref)))
+            for method in ('gram', 'standard'):
+                rows.append(dict(bench='check', case='x'.join(map(str, shape)), impl=f'{impl} {method} bf16 vs fp32', ms=float('nan'),
+                                 rel_err=rel_err(newton_schulz(G, steps, 'motif', impl=impl, method=method), ref)))
     for M, N in shapes:
         torch.manual_seed(0)
         G = torch.randn(M, N, device=device)
         case, fl = f'{M}x{N}', ns_flops(M, N, steps)
-        ref = newton_schulz(G, steps, 'motif', dtype=torch.float32, impl='torch')
-        ref_c = newton_schulz(G, steps, 'classic', dtype=torch.float32, impl='torch')
-        fns = {'ours (triton sym_gram)': (lambda: newton_schulz(G, steps, 'motif', impl='triton'), ref),
-               'torch matmuls': (lambda: newton_schulz(G, steps, 'motif', impl='torch'), ref),
+        ref = newton_schulz(G, steps, 'motif', dtype=torch.float32, impl='torch', method='standard')
+        ref_c = newton_schulz(G, steps, 'classic', dtype=torch.float32, impl='torch', method='standard')
+        fns = {'ours (triton, gram)': (lambda: newton_schulz(G, steps, 'motif', impl='triton', method='gram'), ref),
+               'ours (triton, standard)': (lambda: newton_schulz(G, steps, 'motif', impl='triton', method='standard'), ref),
+               'torch matmuls, gram': (lambda: newton_schulz(G, steps, 'motif', impl='torch', method='gram'), ref),
+               'torch matmuls': (lambda: newton_schulz(G, steps, 'motif', impl='torch', method='standard'), ref),
                'torch.optim.Muon routine': (lambda: torch_ns(G, CLASSIC_NS_COEFFICIENTS[0], steps, 1e-7), ref_c)}
         t = {}
         for impl, (fn, r) in fns.items():
             err = rel_err(fn(), r)
             t[impl] = bench_ms(fn, rep=rep)
             row(case, impl, t[impl], fl, err)
-        for r in rows[-3:]: r['speedup_vs_torch'] = t['torch matmuls'] / r['ms']
-        if (M, N) == shapes[0]:                                     # the Gram kernel alone, at the first shape
+        for r in rows[-len(fns):]: r['speedup_vs_torch'] = t['torch matmuls'] / r['ms']
+        if (M, N) == shapes[0]:                                     # the kernel alone at the first shape: X X^T and an M^3 product
             Mi, Ni = min(M, N), max(M, N)
             X = (G if M <= N else G.T).contiguous().to(torch.bfloat16)[None]
             out = torch.full((1, Mi, Mi), float('nan'), device=device, dtype=torch.bfloat16)
@@ -388,8 +420,12 @@ def benchmark_newton_schulz(shapes=NS_BENCH_SHAPES, steps:int=5, rep:int=300, de
             err = rel_err(out, (X.float() @ X.float().mT))
             assert not out.isnan().any(), 'sym_gram left elements unwritten'
             tk, tc = bench_ms(lambda: K.sym_gram(X, out), rep=rep), bench_ms(lambda: torch.bmm(X, X.mT), rep=rep)
-            row(f'{Mi}x{Ni} gram', 'ours (triton sym_gram)', tk, 2 * Mi * Mi * Ni, err, speedup_vs_torch=tc / tk)
+            row(f'{Mi}x{Ni} gram', 'ours (triton sym_mm)', tk, 2 * Mi * Mi * Ni, err, speedup_vs_torch=tc / tk)
             row(f'{Mi}x{Ni} gram', 'torch matmuls', tc, 2 * Mi * Mi * Ni, 0.0, speedup_vs_torch=1.0)
+            A = out.clone(); out2 = torch.empty_like(out)
+            tk, tc = bench_ms(lambda: K.sym_mm(A, A, out2), rep=rep), bench_ms(lambda: torch.bmm(A, A), rep=rep)
+            row(f'{Mi}x{Mi}x{Mi} square', 'ours (triton sym_mm)', tk, 2 * Mi**3, rel_err(out2, A.float() @ A.float()), speedup_vs_torch=tc / tk)
+            row(f'{Mi}x{Mi}x{Mi} square', 'torch matmuls', tc, 2 * Mi**3, 0.0, speedup_vs_torch=1.0)
     return pd.DataFrame(rows)
 
 def benchmark_muon_step(rep:int=1000, device='cuda', layer_dims:dict|None=None)->'pd.DataFrame':
@@ -402,10 +438,11 @@ def benchmark_muon_step(rep:int=1000, device='cuda', layer_dims:dict|None=None)-
     vecs = {k: p for k, p in ps.items() if p.ndim < 2}
     groups = lambda: [dict(params=list(mats.values()), param_names=list(mats), use_muon=True, qk_layout=lay),
                       dict(params=list(vecs.values()), param_names=list(vecs), use_muon=False, weight_decay=0.0)]
-    fl = sum(ns_flops(*p.shape) for p in mats.values())
+    fl = sum(ns_flops(*p.shape) for p in mats.values())               # dense standard-form FLOPs: a faster method shows as a higher rate
     S = {0: torch.linspace(50, 150, lay['num_attention_heads'], device=device)}
     opts = {'ours (ns_impl=auto)': (Muon(groups()), {}),
             'ours (ns_impl=triton)': (Muon(groups(), ns_impl='triton'), {}),
+            'ours (triton, standard form)': (Muon(groups(), ns_impl='triton', ns_method='standard'), {}),
             'ours (ns_impl=torch)': (Muon(groups(), ns_impl='torch'), {}),
             'ours (auto) + QK-clip': (Muon(groups(), qk_clip_tau=100.0), dict(qk_logits=S))}
     tm = torch.optim.Muon(list(mats.values()), lr=1e-3, weight_decay=0.1, adjust_lr_fn='match_rms_adamw')
@@ -438,7 +475,7 @@ def plot_muon_bench(df):
     "Bar charts of a `muon_bench` table: Newton-Schulz ms per shape, optimizer-step ms."
     import matplotlib.pyplot as plt
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw=dict(width_ratios=[3, 1.4]))
-    ns = df[(df.bench == 'newton_schulz') & ~df.case.str.contains('gram')]
+    ns = df[(df.bench == 'newton_schulz') & ~df.case.str.contains('gram|square')]
     piv = ns.pivot(index='case', columns='impl', values='ms').reindex(ns.case.unique())
     piv.plot.bar(ax=a1, rot=0); a1.set_ylabel('ms (median)'); a1.set_title('Newton-Schulz, 5 steps, bf16')
     stp = df[df.bench == 'muon_step'].set_index('impl').ms
