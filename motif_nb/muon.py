@@ -111,9 +111,10 @@ def newton_schulz(G:torch.Tensor, steps:int=5, coefficients='motif', eps:float=1
     shape = X.shape
     X = X.reshape(-1, *shape[-2:])
     if auto and impl == 'triton' and X.numel() and not _triton_pays(X): impl = 'torch'
-    if method == 'auto':
+    if method == 'auto':                                      # the Gram form where it saves FLOPs, on a GPU
         M, N, sym = *shape[-2:], impl == 'triton'
-        method = 'gram' if ns_flops(M, N, steps, sym, 'gram', gram_restart) < ns_flops(M, N, steps, sym) else 'standard'
+        fewer = ns_flops(M, N, steps, sym, 'gram', gram_restart) < ns_flops(M, N, steps, sym)
+        method = 'gram' if fewer and G.is_cuda else 'standard'
     if dtype is None: dtype = torch.float16 if method == 'gram' else torch.bfloat16
     if impl == 'triton' and interpreting() and dtype == torch.bfloat16:
         raise ValueError("newton_schulz: the Triton interpreter computes bf16 wrongly; use dtype=torch.float16 or float32 there")
@@ -124,13 +125,13 @@ def newton_schulz(G:torch.Tensor, steps:int=5, coefficients='motif', eps:float=1
     X = (_ns_standard(X, coefs, mm) if method == 'standard' else _ns_gram(X, coefs, mm, gram_restart)).reshape(shape)
     return X.mT if tall else X
 
-# %% ../nbs/05_muon.ipynb #8ec327e6
+# %% ../nbs/05_muon.ipynb #34cc48fa
 def _mm_triton(x, y, alpha:float=1.0, beta:float=0.0, c=None, diag:float=0.0):
     "`alpha * x @ y^T + beta * c + diag * I` for a result known to be symmetric: upper-triangle tiles only (Triton)."
     import motif_nb.kernels.newton_schulz as K
     return K.sym_mm(x, y, x.new_empty(x.shape[0], x.shape[1], x.shape[1]), alpha, beta, c, diag)
 
-# %% ../nbs/05_muon.ipynb #25dfbcdc
+# %% ../nbs/05_muon.ipynb #d3c7ded2
 def muon_momentum_(grad:torch.Tensor, buf:torch.Tensor, momentum:float=0.95, nesterov:bool=True, out:torch.Tensor|None=None)->torch.Tensor:
     "Update the momentum `buf <- mu*buf + grad` in place; return the direction to orthogonalise (`grad + mu*buf` with Nesterov), in `out` if given."
     torch.add(grad, buf, alpha=momentum, out=buf)                      # one pass
@@ -152,7 +153,7 @@ def muon_update(grad:torch.Tensor, buf:torch.Tensor, momentum:float=0.95, nester
     "The orthogonalised update of one parameter (momentum in place on `buf`, then Newton-Schulz in bf16)."
     return newton_schulz(muon_momentum_(grad, buf, momentum, nesterov), ns_steps, ns_coefficients, eps, impl=impl)
 
-# %% ../nbs/05_muon.ipynb #a5bd4a3d
+# %% ../nbs/05_muon.ipynb #bd3925cd
 def adamw_update_(param, grad, exp_avg, exp_avg_sq, step:int, lr:float, betas=(0.9, 0.95), eps:float=1e-8, weight_decay:float=0.0):
     "One AdamW step on `param` in place (moments updated in place); `step` counts from 1."
     b1, b2 = betas
@@ -162,7 +163,7 @@ def adamw_update_(param, grad, exp_avg, exp_avg_sq, step:int, lr:float, betas=(0
     denom = (exp_avg_sq.sqrt() / math.sqrt(1 - b2 ** step)).add_(eps)
     return param.addcdiv_(exp_avg, denom, value=-lr / (1 - b1 ** step))
 
-# %% ../nbs/05_muon.ipynb #1cae9cdb
+# %% ../nbs/05_muon.ipynb #cd3bb917
 def qk_layout(config)->dict:
     "The head layout QK-clip needs, from a `MotifConfig` (stored in the Muon param group as `qk_layout`)."
     return dict(attention_kind=config.attention_kind, num_attention_heads=config.num_attention_heads,
@@ -203,7 +204,7 @@ def apply_qk_clip_(w_q:torch.Tensor, w_k:torch.Tensor, q_scale:torch.Tensor, k_s
     w_q.view(q_scale.shape[-1], head_dim, -1).mul_(q_scale.to(w_q.dtype)[:, None, None])
     w_k.view(k_scale.shape[-1], head_dim, -1).mul_(k_scale.to(w_k.dtype)[:, None, None])
 
-# %% ../nbs/05_muon.ipynb #a0705657
+# %% ../nbs/05_muon.ipynb #16321b13
 def muon_param_groups(model:nn.Module, config=None, vector_weight_decay:float|None=0.0)->list[dict]:
     "Param groups for `Muon`: matrices (Muon), embeddings + lm_head (AdamW), vectors and norms (AdamW, `vector_weight_decay`)."
     config = config if config is not None else getattr(model, 'config', None)
@@ -228,7 +229,7 @@ def muon_param_groups(model:nn.Module, config=None, vector_weight_decay:float|No
         if vector_weight_decay is not None: res[-1]['weight_decay'] = vector_weight_decay
     return res
 
-# %% ../nbs/05_muon.ipynb #f1cbb939
+# %% ../nbs/05_muon.ipynb #27ec7673
 _resolve_ns = ns_coefficients      # Muon's argument of the same name shadows it
 _QK_NAME = re.compile(r'(?:^|\.)layers\.(\d+)\.self_attn\.([qk])_proj\.weight$')
 
@@ -360,7 +361,7 @@ class Muon(torch.optim.Optimizer):
         if self.qk_clip_tau is not None: self._qk_clip(qk_logits)
         return loss
 
-# %% ../nbs/05_muon.ipynb #da0f3378
+# %% ../nbs/05_muon.ipynb #d3dfe1b5
 NS_BENCH_SHAPES = ((4096, 16384), (16384, 4096), (5120, 4096), (2048, 4096), (4096, 8192))
 
 def _layer_params(device='cuda', D=4096, F=16384, H=40, KV=16, d=128, out=8192):
