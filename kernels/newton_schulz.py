@@ -5,8 +5,8 @@ Explained, tested and benchmarked in `nbs/05_muon.ipynb` (module `motif_nb.muon`
 In one Newton-Schulz step `A = X X^T; B = b A + c A A; X = a X + B X` both `A` and `B` are symmetric (`A A = A A^T`
 because `A` is symmetric). In the Gram form of the iteration every M x M matrix is a polynomial in `X0 X0^T`, so all
 of them commute and every product of two of them is symmetric too. `sym_mm` computes only the tiles on or above the
-diagonal of such a product and writes each off-diagonal tile twice (itself and its transpose); a diagonal tile is
-averaged with its transpose. So these products cost half their FLOPs and come out exactly symmetric. The caller guarantees that the result is symmetric;
+diagonal of such a product and writes each off-diagonal tile twice (itself and its transpose); a diagonal tile
+writes its upper half and mirrors it. So these products cost half their FLOPs and come out exactly symmetric. The caller guarantees that the result is symmetric;
 `sym_gram(x)` is the case `Y = X`.
 Inputs are bf16 (fp16/fp32 under the Triton interpreter), accumulation is fp32, batched over a leading dim.
 The grid is one program per upper-triangle tile pair, enumerated row by row of the lower triangle so that
@@ -53,8 +53,7 @@ def _sym_mm_kernel(X, Y, C, OUT, M, K,
         a_ptr += BLOCK_K * sxk
         b_ptr += BLOCK_K * syk
     acc = acc * alpha
-    if pm == pn:                                     # a diagonal tile: made exactly symmetric, + diag * I
-        acc = (acc + tl.trans(acc)) * 0.5
+    if pm == pn:                                     # a diagonal tile: + diag * I
         acc += tl.where(rm[:, None] == rn[None, :], diag, 0.0)
     omask = (rm[:, None] < M) & (rn[None, :] < M)
     if HAS_C:
@@ -62,10 +61,12 @@ def _sym_mm_kernel(X, Y, C, OUT, M, K,
         acc += beta * c.to(tl.float32)
     out = acc.to(OUT.dtype.element_ty)
     Ob = OUT + bidx * sob
-    tl.store(Ob + rm[:, None] * som + rn[None, :] * son, out, mask=omask)
-    if pm != pn:                                     # mirror: tile (pn, pm) is the transpose
-        tmask = (rn[:, None] < M) & (rm[None, :] < M)
-        tl.store(Ob + rn[:, None] * som + rm[None, :] * son, tl.trans(out), mask=tmask)
+    # The tile's upper part (all of it off the diagonal) as computed, the lower part as the mirror of the upper:
+    # the result is exactly symmetric, diagonal tiles included.
+    upper = rm[:, None] <= rn[None, :]
+    tl.store(Ob + rm[:, None] * som + rn[None, :] * son, out, mask=omask & upper)
+    tmask = (rn[:, None] < M) & (rm[None, :] < M) & (rn[:, None] > rm[None, :])
+    tl.store(Ob + rn[:, None] * som + rm[None, :] * son, tl.trans(out), mask=tmask)
 
 def sym_mm(x:torch.Tensor, y:torch.Tensor, out:torch.Tensor, alpha:float=1.0, beta:float=0.0,
            c:torch.Tensor|None=None, diag:float=0.0)->torch.Tensor:
