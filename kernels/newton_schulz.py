@@ -61,12 +61,15 @@ def _sym_mm_kernel(X, Y, C, OUT, M, K,
         acc += beta * c.to(tl.float32)
     out = acc.to(OUT.dtype.element_ty)
     Ob = OUT + bidx * sob
-    # The tile's upper part (all of it off the diagonal) as computed, the lower part as the mirror of the upper:
-    # the result is exactly symmetric, diagonal tiles included.
-    upper = rm[:, None] <= rn[None, :]
-    tl.store(Ob + rm[:, None] * som + rn[None, :] * son, out, mask=omask & upper)
-    tmask = (rn[:, None] < M) & (rm[None, :] < M) & (rn[:, None] > rm[None, :])
-    tl.store(Ob + rn[:, None] * som + rm[None, :] * son, tl.trans(out), mask=tmask)
+    # Off the diagonal: the tile and its transpose. On it: the upper half as computed and the lower half as its mirror,
+    # so the result is exactly symmetric. (Two paths: the element-wise triangle mask would defeat vectorised stores.)
+    tmask = (rn[:, None] < M) & (rm[None, :] < M)
+    if pm != pn:
+        tl.store(Ob + rm[:, None] * som + rn[None, :] * son, out, mask=omask)
+        tl.store(Ob + rn[:, None] * som + rm[None, :] * son, tl.trans(out), mask=tmask)
+    else:
+        tl.store(Ob + rm[:, None] * som + rn[None, :] * son, out, mask=omask & (rm[:, None] <= rn[None, :]))
+        tl.store(Ob + rn[:, None] * som + rm[None, :] * son, tl.trans(out), mask=tmask & (rn[:, None] > rm[None, :]))
 
 def sym_mm(x:torch.Tensor, y:torch.Tensor, out:torch.Tensor, alpha:float=1.0, beta:float=0.0,
            c:torch.Tensor|None=None, diag:float=0.0)->torch.Tensor:

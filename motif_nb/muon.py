@@ -1,4 +1,4 @@
-"""Motif's Muon update rule, a Newton-Schulz that computes only half of each Gram product, and QK-clip for grouped differential heads
+"""Motif's Muon update rule, a Newton-Schulz in Gram form whose symmetric products cost half, and QK-clip for grouped differential heads
 
 Docs: https://motif-nb.github.io/motif-nb/muon.html.md"""
 
