@@ -61,15 +61,14 @@ def _sym_mm_kernel(X, Y, C, OUT, M, K,
         acc += beta * c.to(tl.float32)
     out = acc.to(OUT.dtype.element_ty)
     Ob = OUT + bidx * sob
-    # Off the diagonal: the tile and its transpose. On it: the upper half as computed and the lower half as its mirror,
-    # so the result is exactly symmetric. (Two paths: the element-wise triangle mask would defeat vectorised stores.)
-    tmask = (rn[:, None] < M) & (rm[None, :] < M)
+    # Off the diagonal: the tile and its transpose. On it: the upper half as computed and the lower half as its
+    # mirror, so the result is exactly symmetric. One transpose serves both; the masks stay vectorisable.
+    t = tl.trans(out)
+    if pm == pn: out = tl.where(rm[:, None] <= rn[None, :], out, t)
+    tl.store(Ob + rm[:, None] * som + rn[None, :] * son, out, mask=omask)
     if pm != pn:
-        tl.store(Ob + rm[:, None] * som + rn[None, :] * son, out, mask=omask)
-        tl.store(Ob + rn[:, None] * som + rm[None, :] * son, tl.trans(out), mask=tmask)
-    else:
-        tl.store(Ob + rm[:, None] * som + rn[None, :] * son, out, mask=omask & (rm[:, None] <= rn[None, :]))
-        tl.store(Ob + rn[:, None] * som + rm[None, :] * son, tl.trans(out), mask=tmask & (rn[:, None] > rm[None, :]))
+        tmask = (rn[:, None] < M) & (rm[None, :] < M)
+        tl.store(Ob + rn[:, None] * som + rm[None, :] * son, t, mask=tmask)
 
 def sym_mm(x:torch.Tensor, y:torch.Tensor, out:torch.Tensor, alpha:float=1.0, beta:float=0.0,
            c:torch.Tensor|None=None, diag:float=0.0)->torch.Tensor:
