@@ -403,6 +403,7 @@ def benchmark_newton_schulz(shapes=NS_BENCH_SHAPES, steps:int=5, rep:int=300, de
         ref = newton_schulz(G, steps, 'motif', dtype=torch.float32, impl='torch', method='standard')
         ref_c = newton_schulz(G, steps, 'classic', dtype=torch.float32, impl='torch', method='standard')
         fns = {'ours (triton, gram)': (lambda: newton_schulz(G, steps, 'motif', impl='triton', method='gram'), ref),
+               'ours (triton, gram, bf16)': (lambda: newton_schulz(G, steps, 'motif', dtype=torch.bfloat16, impl='triton', method='gram'), ref),
                'ours (triton, standard)': (lambda: newton_schulz(G, steps, 'motif', impl='triton', method='standard'), ref),
                'torch matmuls, gram': (lambda: newton_schulz(G, steps, 'motif', impl='torch', method='gram'), ref),
                'torch matmuls': (lambda: newton_schulz(G, steps, 'motif', impl='torch', method='standard'), ref),
