@@ -19,14 +19,27 @@ __all__ = ['LOG2E', 'GDA_BWD', 'rope_cos_sin', 'apply_rope', 'check_cu_seqlens',
            'mha_reference', 'mha_sdpa', 'Attention', 'grads_of', 'triton_cdiv', 'gda_triton', 'benchmark_gda',
            'plot_gda_bench', 'summarize_gda_bench']
 
-# %% ../nbs/02_attention.ipynb #2fe5ca35
-def rope_cos_sin(positions:torch.Tensor, # integer positions, any shape (...)
-                 head_dim:int, theta:float=1e6)->tuple[torch.Tensor, torch.Tensor]: # cos, sin of shape (..., head_dim), fp32
-    "Neox RoPE tables for `positions`."
+# %% ../nbs/02_attention.ipynb #3fbfa72a
+def _rope_tables(positions, head_dim, theta):
     inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float64) / head_dim))
     ang = positions.to(torch.float64)[..., None] * inv
     ang = torch.cat([ang, ang], -1)
     return ang.cos().float(), ang.sin().float()
+
+@torch.library.custom_op('motif_nb::rope_cos_sin', mutates_args=())
+def _rope_op(positions:torch.Tensor, head_dim:int, theta:float)->tuple[torch.Tensor, torch.Tensor]:
+    return _rope_tables(positions, head_dim, theta)
+
+@_rope_op.register_fake
+def _(positions, head_dim, theta):
+    shape = (*positions.shape, head_dim)
+    return positions.new_empty(shape, dtype=torch.float32), positions.new_empty(shape, dtype=torch.float32)
+
+def rope_cos_sin(positions:torch.Tensor, # integer positions, any shape (...)
+                 head_dim:int, theta:float=1e6)->tuple[torch.Tensor, torch.Tensor]: # cos, sin of shape (..., head_dim), fp32
+    "Neox RoPE tables for `positions` (one opaque op under `torch.compile`, so the trigonometry is not fused per element)."
+    if torch.compiler.is_compiling(): return torch.ops.motif_nb.rope_cos_sin(positions, head_dim, float(theta))
+    return _rope_tables(positions, head_dim, theta)
 
 def apply_rope(x:torch.Tensor, # (B, T, heads, d)
                cos:torch.Tensor, sin:torch.Tensor, # (B or 1, T, d)
@@ -37,7 +50,7 @@ def apply_rope(x:torch.Tensor, # (B, T, heads, d)
     rot = torch.cat([-xf[..., d2:], xf[..., :d2]], -1)
     return (xf * cos[:, :, None] + rot * sin[:, :, None]).to(x.dtype)
 
-# %% ../nbs/02_attention.ipynb #f2a8d0ca
+# %% ../nbs/02_attention.ipynb #c2ed7aef
 def check_cu_seqlens(cu_seqlens, N:int, op:str='attention')->torch.Tensor:
     "Validate FlashAttention-style document offsets for a packed row of `N` tokens."
     if not isinstance(cu_seqlens, torch.Tensor): raise TypeError(f"{op}: cu_seqlens must be a torch.Tensor, got {type(cu_seqlens).__name__}")
@@ -60,7 +73,7 @@ def doc_ids(cu_seqlens:torch.Tensor)->torch.Tensor:
     cu = cu_seqlens.long()
     return torch.repeat_interleave(torch.arange(len(cu) - 1, device=cu.device, dtype=torch.int32), cu[1:] - cu[:-1])
 
-# %% ../nbs/02_attention.ipynb #8edb56d4
+# %% ../nbs/02_attention.ipynb #9ed99a1c
 def attn_mask(T:int, S:int, q_start:int=0, docs:torch.Tensor|None=None, key_valid:torch.Tensor|None=None,
               device=None, for_max:bool=False)->torch.Tensor:
     "Boolean (B or 1, T, S) mask: True where query i may attend key j (`for_max`: also require a valid query and key)."
@@ -74,7 +87,7 @@ def attn_mask(T:int, S:int, q_start:int=0, docs:torch.Tensor|None=None, key_vali
         else: m = m & (kv | (kj == qi)[None])
     return m
 
-# %% ../nbs/02_attention.ipynb #8fb84fe4
+# %% ../nbs/02_attention.ipynb #f40af015
 def _up(t): return t.double() if t.dtype == torch.float64 else t.float()     # fp32 math, fp64 kept for tests
 
 def rms_norm(x:torch.Tensor, weight:torch.Tensor, eps:float)->torch.Tensor:
@@ -101,7 +114,7 @@ def gda_reference(q1, q2, k1, k2, v, lam, subln_w, eps:float, out_scale:float, *
     ml2 = torch.where(mm[:, None], s2, ninf).amax(dim=(0, 2, 3))              # (G,)
     return o, torch.cat([ml1, ml2[:, None]], 1).float().detach()
 
-# %% ../nbs/02_attention.ipynb #a952f1d3
+# %% ../nbs/02_attention.ipynb #ac6d34a9
 class KVCache:
     "Keys (after RoPE) and values of one attention layer, with a per-row key-validity mask for left padding."
     def __init__(self, config:MotifConfig, layer_idx:int, batch_size:int, max_len:int|None=None,
@@ -173,7 +186,7 @@ class KVCache:
         return (f"KVCache(layer={self.layer_idx}, {self.kind}, caches={self.num_caches}, batch={self.batch_size}, "
                 f"heads={self.num_heads}, head_dim={self.head_dim}, length={self.length}/{self.capacity}, {self.dtype})")
 
-# %% ../nbs/02_attention.ipynb #c3d7aae2
+# %% ../nbs/02_attention.ipynb #453e63f7
 def max_logits_chunked(q:torch.Tensor, # (B, Hq, T, d)
                        k:torch.Tensor, # (B, Hk, S, d); query head h uses key head h // (Hq/Hk)
                        q_start:int=0, docs=None, key_valid=None, chunk:int=1024)->torch.Tensor: # (Hq,) fp32
@@ -231,7 +244,7 @@ def gda_sdpa(q1, q2, k1, k2, v, lam, subln_w, eps:float, out_scale:float, *, q_s
                           max_logits_chunked(q2, k2, q_start, None, key_valid).view(G, 1)], 1)
     return o, ml
 
-# %% ../nbs/02_attention.ipynb #218fe71d
+# %% ../nbs/02_attention.ipynb #8bd5a908
 class _AttnBase(nn.Module):
     "Input checks, positions, RoPE and cache handling shared by `GDA` and `Attention`."
     def _prepare(self, x, positions, cu_seqlens, kv_cache):
@@ -278,7 +291,7 @@ class _AttnBase(nn.Module):
         w = self.k_proj.weight
         return KVCache(self.config, self.layer_idx, batch_size, max_len, dtype=w.dtype, device=w.device)
 
-# %% ../nbs/02_attention.ipynb #d5b66571
+# %% ../nbs/02_attention.ipynb #7b069db0
 class GDA(_AttnBase):
     "Grouped Differential Attention (Motif-2), HF parameter names; `config.attn_impl` picks the implementation."
     def __init__(self, config:MotifConfig, layer_idx:int):
@@ -347,7 +360,7 @@ class GDA(_AttnBase):
         out = self.o_proj(o.reshape(B, T, G * g * 2 * d).to(x.dtype))
         return (out, res[1].reshape(-1).float()) if return_max_logits else out
 
-# %% ../nbs/02_attention.ipynb #eff4ff52
+# %% ../nbs/02_attention.ipynb #c9573056
 def mha_reference(q, k, v, *, q_start:int=0, docs=None, key_valid=None, return_max_logits:bool=False):
     "GQA attention with an explicit fp32 softmax: q (B,H,T,d), k/v (B,KV,S,d) -> (B,H,T,d) fp32."
     B, H, T, d = q.shape; S, r = k.shape[2], H // k.shape[1]
@@ -400,7 +413,7 @@ class Attention(_AttnBase):
         out = self.o_proj(o.transpose(1, 2).reshape(B, T, H * d).to(x.dtype))
         return (out, res[1].float()) if return_max_logits else out
 
-# %% ../nbs/02_attention.ipynb #a49031e4
+# %% ../nbs/02_attention.ipynb #a0cbd4a3
 def grads_of(m, x, impl, seed=0, **kw):
     "Output and gradients (input, every parameter) of `m(x)` with implementation `impl`, for a fixed random cotangent."
     m.impl = impl; m.zero_grad(set_to_none=True)
@@ -410,7 +423,7 @@ def grads_of(m, x, impl, seed=0, **kw):
     (out * gy).sum().backward()
     return {'out': out.detach(), 'x': x.grad, **{n: p.grad for n, p in m.named_parameters()}}
 
-# %% ../nbs/02_attention.ipynb #de0740bc
+# %% ../nbs/02_attention.ipynb #6b1d2c07
 def _gda_kernels():
     import motif_nb.core                     # maps kernels/ in as motif_nb.kernels from a source checkout
     from motif_nb.kernels import gda
@@ -475,7 +488,7 @@ def _gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, o
             *bw, dq, doc_start, T, G, g, qk_scale, sm, D=D, VARLEN=varlen, SIGNAL=signal)
     return dq, dk, dv, dlam_part.sum().reshape(1).to(lam.dtype), dw_part.sum(0).to(w.dtype)
 
-# %% ../nbs/02_attention.ipynb #9d765a2c
+# %% ../nbs/02_attention.ipynb #7e26810e
 class _GDATriton(torch.autograd.Function):
     "Eager autograd over the launchers (no custom-op dispatch on the hot path)."
     @staticmethod
@@ -543,7 +556,7 @@ def gda_triton(q:torch.Tensor, # (B, T, G, g+1, d) after RoPE: g signal queries 
     ml = torch.cat([ml_s.view(B, G, g, -1).amax(dim=(0, 3)), ml_n.view(B, G, 1, -1).amax(dim=(0, 3))], 1)
     return y, ml / LOG2E
 
-# %% ../nbs/02_attention.ipynb #6274436f
+# %% ../nbs/02_attention.ipynb #b2f063c2
 def _gda_inputs(B, T, G=8, g=4, d=128, dtype=torch.bfloat16, device='cuda', seed=0):
     gen = torch.Generator(device=device).manual_seed(seed)
     q = torch.randn(B, T, G, g + 1, d, device=device, dtype=dtype, generator=gen)
@@ -584,7 +597,7 @@ def _make_flex(T, device, kernel_options=None):
         return rms_norm(sig - lam.to(sig.dtype) * noi[:, :, None], w, eps) * scale
     return torch.compile(f, dynamic=False)
 
-# %% ../nbs/02_attention.ipynb #df8ace9b
+# %% ../nbs/02_attention.ipynb #f24623da
 def benchmark_gda(shapes=((2, 4096), (1, 16384)), G:int=8, g:int=4, d:int=128, dtype=torch.bfloat16,
                   peers=('triton', 'triton+maxlogits', 'sdpa2', 'sdpa2_gqa', 'sdpa4', 'flex2', 'gqa_plain'),
                   check:bool=True, time_budget_s:float=1e9, log=print):
@@ -689,7 +702,7 @@ def benchmark_gda(shapes=((2, 4096), (1, 16384)), G:int=8, g:int=4, d:int=128, d
     except Exception: pass
     return df
 
-# %% ../nbs/02_attention.ipynb #d7bde326
+# %% ../nbs/02_attention.ipynb #013d1ba1
 def plot_gda_bench(df):
     "Bar charts of TFLOP/s per peer, one panel per (shape, mode), from a `benchmark_gda` table."
     import matplotlib.pyplot as plt
@@ -705,7 +718,7 @@ def plot_gda_bench(df):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/02_attention.ipynb #e258ccb9
+# %% ../nbs/02_attention.ipynb #97796de8
 def summarize_gda_bench(df):
     "Per (B, T, mode): our time, the best SDPA/Flex formulation, the speedup, our FLOP rate relative to plain GQA SDPA, the max-logits cost."
     import pandas as pd
