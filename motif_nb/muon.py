@@ -94,8 +94,15 @@ def _triton_pays(X)->bool:
     T = -(-X.shape[-2] // 128)
     return X.shape[0] * T * (T + 1) // 2 >= 3 * torch.cuda.get_device_properties(X.device).multi_processor_count
 
-def newton_schulz(G:torch.Tensor, steps:int=5, coefficients='motif', eps:float=1e-7,
-                  dtype:torch.dtype|None=None, impl:str='torch', method:str='auto', gram_restart:int=3)->torch.Tensor:
+def newton_schulz(G:torch.Tensor, # one matrix or a batch [..., A, B]; tall matrices run transposed
+                  steps:int=5, # Newton-Schulz steps
+                  coefficients='motif', # 'motif', 'classic', one (a, b, c) triple or a list of them (`ns_coefficients`)
+                  eps:float=1e-7, # added to the Frobenius norm before dividing by it
+                  dtype:torch.dtype|None=None, # working precision; None: bf16 for the standard form, fp16 for the Gram form
+                  impl:str='torch', # 'torch' (cuBLAS), 'triton' (symmetric products in Triton) or 'auto'
+                  method:str='auto', # 'standard' (the SPEC's step), 'gram' (Gram form with restarts) or 'auto' (Gram where it saves FLOPs, on a GPU)
+                  gram_restart:int=3, # Gram form: form X = R X0 and restart every this many steps
+                 )->torch.Tensor: # the orthogonalised matrices, shape of `G`, in the working precision
     "Approximately orthogonalise each matrix in the last two dims of `G` with `steps` Newton-Schulz steps in `dtype` (None: bf16 standard, fp16 Gram form)."
     check_float(G, 'G', 'newton_schulz', min_ndim=2)
     coefs = ns_coefficients(coefficients, steps)
@@ -125,13 +132,13 @@ def newton_schulz(G:torch.Tensor, steps:int=5, coefficients='motif', eps:float=1
     X = (_ns_standard(X, coefs, mm) if method == 'standard' else _ns_gram(X, coefs, mm, gram_restart)).reshape(shape)
     return X.mT if tall else X
 
-# %% ../nbs/05_muon.ipynb #34cc48fa
+# %% ../nbs/05_muon.ipynb #ec34334b
 def _mm_triton(x, y, alpha:float=1.0, beta:float=0.0, c=None, diag:float=0.0):
     "`alpha * x @ y^T + beta * c + diag * I` for a result known to be symmetric: upper-triangle tiles only (Triton)."
     import motif_nb.kernels.newton_schulz as K
     return K.sym_mm(x, y, x.new_empty(x.shape[0], x.shape[1], x.shape[1]), alpha, beta, c, diag)
 
-# %% ../nbs/05_muon.ipynb #d3c7ded2
+# %% ../nbs/05_muon.ipynb #0fb7d7a6
 def muon_momentum_(grad:torch.Tensor, buf:torch.Tensor, momentum:float=0.95, nesterov:bool=True, out:torch.Tensor|None=None)->torch.Tensor:
     "Update the momentum `buf <- mu*buf + grad` in place; return the direction to orthogonalise (`grad + mu*buf` with Nesterov), in `out` if given."
     torch.add(grad, buf, alpha=momentum, out=buf)                      # one pass
@@ -153,7 +160,7 @@ def muon_update(grad:torch.Tensor, buf:torch.Tensor, momentum:float=0.95, nester
     "The orthogonalised update of one parameter (momentum in place on `buf`, then Newton-Schulz in bf16)."
     return newton_schulz(muon_momentum_(grad, buf, momentum, nesterov), ns_steps, ns_coefficients, eps, impl=impl)
 
-# %% ../nbs/05_muon.ipynb #bd3925cd
+# %% ../nbs/05_muon.ipynb #ed77dd77
 def adamw_update_(param, grad, exp_avg, exp_avg_sq, step:int, lr:float, betas=(0.9, 0.95), eps:float=1e-8, weight_decay:float=0.0):
     "One AdamW step on `param` in place (moments updated in place); `step` counts from 1."
     b1, b2 = betas
@@ -163,7 +170,7 @@ def adamw_update_(param, grad, exp_avg, exp_avg_sq, step:int, lr:float, betas=(0
     denom = (exp_avg_sq.sqrt() / math.sqrt(1 - b2 ** step)).add_(eps)
     return param.addcdiv_(exp_avg, denom, value=-lr / (1 - b1 ** step))
 
-# %% ../nbs/05_muon.ipynb #cd3bb917
+# %% ../nbs/05_muon.ipynb #9b0ba4b9
 def qk_layout(config)->dict:
     "The head layout QK-clip needs, from a `MotifConfig` (stored in the Muon param group as `qk_layout`)."
     return dict(attention_kind=config.attention_kind, num_attention_heads=config.num_attention_heads,
@@ -204,7 +211,7 @@ def apply_qk_clip_(w_q:torch.Tensor, w_k:torch.Tensor, q_scale:torch.Tensor, k_s
     w_q.view(q_scale.shape[-1], head_dim, -1).mul_(q_scale.to(w_q.dtype)[:, None, None])
     w_k.view(k_scale.shape[-1], head_dim, -1).mul_(k_scale.to(w_k.dtype)[:, None, None])
 
-# %% ../nbs/05_muon.ipynb #16321b13
+# %% ../nbs/05_muon.ipynb #d90a5740
 def muon_param_groups(model:nn.Module, config=None, vector_weight_decay:float|None=0.0)->list[dict]:
     "Param groups for `Muon`: matrices (Muon), embeddings + lm_head (AdamW), vectors and norms (AdamW, `vector_weight_decay`)."
     config = config if config is not None else getattr(model, 'config', None)
@@ -229,7 +236,7 @@ def muon_param_groups(model:nn.Module, config=None, vector_weight_decay:float|No
         if vector_weight_decay is not None: res[-1]['weight_decay'] = vector_weight_decay
     return res
 
-# %% ../nbs/05_muon.ipynb #27ec7673
+# %% ../nbs/05_muon.ipynb #67da704c
 _resolve_ns = ns_coefficients      # Muon's argument of the same name shadows it
 _QK_NAME = re.compile(r'(?:^|\.)layers\.(\d+)\.self_attn\.([qk])_proj\.weight$')
 
@@ -361,7 +368,7 @@ class Muon(torch.optim.Optimizer):
         if self.qk_clip_tau is not None: self._qk_clip(qk_logits)
         return loss
 
-# %% ../nbs/05_muon.ipynb #d3dfe1b5
+# %% ../nbs/05_muon.ipynb #c687cb4c
 NS_BENCH_SHAPES = ((4096, 16384), (16384, 4096), (5120, 4096), (2048, 4096), (4096, 8192))
 
 def _layer_params(device='cuda', D=4096, F=16384, H=40, KV=16, d=128, out=8192):
