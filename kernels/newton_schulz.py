@@ -5,10 +5,12 @@ Explained, tested and benchmarked in `nbs/05_muon.ipynb` (module `motif_nb.muon`
 In one Newton-Schulz step `A = X X^T; B = b A + c A A; X = a X + B X` both `A` and `B` are symmetric (`A A = A A^T`
 because `A` is symmetric). In the Gram form of the iteration every M x M matrix is a polynomial in `X0 X0^T`, so all
 of them commute and every product of two of them is symmetric too. `sym_mm` computes only the tiles on or above the
-diagonal of such a product and writes each off-diagonal tile twice (itself and its transpose); a diagonal tile
-writes its upper half and mirrors it. So these products cost half their FLOPs and come out exactly symmetric. The caller guarantees that the result is symmetric;
-`sym_gram(x)` is the case `Y = X`.
-Inputs are bf16 (fp16/fp32 under the Triton interpreter), accumulation is fp32, batched over a leading dim.
+diagonal of such a product and writes each off-diagonal tile twice (itself and its transpose); a diagonal tile writes
+its upper half and mirrors it. So these products cost half their FLOPs and come out exactly symmetric. The caller
+guarantees that the result is symmetric; `c` may be `out` itself (each upper tile is read only by the program that
+writes it), `x` and `y` may not. `sym_gram(x)` is the case `Y = X`.
+Inputs are bf16 or fp16 on a GPU (fp16/fp32 under the Triton interpreter), accumulation is fp32, batched over a
+leading dim.
 The grid is one program per upper-triangle tile pair, enumerated row by row of the lower triangle so that
 neighbouring programs share an operand panel.
 Works on Triton 3.6 (GPU box) and 3.9 (interpreter): no block pointers, every load and store is masked.
