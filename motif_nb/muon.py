@@ -88,7 +88,12 @@ def ns_flops(M:int, N:int, steps:int=5, symmetric:bool=False, method:str='standa
     segs = [min(gram_restart, steps - s) for s in range(0, steps, gram_restart)]
     return sum(h(2*M*M*N) + h(2*M**3) + (L - 1) * 4 * h(2*M**3) + 2*M*M*N for L in segs)
 
-# %% ../nbs/05_muon.ipynb #9a59bf80
+# %% ../nbs/05_muon.ipynb #88927c79
+def _normalise(X, eps, dtype):
+    "`X / (||X||_F + eps)` per matrix, in `dtype`, contiguous: one pass that scales, casts and makes a transposed view wide."
+    norm = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True, dtype=torch.promote_types(X.dtype, torch.float32))
+    return torch.div(X, norm + eps, out=torch.empty(X.shape, dtype=dtype, device=X.device))
+
 def _triton_pays(X)->bool:
     "Enough upper-triangle 128x128 tiles (3 per SM) for the Triton kernel to beat cuBLAS; measured below."
     T = -(-X.shape[-2] // 128)
@@ -129,8 +134,7 @@ def newton_schulz(G:torch.Tensor, # one matrix or a batch [..., A, B]; tall matr
     if impl == 'triton' and interpreting() and dtype == torch.bfloat16:
         raise ValueError("newton_schulz: the Triton interpreter computes bf16 wrongly; use dtype=torch.float16 or float32 there")
     if G.numel() == 0: return torch.zeros(G.shape, dtype=dtype, device=G.device)
-    norm = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True, dtype=torch.promote_types(X.dtype, torch.float32))
-    X = torch.div(X, norm + eps, out=torch.empty(X.shape, dtype=dtype, device=X.device))   # one pass: scale, cast, make wide
+    X = _normalise(X, eps, dtype)
     mm = _mm_torch if impl == 'torch' else _mm_triton
     X = (_ns_standard(X, coefs, mm) if method == 'standard' else _ns_gram(X, coefs, mm, gram_restart)).reshape(shape)
     return X.mT if tall else X
@@ -408,8 +412,7 @@ def benchmark_newton_schulz(shapes=NS_BENCH_SHAPES, steps:int=5, rep:int=300, de
                                  rel_err=rel_err(newton_schulz(G, steps, 'motif', impl=impl, method=method), ref)))
     def gram_bf16(G):                                               # the same steps as newton_schulz, in bf16
         W = G if G.shape[0] <= G.shape[1] else G.T
-        X = torch.div(W, torch.linalg.vector_norm(W, dtype=torch.float32) + 1e-7, out=torch.empty(W.shape, dtype=torch.bfloat16, device=W.device))
-        Y = _ns_gram(X[None], ns_coefficients('motif', steps), _mm_triton, 3)[0]
+        Y = _ns_gram(_normalise(W[None], 1e-7, torch.bfloat16), ns_coefficients('motif', steps), _mm_triton, 3)[0]
         return Y if G.shape[0] <= G.shape[1] else Y.T
     for M, N in shapes:
         torch.manual_seed(0)
