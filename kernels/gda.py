@@ -171,23 +171,25 @@ def gda_bwd_pre_kernel(DY, A, O2, RSTD, W, LAM, DO1, DO2, DELTA1, DELTA2, DW_PAR
 
 
 @triton.jit
-def _bwd_rows(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, so_t,
+def _bwd_cols(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, so_t,
               D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
-    "Query block m0 of one map against a key tile: positions, in-bounds mask, Q, dO and the (masked) probabilities P."
+    """Query block m0 of one map against a key tile, keys on rows: positions, in-bounds mask, Q^T, dO and the (masked)
+    transposed probabilities P^T (BN x BM). Computing P^T = exp2(K Q^T - lse) directly keeps every later product in
+    the layout the tensor cores read (a transposed register tile would go through shared memory)."""
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
     ts = m0 + tl.arange(0, BM)
     ok = ts < T
-    q = tl.load(qb + ts[:, None].to(tl.int64) * sq_t + dc[None, :], mask=ok[:, None], other=0.)
+    qT = tl.load(qb + ts[None, :].to(tl.int64) * sq_t + dc[:, None], mask=ok[None, :], other=0.)
     do = tl.load(dob + ts[:, None].to(tl.int64) * so_t + vc[None, :], mask=ok[:, None], other=0.)
     lse = tl.load(LSE + ts, mask=ok, other=float('inf'))
-    p = tl.exp2(tl.dot(q, tl.trans(k)) * qk_scale - lse[:, None])
+    pT = tl.exp2(tl.dot(k, qT) * qk_scale - lse[None, :])
     if MASK:
-        mk = ok[:, None] & kok[None, :] & (kn[None, :] <= ts[:, None])
+        mk = ok[None, :] & kok[:, None] & (kn[:, None] <= ts[None, :])
         if VARLEN:
             dst = tl.load(DOC_START + ts, mask=ok, other=0)
-            mk = mk & (kn[None, :] >= dst[:, None])
-        p = tl.where(mk, p, 0.)
-    return ts, ok, q, do, p
+            mk = mk & (kn[:, None] >= dst[None, :])
+        pT = tl.where(mk, pT, 0.)
+    return ts, ok, qT, do, pT
 
 
 @triton.jit
@@ -195,11 +197,11 @@ def _dkdv_inner(dv, dk, k, v, qb, dob, LSE, DELTA, DOC_START, m_lo, m_hi, T, kn,
                 D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
     "One head's queries m_lo..m_hi (BM at a time) against one K/V tile: accumulate dV and dK."
     for m0 in range(m_lo, m_hi, BM):
-        ts, ok, q, do, p = _bwd_rows(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, so_t, D, BM, MASK, VARLEN)
+        ts, ok, qT, do, pT = _bwd_cols(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, so_t, D, BM, MASK, VARLEN)
         de = tl.load(DELTA + ts, mask=ok, other=0.)
-        dv += tl.dot(tl.trans(p.to(do.dtype)), do)
-        ds = p * (tl.dot(do, tl.trans(v)) - de[:, None])
-        dk += tl.dot(tl.trans(ds.to(q.dtype)), q)
+        dv += tl.dot(pT.to(do.dtype), do)
+        dsT = pT * (tl.dot(v, tl.trans(do)) - de[None, :])
+        dk += tl.dot(dsT.to(qT.dtype), tl.trans(qT))
     return dv, dk
 
 
@@ -335,20 +337,20 @@ def _dv_inner(dv, k, qb, dob, LSE, DOC_START, m_lo, m_hi, T, kn, kok, qk_scale, 
               D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
     "dV += P^T dO for one map's queries m_lo..m_hi against one key tile."
     for m0 in range(m_lo, m_hi, BM):
-        ts, ok, q, do, p = _bwd_rows(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, so_t, D, BM, MASK, VARLEN)
-        dv += tl.dot(tl.trans(p.to(do.dtype)), do)
+        ts, ok, qT, do, pT = _bwd_cols(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, so_t, D, BM, MASK, VARLEN)
+        dv += tl.dot(pT.to(do.dtype), do)
     return dv
 
 
 @triton.jit
 def _dk_inner(dk, k, v, qb, dob, LSE, DELTA, DOC_START, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, so_t,
               D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
-    "dK += dS^T Q for one map's queries m_lo..m_hi against one key tile (dS = P * (dO V^T - Delta))."
+    "dK += dS^T Q for one map's queries m_lo..m_hi against one key tile (dS^T = P^T * (V dO^T - Delta))."
     for m0 in range(m_lo, m_hi, BM):
-        ts, ok, q, do, p = _bwd_rows(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, so_t, D, BM, MASK, VARLEN)
+        ts, ok, qT, do, pT = _bwd_cols(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, so_t, D, BM, MASK, VARLEN)
         de = tl.load(DELTA + ts, mask=ok, other=0.)
-        ds = p * (tl.dot(do, tl.trans(v)) - de[:, None])
-        dk += tl.dot(tl.trans(ds.to(q.dtype)), q)
+        dsT = pT * (tl.dot(v, tl.trans(do)) - de[None, :])
+        dk += tl.dot(dsT.to(qT.dtype), tl.trans(qT))
     return dk
 
 
