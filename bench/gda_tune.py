@@ -78,7 +78,8 @@ def _launch(st, kind, signal, cfg):
         K.gda_bwd_dv_kernel.fn[(triton_cdiv(T, bn), B * G)](q, st['k'], st['do1'], st['do2'], st['lse1'], st['lse2'], st['dv'],
                                                            st['z'], st['z'], T, G, g, qk, **meta)
     if kind == 'dk':
-        K.gda_bwd_dk_kernel.fn[(triton_cdiv(T, bn), B * G)](*bw, st['dk'], st['z'], st['z'], T, G, g, qk, sm, **meta)
+        meta.pop('SIGNAL')      # one launch: dK1 of the signal maps and dK2 of the noise map (grid axis 2)
+        K.gda_bwd_dk_kernel.fn[(triton_cdiv(T, bn), B * G, 2)](*bw, st['dk'], st['z'], st['z'], T, G, g, qk, sm, **meta)
 
 
 def _pre(st):
@@ -101,7 +102,7 @@ def _first(st, **cfgs):
     for s in (True, False): _launch(st, 'dq', s, c['dq'])
     if 'dv' in cfgs or 'dk' in cfgs:     # the split backward overwrites dV and dK
         _launch(st, 'dv', True, c['dv'])
-        for s in (True, False): _launch(st, 'dk', s, c['dk'])
+        _launch(st, 'dk', True, c['dk'])
 
 
 def _reference(st):
@@ -181,7 +182,7 @@ def main():
     from motif_nb.results import save_result
     rows = []
     outs = {('fwd', False): ('o2', 'lse2'), ('fwd', True): ('y', 'a'), ('dkdv', False): ('dk', 'dv'), ('dkdv', True): ('dk', 'dv'),
-            ('dq', True): ('dq',), ('dq', False): ('dq',), ('dv', True): ('dv',), ('dk', True): ('dk',), ('dk', False): ('dk',)}
+            ('dq', True): ('dq',), ('dq', False): ('dq',), ('dv', True): ('dv',), ('dk', True): ('dk',)}
     for B, T in SHAPES:
         st = _state(B, T)
         _first(st); _sync()
@@ -191,7 +192,7 @@ def main():
         base = {n: st[n].clone() for n in ('y', 'a', 'o2', 'lse2', 'dk', 'dv', 'dq')}
         flops_head = 3 * st['q'].shape[-1] * T * T * B     # causal QK^T (2 d T^2/2) + PV (2 2d T^2/2) per head, forward
         for (kind, signal), names in outs.items():
-            G, g = st['q'].shape[2], st['q'].shape[3] - 1; heads = G * (g + 1 if kind == 'dv' else g if signal else 1)
+            G, g = st['q'].shape[2], st['q'].shape[3] - 1; heads = G * (g + 1 if kind in ('dv', 'dk') else g if signal else 1)
             mult = {'fwd': 1.0, 'dkdv': 2.0, 'dq': 4 / 3, 'dv': 1.0, 'dk': 4 / 3}[kind]
             for cfg in CANDS[kind]:
                 _first(st)                            # every buffer back to the baseline state (dkdv adds into dv)
@@ -206,10 +207,10 @@ def main():
                     err = max(rel_err(st[n], base[n]) for n in names)
                     ms = do_bench(run, warmup=10, rep=60, return_mode='median')
                     if kind == 'dkdv': ms -= do_bench(other, warmup=10, rep=60, return_mode='median')
-                    rows.append(dict(B=B, T=T, kernel=kind, heads='all' if kind == 'dv' else 'signal' if signal else 'noise', BM=cfg[0], BN=cfg[1], warps=cfg[2],
+                    rows.append(dict(B=B, T=T, kernel=kind, heads='all' if kind in ('dv', 'dk') else 'signal' if signal else 'noise', BM=cfg[0], BN=cfg[1], warps=cfg[2],
                                      stages=cfg[3], ms=ms, tflops=flops_head * heads * mult / ms / 1e9, err_vs_first=err))
                 except Exception as e:
-                    rows.append(dict(B=B, T=T, kernel=kind, heads='all' if kind == 'dv' else 'signal' if signal else 'noise', BM=cfg[0], BN=cfg[1], warps=cfg[2],
+                    rows.append(dict(B=B, T=T, kernel=kind, heads='all' if kind in ('dv', 'dk') else 'signal' if signal else 'noise', BM=cfg[0], BN=cfg[1], warps=cfg[2],
                                      stages=cfg[3], error=f'{type(e).__name__}: {str(e)[:160]}'))
                 print(rows[-1], flush=True)
         del st, base; _sync()

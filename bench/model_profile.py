@@ -4,7 +4,8 @@ usage: export PYTHONPATH=$PWD MOTIF_FIGURES=$OUT PYTHONUNBUFFERED=1; python3 ben
   attn:    the attention cores of one layer at the benchmark shape (B=8, T=2048, bf16), forward+backward, eager:
            GDA (G=4, g=4, d=128) as 4 SDPA calls (the 'sdpa' path; torch 2.11 runs them on cuDNN's kernels on an H100),
            with only the cuDNN backend enabled, as 2 cuDNN calls of value width 2d (GQA in the
-           kernel, or K/V expanded), the fused Triton kernel; and the Llama layer's GQA attention (16 heads, 4 KV heads)
+           kernel, or K/V expanded), the fused Triton kernel (split and fused dK/dV backward), the 4-call path and the
+           2-call cuDNN path under torch.compile; and the Llama layer's GQA attention (16 heads, 4 KV heads)
            through flash and cuDNN. Errors against fp32 GDA (2 memory-efficient SDPA calls) on the same random inputs.
   profile: builds each model as `benchmark_model` does (per-layer torch.compile, fused AdamW), counts dynamo graphs,
            graph breaks and recompiles, then profiles training steps and prints the kernels by device time per step.
@@ -55,6 +56,7 @@ def attn(B=8, T=2048, G=4, g=4, d=128, eps=1e-5, scale=0.8):
         'gda_cudnn2_gqa': lambda q, k, v: perm(cudnn2(*_split(q, k, v))),
         'gda_cudnn2_expand': lambda q, k, v: perm(cudnn2(*_split(q, k, v), expand=True)),
         'gda_triton': lambda q, k, v: gda_triton(q, k, v, lam, w, eps, scale),
+        'gda_triton (fused dK/dV)': lambda q, k, v: gda_triton(q, k, v, lam, w, eps, scale),   # GDA_BWD='fused' below
     }
     rows = []
     gy = torch.randn(B, T, G, g, 2 * d, device='cuda', dtype=torch.bfloat16)
@@ -62,8 +64,10 @@ def attn(B=8, T=2048, G=4, g=4, d=128, eps=1e-5, scale=0.8):
     ro = perm(gda_sdpa(*_split(*ref_ins), lam.detach(), w.detach().float(), eps, scale, calls=2))
     rg = torch.autograd.grad(ro, ref_ins, gy.float())
     fl_gda = B * (G * g + G) * 3 * d * T * T * 3.5     # causal forward FLOPs x 3.5 (the count of benchmark_gda)
+    import motif_nb.attention as A
     for name, f in gda.items():
         row = dict(case=name)
+        A.GDA_BWD = 'fused' if 'fused' in name else 'split'       # the backward launcher reads the flag at backward time
         try:
             o = f(q, k, v); gs = torch.autograd.grad(o, (q, k, v), gy)
             row.update(err_out=rel_err(o, ro), **{f'err_{n}': rel_err(a, b) for n, a, b in zip(('dq', 'dk', 'dv'), gs, rg)})
@@ -72,6 +76,7 @@ def attn(B=8, T=2048, G=4, g=4, d=128, eps=1e-5, scale=0.8):
             row['fwdbwd_ms'] = bench_ms(lambda: torch.autograd.grad(f(q, k, v), (q, k, v), gy))
         except Exception as e:
             row['error'] = f'{type(e).__name__}: {str(e)[:300]}'
+        A.GDA_BWD = 'split'
         rows.append(row); print(row, flush=True)
         torch.cuda.empty_cache()
     del ref_ins, ro, rg
@@ -94,6 +99,13 @@ def attn(B=8, T=2048, G=4, g=4, d=128, eps=1e-5, scale=0.8):
             row['fwdbwd_ms'] = bench_ms(lambda: torch.autograd.grad(f(), (ql, kl, vl), gl))
         except Exception as e: row['error'] = f'{type(e).__name__}: {str(e)[:300]}'
         rows.append(row); print(row, flush=True)
+    # the model's path as the model runs it: the 4 SDPA calls and the epilogue under torch.compile
+    try:
+        c4 = torch.compile(lambda q1, q2, k1, k2, vv: gda_sdpa(q1, q2, k1, k2, vv, lam, w, eps, scale, calls=4), dynamic=False)
+        o = perm(c4(*_split(q, k, v))); torch.autograd.grad(o, (q, k, v), gy); del o
+        row = dict(case='gda_sdpa4 compiled', fwdbwd_ms=bench_ms(lambda: torch.autograd.grad(perm(c4(*_split(q, k, v))), (q, k, v), gy)))
+    except Exception as e: row = dict(case='gda_sdpa4 compiled', error=f'{type(e).__name__}: {str(e)[:300]}')
+    rows.append(row); print(row, flush=True)
     # does the cuDNN choice survive torch.compile (sdpa_kernel inside the compiled region)?
     try:
         from torch.nn.attention import sdpa_kernel, SDPBackend

@@ -476,9 +476,8 @@ def _gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, o
     if GDA_BWD == 'split':                # dV of all g+1 maps in one kernel, dK1 and dK2 in another
         K.gda_bwd_dv_kernel[lambda m: (triton_cdiv(T, m['BN']), B * G)](
             q, k, do1, do2, lse1, lse2, dv, doc_start, doc_end, T, G, g, qk_scale, D=D, VARLEN=varlen)
-        for signal in (True, False):
-            K.gda_bwd_dk_kernel[lambda m: (triton_cdiv(T, m['BN']), B * G)](
-                *bw, dk, doc_start, doc_end, T, G, g, qk_scale, sm, D=D, VARLEN=varlen, SIGNAL=signal)
+        K.gda_bwd_dk_kernel[lambda m: (triton_cdiv(T, m['BN']), B * G, 2)](     # dK1 and dK2 in one launch
+            *bw, dk, doc_start, doc_end, T, G, g, qk_scale, sm, D=D, VARLEN=varlen)
     else:
         for signal in (False, True):      # noise first: the signal launch adds its dV share
             K.gda_bwd_dkdv_kernel[lambda m: (triton_cdiv(T, m['BN']), B * G)](
