@@ -17,6 +17,8 @@ CANDS = {   # (BM, BN, warps, stages)
             (128, 32, 8, 3), (128, 64, 8, 2), (64, 128, 8, 3), (128, 128, 8, 2), (64, 64, 4, 2)],
     'dkdv': [(32, 32, 4, 2), (64, 32, 8, 2), (32, 64, 8, 2), (64, 64, 8, 2), (32, 64, 4, 2), (16, 64, 4, 2),
              (32, 128, 8, 2), (64, 128, 8, 2), (16, 128, 8, 2), (64, 64, 8, 3), (32, 64, 8, 3)],
+    # the row-wise backward kernel: (BT rows, -, warps, -)
+    'pre': [(16, 0, 8, 1), (16, 0, 4, 1), (32, 0, 4, 1), (32, 0, 8, 1), (64, 0, 8, 1), (64, 0, 4, 1)],
     'dq': [(64, 32, 4, 2), (64, 64, 4, 2), (64, 64, 8, 2), (128, 32, 8, 2), (128, 64, 8, 2), (64, 32, 8, 3),
            (32, 64, 4, 2), (128, 64, 8, 3), (64, 64, 4, 3)],
     # the split backward (GDA_BWD='split'): dV of all maps in one kernel, dK1 / dK2 in another
@@ -56,7 +58,7 @@ def _state(B, T, seed=0, **kw):
 
 
 def _launch(st, kind, signal, cfg):
-    "One launch of `kind` ('fwd', 'dkdv', 'dq') for the signal or noise heads with block shape `cfg`."
+    "One launch of `kind` ('fwd', 'pre', 'dkdv', 'dq', 'dv', 'dk') for the signal or noise heads with block shape `cfg`."
     from motif_nb.attention import _gda_kernels, triton_cdiv, LOG2E
     K = _gda_kernels()
     q = st['q']; B, T, G, g1, D = q.shape; g = g1 - 1
@@ -71,8 +73,16 @@ def _launch(st, kind, signal, cfg):
     bw = tuple(st[n] for n in ('q', 'k', 'v', 'do1', 'do2', 'lse1', 'lse2', 'delta1', 'delta2'))
     if kind == 'dkdv':
         K.gda_bwd_dkdv_kernel.fn[(triton_cdiv(T, bn), B * G)](*bw, st['dk'], st['dv'], st['z'], st['z'], T, G, g, qk, sm, **meta)
+    if kind == 'pre':
+        import torch
+        nt = triton_cdiv(T, bm)
+        dwp = torch.empty(B * G * nt, 2 * D, device=DEV); dlp = torch.empty(B * G * nt, device=DEV)
+        K.gda_bwd_pre_kernel[(nt, B * G)](st['dy'], st['a'], st['o2'], st['rstd'], st['w'], st['lam'], st['do1'], st['do2'],
+                                          st['delta1'], st['delta2'], dwp, dlp, T, G, g, 0.8, D=D, GP=1 << (g - 1).bit_length(),
+                                          BT=bm, num_warps=nw)
     if kind == 'dq':
-        K.gda_bwd_dq_kernel.fn[(triton_cdiv(T, bm), B * G * (g if signal else 1))](*bw, st['dq'], st['z'], T, G, g, qk, sm, **meta)
+        meta.pop('SIGNAL')      # one launch: the signal heads, then the noise heads
+        K.gda_bwd_dq_kernel.fn[(triton_cdiv(T, bm), B * G * (g + 1))](*bw, st['dq'], st['z'], T, G, g, B * G * g, qk, sm, **meta)
     if kind == 'dv':
         meta.pop('SIGNAL')
         K.gda_bwd_dv_kernel.fn[(triton_cdiv(T, bn), B * G)](q, st['k'], st['do1'], st['do2'], st['lse1'], st['lse2'], st['dv'],
@@ -82,24 +92,13 @@ def _launch(st, kind, signal, cfg):
         K.gda_bwd_dk_kernel.fn[(triton_cdiv(T, bn), B * G, 2)](*bw, st['dk'], st['z'], st['z'], T, G, g, qk, sm, **meta)
 
 
-def _pre(st):
-    "The row-wise backward kernel (fixed layout), between the forward and the dK/dV, dQ launches."
-    from motif_nb.attention import _gda_kernels, triton_cdiv
-    K = _gda_kernels()
-    q = st['q']; B, T, G, g1, D = q.shape; g = g1 - 1; nt = triton_cdiv(T, 16)
-    import torch
-    dwp = torch.empty(B * G * nt, 2 * D, device=DEV); dlp = torch.empty(B * G * nt, device=DEV)
-    K.gda_bwd_pre_kernel[(nt, B * G)](st['dy'], st['a'], st['o2'], st['rstd'], st['w'], st['lam'], st['do1'], st['do2'],
-                                      st['delta1'], st['delta2'], dwp, dlp, T, G, g, 0.8, D=D, GP=1 << (g - 1).bit_length(), BT=16, num_warps=8)
-
-
 def _first(st, **cfgs):
     "Whole fused forward and backward, each kernel with `cfgs[kind]` or its first candidate (the baseline of the checks)."
     c = {kind: cfgs.get(kind, CANDS[kind][0]) for kind in CANDS}
     for s in (False, True): _launch(st, 'fwd', s, c['fwd'])
-    _pre(st)
+    _launch(st, 'pre', True, c['pre'])
     for s in (False, True): _launch(st, 'dkdv', s, c['dkdv'])
-    for s in (True, False): _launch(st, 'dq', s, c['dq'])
+    _launch(st, 'dq', True, c['dq'])
     if 'dv' in cfgs or 'dk' in cfgs:     # the split backward overwrites dV and dK
         _launch(st, 'dv', True, c['dv'])
         _launch(st, 'dk', True, c['dk'])
@@ -182,18 +181,18 @@ def main():
     from motif_nb.results import save_result
     rows = []
     outs = {('fwd', False): ('o2', 'lse2'), ('fwd', True): ('y', 'a'), ('dkdv', False): ('dk', 'dv'), ('dkdv', True): ('dk', 'dv'),
-            ('dq', True): ('dq',), ('dq', False): ('dq',), ('dv', True): ('dv',), ('dk', True): ('dk',)}
+            ('pre', True): ('do1', 'do2', 'delta1', 'delta2'), ('dq', True): ('dq',), ('dv', True): ('dv',), ('dk', True): ('dk',)}
     for B, T in SHAPES:
         st = _state(B, T)
         _first(st); _sync()
         base_err = _errors(st, _reference(st))            # the baseline against fp32 SDPA
         print(f"B={B} T={T} baseline vs fp32 SDPA: " + ', '.join(f'{n} {e:.1e}' for n, e in base_err.items()), flush=True)
         _sync()
-        base = {n: st[n].clone() for n in ('y', 'a', 'o2', 'lse2', 'dk', 'dv', 'dq')}
+        base = {n: st[n].clone() for n in ('y', 'a', 'o2', 'lse2', 'do1', 'do2', 'delta1', 'delta2', 'dk', 'dv', 'dq')}
         flops_head = 3 * st['q'].shape[-1] * T * T * B     # causal QK^T (2 d T^2/2) + PV (2 2d T^2/2) per head, forward
         for (kind, signal), names in outs.items():
-            G, g = st['q'].shape[2], st['q'].shape[3] - 1; heads = G * (g + 1 if kind in ('dv', 'dk') else g if signal else 1)
-            mult = {'fwd': 1.0, 'dkdv': 2.0, 'dq': 4 / 3, 'dv': 1.0, 'dk': 4 / 3}[kind]
+            G, g = st['q'].shape[2], st['q'].shape[3] - 1; heads = G * (g + 1 if kind in ('dv', 'dk', 'dq', 'pre') else g if signal else 1)
+            mult = {'fwd': 1.0, 'dkdv': 2.0, 'dq': 4 / 3, 'dv': 1.0, 'dk': 4 / 3, 'pre': float('nan')}[kind]   # pre: memory-bound
             for cfg in CANDS[kind]:
                 _first(st)                            # every buffer back to the baseline state (dkdv adds into dv)
                 try:
@@ -207,10 +206,10 @@ def main():
                     err = max(rel_err(st[n], base[n]) for n in names)
                     ms = do_bench(run, warmup=10, rep=60, return_mode='median')
                     if kind == 'dkdv': ms -= do_bench(other, warmup=10, rep=60, return_mode='median')
-                    rows.append(dict(B=B, T=T, kernel=kind, heads='all' if kind in ('dv', 'dk') else 'signal' if signal else 'noise', BM=cfg[0], BN=cfg[1], warps=cfg[2],
+                    rows.append(dict(B=B, T=T, kernel=kind, heads='all' if kind in ('dv', 'dk', 'dq', 'pre') else 'signal' if signal else 'noise', BM=cfg[0], BN=cfg[1], warps=cfg[2],
                                      stages=cfg[3], ms=ms, tflops=flops_head * heads * mult / ms / 1e9, err_vs_first=err))
                 except Exception as e:
-                    rows.append(dict(B=B, T=T, kernel=kind, heads='all' if kind in ('dv', 'dk') else 'signal' if signal else 'noise', BM=cfg[0], BN=cfg[1], warps=cfg[2],
+                    rows.append(dict(B=B, T=T, kernel=kind, heads='all' if kind in ('dv', 'dk', 'dq', 'pre') else 'signal' if signal else 'noise', BM=cfg[0], BN=cfg[1], warps=cfg[2],
                                      stages=cfg[3], error=f'{type(e).__name__}: {str(e)[:160]}'))
                 print(rows[-1], flush=True)
         del st, base; _sync()

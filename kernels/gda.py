@@ -291,30 +291,39 @@ def _dq_inner(dq, q, do, lse, de, kb, vb, lo, hi, ts, dst, ok, qk_scale, sk_t,
     return dq
 
 
-@triton.autotune(configs=_configs('dq'), key=['T', 'D', 'VARLEN', 'SIGNAL'])
+@triton.autotune(configs=_configs('dq'), key=['T', 'D', 'VARLEN'])
 @triton.jit
 def gda_bwd_dq_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DQ, DOC_START,
-                      T, G, g, qk_scale, sm_scale,
-                      D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr, SIGNAL: tl.constexpr):
-    "dQ of one head x BM positions (signal heads, or the noise heads)."
-    pid_m, pid_h, bg, j, kcol, b, grp, ts, ok = _head_block(T, G, g, D, BM, SIGNAL)
+                      T, G, g, n_signal, qk_scale, sm_scale,
+                      D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr):
+    """dQ of one head x BM positions. Heads (grid axis 1) below n_signal = B*G*g are the signal heads, the others the
+    noise heads: one launch for both, the noise programs last, where they fill the tail of the signal ones."""
+    pid_m = tl.num_programs(0) - 1 - tl.program_id(0); pid_h = tl.program_id(1)
     t0 = pid_m * BM
+    ts = t0 + tl.arange(0, BM)
+    ok = ts < T
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
     sq_t = G * (g + 1) * D
     sk_t = G * 2 * D
     sd_t = G * g * 2 * D
+    noise = (pid_h >= n_signal).to(tl.int32)
+    if pid_h < n_signal:
+        bg = pid_h // g; j = pid_h % g
+        row = (bg * g + j).to(tl.int64) * T
+        LS = LSE1 + row; DE = DELTA1 + row
+        dob = DO1 + (bg // G).to(tl.int64) * T * sd_t + ((bg % G) * g + j) * 2 * D; so_t = sd_t
+    else:
+        bg = pid_h - n_signal; j = g + 0 * pid_h
+        row = bg.to(tl.int64) * T
+        LS = LSE2 + row; DE = DELTA2 + row
+        dob = DO2 + (bg // G).to(tl.int64) * T * sk_t + (bg % G) * 2 * D; so_t = sk_t
+    b = bg // G; grp = bg % G
     qoff = b.to(tl.int64) * T * sq_t + ts[:, None].to(tl.int64) * sq_t + (grp * (g + 1) + j) * D + dc[None, :]
     q = tl.load(Q + qoff, mask=ok[:, None], other=0.)
-    if SIGNAL:
-        do = tl.load(DO1 + b.to(tl.int64) * T * sd_t + ts[:, None].to(tl.int64) * sd_t + (grp * g + j) * 2 * D + vc[None, :],
-                     mask=ok[:, None], other=0.)
-        lse = tl.load(LSE1 + (bg * g + j).to(tl.int64) * T + ts, mask=ok, other=float('inf'))
-        de = tl.load(DELTA1 + (bg * g + j).to(tl.int64) * T + ts, mask=ok, other=0.)
-    else:
-        do = tl.load(DO2 + (b.to(tl.int64) * T + ts[:, None]) * sk_t + grp * 2 * D + vc[None, :], mask=ok[:, None], other=0.)
-        lse = tl.load(LSE2 + bg.to(tl.int64) * T + ts, mask=ok, other=float('inf'))
-        de = tl.load(DELTA2 + bg.to(tl.int64) * T + ts, mask=ok, other=0.)
-    kb = K + b.to(tl.int64) * T * sk_t + grp * 2 * D + kcol
+    do = tl.load(dob + ts[:, None].to(tl.int64) * so_t + vc[None, :], mask=ok[:, None], other=0.)
+    lse = tl.load(LS + ts, mask=ok, other=float('inf'))
+    de = tl.load(DE + ts, mask=ok, other=0.)
+    kb = K + b.to(tl.int64) * T * sk_t + grp * 2 * D + noise * D
     vb = V + b.to(tl.int64) * T * sk_t + grp * 2 * D
     hi = tl.minimum(t0 + BM, T)
     dq = tl.zeros([BM, D], tl.float32)

@@ -14,9 +14,9 @@ from .config import MotifConfig
 from .core import resolve_impl, interpreting, triton_available, check_float, rel_err
 
 # %% auto #0
-__all__ = ['LOG2E', 'GDA_BWD', 'rope_cos_sin', 'apply_rope', 'check_cu_seqlens', 'doc_positions', 'doc_ids', 'attn_mask',
-           'rms_norm', 'gda_reference', 'KVCache', 'max_logits_chunked', 'max_logits_varlen', 'gda_sdpa', 'GDA',
-           'mha_reference', 'mha_sdpa', 'Attention', 'grads_of', 'triton_cdiv', 'gda_triton', 'benchmark_gda',
+__all__ = ['LOG2E', 'GDA_BWD', 'GDA_PRE_BLOCK', 'rope_cos_sin', 'apply_rope', 'check_cu_seqlens', 'doc_positions', 'doc_ids',
+           'attn_mask', 'rms_norm', 'gda_reference', 'KVCache', 'max_logits_chunked', 'max_logits_varlen', 'gda_sdpa',
+           'GDA', 'mha_reference', 'mha_sdpa', 'Attention', 'grads_of', 'triton_cdiv', 'gda_triton', 'benchmark_gda',
            'plot_gda_bench', 'summarize_gda_bench']
 
 # %% ../nbs/02_attention.ipynb #3fbfa72a
@@ -431,6 +431,7 @@ def _gda_kernels():
 
 LOG2E = 1.4426950408889634
 GDA_BWD = 'split'     # 'split': a dV kernel and a dK kernel; 'fused': one dK/dV kernel per map kind (see "Block shapes")
+GDA_PRE_BLOCK = (16, 8)   # rows per program and warps of the row-wise backward kernel (memory-bound; see "Block shapes")
 def triton_cdiv(a, b): return (a + b - 1) // b
 
 def _gda_fwd_buffers(q):
@@ -465,11 +466,11 @@ def _gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, o
     dy = dy.contiguous()
     do1, do2 = torch.empty(a.shape, dtype=q.dtype, device=dev), torch.empty(o2.shape, dtype=q.dtype, device=dev)
     delta1, delta2 = torch.empty_like(lse1), torch.empty_like(lse2)
-    BT = 16; nt = triton_cdiv(T, BT)
+    BT, warps = GDA_PRE_BLOCK; nt = triton_cdiv(T, BT)
     dw_part = torch.empty(B * G * nt, 2 * D, dtype=f32, device=dev)
     dlam_part = torch.empty(B * G * nt, dtype=f32, device=dev)
     K.gda_bwd_pre_kernel[(nt, B * G)](dy, a, o2, rstd, w, lam, do1, do2, delta1, delta2, dw_part, dlam_part,
-                                      T, G, g, out_scale, D=D, GP=GP, BT=BT, num_warps=8)
+                                      T, G, g, out_scale, D=D, GP=GP, BT=BT, num_warps=warps)
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     qk_scale, sm = LOG2E / math.sqrt(D), 1 / math.sqrt(D)
     bw = (q, k, v, do1, do2, lse1, lse2, delta1, delta2)
@@ -482,9 +483,8 @@ def _gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, o
         for signal in (False, True):      # noise first: the signal launch adds its dV share
             K.gda_bwd_dkdv_kernel[lambda m: (triton_cdiv(T, m['BN']), B * G)](
                 *bw, dk, dv, doc_start, doc_end, T, G, g, qk_scale, sm, D=D, VARLEN=varlen, SIGNAL=signal)
-    for signal, heads in ((True, B * G * g), (False, B * G)):
-        K.gda_bwd_dq_kernel[lambda m: (triton_cdiv(T, m['BM']), heads)](
-            *bw, dq, doc_start, T, G, g, qk_scale, sm, D=D, VARLEN=varlen, SIGNAL=signal)
+    K.gda_bwd_dq_kernel[lambda m: (triton_cdiv(T, m['BM']), B * G * (g + 1))](    # signal heads, then noise heads
+        *bw, dq, doc_start, T, G, g, B * G * g, qk_scale, sm, D=D, VARLEN=varlen)
     return dq, dk, dv, dlam_part.sum().reshape(1).to(lam.dtype), dw_part.sum(0).to(w.dtype)
 
 # %% ../nbs/02_attention.ipynb #7e26810e
