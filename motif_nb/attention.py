@@ -431,7 +431,7 @@ def _gda_kernels():
 
 LOG2E = 1.4426950408889634
 GDA_BWD = 'split'     # 'split': a dV kernel and a dK kernel; 'fused': one dK/dV kernel per map kind (see "Block shapes")
-GDA_PRE_BLOCK = (16, 8)   # rows per program and warps of the row-wise backward kernel (memory-bound; see "Block shapes")
+GDA_PRE_BLOCK = (16, 4)   # rows per program and warps of the row-wise backward kernel (memory-bound; swept in "Block shapes")
 def triton_cdiv(a, b): return (a + b - 1) // b
 
 def _gda_fwd_buffers(q):
