@@ -1,6 +1,6 @@
 """Where a training step of motif-1b and llama-1b spends its GPU time (nbs/03_model.ipynb, issue #5).
 
-usage: export PYTHONPATH=$PWD MOTIF_FIGURES=$OUT PYTHONUNBUFFERED=1; python3 bench/model_profile.py [attn] [profile] [tag=NAME]
+usage: export PYTHONPATH=$PWD MOTIF_FIGURES=$OUT PYTHONUNBUFFERED=1; python3 bench/model_profile.py [attn] [profile] [tag=NAME] [cases=A,B]
   attn:    the attention cores of one layer at the benchmark shape (B=8, T=2048, bf16), forward+backward, eager:
            GDA (G=4, g=4, d=128) as 4 SDPA calls (the 'sdpa' path; torch 2.11 runs them on cuDNN's kernels on an H100),
            with only the cuDNN backend enabled, as 2 cuDNN calls of value width 2d (GQA in the
@@ -20,6 +20,8 @@ import pandas as pd
 
 WHAT = [a for a in sys.argv[1:] if a in ('attn', 'profile')] or ['attn', 'profile']
 TAG = next((a[4:] for a in sys.argv[1:] if a.startswith('tag=')), '')     # tag=after: figures/model_profile_after.*
+# cases=motif-1b:triton,llama-1b: which models (preset[:attn_impl], attn_impl 'sdpa' unless named) the profile builds
+CASES = next((tuple(a[6:].split(',')) for a in sys.argv[1:] if a.startswith('cases=')), ('motif-1b', 'llama-1b'))
 pd.set_option('display.width', 250); pd.set_option('display.max_columns', 30); pd.set_option('display.max_colwidth', 90)
 
 
@@ -150,9 +152,10 @@ def profile(cases=('motif-1b', 'llama-1b'), batch=8, seq=2048, warmup=3, steps=3
     if hasattr(torch._dynamo.config, 'recompile_limit'): torch._dynamo.config.recompile_limit = 64
     torch._dynamo.config.cache_size_limit = 64
     rows, summary = [], []
-    for preset in cases:
+    for case in cases:
+        preset, impl = (case.split(':') + ['sdpa'])[:2]
         torch._dynamo.reset(); counters.clear()
-        cfg = MotifConfig.from_preset(preset, attn_impl='sdpa')
+        cfg = MotifConfig.from_preset(preset, attn_impl=impl)
         torch.manual_seed(0)
         with torch.device('cuda'): model = MotifForCausalLM(cfg)
         model = model.to(torch.bfloat16).train()
@@ -182,12 +185,12 @@ def profile(cases=('motif-1b', 'llama-1b'), batch=8, seq=2048, warmup=3, steps=3
             t = e.device_time_total / 1e3 / steps
             if t <= 0: continue
             tot += t
-            rows.append(dict(model=preset, kernel=e.key[:160], kind=_kind(e.key), ms_per_step=t, calls_per_step=e.count / steps))
-        df = pd.DataFrame([r for r in rows if r['model'] == preset]).sort_values('ms_per_step', ascending=False)
+            rows.append(dict(model=case, kernel=e.key[:160], kind=_kind(e.key), ms_per_step=t, calls_per_step=e.count / steps))
+        df = pd.DataFrame([r for r in rows if r['model'] == case]).sort_values('ms_per_step', ascending=False)
         print(f"\n{preset}: step {ms:.1f} ms (events), kernels {tot:.1f} ms/step, {train_flops_per_token(cfg, seq) * batch * seq / ms / 1e9 / 989.4:.3f} MFU")
         print(df.groupby('kind').ms_per_step.sum().sort_values(ascending=False).round(2).to_string())
         print(df.head(30).round(3).to_string(index=False), flush=True)
-        summary.append(dict(model=preset, step_ms=ms, kernel_ms=tot, warmup_s=warm, graph_breaks=sum(gb.values()),
+        summary.append(dict(model=case, step_ms=ms, kernel_ms=tot, warmup_s=warm, graph_breaks=sum(gb.values()),
                             unique_graphs=st.get('unique_graphs'), recompiles=recomp))
         del model, opt, prof; torch.cuda.empty_cache()
     print(pd.DataFrame(summary).round(2).to_string(), flush=True)
@@ -198,4 +201,4 @@ def profile(cases=('motif-1b', 'llama-1b'), batch=8, seq=2048, warmup=3, steps=3
 
 if __name__ == '__main__':
     if 'attn' in WHAT: attn()
-    if 'profile' in WHAT: profile()
+    if 'profile' in WHAT: profile(CASES)
