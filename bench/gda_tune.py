@@ -1,9 +1,9 @@
 """Block-shape sweep of the GDA Triton kernels on a GPU (nbs/02_attention.ipynb, "Where the time goes").
 
 usage: export PYTHONPATH=$PWD MOTIF_FIGURES=$OUT PYTHONUNBUFFERED=1; python3 bench/gda_tune.py
-Times every candidate (BM, BN, warps, stages) of each launch of the fused path (forward noise / signal, dK/dV noise /
-signal, dQ signal / noise) at the 12.7B head layout (G=8, g=4, d=128, bf16, causal) for B=2 x T=4096 and B=1 x T=16384,
-launching the jitted kernels directly with the candidate's meta-parameters. Every candidate's outputs are compared with
+Times every candidate (BM, BN, warps, stages) of each launch (forward noise / signal, the row-wise backward kernel,
+fused dK/dV noise / signal, split dV and dK, dQ) at the 12.7B head layout (G=8, g=4, d=128, bf16, causal) for
+B=2 x T=4096 and B=1 x T=16384, and at motif-1b's (G=4) for B=8 x T=2048 (the shape of bench/model.py), launching the jitted kernels directly with the candidate's meta-parameters. Every candidate's outputs are compared with
 the first candidate's (and that one's with fp32 SDPA), so a fast but wrong layout shows. Candidates are compiled
 first in parallel processes (one per candidate) so that the timing process finds them in Triton's cache.
 Writes figures/gda_tune.{csv,json}; the table in kernels/gda.py (`_configs`) is chosen from it."""
@@ -28,11 +28,11 @@ CANDS = {   # (BM, BN, warps, stages)
     'dk': [(64, 64, 8, 3), (64, 64, 4, 3), (64, 64, 8, 2), (64, 128, 8, 2), (128, 64, 8, 2), (32, 64, 4, 3), (128, 128, 8, 2),
            (32, 128, 8, 2), (32, 128, 8, 3), (64, 128, 8, 3), (32, 128, 4, 3)],
 }
-SHAPES = ((2, 4096), (1, 16384))
+SHAPES = ((2, 4096, {}), (1, 16384, {}), (8, 2048, {'G': 4}))   # 12.7B head layout x2, then motif-1b's (bench/model.py)
 SMOKE = os.environ.get('GDA_TUNE_SMOKE') == '1'      # CPU check of this script under TRITON_INTERPRET=1: tiny, few candidates
 DEV = 'cpu' if SMOKE else 'cuda'
 CHECK = 'check' in sys.argv[1:]
-if SMOKE: CANDS, SHAPES = {k: [(16, 16, 4, 1), (16, 32, 4, 1)] for k in CANDS}, ((1, 48),)
+if SMOKE: CANDS, SHAPES = {k: [(16, 16, 4, 1), (16, 32, 4, 1)] for k in CANDS}, ((1, 48, {}),)
 
 
 def _sync():
@@ -182,8 +182,8 @@ def main():
     rows = []
     outs = {('fwd', False): ('o2', 'lse2'), ('fwd', True): ('y', 'a'), ('dkdv', False): ('dk', 'dv'), ('dkdv', True): ('dk', 'dv'),
             ('pre', True): ('do1', 'do2', 'delta1', 'delta2'), ('dq', True): ('dq',), ('dv', True): ('dv',), ('dk', True): ('dk',)}
-    for B, T in SHAPES:
-        st = _state(B, T)
+    for B, T, kw in SHAPES:
+        st = _state(B, T, **kw)
         _first(st); _sync()
         base_err = _errors(st, _reference(st))            # the baseline against fp32 SDPA
         print(f"B={B} T={T} baseline vs fp32 SDPA: " + ', '.join(f'{n} {e:.1e}' for n, e in base_err.items()), flush=True)
@@ -206,15 +206,15 @@ def main():
                     err = max(rel_err(st[n], base[n]) for n in names)
                     ms = do_bench(run, warmup=10, rep=60, return_mode='median')
                     if kind == 'dkdv': ms -= do_bench(other, warmup=10, rep=60, return_mode='median')
-                    rows.append(dict(B=B, T=T, kernel=kind, heads='all' if kind in ('dv', 'dk', 'dq', 'pre') else 'signal' if signal else 'noise', BM=cfg[0], BN=cfg[1], warps=cfg[2],
+                    rows.append(dict(B=B, T=T, G=st['q'].shape[2], kernel=kind, heads='all' if kind in ('dv', 'dk', 'dq', 'pre') else 'signal' if signal else 'noise', BM=cfg[0], BN=cfg[1], warps=cfg[2],
                                      stages=cfg[3], ms=ms, tflops=flops_head * heads * mult / ms / 1e9, err_vs_first=err))
                 except Exception as e:
-                    rows.append(dict(B=B, T=T, kernel=kind, heads='all' if kind in ('dv', 'dk', 'dq', 'pre') else 'signal' if signal else 'noise', BM=cfg[0], BN=cfg[1], warps=cfg[2],
+                    rows.append(dict(B=B, T=T, G=st['q'].shape[2], kernel=kind, heads='all' if kind in ('dv', 'dk', 'dq', 'pre') else 'signal' if signal else 'noise', BM=cfg[0], BN=cfg[1], warps=cfg[2],
                                      stages=cfg[3], error=f'{type(e).__name__}: {str(e)[:160]}'))
                 print(rows[-1], flush=True)
         del st, base; _sync()
     df = pd.DataFrame(rows)
-    best = (df.dropna(subset=['ms']).query('err_vs_first < 2e-2').sort_values('ms').groupby(['B', 'T', 'kernel', 'heads']).head(3))
+    best = (df.dropna(subset=['ms']).query('err_vs_first < 2e-2').sort_values('ms').groupby(['B', 'T', 'G', 'kernel', 'heads']).head(3))
     print(best.to_string(), flush=True)
     save_result('gda_tune', df, note='per-launch block-shape sweep of the GDA kernels, 12.7B head layout, bf16, causal; '
                 'TFLOP/s: forward 3dT^2 per head (causal), dK/dV 2x and dQ 4/3x that', seconds=round(time.time() - t0, 1))

@@ -5,7 +5,7 @@ exactly the projection outputs after RoPE:
   q (B, T, G, g+1, D): signal queries j < g, the noise query at j = g
   k (B, T, G, 2, D):   K1 at index 0, K2 at index 1 (k_proj's interleaved heads)
   v (B, T, G, 2D):     [V1 || V2] (v_proj's interleaved heads)
-  y, a (B, T, G, g, 2D); o2 (B, T, G, 2D) fp32; lse1, rstd, delta1 (B, G, g, T); lse2, delta2 (B, G, T)
+  y, a (B, T, G, g, 2D); o2 (B, T, G, 2D) in the input dtype (fp32 math in the kernels); lse1, rstd, delta1 (B, G, g, T); lse2, delta2 (B, G, T)
 Forward: one launch for the G noise heads (O_n and its log-sum-exp, once per group), then one launch for the signal
 heads whose epilogue reads O_n and applies A = O_s - lambda O_n, the subln RMSNorm over 2D and the (1 - lambda_init)
 scale. One program = one head x BM query positions (value width 2D). Max logits are the running softmax maxima.
@@ -113,7 +113,7 @@ def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START,
     # max logits for free: the running maxima are the row maxima of the visible scaled logits
     tl.store(ML + pid_h.to(tl.int64) * n_mblocks + pid_m, tl.max(tl.where(ok, m, NEG), 0))
     if SIGNAL:
-        on = tl.load(O2 + o2off, mask=ok[:, None], other=0.)
+        on = tl.load(O2 + o2off, mask=ok[:, None], other=0.).to(tl.float32)
         lam = tl.load(LAM)
         a = o - lam * on
         rstd = 1.0 / tl.sqrt(tl.sum(a * a, 1) / (2 * D) + eps)
@@ -127,7 +127,7 @@ def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START,
         tl.store(LSE1 + soff, lse, mask=ok)
         tl.store(RSTD + soff, rstd, mask=ok)
     else:
-        tl.store(O2 + o2off, o, mask=ok[:, None])
+        tl.store(O2 + o2off, o.to(O2.dtype.element_ty), mask=ok[:, None])
         tl.store(LSE2 + bg.to(tl.int64) * T + ts, lse, mask=ok)
 
 

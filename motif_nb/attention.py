@@ -435,13 +435,13 @@ GDA_PRE_BLOCK = (16, 4)   # rows per program and warps of the row-wise backward 
 def triton_cdiv(a, b): return (a + b - 1) // b
 
 def _gda_fwd_buffers(q):
-    "Outputs of the forward: y (input dtype); a, o2, lse1, lse2, rstd and the per-program max logits (fp32)."
+    "Outputs of the forward: y, a, o2 (input dtype); lse1, lse2, rstd and the per-program max logits (fp32)."
     B, T, G, g1, D = q.shape; g = g1 - 1
     dev, f32 = q.device, torch.float32
     nm = triton_cdiv(T, 16)                # max-logit slots per head: enough for the smallest BM of any config
     return (q.new_empty(B, T, G, g, 2 * D),                        # y
-            torch.empty(B, T, G, g, 2 * D, dtype=f32, device=dev), # a = O_s - lambda O_n, fp32 for the backward's dlambda
-            torch.empty(B, T, G, 2 * D, dtype=f32, device=dev),    # o2 = O_n
+            q.new_empty(B, T, G, g, 2 * D),                        # a = O_s - lambda O_n (like the dO the backward forms)
+            q.new_empty(B, T, G, 2 * D),                           # o2 = O_n
             torch.empty(B, G, g, T, dtype=f32, device=dev), torch.empty(B, G, T, dtype=f32, device=dev),  # lse1, lse2
             torch.empty(B, G, g, T, dtype=f32, device=dev),        # rstd of subln
             torch.full((B * G * g, nm), float('-inf'), dtype=f32, device=dev), torch.full((B * G, nm), float('-inf'), dtype=f32, device=dev))
