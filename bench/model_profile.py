@@ -143,6 +143,24 @@ def _kind(name):
     return 'other'
 
 
+def _gaps(prof, steps):
+    """GPU idle time between consecutive kernels (per step), the largest gaps with the kernels around them, and the
+    host calls that wait for the GPU (synchronisations, device-to-host copies), per step."""
+    ev = sorted((e.time_range.start, e.time_range.end, e.name) for e in prof.events()
+                if e.device_type == torch.autograd.DeviceType.CUDA)
+    gaps = sorted(((b[0] - a[1], a[2][:60], b[2][:60]) for a, b in zip(ev, ev[1:]) if b[0] > a[1]), reverse=True)
+    big = [g for g in gaps if g[0] > 20]
+    waits = {}
+    for e in prof.events():
+        if e.device_type == torch.autograd.DeviceType.CPU and any(k in e.name for k in ('Synchronize', 'local_scalar_dense', 'cudaMemcpy')):
+            waits[e.name] = waits.get(e.name, 0) + 1
+    for g in gaps[:12]: print(f"  gap {g[0]:8.0f} us after {g[1]}  before {g[2]}")
+    print('  host waits per step:', {k: v / steps for k, v in waits.items()}, flush=True)
+    return dict(idle_ms_per_step=sum(g[0] for g in gaps) / 1e3 / steps, idle_over_20us_ms_per_step=sum(g[0] for g in big) / 1e3 / steps,
+                gaps_over_20us_per_step=len(big) / steps, top_gaps=[(round(g[0]), g[1], g[2]) for g in gaps[:8]],
+                host_waits_per_step={k: v / steps for k, v in waits.items()})
+
+
 def profile(cases=('motif-1b', 'llama-1b'), batch=8, seq=2048, warmup=3, steps=3):
     from torch.profiler import profile as tprofile, ProfilerActivity
     from torch._dynamo.utils import counters
@@ -177,12 +195,13 @@ def profile(cases=('motif-1b', 'llama-1b'), batch=8, seq=2048, warmup=3, steps=3
         ev[0].record()
         for _ in range(steps): step()
         ev[1].record(); torch.cuda.synchronize(); ms = ev[0].elapsed_time(ev[1]) / steps
-        with tprofile(activities=[ProfilerActivity.CUDA]) as prof:
+        with tprofile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             for _ in range(steps): step()
             torch.cuda.synchronize()
+        gaps = _gaps(prof, steps)
         tot = 0.
         for e in prof.key_averages():
-            t = e.device_time_total / 1e3 / steps
+            t = e.self_device_time_total / 1e3 / steps     # kernels only: a host op's device time is its kernels'
             if t <= 0: continue
             tot += t
             rows.append(dict(model=case, kernel=e.key[:160], kind=_kind(e.key), ms_per_step=t, calls_per_step=e.count / steps))
@@ -191,7 +210,7 @@ def profile(cases=('motif-1b', 'llama-1b'), batch=8, seq=2048, warmup=3, steps=3
         print(df.groupby('kind').ms_per_step.sum().sort_values(ascending=False).round(2).to_string())
         print(df.head(30).round(3).to_string(index=False), flush=True)
         summary.append(dict(model=case, step_ms=ms, kernel_ms=tot, warmup_s=warm, graph_breaks=sum(gb.values()),
-                            unique_graphs=st.get('unique_graphs'), recompiles=recomp))
+                            unique_graphs=st.get('unique_graphs'), recompiles=recomp, **gaps))
         del model, opt, prof; torch.cuda.empty_cache()
     print(pd.DataFrame(summary).round(2).to_string(), flush=True)
     df = pd.DataFrame(rows)
