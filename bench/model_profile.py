@@ -201,7 +201,8 @@ def profile(cases=('motif-1b', 'llama-1b'), batch=8, seq=2048, warmup=3, steps=3
         gaps = _gaps(prof, steps)
         tot = 0.
         for e in prof.key_averages():
-            t = e.self_device_time_total / 1e3 / steps     # kernels only: a host op's device time is its kernels'
+            if e.device_type != torch.autograd.DeviceType.CUDA: continue    # kernels only (host ops' device time is theirs)
+            t = e.device_time_total / 1e3 / steps
             if t <= 0: continue
             tot += t
             rows.append(dict(model=case, kernel=e.key[:160], kind=_kind(e.key), ms_per_step=t, calls_per_step=e.count / steps))

@@ -244,7 +244,9 @@ def gda_sdpa(q1, q2, k1, k2, v, lam, subln_w, eps:float, out_scale:float, *, q_s
                           max_logits_chunked(q2, k2, q_start, None, key_valid).view(G, 1)], 1)
     return o, ml
 
-# %% ../nbs/02_attention.ipynb #8bd5a908
+# %% ../nbs/02_attention.ipynb #864ff997
+_HAS_TRITON = triton_available()     # probed once, at import: dynamo cannot trace the probe
+
 class _AttnBase(nn.Module):
     "Input checks, positions, RoPE and cache handling shared by `GDA` and `Attention`."
     def _prepare(self, x, positions, cu_seqlens, kv_cache):
@@ -277,8 +279,10 @@ class _AttnBase(nn.Module):
 
     def _resolve(self, x, kv_cache, cu_seqlens):
         impl = self.impl
-        if impl == 'auto':       # reference on CPU; on CUDA SDPA, the fastest measured path (see "auto" below)
-            return 'sdpa' if x.is_cuda else 'reference'
+        if impl == 'auto':       # the fastest measured path (see "auto" below)
+            if not x.is_cuda: return 'reference'
+            fused = kv_cache is None and x.dtype in (torch.bfloat16, torch.float16) and self._triton_ok(x)
+            return 'triton' if fused else 'sdpa'
         if impl == 'triton':
             if not torch.compiler.is_compiling(): resolve_impl('triton', x, op=type(self).__name__)   # dynamo cannot trace its import probe
             if kv_cache is not None: return 'sdpa'        # decoding: the Triton kernel is a training kernel
@@ -325,7 +329,7 @@ class GDA(_AttnBase):
         f = lambda a, b: torch.exp((_up(a) * _up(b)).sum())
         return f(self.lambda_q1, self.lambda_k1) - f(self.lambda_q2, self.lambda_k2) + _up(self.lambda_init)
 
-    def _triton_ok(self, x): return self.head_dim in (64, 128) and triton_available()
+    def _triton_ok(self, x): return self.head_dim in (64, 128) and _HAS_TRITON   # the block tables are tuned for these
 
     def forward(self, x:torch.Tensor, # (B, T, hidden_size), or (1, N, hidden_size) with cu_seqlens
                 *, positions:torch.Tensor|None=None, # (T,) or (B, T) integer RoPE positions
@@ -555,7 +559,7 @@ def gda_triton(q:torch.Tensor, # (B, T, G, g+1, d) after RoPE: g signal queries 
     ml = torch.cat([ml_s.view(B, G, g, -1).amax(dim=(0, 3)), ml_n.view(B, G, 1, -1).amax(dim=(0, 3))], 1)
     return y, ml / LOG2E
 
-# %% ../nbs/02_attention.ipynb #b2f063c2
+# %% ../nbs/02_attention.ipynb #72f3e8e3
 def _gda_inputs(B, T, G=8, g=4, d=128, dtype=torch.bfloat16, device='cuda', seed=0):
     gen = torch.Generator(device=device).manual_seed(seed)
     q = torch.randn(B, T, G, g + 1, d, device=device, dtype=dtype, generator=gen)
@@ -596,7 +600,7 @@ def _make_flex(T, device, kernel_options=None):
         return rms_norm(sig - lam.to(sig.dtype) * noi[:, :, None], w, eps) * scale
     return torch.compile(f, dynamic=False)
 
-# %% ../nbs/02_attention.ipynb #f24623da
+# %% ../nbs/02_attention.ipynb #d83e8f49
 def benchmark_gda(shapes=((2, 4096), (1, 16384)), G:int=8, g:int=4, d:int=128, dtype=torch.bfloat16,
                   peers=('triton', 'triton+maxlogits', 'sdpa2', 'sdpa2_gqa', 'sdpa4', 'flex2', 'gqa_plain'),
                   check:bool=True, time_budget_s:float=1e9, log=print):
@@ -701,7 +705,7 @@ def benchmark_gda(shapes=((2, 4096), (1, 16384)), G:int=8, g:int=4, d:int=128, d
     except Exception: pass
     return df
 
-# %% ../nbs/02_attention.ipynb #013d1ba1
+# %% ../nbs/02_attention.ipynb #9c5c47d5
 def plot_gda_bench(df):
     "Bar charts of TFLOP/s per peer, one panel per (shape, mode), from a `benchmark_gda` table."
     import matplotlib.pyplot as plt
@@ -717,7 +721,7 @@ def plot_gda_bench(df):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/02_attention.ipynb #97796de8
+# %% ../nbs/02_attention.ipynb #b5bc3c28
 def summarize_gda_bench(df):
     "Per (B, T, mode): our time, the best SDPA/Flex formulation, the speedup, our FLOP rate relative to plain GQA SDPA, the max-logits cost."
     import pandas as pd
