@@ -202,6 +202,7 @@ def profile(cases=('motif-1b', 'llama-1b'), batch=8, seq=2048, warmup=3, steps=3
         tot = 0.
         for e in prof.key_averages():
             if e.device_type != torch.autograd.DeviceType.CUDA: continue    # kernels only (host ops' device time is theirs)
+            if getattr(e, 'is_user_annotation', False) or e.key.startswith('Optimizer.'): continue   # GPU ranges of annotations
             t = e.device_time_total / 1e3 / steps
             if t <= 0: continue
             tot += t
