@@ -95,7 +95,7 @@ def rms_norm(x:torch.Tensor, weight:torch.Tensor, eps:float)->torch.Tensor:
     xf = _up(x)
     return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps) * _up(weight)).to(x.dtype)
 
-def gda_reference(q1, q2, k1, k2, v, lam, subln_w, eps:float, out_scale:float, *, q_start:int=0, docs=None,
+def gda_reference(q1, q2, k1, k2, v, lam, subln_w, eps:float, out_scale:float|torch.Tensor, *, q_start:int=0, docs=None,
                   key_valid=None, return_max_logits:bool=False):
     "GDA from explicit fp32 softmax maps. Shapes: q1 (B,G,g,T,d), q2 (B,G,T,d), k1/k2 (B,G,S,d), v (B,G,S,2d)."
     B, G, g, T, d = q1.shape; S = k1.shape[2]
@@ -219,7 +219,7 @@ def _sdpa(q, k, v, q_start, key_valid, cu_seqlens):
     m = attn_mask(T, S, q_start, None, key_valid, device=q.device)[:, None]
     return F.scaled_dot_product_attention(q, k, v, attn_mask=m)
 
-def gda_sdpa(q1, q2, k1, k2, v, lam, subln_w, eps:float, out_scale:float, *, q_start:int=0, cu_seqlens=None,
+def gda_sdpa(q1, q2, k1, k2, v, lam, subln_w, eps:float, out_scale:float|torch.Tensor, *, q_start:int=0, cu_seqlens=None,
              key_valid=None, return_max_logits:bool=False, calls:int|None=None):
     "GDA through SDPA, same arguments and result as `gda_reference` (in the input dtype); `calls` 2 or 4 (None: 4 for plain causal CUDA input)."
     B, G, g, T, d = q1.shape; S = k1.shape[2]
@@ -315,7 +315,11 @@ class GDA(_AttnBase):
         for n in ('lambda_q1', 'lambda_k1', 'lambda_q2', 'lambda_k2'): setattr(self, n, nn.Parameter(torch.empty(d, dtype=torch.float32)))
         self.subln = nn.RMSNorm(2 * d, eps=config.attn_rms_norm_eps)
         self.register_buffer('lambda_init', torch.tensor(config.lambda_init(layer_idx), dtype=torch.float32), persistent=False)
-        self.out_scale = 1 - float(torch.tensor(config.lambda_init(layer_idx), dtype=torch.float32, device='cpu'))  # no device read per forward
+        # 1 - lambda_init as a 0-d CPU tensor: no device read per forward, untouched by .to(dtype) (a bf16 buffer would
+        # round it), and a graph input under torch.compile, so that every layer shares one compiled graph (a Python float
+        # is a constant of the graph: one compilation per layer)
+        self.out_scale = torch.tensor(1 - float(torch.tensor(config.lambda_init(layer_idx), dtype=torch.float32, device='cpu')),
+                                      dtype=torch.float64, device='cpu')
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -508,9 +512,9 @@ class _GDATriton(torch.autograd.Function):
 
 @torch.library.custom_op('motif_nb::gda_fwd', mutates_args=())
 def _gda_fwd_op(q:torch.Tensor, k:torch.Tensor, v:torch.Tensor, lam:torch.Tensor, w:torch.Tensor, doc_start:torch.Tensor,
-                doc_end:torch.Tensor, eps:float, out_scale:float, varlen:bool)->tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                doc_end:torch.Tensor, eps:float, out_scale:torch.Tensor, varlen:bool)->tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                 torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _gda_fwd(q, k, v, lam, w, doc_start, eps, out_scale, varlen)
+    return _gda_fwd(q, k, v, lam, w, doc_start, eps, float(out_scale), varlen)   # out_scale: 0-d CPU tensor, no device read
 
 @_gda_fwd_op.register_fake
 def _(q, k, v, lam, w, doc_start, doc_end, eps, out_scale, varlen): return _gda_fwd_buffers(q)
@@ -518,8 +522,8 @@ def _(q, k, v, lam, w, doc_start, doc_end, eps, out_scale, varlen): return _gda_
 @torch.library.custom_op('motif_nb::gda_bwd', mutates_args=())
 def _gda_bwd_op(dy:torch.Tensor, q:torch.Tensor, k:torch.Tensor, v:torch.Tensor, lam:torch.Tensor, w:torch.Tensor,
                 a:torch.Tensor, o2:torch.Tensor, lse1:torch.Tensor, lse2:torch.Tensor, rstd:torch.Tensor, doc_start:torch.Tensor,
-                doc_end:torch.Tensor, out_scale:float, varlen:bool)->tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, out_scale, varlen)
+                doc_end:torch.Tensor, out_scale:torch.Tensor, varlen:bool)->tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, float(out_scale), varlen)
 
 @_gda_bwd_op.register_fake
 def _(dy, q, k, v, lam, w, *rest): return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), torch.empty_like(lam), torch.empty_like(w)
@@ -538,8 +542,9 @@ _gda_fwd_op.register_autograd(_gda_op_backward, setup_context=_gda_setup)
 def gda_triton(q:torch.Tensor, # (B, T, G, g+1, d) after RoPE: g signal queries then the noise query per group
                k:torch.Tensor, # (B, T, G, 2, d) after RoPE: K1, K2 per group
                v:torch.Tensor, # (B, T, G, 2d): [V1 || V2] per group
-               lam:torch.Tensor, subln_w:torch.Tensor, eps:float, out_scale:float, *, cu_seqlens=None,
-               return_max_logits:bool=False):
+               lam:torch.Tensor, subln_w:torch.Tensor, eps:float,
+               out_scale:float|torch.Tensor, # a float or a 0-d CPU tensor (GDA's: one compiled graph for every layer)
+               *, cu_seqlens=None, return_max_logits:bool=False):
     "Fused causal GDA (forward and backward in Triton); returns (B, T, G, g, 2d) [and max logits (G, g+1)]."
     B, T, G, g1, D = q.shape
     if D < 16 or D & (D - 1): raise ValueError(f"gda_triton: head_dim must be a power of two >= 16, got {D}")
@@ -550,16 +555,17 @@ def gda_triton(q:torch.Tensor, # (B, T, G, g+1, d) after RoPE: g signal queries 
         doc_start, doc_end, varlen = cu[ids].int(), cu[ids + 1].int(), True
     else:
         doc_start = doc_end = torch.zeros(1, dtype=torch.int32, device=q.device); varlen = False
-    args = (q, k, v, lam, subln_w, doc_start, doc_end, float(eps), float(out_scale), varlen)
     if torch.compiler.is_compiling():      # one opaque node for dynamo/inductor, autograd through the registered backward
-        o = torch.ops.motif_nb.gda_fwd(*args); y, ml_s, ml_n = o[0], o[6], o[7]
-    else: y, ml_s, ml_n = _GDATriton.apply(*args)
+        scale = out_scale if isinstance(out_scale, torch.Tensor) else torch.tensor(out_scale, dtype=torch.float64)
+        o = torch.ops.motif_nb.gda_fwd(q, k, v, lam, subln_w, doc_start, doc_end, float(eps), scale.detach().cpu(), varlen)
+        y, ml_s, ml_n = o[0], o[6], o[7]
+    else: y, ml_s, ml_n = _GDATriton.apply(q, k, v, lam, subln_w, doc_start, doc_end, float(eps), float(out_scale), varlen)
     if not return_max_logits: return y
     g = g1 - 1                                     # per-program maxima -> per head, in q_proj's stripe order
     ml = torch.cat([ml_s.view(B, G, g, -1).amax(dim=(0, 3)), ml_n.view(B, G, 1, -1).amax(dim=(0, 3))], 1)
     return y, ml / LOG2E
 
-# %% ../nbs/02_attention.ipynb #72f3e8e3
+# %% ../nbs/02_attention.ipynb #eea5fe3d
 def _gda_inputs(B, T, G=8, g=4, d=128, dtype=torch.bfloat16, device='cuda', seed=0):
     gen = torch.Generator(device=device).manual_seed(seed)
     q = torch.randn(B, T, G, g + 1, d, device=device, dtype=dtype, generator=gen)
@@ -600,7 +606,7 @@ def _make_flex(T, device, kernel_options=None):
         return rms_norm(sig - lam.to(sig.dtype) * noi[:, :, None], w, eps) * scale
     return torch.compile(f, dynamic=False)
 
-# %% ../nbs/02_attention.ipynb #d83e8f49
+# %% ../nbs/02_attention.ipynb #e5250f17
 def benchmark_gda(shapes=((2, 4096), (1, 16384)), G:int=8, g:int=4, d:int=128, dtype=torch.bfloat16,
                   peers=('triton', 'triton+maxlogits', 'sdpa2', 'sdpa2_gqa', 'sdpa4', 'flex2', 'gqa_plain'),
                   check:bool=True, time_budget_s:float=1e9, log=print):
@@ -705,7 +711,7 @@ def benchmark_gda(shapes=((2, 4096), (1, 16384)), G:int=8, g:int=4, d:int=128, d
     except Exception: pass
     return df
 
-# %% ../nbs/02_attention.ipynb #9c5c47d5
+# %% ../nbs/02_attention.ipynb #7452b63d
 def plot_gda_bench(df):
     "Bar charts of TFLOP/s per peer, one panel per (shape, mode), from a `benchmark_gda` table."
     import matplotlib.pyplot as plt
@@ -721,7 +727,7 @@ def plot_gda_bench(df):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/02_attention.ipynb #b5bc3c28
+# %% ../nbs/02_attention.ipynb #e429b1f9
 def summarize_gda_bench(df):
     "Per (B, T, mode): our time, the best SDPA/Flex formulation, the speedup, our FLOP rate relative to plain GQA SDPA, the max-logits cost."
     import pandas as pd
