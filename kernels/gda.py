@@ -10,9 +10,10 @@ Forward: one launch for the G noise heads (O_n and its log-sum-exp, once per gro
 heads whose epilogue reads O_n and applies A = O_s - lambda O_n, the subln RMSNorm over 2D and the (1 - lambda_init)
 scale. One program = one head x BM query positions (value width 2D). Max logits are the running softmax maxima.
 Backward: a row-wise kernel (subln backward, dO of both maps, Delta, partial dw and dlambda); then, split (the default),
-dV per group and key block over all g+1 maps and dK per group and key block (K1 from the g signal maps, K2 from the
-noise map), or fused, dK/dV per group and key block (noise launch, then signal launch adding into dV); dQ per head and
-query block.
+dV per group and key block over all g+1 maps and dK per group and key block (dK1 from the g signal maps and dK2 from
+the noise map, one launch), or fused, dK/dV per group and key block (noise launch, then signal launch adding into dV);
+dQ per head and query block (signal and noise heads, one launch). The key-block kernels work on the transposed map
+P^T = exp2(K Q^T - lse), so that no register tile is transposed.
 Softmax is base 2 (log2(e) folded into the scale); lse is in log2 units. Masks: causal, in bounds, and with VARLEN
 the key must not precede the query's document start. No make_block_ptr (gone in triton 3.9); every load is masked
 (the interpreter does not catch out-of-bounds accesses)."""
