@@ -314,7 +314,7 @@ def gda_bwd_dq_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DQ, DOC_STA
         LS = LSE1 + row; DE = DELTA1 + row
         dob = DO1 + (bg // G).to(tl.int64) * T * sd_t + ((bg % G) * g + j) * 2 * D; so_t = sd_t
     else:
-        bg = pid_h - n_signal; j = g + 0 * pid_h
+        bg = pid_h - n_signal; j = g + 0 * pid_h      # a tensor like the other branch's j
         row = bg.to(tl.int64) * T
         LS = LSE2 + row; DE = DELTA2 + row
         dob = DO2 + (bg // G).to(tl.int64) * T * sk_t + (bg % G) * 2 * D; so_t = sk_t
