@@ -3,7 +3,8 @@
 usage: export PYTHONPATH=$PWD MOTIF_FIGURES=$OUT PYTHONUNBUFFERED=1; python3 bench/gda_tune.py
 Times every candidate (BM, BN, warps, stages) of each launch (forward noise / signal, the row-wise backward kernel,
 fused dK/dV noise / signal, split dV and dK, dQ) at the 12.7B head layout (G=8, g=4, d=128, bf16, causal) for
-B=2 x T=4096 and B=1 x T=16384, and at motif-1b's (G=4) for B=8 x T=2048 (the shape of bench/model.py), launching the jitted kernels directly with the candidate's meta-parameters. Every candidate's outputs are compared with
+B=2 x T=4096 and B=1 x T=16384, and at motif-1b's (G=4) for B=8 x T=2048 (the shape of bench/model.py), launching
+the jitted kernels directly with the candidate's meta-parameters. Every candidate's outputs are compared with
 the first candidate's (and that one's with fp32 SDPA), so a fast but wrong layout shows. Candidates are compiled
 first in parallel processes (one per candidate) so that the timing process finds them in Triton's cache.
 Writes figures/gda_tune.{csv,json}; the table in kernels/gda.py (`_configs`) is chosen from it."""
@@ -191,7 +192,9 @@ def main():
         base = {n: st[n].clone() for n in ('y', 'a', 'o2', 'lse2', 'do1', 'do2', 'delta1', 'delta2', 'dk', 'dv', 'dq')}
         flops_head = 3 * st['q'].shape[-1] * T * T * B     # causal QK^T (2 d T^2/2) + PV (2 2d T^2/2) per head, forward
         for (kind, signal), names in outs.items():
-            G, g = st['q'].shape[2], st['q'].shape[3] - 1; heads = G * (g + 1 if kind in ('dv', 'dk', 'dq', 'pre') else g if signal else 1)
+            G, g = st['q'].shape[2], st['q'].shape[3] - 1
+            label = 'all' if kind in ('dv', 'dk', 'dq', 'pre') else 'signal' if signal else 'noise'   # which maps one launch covers
+            heads = G * {'all': g + 1, 'signal': g, 'noise': 1}[label]
             mult = {'fwd': 1.0, 'dkdv': 2.0, 'dq': 4 / 3, 'dv': 1.0, 'dk': 4 / 3, 'pre': float('nan')}[kind]   # pre: memory-bound
             for cfg in CANDS[kind]:
                 _first(st)                            # every buffer back to the baseline state (dkdv adds into dv)
@@ -206,10 +209,10 @@ def main():
                     err = max(rel_err(st[n], base[n]) for n in names)
                     ms = do_bench(run, warmup=10, rep=60, return_mode='median')
                     if kind == 'dkdv': ms -= do_bench(other, warmup=10, rep=60, return_mode='median')
-                    rows.append(dict(B=B, T=T, G=st['q'].shape[2], kernel=kind, heads='all' if kind in ('dv', 'dk', 'dq', 'pre') else 'signal' if signal else 'noise', BM=cfg[0], BN=cfg[1], warps=cfg[2],
+                    rows.append(dict(B=B, T=T, G=G, kernel=kind, heads=label, BM=cfg[0], BN=cfg[1], warps=cfg[2],
                                      stages=cfg[3], ms=ms, tflops=flops_head * heads * mult / ms / 1e9, err_vs_first=err))
                 except Exception as e:
-                    rows.append(dict(B=B, T=T, G=st['q'].shape[2], kernel=kind, heads='all' if kind in ('dv', 'dk', 'dq', 'pre') else 'signal' if signal else 'noise', BM=cfg[0], BN=cfg[1], warps=cfg[2],
+                    rows.append(dict(B=B, T=T, G=G, kernel=kind, heads=label, BM=cfg[0], BN=cfg[1], warps=cfg[2],
                                      stages=cfg[3], error=f'{type(e).__name__}: {str(e)[:160]}'))
                 print(rows[-1], flush=True)
         del st, base; _sync()

@@ -101,26 +101,22 @@ def attn(B=8, T=2048, G=4, g=4, d=128, eps=1e-5, scale=0.8):
             row['fwdbwd_ms'] = bench_ms(lambda: torch.autograd.grad(f(), (ql, kl, vl), gl))
         except Exception as e: row['error'] = f'{type(e).__name__}: {str(e)[:300]}'
         rows.append(row); print(row, flush=True)
-    # the model's path as the model runs it: the 4 SDPA calls and the epilogue under torch.compile
-    try:
-        c4 = torch.compile(lambda q1, q2, k1, k2, vv: gda_sdpa(q1, q2, k1, k2, vv, lam, w, eps, scale, calls=4), dynamic=False)
-        o = perm(c4(*_split(q, k, v))); torch.autograd.grad(o, (q, k, v), gy); del o
-        row = dict(case='gda_sdpa4 compiled', fwdbwd_ms=bench_ms(lambda: torch.autograd.grad(perm(c4(*_split(q, k, v))), (q, k, v), gy)))
-    except Exception as e: row = dict(case='gda_sdpa4 compiled', error=f'{type(e).__name__}: {str(e)[:300]}')
-    rows.append(row); print(row, flush=True)
-    # does the cuDNN choice survive torch.compile (sdpa_kernel inside the compiled region)?
-    try:
-        from torch.nn.attention import sdpa_kernel, SDPBackend
-        cf = torch.compile(lambda q1, q2, k1, k2, vv: cudnn2(q1, q2, k1, k2, vv), dynamic=False)
-        o = perm(cf(*_split(q, k, v))); gs = torch.autograd.grad(o, (q, k, v), gy)
-        from torch.profiler import profile, ProfilerActivity
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            torch.autograd.grad(perm(cf(*_split(q, k, v))), (q, k, v), gy); torch.cuda.synchronize()
-        names = sorted({e.key[:70] for e in prof.key_averages() if e.device_time_total > 0})
-        row = dict(case='gda_cudnn2_gqa compiled', fwdbwd_ms=bench_ms(lambda: torch.autograd.grad(perm(cf(*_split(q, k, v))), (q, k, v), gy)),
-                   note='kernels: ' + ' | '.join(n for n in names if 'cudnn' in n.lower() or 'sm90' in n.lower() or 'flash' in n.lower())[:400])
-    except Exception as e: row = dict(case='gda_cudnn2_gqa compiled', error=f'{type(e).__name__}: {str(e)[:300]}')
-    rows.append(row); print(row, flush=True)
+    # the GDA paths as the model runs them, under torch.compile with the epilogue: the 4 SDPA calls, and 2 cuDNN calls of
+    # value width 2d (the kernel names show whether the cuDNN choice survives compilation)
+    from torch.profiler import profile, ProfilerActivity
+    compiled = {'gda_sdpa4 compiled': lambda q1, q2, k1, k2, vv: gda_sdpa(q1, q2, k1, k2, vv, lam, w, eps, scale, calls=4),
+                'gda_cudnn2_gqa compiled': cudnn2}
+    for name, fn in compiled.items():
+        try:
+            cf = torch.compile(fn, dynamic=False)
+            run = lambda: torch.autograd.grad(perm(cf(*_split(q, k, v))), (q, k, v), gy)
+            run()
+            with profile(activities=[ProfilerActivity.CUDA]) as prof: run(); torch.cuda.synchronize()
+            names = sorted({e.key[:70] for e in prof.key_averages() if e.device_time_total > 0})
+            row = dict(case=name, fwdbwd_ms=bench_ms(run),
+                       note='kernels: ' + ' | '.join(n for n in names if any(s in n.lower() for s in ('cudnn', 'sm90', 'flash')))[:400])
+        except Exception as e: row = dict(case=name, error=f'{type(e).__name__}: {str(e)[:300]}')
+        rows.append(row); print(row, flush=True)
     df = pd.DataFrame(rows)
     if 'fwdbwd_ms' in df: df['gda_tflops_fwdbwd'] = fl_gda / df.fwdbwd_ms / 1e9
     print(df.round(4).to_string(), flush=True)

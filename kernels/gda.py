@@ -220,6 +220,22 @@ def _key_block(pid_n, T, DOC_END, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl
     return n0, kn, kn < T, diag_end, hi
 
 
+@triton.jit
+def _map_rows(j, b, bg, grp, T, G, g, D: tl.constexpr, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2):
+    "Map j of group (b, grp): j < g is signal head j, j = g the noise map. Its dO base and row stride, lse and Delta rows."
+    if j < g:
+        row = (bg * g + j).to(tl.int64) * T
+        so_t = G * g * 2 * D
+        dob = DO1 + b.to(tl.int64) * T * so_t + (grp * g + j) * 2 * D
+        LS = LSE1 + row; DE = DELTA1 + row
+    else:
+        row = bg.to(tl.int64) * T
+        so_t = G * 2 * D
+        dob = DO2 + b.to(tl.int64) * T * so_t + grp * 2 * D
+        LS = LSE2 + row; DE = DELTA2 + row
+    return dob, so_t, LS, DE
+
+
 @triton.autotune(configs=_configs('dkdv'), key=['T', 'D', 'VARLEN', 'SIGNAL'], restore_value=['DV'])
 @triton.jit
 def gda_bwd_dkdv_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DV, DOC_START, DOC_END,
@@ -232,39 +248,25 @@ def gda_bwd_dkdv_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DV, D
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
     sk_t = G * 2 * D
     sq_t = G * (g + 1) * D
-    sd_t = G * g * 2 * D
     if SIGNAL:
-        kcol = 0
+        kcol = 0; j0 = 0; j1 = g
     else:
-        kcol = D
+        kcol = D; j0 = g; j1 = g + 1
     koff = b.to(tl.int64) * T * sk_t + kn[:, None].to(tl.int64) * sk_t + grp * 2 * D
     k = tl.load(K + koff + kcol + dc[None, :], mask=kok[:, None], other=0.)
     v = tl.load(V + koff + vc[None, :], mask=kok[:, None], other=0.)
     dv = tl.zeros([BN, 2 * D], tl.float32)
     dk = tl.zeros([BN, D], tl.float32)
     qb0 = Q + b.to(tl.int64) * T * sq_t + grp * (g + 1) * D
-    if SIGNAL:
-        for j in range(0, g):
-            qb = qb0 + j * D
-            dob = DO1 + b.to(tl.int64) * T * sd_t + (grp * g + j) * 2 * D
-            LS = LSE1 + (bg * g + j).to(tl.int64) * T
-            DE = DELTA1 + (bg * g + j).to(tl.int64) * T
-            dv, dk = _dkdv_inner(dv, dk, k, v, qb, dob, LS, DE, DOC_START, n0, diag_end, T, kn, kok, qk_scale, sq_t, sd_t,
-                                 D, BM, True, VARLEN)
-            if not VARLEN:
-                dv, dk = _dkdv_inner(dv, dk, k, v, qb, dob, LS, DE, DOC_START, diag_end, hi, T, kn, kok, qk_scale, sq_t, sd_t,
-                                     D, BM, False, False)
-        dv += tl.load(DV + koff + vc[None, :], mask=kok[:, None], other=0.).to(tl.float32)   # the noise map's share
-    else:
-        qb = qb0 + g * D
-        dob = DO2 + b.to(tl.int64) * T * sk_t + grp * 2 * D
-        LS = LSE2 + bg.to(tl.int64) * T
-        DE = DELTA2 + bg.to(tl.int64) * T
-        dv, dk = _dkdv_inner(dv, dk, k, v, qb, dob, LS, DE, DOC_START, n0, diag_end, T, kn, kok, qk_scale, sq_t, sk_t,
-                             D, BM, True, VARLEN)
+    for j in range(j0, j1):
+        dob, so_t, LS, DE = _map_rows(j, b, bg, grp, T, G, g, D, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2)
+        dv, dk = _dkdv_inner(dv, dk, k, v, qb0 + j * D, dob, LS, DE, DOC_START, n0, diag_end, T, kn, kok, qk_scale, sq_t,
+                             so_t, D, BM, True, VARLEN)
         if not VARLEN:
-            dv, dk = _dkdv_inner(dv, dk, k, v, qb, dob, LS, DE, DOC_START, diag_end, hi, T, kn, kok, qk_scale, sq_t, sk_t,
-                                 D, BM, False, False)
+            dv, dk = _dkdv_inner(dv, dk, k, v, qb0 + j * D, dob, LS, DE, DOC_START, diag_end, hi, T, kn, kok, qk_scale, sq_t,
+                                 so_t, D, BM, False, False)
+    if SIGNAL:
+        dv += tl.load(DV + koff + vc[None, :], mask=kok[:, None], other=0.).to(tl.float32)   # the noise map's share
     tl.store(DK + koff + kcol + dc[None, :], (dk * sm_scale).to(DK.dtype.element_ty), mask=kok[:, None])
     tl.store(DV + koff + vc[None, :], dv.to(DV.dtype.element_ty), mask=kok[:, None])
 
@@ -306,19 +308,11 @@ def gda_bwd_dq_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DQ, DOC_STA
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
     sq_t = G * (g + 1) * D
     sk_t = G * 2 * D
-    sd_t = G * g * 2 * D
     noise = (pid_h >= n_signal).to(tl.int32)
-    if pid_h < n_signal:
-        bg = pid_h // g; j = pid_h % g
-        row = (bg * g + j).to(tl.int64) * T
-        LS = LSE1 + row; DE = DELTA1 + row
-        dob = DO1 + (bg // G).to(tl.int64) * T * sd_t + ((bg % G) * g + j) * 2 * D; so_t = sd_t
-    else:
-        bg = pid_h - n_signal; j = g + 0 * pid_h      # a tensor like the other branch's j
-        row = bg.to(tl.int64) * T
-        LS = LSE2 + row; DE = DELTA2 + row
-        dob = DO2 + (bg // G).to(tl.int64) * T * sk_t + (bg % G) * 2 * D; so_t = sk_t
+    bg = tl.where(noise == 1, pid_h - n_signal, pid_h // g)
+    j = tl.where(noise == 1, g, pid_h % g)
     b = bg // G; grp = bg % G
+    dob, so_t, LS, DE = _map_rows(j, b, bg, grp, T, G, g, D, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2)
     qoff = b.to(tl.int64) * T * sq_t + ts[:, None].to(tl.int64) * sq_t + (grp * (g + 1) + j) * D + dc[None, :]
     q = tl.load(Q + qoff, mask=ok[:, None], other=0.)
     do = tl.load(dob + ts[:, None].to(tl.int64) * so_t + vc[None, :], mask=ok[:, None], other=0.)
@@ -373,19 +367,13 @@ def gda_bwd_dv_kernel(Q, K, DO1, DO2, LSE1, LSE2, DV, DOC_START, DOC_END, T, G, 
     b = bg // G; grp = bg % G
     n0, kn, kok, diag_end, hi = _key_block(pid_n, T, DOC_END, BM, BN, VARLEN)
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
-    sk_t = G * 2 * D; sq_t = G * (g + 1) * D; sd_t = G * g * 2 * D
+    sk_t = G * 2 * D; sq_t = G * (g + 1) * D
     koff = b.to(tl.int64) * T * sk_t + kn[:, None].to(tl.int64) * sk_t + grp * 2 * D
     qb0 = Q + b.to(tl.int64) * T * sq_t + grp * (g + 1) * D
     dv = tl.zeros([BN, 2 * D], tl.float32)
     for j in range(0, g + 1):
-        if j < g:
-            dob = DO1 + b.to(tl.int64) * T * sd_t + (grp * g + j) * 2 * D; so_t = sd_t
-            LS = LSE1 + (bg * g + j).to(tl.int64) * T
-            k = tl.load(K + koff + dc[None, :], mask=kok[:, None], other=0.)
-        else:
-            dob = DO2 + b.to(tl.int64) * T * sk_t + grp * 2 * D; so_t = sk_t
-            LS = LSE2 + bg.to(tl.int64) * T
-            k = tl.load(K + koff + D + dc[None, :], mask=kok[:, None], other=0.)
+        dob, so_t, LS, _ = _map_rows(j, b, bg, grp, T, G, g, D, DO1, DO2, LSE1, LSE2, LSE1, LSE2)   # no Delta for dV
+        k = tl.load(K + koff + (j >= g).to(tl.int32) * D + dc[None, :], mask=kok[:, None], other=0.)   # K1, or K2 for the noise map
         dv = _dv_inner(dv, k, qb0 + j * D, dob, LS, DOC_START, n0, diag_end, T, kn, kok, qk_scale, sq_t, so_t,
                        D, BM, True, VARLEN)
         if not VARLEN:
@@ -404,7 +392,7 @@ def gda_bwd_dk_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DOC_STA
     b = bg // G; grp = bg % G
     n0, kn, kok, diag_end, hi = _key_block(pid_n, T, DOC_END, BM, BN, VARLEN)
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
-    sk_t = G * 2 * D; sq_t = G * (g + 1) * D; sd_t = G * g * 2 * D
+    sk_t = G * 2 * D; sq_t = G * (g + 1) * D
     kcol = noise * D; j0 = noise * g; j1 = g + noise
     koff = b.to(tl.int64) * T * sk_t + kn[:, None].to(tl.int64) * sk_t + grp * 2 * D
     k = tl.load(K + koff + kcol + dc[None, :], mask=kok[:, None], other=0.)
@@ -412,12 +400,7 @@ def gda_bwd_dk_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DOC_STA
     qb0 = Q + b.to(tl.int64) * T * sq_t + grp * (g + 1) * D
     dk = tl.zeros([BN, D], tl.float32)
     for j in range(j0, j1):
-        if j < g:
-            dob = DO1 + b.to(tl.int64) * T * sd_t + (grp * g + j) * 2 * D; so_t = sd_t
-            LS = LSE1 + (bg * g + j).to(tl.int64) * T; DE = DELTA1 + (bg * g + j).to(tl.int64) * T
-        else:
-            dob = DO2 + b.to(tl.int64) * T * sk_t + grp * 2 * D; so_t = sk_t
-            LS = LSE2 + bg.to(tl.int64) * T; DE = DELTA2 + bg.to(tl.int64) * T
+        dob, so_t, LS, DE = _map_rows(j, b, bg, grp, T, G, g, D, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2)
         dk = _dk_inner(dk, k, v, qb0 + j * D, dob, LS, DE, DOC_START, n0, diag_end, T, kn, kok, qk_scale, sq_t, so_t,
                        D, BM, True, VARLEN)
         if not VARLEN:

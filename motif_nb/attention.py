@@ -318,8 +318,7 @@ class GDA(_AttnBase):
         # 1 - lambda_init as a 0-d CPU tensor: no device read per forward, untouched by .to(dtype) (a bf16 buffer would
         # round it), and a graph input under torch.compile, so that every layer shares one compiled graph (a Python float
         # is a constant of the graph: one compilation per layer)
-        self.out_scale = torch.tensor(1 - float(torch.tensor(config.lambda_init(layer_idx), dtype=torch.float32, device='cpu')),
-                                      dtype=torch.float64, device='cpu')
+        self.out_scale = 1 - torch.tensor(config.lambda_init(layer_idx), dtype=torch.float32, device='cpu').double()
         self.reset_parameters()
 
     def reset_parameters(self):
