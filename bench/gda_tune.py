@@ -7,7 +7,8 @@ B=2 x T=4096 and B=1 x T=16384, and at motif-1b's (G=4) for B=8 x T=2048 (the sh
 the jitted kernels directly with the candidate's meta-parameters. Every candidate's outputs are compared with
 the first candidate's (and that one's with fp32 SDPA), so a fast but wrong layout shows. Candidates are compiled
 first in parallel processes (one per candidate) so that the timing process finds them in Triton's cache.
-Writes figures/gda_tune.{csv,json}; the table in kernels/gda.py (`_configs`) is chosen from it."""
+Then, for the fastest layout of each launch, every program order in CHUNKS (heads per chunk, `_lpt` in kernels/gda.py).
+Writes figures/gda_tune.{csv,json}; the table in kernels/gda.py (`_configs`) and `GDA_HEAD_CHUNK` are chosen from it."""
 import os, sys, time, math
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -18,8 +19,9 @@ CANDS = {   # (BM, BN, warps, stages)
             (128, 32, 8, 3), (128, 64, 8, 2), (64, 128, 8, 3), (128, 128, 8, 2), (64, 64, 4, 2)],
     'dkdv': [(32, 32, 4, 2), (64, 32, 8, 2), (32, 64, 8, 2), (64, 64, 8, 2), (32, 64, 4, 2), (16, 64, 4, 2),
              (32, 128, 8, 2), (64, 128, 8, 2), (16, 128, 8, 2), (64, 64, 8, 3), (32, 64, 8, 3)],
-    # the row-wise backward kernel: (BT rows, -, warps, -)
-    'pre': [(16, 0, 8, 1), (16, 0, 4, 1), (32, 0, 4, 1), (32, 0, 8, 1), (64, 0, 8, 1), (64, 0, 4, 1)],
+    # the row-wise backward kernel: (BT positions per tile, RB tiles per program, warps, -)
+    'pre': [(2, 16, 2, 1), (2, 32, 2, 1), (2, 8, 2, 1), (4, 8, 2, 1), (4, 16, 2, 1), (4, 8, 4, 1), (8, 2, 4, 1), (8, 4, 4, 1),
+            (16, 1, 8, 1), (1, 32, 1, 1), (1, 16, 2, 1)],
     'dq': [(64, 32, 4, 2), (64, 64, 4, 2), (64, 64, 8, 2), (128, 32, 8, 2), (128, 64, 8, 2), (64, 32, 8, 3),
            (32, 64, 4, 2), (128, 64, 8, 3), (64, 64, 4, 3)],
     # the split backward (GDA_BWD='split'): dV of all maps in one kernel, dK1 / dK2 in another
@@ -29,6 +31,7 @@ CANDS = {   # (BM, BN, warps, stages)
     'dk': [(64, 64, 8, 3), (64, 64, 4, 3), (64, 64, 8, 2), (64, 128, 8, 2), (128, 64, 8, 2), (32, 64, 4, 3), (128, 128, 8, 2),
            (32, 128, 8, 2), (32, 128, 8, 3), (64, 128, 8, 3), (32, 128, 4, 3)],
 }
+CHUNKS = (1, 2, 4, 8, 16, 32, 64, 1 << 20)    # heads per chunk of the program order (`_lpt`); the last: all heads
 SHAPES = ((2, 4096, {}), (1, 16384, {}), (8, 2048, {'G': 4}))   # 12.7B head layout x2, then motif-1b's (bench/model.py)
 SMOKE = os.environ.get('GDA_TUNE_SMOKE') == '1'      # CPU check of this script under TRITON_INTERPRET=1: tiny, few candidates
 DEV = 'cpu' if SMOKE else 'cuda'
@@ -58,39 +61,42 @@ def _state(B, T, seed=0, **kw):
     return st
 
 
-def _launch(st, kind, signal, cfg):
-    "One launch of `kind` ('fwd', 'pre', 'dkdv', 'dq', 'dv', 'dk') for the signal or noise heads with block shape `cfg`."
-    from motif_nb.attention import _gda_kernels, triton_cdiv, LOG2E
+def _launch(st, kind, signal, cfg, chunk=None):
+    """One launch of `kind` ('fwd', 'pre', 'dkdv', 'dq', 'dv', 'dk') for the signal or noise heads with block shape `cfg`;
+    `chunk`: heads per chunk of the program order (None: the launcher's `GDA_HEAD_CHUNK`)."""
+    from motif_nb.attention import _gda_kernels, triton_cdiv, LOG2E, _chunk
     K = _gda_kernels()
     q = st['q']; B, T, G, g1, D = q.shape; g = g1 - 1
+    heads = {'fwd': B * G * (g if signal else 1), 'dkdv': B * G, 'dv': B * G, 'dk': 2 * B * G, 'dq': B * G * (g + 1)}.get(kind, 1)
+    ch = None if kind == 'pre' else _chunk('dv' if kind == 'dkdv' else kind, heads) if chunk is None else min(chunk, heads)
     bm, bn, nw, ns = cfg
     meta = dict(BM=bm, BN=bn, num_warps=nw, num_stages=ns, D=D, VARLEN=False, SIGNAL=signal)
     qk, sm = LOG2E / math.sqrt(D), 1 / math.sqrt(D)
     if kind == 'fwd':
         ml = st['ml_s'] if signal else st['ml_n']
-        K.gda_fwd_kernel.fn[(triton_cdiv(T, bm), B * G * (g if signal else 1))](
+        K.gda_fwd_kernel.fn[(triton_cdiv(T, bm) * B * G * (g if signal else 1),)](
             q, st['k'], st['v'], st['w'], st['lam'], st['y'], st['a'], st['o2'], st['lse1'], st['lse2'], st['rstd'], ml, st['z'],
-            T, G, g, ml.shape[1], qk, 1e-5, 0.8, **meta)
+            T, G, g, ml.shape[1], qk, 1e-5, 0.8, ch, **meta)
     bw = tuple(st[n] for n in ('q', 'k', 'v', 'do1', 'do2', 'lse1', 'lse2', 'delta1', 'delta2'))
     if kind == 'dkdv':
-        K.gda_bwd_dkdv_kernel.fn[(triton_cdiv(T, bn), B * G)](*bw, st['dk'], st['dv'], st['z'], st['z'], T, G, g, qk, sm, **meta)
+        K.gda_bwd_dkdv_kernel.fn[(triton_cdiv(T, bn) * B * G,)](*bw, st['dk'], st['dv'], st['z'], st['z'], T, G, g, qk, sm, ch, **meta)
     if kind == 'pre':
         import torch
-        nt = triton_cdiv(T, bm)
-        dwp = torch.empty(B * G * nt, 2 * D, device=DEV); dlp = torch.empty(B * G * nt, device=DEV)
-        K.gda_bwd_pre_kernel[(nt, B * G)](st['dy'], st['a'], st['o2'], st['rstd'], st['w'], st['lam'], st['do1'], st['do2'],
-                                          st['delta1'], st['delta2'], dwp, dlp, T, G, g, 0.8, D=D, GP=1 << (g - 1).bit_length(),
-                                          BT=bm, num_warps=nw)
+        nc = triton_cdiv(T, bm * bn)
+        dwp = torch.empty(B * G * nc, 2 * D, device=DEV); dlp = torch.empty(B * G * nc, device=DEV)
+        K.gda_bwd_pre_kernel[(B * G * nc,)](st['dy'], st['a'], st['o2'], st['rstd'], st['w'], st['lam'], st['do1'], st['do2'],
+                                            st['delta1'], st['delta2'], dwp, dlp, T, G, g, nc, 0.8, D=D,
+                                            GP=1 << (g - 1).bit_length(), BT=bm, RB=bn, num_warps=nw)
     if kind == 'dq':
         meta.pop('SIGNAL')      # one launch: the signal heads, then the noise heads
-        K.gda_bwd_dq_kernel.fn[(triton_cdiv(T, bm), B * G * (g + 1))](*bw, st['dq'], st['z'], T, G, g, B * G * g, qk, sm, **meta)
+        K.gda_bwd_dq_kernel.fn[(triton_cdiv(T, bm) * B * G * (g + 1),)](*bw, st['dq'], st['z'], T, G, g, B * G * g, qk, sm, ch, **meta)
     if kind == 'dv':
         meta.pop('SIGNAL')
-        K.gda_bwd_dv_kernel.fn[(triton_cdiv(T, bn), B * G)](q, st['k'], st['do1'], st['do2'], st['lse1'], st['lse2'], st['dv'],
-                                                           st['z'], st['z'], T, G, g, qk, **meta)
+        K.gda_bwd_dv_kernel.fn[(triton_cdiv(T, bn) * B * G,)](q, st['k'], st['do1'], st['do2'], st['lse1'], st['lse2'], st['dv'],
+                                                           st['z'], st['z'], T, G, g, qk, ch, **meta)
     if kind == 'dk':
-        meta.pop('SIGNAL')      # one launch: dK1 of the signal maps and dK2 of the noise map (grid axis 2)
-        K.gda_bwd_dk_kernel.fn[(triton_cdiv(T, bn), B * G, 2)](*bw, st['dk'], st['z'], st['z'], T, G, g, qk, sm, **meta)
+        meta.pop('SIGNAL')      # one launch: dK1 of the signal maps and dK2 of the noise map
+        K.gda_bwd_dk_kernel.fn[(triton_cdiv(T, bn) * B * G * 2,)](*bw, st['dk'], st['z'], st['z'], T, G, g, qk, sm, ch, **meta)
 
 
 def _first(st, **cfgs):
@@ -215,12 +221,28 @@ def main():
                     rows.append(dict(B=B, T=T, G=G, kernel=kind, heads=label, BM=cfg[0], BN=cfg[1], warps=cfg[2],
                                      stages=cfg[3], error=f'{type(e).__name__}: {str(e)[:160]}'))
                 print(rows[-1], flush=True)
+            if kind in ('pre', 'dkdv'): continue
+            ok = [r for r in rows if r['T'] == T and r['kernel'] == kind and r['heads'] == label and 'ms' in r and r['err_vs_first'] < 2e-2]
+            best = min(ok, key=lambda r: r['ms'])
+            cfg = (best['BM'], best['BN'], best['warps'], best['stages'])
+            for ch in CHUNKS:                         # program order of the fastest layout: heads per chunk
+                _first(st)
+                run = lambda: _launch(st, kind, signal, cfg, chunk=ch)
+                run(); _sync()
+                err = max(rel_err(st[n], base[n]) for n in names)
+                ms = do_bench(run, warmup=10, rep=60, return_mode='median')
+                rows.append(dict(B=B, T=T, G=G, kernel=kind, heads=label, BM=cfg[0], BN=cfg[1], warps=cfg[2], stages=cfg[3],
+                                 chunk=ch, ms=ms, tflops=flops_head * heads * mult / ms / 1e9, err_vs_first=err))
+                print(rows[-1], flush=True)
         del st, base; _sync()
     df = pd.DataFrame(rows)
-    best = (df.dropna(subset=['ms']).query('err_vs_first < 2e-2').sort_values('ms').groupby(['B', 'T', 'G', 'kernel', 'heads']).head(3))
+    best = (df[df.chunk.isna()].dropna(subset=['ms']).query('err_vs_first < 2e-2').sort_values('ms')
+            .groupby(['B', 'T', 'G', 'kernel', 'heads']).head(3))
     print(best.to_string(), flush=True)
+    print(df[df.chunk.notna()].pivot_table(index=['T', 'kernel', 'heads'], columns='chunk', values='ms').round(3).to_string(), flush=True)
     save_result('gda_tune', df, note='per-launch block-shape sweep of the GDA kernels, 12.7B head layout, bf16, causal; '
-                'TFLOP/s: forward 3dT^2 per head (causal), dK/dV 2x and dQ 4/3x that', seconds=round(time.time() - t0, 1))
+                'TFLOP/s: forward 3dT^2 per head (causal), dK/dV 2x and dQ 4/3x that; rows with a chunk: the fastest '
+                'layout with that many heads per chunk of the program order (1 << 20: all heads); others: the launcher default', seconds=round(time.time() - t0, 1))
     print(f"done in {time.time() - t0:.0f} s")
 
 

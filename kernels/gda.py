@@ -14,6 +14,7 @@ dV per group and key block over all g+1 maps and dK per group and key block (dK1
 the noise map, one launch), or fused, dK/dV per group and key block (noise launch, then signal launch adding into dV);
 dQ per head and query block (signal and noise heads, one launch). The key-block kernels work on the transposed map
 P^T = exp2(K Q^T - lse), so that no register tile is transposed.
+Grids are 1-D; `_lpt` maps a program to its block and head: heads in chunks, heaviest causal blocks first in a chunk.
 Softmax is base 2 (log2(e) folded into the scale); lse is in log2 units. Masks: causal, in bounds, and with VARLEN
 the key must not precede the query's document start. No make_block_ptr (gone in triton 3.9); every load is masked
 (the interpreter does not catch out-of-bounds accesses)."""
@@ -68,10 +69,27 @@ def _fwd_inner(acc, l, m, q, kb, vb, lo, hi, ts, dst, qk_scale, sk_t,
 
 
 @triton.jit
-def _head_block(T, G, g, D: tl.constexpr, BM: tl.constexpr, SIGNAL: tl.constexpr):
+def _lpt(T, BLK: tl.constexpr, LAST_FIRST: tl.constexpr, CH):
+    """Program of a 1-D grid -> (block, head). Heads go in chunks of CH; within a chunk, every head's block with the most
+    causal work (the last query block, or the first key block) first, then the next block. CH = 1 is head-major (one
+    head's blocks, then the next head's); CH = all heads is longest-first over the whole launch. Small chunks keep what
+    the chunk's programs share (K/V, or Q/dO) in L2; longest-first keeps long programs away from the end of the launch."""
+    nb = tl.cdiv(T, BLK)
+    nh = tl.num_programs(0) // nb
+    pid = tl.program_id(0)
+    c0 = (pid // (CH * nb)) * CH
+    ch = tl.minimum(CH, nh - c0)
+    r = pid - c0 * nb
+    blk = r // ch
+    if LAST_FIRST:
+        blk = nb - 1 - blk
+    return blk, c0 + r % ch
+
+
+@triton.jit
+def _head_block(T, G, g, CH, D: tl.constexpr, BM: tl.constexpr, SIGNAL: tl.constexpr):
     "Per-head kernels' program: block, head, batch x group, head in group, key column, batch, group, positions, mask."
-    # query blocks in reverse: the longest causal rows first
-    pid_m = tl.num_programs(0) - 1 - tl.program_id(0); pid_h = tl.program_id(1)
+    pid_m, pid_h = _lpt(T, BM, True, CH)
     if SIGNAL:
         bg = pid_h // g; j = pid_h % g; kcol = 0
     else:
@@ -83,10 +101,10 @@ def _head_block(T, G, g, D: tl.constexpr, BM: tl.constexpr, SIGNAL: tl.constexpr
 @triton.autotune(configs=_configs('fwd'), key=['T', 'D', 'VARLEN', 'SIGNAL'])
 @triton.jit
 def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START,
-                   T, G, g, n_mblocks, qk_scale, eps, out_scale,
+                   T, G, g, n_mblocks, qk_scale, eps, out_scale, CH,
                    D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr, SIGNAL: tl.constexpr):
     "One head x BM positions. SIGNAL=False: the noise heads (write O_n, lse2). SIGNAL=True: signal heads + epilogue."
-    pid_m, pid_h, bg, j, kcol, b, grp, ts, ok = _head_block(T, G, g, D, BM, SIGNAL)
+    pid_m, pid_h, bg, j, kcol, b, grp, ts, ok = _head_block(T, G, g, CH, D, BM, SIGNAL)
     t0 = pid_m * BM
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
     sq_t = G * (g + 1) * D
@@ -134,39 +152,40 @@ def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START,
 
 @triton.jit
 def gda_bwd_pre_kernel(DY, A, O2, RSTD, W, LAM, DO1, DO2, DELTA1, DELTA2, DW_PART, DLAM_PART,
-                       T, G, g, out_scale, D: tl.constexpr, GP: tl.constexpr, BT: tl.constexpr):
-    "Row-wise part of the backward: subln backward, dO of both maps, Delta = rowsum(dO*O), partial dw and dlambda."
-    pid_t = tl.program_id(0); bg = tl.program_id(1)
+                       T, G, g, n_chunks, out_scale, D: tl.constexpr, GP: tl.constexpr, BT: tl.constexpr, RB: tl.constexpr):
+    """Row-wise part of the backward: subln backward, dO of both maps, Delta = rowsum(dO*O), partial dw and dlambda.
+    One program = one group x RB*BT positions, BT at a time as [BT, GP, 2D] tiles: the g signal heads of a position are
+    one contiguous g*2D run, read in one load (memory-bound: the bytes in flight set the speed)."""
+    pid = tl.program_id(0)
+    bg = pid // n_chunks; chunk = pid % n_chunks
     b = bg // G; grp = bg % G
-    tn = pid_t * BT + tl.arange(0, BT)
-    vc = tl.arange(0, 2 * D)
-    ok = tn < T
-    o2off = (b.to(tl.int64) * T + tn[:, None]) * G * 2 * D + grp * 2 * D + vc[None, :]
-    o2 = tl.load(O2 + o2off, mask=ok[:, None], other=0.).to(tl.float32)
-    w = tl.load(W + vc).to(tl.float32)
+    jj = tl.arange(0, GP); vc = tl.arange(0, 2 * D)
+    w = tl.load(W + vc).to(tl.float32) * out_scale
     lam = tl.load(LAM)
-    sy_t = G * g * 2 * D
-    dsum = tl.zeros([BT, 2 * D], tl.float32)
     dw = tl.zeros([2 * D], tl.float32)
     dlam = tl.zeros([BT], tl.float32)
-    for j in tl.static_range(GP):
-        okj = ok & (tl.full([BT], j, tl.int32) < g)
-        yoff = b.to(tl.int64) * T * sy_t + tn[:, None].to(tl.int64) * sy_t + (grp * g + j) * 2 * D + vc[None, :]
-        dy = tl.load(DY + yoff, mask=okj[:, None], other=0.).to(tl.float32)
-        a = tl.load(A + yoff, mask=okj[:, None], other=0.).to(tl.float32)
-        soff = ((b * G + grp) * g + j).to(tl.int64) * T + tn
+    for r in range(RB):
+        tn = (chunk * RB + r) * BT + tl.arange(0, BT)
+        ok = tn < T
+        okj = ok[:, None] & (jj[None, :] < g)
+        row = (b.to(tl.int64) * T + tn) * G + grp                               # (b, t, grp) row of O2 / dO2
+        o2off = row[:, None] * 2 * D + vc[None, :]
+        yoff = ((row * g)[:, None] + jj[None, :])[:, :, None] * 2 * D + vc[None, None, :]
+        soff = (bg * g + jj[None, :]).to(tl.int64) * T + tn[:, None]           # rstd / Delta rows (B, G, g, T)
+        o2 = tl.load(O2 + o2off, mask=ok[:, None], other=0.).to(tl.float32)
+        dy = tl.load(DY + yoff, mask=okj[:, :, None], other=0.).to(tl.float32)
+        a = tl.load(A + yoff, mask=okj[:, :, None], other=0.).to(tl.float32)
         rstd = tl.load(RSTD + soff, mask=okj, other=0.)
-        u = dy * w[None, :] * out_scale
-        da = rstd[:, None] * (u - a * (rstd * rstd)[:, None] * (tl.sum(u * a, 1) / (2 * D))[:, None])
-        dw += tl.sum(dy * a * rstd[:, None], 0)
-        dlam -= tl.sum(da * o2, 1)
-        dsum += da
-        tl.store(DO1 + yoff, da.to(DO1.dtype.element_ty), mask=okj[:, None])
-        tl.store(DELTA1 + soff, tl.sum(da * (a + lam * o2), 1), mask=okj)
-    do2 = -lam * dsum
-    tl.store(DO2 + o2off, do2.to(DO2.dtype.element_ty), mask=ok[:, None])
-    tl.store(DELTA2 + (b * G + grp).to(tl.int64) * T + tn, tl.sum(do2 * o2, 1), mask=ok)
-    pid = bg * tl.num_programs(0) + pid_t
+        u = dy * w[None, None, :]
+        c = rstd * rstd * tl.sum(u * a, 2) / (2 * D)
+        da = rstd[:, :, None] * (u - a * c[:, :, None])
+        dw += tl.sum(tl.sum(dy * a * rstd[:, :, None], 1), 0)
+        tl.store(DO1 + yoff, da.to(DO1.dtype.element_ty), mask=okj[:, :, None])
+        tl.store(DELTA1 + soff, tl.sum(da * (a + lam * o2[:, None, :]), 2), mask=okj)
+        s2 = tl.sum(tl.sum(da, 1) * o2, 1)                                      # sum_c dsum * O_n, dsum = sum_j dA_j
+        tl.store(DO2 + o2off, (-lam * tl.sum(da, 1)).to(DO2.dtype.element_ty), mask=ok[:, None])
+        tl.store(DELTA2 + bg.to(tl.int64) * T + tn, -lam * s2, mask=ok)
+        dlam -= s2
     tl.store(DW_PART + pid * 2 * D + vc, dw * out_scale)
     tl.store(DLAM_PART + pid, tl.sum(dlam, 0))
 
@@ -239,10 +258,10 @@ def _map_rows(j, b, bg, grp, T, G, g, D: tl.constexpr, DO1, DO2, LSE1, LSE2, DEL
 @triton.autotune(configs=_configs('dkdv'), key=['T', 'D', 'VARLEN', 'SIGNAL'], restore_value=['DV'])
 @triton.jit
 def gda_bwd_dkdv_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DV, DOC_START, DOC_END,
-                        T, G, g, qk_scale, sm_scale,
+                        T, G, g, qk_scale, sm_scale, CH,
                         D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr, SIGNAL: tl.constexpr):
     "One group x BN keys. SIGNAL=False: noise map -> dK2, dV. SIGNAL=True: the g signal maps -> dK1, dV += ."
-    pid_n = tl.program_id(0); bg = tl.program_id(1)
+    pid_n, bg = _lpt(T, BN, False, CH)
     b = bg // G; grp = bg % G
     n0, kn, kok, diag_end, hi = _key_block(pid_n, T, DOC_END, BM, BN, VARLEN)
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
@@ -297,11 +316,11 @@ def _dq_inner(dq, q, do, lse, de, kb, vb, lo, hi, ts, dst, ok, qk_scale, sk_t,
 @triton.autotune(configs=_configs('dq'), key=['T', 'D', 'VARLEN'])
 @triton.jit
 def gda_bwd_dq_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DQ, DOC_START,
-                      T, G, g, n_signal, qk_scale, sm_scale,
+                      T, G, g, n_signal, qk_scale, sm_scale, CH,
                       D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr):
-    """dQ of one head x BM positions. Heads (grid axis 1) below n_signal = B*G*g are the signal heads, the others the
-    noise heads: one launch for both, the noise programs last, where they fill the tail of the signal ones."""
-    pid_m = tl.num_programs(0) - 1 - tl.program_id(0); pid_h = tl.program_id(1)
+    """dQ of one head x BM positions. Heads below n_signal = B*G*g are the signal heads, the others the noise heads: one
+    launch for both."""
+    pid_m, pid_h = _lpt(T, BM, True, CH)
     t0 = pid_m * BM
     ts = t0 + tl.arange(0, BM)
     ok = ts < T
@@ -360,10 +379,10 @@ def _dk_inner(dk, k, v, qb, dob, LSE, DELTA, DOC_START, m_lo, m_hi, T, kn, kok, 
 
 @triton.autotune(configs=_configs('dv'), key=['T', 'D', 'VARLEN'])
 @triton.jit
-def gda_bwd_dv_kernel(Q, K, DO1, DO2, LSE1, LSE2, DV, DOC_START, DOC_END, T, G, g, qk_scale,
+def gda_bwd_dv_kernel(Q, K, DO1, DO2, LSE1, LSE2, DV, DOC_START, DOC_END, T, G, g, qk_scale, CH,
                       D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr):
     "dV of one group x BN keys: the g signal maps (keys K1) and the noise map (keys K2) into one accumulator."
-    pid_n = tl.program_id(0); bg = tl.program_id(1)
+    pid_n, bg = _lpt(T, BN, False, CH)
     b = bg // G; grp = bg % G
     n0, kn, kok, diag_end, hi = _key_block(pid_n, T, DOC_END, BM, BN, VARLEN)
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
@@ -385,10 +404,11 @@ def gda_bwd_dv_kernel(Q, K, DO1, DO2, LSE1, LSE2, DV, DOC_START, DOC_END, T, G, 
 @triton.autotune(configs=_configs('dk'), key=['T', 'D', 'VARLEN'])
 @triton.jit
 def gda_bwd_dk_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DOC_START, DOC_END, T, G, g, qk_scale, sm_scale,
-                      D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr):
-    """dK of one group x BN keys: grid axis 2 is 0 for dK1 (the g signal maps), 1 for dK2 (the noise map). One launch
-    for both: the short noise programs run last and fill the tail of the long signal ones."""
-    pid_n = tl.program_id(0); bg = tl.program_id(1); noise = tl.program_id(2)
+                      CH, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr):
+    """dK of one group x BN keys: the two programs of a group are dK1 (the g signal maps) and dK2 (the noise map), in one
+    launch; per key block, so the last blocks' short programs fill the tail."""
+    pid_n, h = _lpt(T, BN, False, CH)
+    bg = h // 2; noise = h % 2
     b = bg // G; grp = bg % G
     n0, kn, kok, diag_end, hi = _key_block(pid_n, T, DOC_END, BM, BN, VARLEN)
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)

@@ -14,10 +14,10 @@ from .config import MotifConfig
 from .core import resolve_impl, interpreting, triton_available, check_float, rel_err
 
 # %% auto #0
-__all__ = ['LOG2E', 'GDA_BWD', 'GDA_PRE_BLOCK', 'rope_cos_sin', 'apply_rope', 'check_cu_seqlens', 'doc_positions', 'doc_ids',
-           'attn_mask', 'rms_norm', 'gda_reference', 'KVCache', 'max_logits_chunked', 'max_logits_varlen', 'gda_sdpa',
-           'GDA', 'mha_reference', 'mha_sdpa', 'Attention', 'grads_of', 'triton_cdiv', 'gda_triton', 'benchmark_gda',
-           'plot_gda_bench', 'summarize_gda_bench']
+__all__ = ['LOG2E', 'GDA_BWD', 'GDA_PRE_BLOCK', 'GDA_HEAD_CHUNK', 'rope_cos_sin', 'apply_rope', 'check_cu_seqlens',
+           'doc_positions', 'doc_ids', 'attn_mask', 'rms_norm', 'gda_reference', 'KVCache', 'max_logits_chunked',
+           'max_logits_varlen', 'gda_sdpa', 'GDA', 'mha_reference', 'mha_sdpa', 'Attention', 'grads_of', 'triton_cdiv',
+           'gda_triton', 'benchmark_gda', 'plot_gda_bench', 'summarize_gda_bench']
 
 # %% ../nbs/02_attention.ipynb #3fbfa72a
 def _rope_tables(positions, head_dim, theta):
@@ -438,8 +438,14 @@ def _gda_kernels():
 
 LOG2E = 1.4426950408889634
 GDA_BWD = 'split'     # 'split': a dV kernel and a dK kernel; 'fused': one dK/dV kernel per map kind (see "Block shapes")
-GDA_PRE_BLOCK = (16, 4)   # rows per program and warps of the row-wise backward kernel (memory-bound; swept in "Block shapes")
+GDA_PRE_BLOCK = (4, 8, 4)  # row-wise backward kernel: positions per tile, tiles per program, warps (memory-bound; "Block shapes")
+# program order of each launch (`_lpt` in kernels/gda.py): heads per chunk, heaviest causal blocks first within a chunk;
+# 1 = head-major, None = all heads (swept in "Block shapes")
+GDA_HEAD_CHUNK = dict(fwd=1, dv=None, dk=1, dq=1)
 def triton_cdiv(a, b): return (a + b - 1) // b
+def _chunk(kind, heads):
+    c = GDA_HEAD_CHUNK[kind]
+    return heads if c is None else max(1, min(int(c), heads))
 
 def _gda_fwd_buffers(q):
     "Outputs of the forward: y, a, o2 (input dtype); lse1, lse2, rstd and the per-program max logits (fp32)."
@@ -461,8 +467,8 @@ def _gda_fwd(q, k, v, lam, w, doc_start, eps, out_scale, varlen):
     y, a, o2, lse1, lse2, rstd, ml_s, ml_n = out
     args = (q, k, v, w, lam, y, a, o2, lse1, lse2, rstd)
     for signal, ml, heads in ((False, ml_n, B * G), (True, ml_s, B * G * g)):     # noise first: the epilogue reads O_n
-        K.gda_fwd_kernel[lambda m: (triton_cdiv(T, m['BM']), heads)](*args, ml, doc_start, T, G, g, ml.shape[1],
-            LOG2E / math.sqrt(D), eps, out_scale, D=D, VARLEN=varlen, SIGNAL=signal)
+        K.gda_fwd_kernel[lambda m: (triton_cdiv(T, m['BM']) * heads,)](*args, ml, doc_start, T, G, g, ml.shape[1],
+            LOG2E / math.sqrt(D), eps, out_scale, _chunk('fwd', heads), D=D, VARLEN=varlen, SIGNAL=signal)
     return out
 
 def _gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, out_scale, varlen):
@@ -473,25 +479,25 @@ def _gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, o
     dy = dy.contiguous()
     do1, do2 = torch.empty(a.shape, dtype=q.dtype, device=dev), torch.empty(o2.shape, dtype=q.dtype, device=dev)
     delta1, delta2 = torch.empty_like(lse1), torch.empty_like(lse2)
-    BT, warps = GDA_PRE_BLOCK; nt = triton_cdiv(T, BT)
-    dw_part = torch.empty(B * G * nt, 2 * D, dtype=f32, device=dev)
-    dlam_part = torch.empty(B * G * nt, dtype=f32, device=dev)
-    K.gda_bwd_pre_kernel[(nt, B * G)](dy, a, o2, rstd, w, lam, do1, do2, delta1, delta2, dw_part, dlam_part,
-                                      T, G, g, out_scale, D=D, GP=GP, BT=BT, num_warps=warps)
+    BT, RB, warps = GDA_PRE_BLOCK; nc = triton_cdiv(T, BT * RB)
+    dw_part = torch.empty(B * G * nc, 2 * D, dtype=f32, device=dev)
+    dlam_part = torch.empty(B * G * nc, dtype=f32, device=dev)
+    K.gda_bwd_pre_kernel[(B * G * nc,)](dy, a, o2, rstd, w, lam, do1, do2, delta1, delta2, dw_part, dlam_part,
+                                        T, G, g, nc, out_scale, D=D, GP=GP, BT=BT, RB=RB, num_warps=warps)
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     qk_scale, sm = LOG2E / math.sqrt(D), 1 / math.sqrt(D)
     bw = (q, k, v, do1, do2, lse1, lse2, delta1, delta2)
     if GDA_BWD == 'split':                # dV of all g+1 maps in one kernel, dK1 and dK2 in another
-        K.gda_bwd_dv_kernel[lambda m: (triton_cdiv(T, m['BN']), B * G)](
-            q, k, do1, do2, lse1, lse2, dv, doc_start, doc_end, T, G, g, qk_scale, D=D, VARLEN=varlen)
-        K.gda_bwd_dk_kernel[lambda m: (triton_cdiv(T, m['BN']), B * G, 2)](     # dK1 and dK2 in one launch
-            *bw, dk, doc_start, doc_end, T, G, g, qk_scale, sm, D=D, VARLEN=varlen)
+        K.gda_bwd_dv_kernel[lambda m: (triton_cdiv(T, m['BN']) * B * G,)](
+            q, k, do1, do2, lse1, lse2, dv, doc_start, doc_end, T, G, g, qk_scale, _chunk('dv', B * G), D=D, VARLEN=varlen)
+        K.gda_bwd_dk_kernel[lambda m: (triton_cdiv(T, m['BN']) * B * G * 2,)](     # dK1 and dK2 in one launch
+            *bw, dk, doc_start, doc_end, T, G, g, qk_scale, sm, _chunk('dk', 2 * B * G), D=D, VARLEN=varlen)
     else:
         for signal in (False, True):      # noise first: the signal launch adds its dV share
-            K.gda_bwd_dkdv_kernel[lambda m: (triton_cdiv(T, m['BN']), B * G)](
-                *bw, dk, dv, doc_start, doc_end, T, G, g, qk_scale, sm, D=D, VARLEN=varlen, SIGNAL=signal)
-    K.gda_bwd_dq_kernel[lambda m: (triton_cdiv(T, m['BM']), B * G * (g + 1))](    # signal heads, then noise heads
-        *bw, dq, doc_start, T, G, g, B * G * g, qk_scale, sm, D=D, VARLEN=varlen)
+            K.gda_bwd_dkdv_kernel[lambda m: (triton_cdiv(T, m['BN']) * B * G,)](
+                *bw, dk, dv, doc_start, doc_end, T, G, g, qk_scale, sm, _chunk('dv', B * G), D=D, VARLEN=varlen, SIGNAL=signal)
+    K.gda_bwd_dq_kernel[lambda m: (triton_cdiv(T, m['BM']) * B * G * (g + 1),)](    # signal heads, then noise heads
+        *bw, dq, doc_start, T, G, g, B * G * g, qk_scale, sm, _chunk('dq', B * G * (g + 1)), D=D, VARLEN=varlen)
     return dq, dk, dv, dlam_part.sum().reshape(1).to(lam.dtype), dw_part.sum(0).to(w.dtype)
 
 # %% ../nbs/02_attention.ipynb #7e26810e
