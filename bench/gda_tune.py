@@ -8,7 +8,7 @@ the jitted kernels directly with the candidate's meta-parameters. Every candidat
 the first candidate's (and that one's with fp32 SDPA), so a fast but wrong layout shows. Candidates are compiled
 first in parallel processes (one per candidate) so that the timing process finds them in Triton's cache.
 Then, for the fastest layout of each launch, every program order in CHUNKS (heads per chunk, `_lpt` in kernels/gda.py).
-Writes figures/gda_tune.{csv,json}; the table in kernels/gda.py (`_configs`) and `GDA_HEAD_CHUNK` are chosen from it."""
+Writes figures/gda_tune.{csv,json}; the table in kernels/gda.py (`_configs`) and `GDA_CHUNK_TOKENS` are chosen from it."""
 import os, sys, time, math
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -63,12 +63,13 @@ def _state(B, T, seed=0, **kw):
 
 def _launch(st, kind, signal, cfg, chunk=None):
     """One launch of `kind` ('fwd', 'pre', 'dkdv', 'dq', 'dv', 'dk') for the signal or noise heads with block shape `cfg`;
-    `chunk`: heads per chunk of the program order (None: the launcher's `GDA_HEAD_CHUNK`)."""
+    `chunk`: heads per chunk of the program order (None: the launcher's `GDA_CHUNK_TOKENS`)."""
     from motif_nb.attention import _gda_kernels, triton_cdiv, LOG2E, _chunk
     K = _gda_kernels()
     q = st['q']; B, T, G, g1, D = q.shape; g = g1 - 1
     heads = {'fwd': B * G * (g if signal else 1), 'dkdv': B * G, 'dv': B * G, 'dk': 2 * B * G, 'dq': B * G * (g + 1)}.get(kind, 1)
-    ch = None if kind == 'pre' else _chunk('dv' if kind == 'dkdv' else kind, heads) if chunk is None else min(chunk, heads)
+    launch = {'dkdv': 'dv', 'fwd': 'fwd_signal' if signal else 'fwd_noise'}.get(kind, kind)
+    ch = None if kind == 'pre' else _chunk(launch, heads, T) if chunk is None else min(chunk, heads)
     bm, bn, nw, ns = cfg
     meta = dict(BM=bm, BN=bn, num_warps=nw, num_stages=ns, D=D, VARLEN=False, SIGNAL=signal)
     qk, sm = LOG2E / math.sqrt(D), 1 / math.sqrt(D)

@@ -14,7 +14,7 @@ from .config import MotifConfig
 from .core import resolve_impl, interpreting, triton_available, check_float, rel_err
 
 # %% auto #0
-__all__ = ['LOG2E', 'GDA_BWD', 'GDA_PRE_BLOCK', 'GDA_HEAD_CHUNK', 'rope_cos_sin', 'apply_rope', 'check_cu_seqlens',
+__all__ = ['LOG2E', 'GDA_BWD', 'GDA_PRE_BLOCK', 'GDA_CHUNK_TOKENS', 'rope_cos_sin', 'apply_rope', 'check_cu_seqlens',
            'doc_positions', 'doc_ids', 'attn_mask', 'rms_norm', 'gda_reference', 'KVCache', 'max_logits_chunked',
            'max_logits_varlen', 'gda_sdpa', 'GDA', 'mha_reference', 'mha_sdpa', 'Attention', 'grads_of', 'triton_cdiv',
            'gda_triton', 'benchmark_gda', 'plot_gda_bench', 'summarize_gda_bench']
@@ -438,14 +438,15 @@ def _gda_kernels():
 
 LOG2E = 1.4426950408889634
 GDA_BWD = 'split'     # 'split': a dV kernel and a dK kernel; 'fused': one dK/dV kernel per map kind (see "Block shapes")
-GDA_PRE_BLOCK = (4, 8, 4)  # row-wise backward kernel: positions per tile, tiles per program, warps (memory-bound; "Block shapes")
-# program order of each launch (`_lpt` in kernels/gda.py): heads per chunk, heaviest causal blocks first within a chunk;
-# 1 = head-major, None = all heads (swept in "Block shapes")
-GDA_HEAD_CHUNK = dict(fwd=1, dv=None, dk=1, dq=1)
+GDA_PRE_BLOCK = (4, 8, 2)  # row-wise backward kernel: positions per tile, tiles per program, warps (memory-bound; "Block shapes")
+# Program order of each launch (`_lpt` in kernels/gda.py): heads go in chunks of max(1, tokens // T), and within a chunk
+# the heaviest causal blocks start first. What a chunk shares in L2 (K/V, or Q/dO) grows with T, so the best chunk
+# shrinks as T grows; these token budgets are the H100 sweep's fastest (see "Block shapes").
+GDA_CHUNK_TOKENS = dict(fwd_noise=16384, fwd_signal=8192, dv=16384, dk=32768, dq=32768)
 def triton_cdiv(a, b): return (a + b - 1) // b
-def _chunk(kind, heads):
-    c = GDA_HEAD_CHUNK[kind]
-    return heads if c is None else max(1, min(int(c), heads))
+def _chunk(kind, heads, T):
+    "Heads per chunk of launch `kind` over `heads` heads of length T."
+    return max(1, min(GDA_CHUNK_TOKENS[kind] // max(T, 1), heads))
 
 def _gda_fwd_buffers(q):
     "Outputs of the forward: y, a, o2 (input dtype); lse1, lse2, rstd and the per-program max logits (fp32)."
@@ -468,7 +469,7 @@ def _gda_fwd(q, k, v, lam, w, doc_start, eps, out_scale, varlen):
     args = (q, k, v, w, lam, y, a, o2, lse1, lse2, rstd)
     for signal, ml, heads in ((False, ml_n, B * G), (True, ml_s, B * G * g)):     # noise first: the epilogue reads O_n
         K.gda_fwd_kernel[lambda m: (triton_cdiv(T, m['BM']) * heads,)](*args, ml, doc_start, T, G, g, ml.shape[1],
-            LOG2E / math.sqrt(D), eps, out_scale, _chunk('fwd', heads), D=D, VARLEN=varlen, SIGNAL=signal)
+            LOG2E / math.sqrt(D), eps, out_scale, _chunk('fwd_signal' if signal else 'fwd_noise', heads, T), D=D, VARLEN=varlen, SIGNAL=signal)
     return out
 
 def _gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, out_scale, varlen):
@@ -489,15 +490,15 @@ def _gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, o
     bw = (q, k, v, do1, do2, lse1, lse2, delta1, delta2)
     if GDA_BWD == 'split':                # dV of all g+1 maps in one kernel, dK1 and dK2 in another
         K.gda_bwd_dv_kernel[lambda m: (triton_cdiv(T, m['BN']) * B * G,)](
-            q, k, do1, do2, lse1, lse2, dv, doc_start, doc_end, T, G, g, qk_scale, _chunk('dv', B * G), D=D, VARLEN=varlen)
+            q, k, do1, do2, lse1, lse2, dv, doc_start, doc_end, T, G, g, qk_scale, _chunk('dv', B * G, T), D=D, VARLEN=varlen)
         K.gda_bwd_dk_kernel[lambda m: (triton_cdiv(T, m['BN']) * B * G * 2,)](     # dK1 and dK2 in one launch
-            *bw, dk, doc_start, doc_end, T, G, g, qk_scale, sm, _chunk('dk', 2 * B * G), D=D, VARLEN=varlen)
+            *bw, dk, doc_start, doc_end, T, G, g, qk_scale, sm, _chunk('dk', 2 * B * G, T), D=D, VARLEN=varlen)
     else:
         for signal in (False, True):      # noise first: the signal launch adds its dV share
             K.gda_bwd_dkdv_kernel[lambda m: (triton_cdiv(T, m['BN']) * B * G,)](
-                *bw, dk, dv, doc_start, doc_end, T, G, g, qk_scale, sm, _chunk('dv', B * G), D=D, VARLEN=varlen, SIGNAL=signal)
+                *bw, dk, dv, doc_start, doc_end, T, G, g, qk_scale, sm, _chunk('dv', B * G, T), D=D, VARLEN=varlen, SIGNAL=signal)
     K.gda_bwd_dq_kernel[lambda m: (triton_cdiv(T, m['BM']) * B * G * (g + 1),)](    # signal heads, then noise heads
-        *bw, dq, doc_start, T, G, g, B * G * g, qk_scale, sm, _chunk('dq', B * G * (g + 1)), D=D, VARLEN=varlen)
+        *bw, dq, doc_start, T, G, g, B * G * g, qk_scale, sm, _chunk('dq', B * G * (g + 1), T), D=D, VARLEN=varlen)
     return dq, dk, dv, dlam_part.sum().reshape(1).to(lam.dtype), dw_part.sum(0).to(w.dtype)
 
 # %% ../nbs/02_attention.ipynb #7e26810e
@@ -570,7 +571,7 @@ def gda_triton(q:torch.Tensor, # (B, T, G, g+1, d) after RoPE: g signal queries 
     ml = torch.cat([ml_s.view(B, G, g, -1).amax(dim=(0, 3)), ml_n.view(B, G, 1, -1).amax(dim=(0, 3))], 1)
     return y, ml / LOG2E
 
-# %% ../nbs/02_attention.ipynb #eea5fe3d
+# %% ../nbs/02_attention.ipynb #e343bbf1
 def _gda_inputs(B, T, G=8, g=4, d=128, dtype=torch.bfloat16, device='cuda', seed=0):
     gen = torch.Generator(device=device).manual_seed(seed)
     q = torch.randn(B, T, G, g + 1, d, device=device, dtype=dtype, generator=gen)
@@ -611,7 +612,7 @@ def _make_flex(T, device, kernel_options=None):
         return rms_norm(sig - lam.to(sig.dtype) * noi[:, :, None], w, eps) * scale
     return torch.compile(f, dynamic=False)
 
-# %% ../nbs/02_attention.ipynb #e5250f17
+# %% ../nbs/02_attention.ipynb #507b0f2d
 def benchmark_gda(shapes=((2, 4096), (1, 16384)), G:int=8, g:int=4, d:int=128, dtype=torch.bfloat16,
                   peers=('triton', 'triton+maxlogits', 'sdpa2', 'sdpa2_gqa', 'sdpa4', 'flex2', 'gqa_plain'),
                   check:bool=True, time_budget_s:float=1e9, log=print):
@@ -716,7 +717,7 @@ def benchmark_gda(shapes=((2, 4096), (1, 16384)), G:int=8, g:int=4, d:int=128, d
     except Exception: pass
     return df
 
-# %% ../nbs/02_attention.ipynb #7452b63d
+# %% ../nbs/02_attention.ipynb #85738691
 def plot_gda_bench(df):
     "Bar charts of TFLOP/s per peer, one panel per (shape, mode), from a `benchmark_gda` table."
     import matplotlib.pyplot as plt
@@ -732,7 +733,7 @@ def plot_gda_bench(df):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/02_attention.ipynb #e429b1f9
+# %% ../nbs/02_attention.ipynb #3bb9feb7
 def summarize_gda_bench(df):
     "Per (B, T, mode): our time, the best SDPA/Flex formulation, the speedup, our FLOP rate relative to plain GQA SDPA, the max-logits cost."
     import pandas as pd
