@@ -1,6 +1,6 @@
 """Block-shape sweep of the GDA Triton kernels on a GPU (nbs/02_attention.ipynb, "Where the time goes").
 
-usage: export PYTHONPATH=$PWD MOTIF_FIGURES=$OUT PYTHONUNBUFFERED=1; python3 bench/gda_tune.py
+usage: export PYTHONPATH=$PWD MOTIF_FIGURES=$OUT PYTHONUNBUFFERED=1; python3 bench/gda_tune.py [check] [kinds=dk,dv]
 Times every candidate (BM, BN, warps, stages) of each launch (forward noise / signal, the row-wise backward kernel,
 fused dK/dV noise / signal, split dV and dK, dQ) at the 12.7B head layout (G=8, g=4, d=128, bf16, causal) for
 B=2 x T=4096 and B=1 x T=16384, and at motif-1b's (G=4) for B=8 x T=2048 (the shape of bench/model.py), launching
@@ -8,7 +8,7 @@ the jitted kernels directly with the candidate's meta-parameters. Every candidat
 the first candidate's (and that one's with fp32 SDPA), so a fast but wrong layout shows. Candidates are compiled
 first in parallel processes (one per candidate) so that the timing process finds them in Triton's cache.
 Then, for the fastest layout of each launch, every program order in CHUNKS (heads per chunk, `_lpt` in kernels/gda.py).
-Writes figures/gda_tune.{csv,json}; the table in kernels/gda.py (`_configs`) and `GDA_CHUNK_TOKENS` are chosen from it."""
+Writes figures/gda_tune.{csv,json} (gda_tune_dk_dv with kinds=dk,dv); the table in kernels/gda.py (`_configs`) and `GDA_CHUNK_TOKENS` are chosen from it."""
 import os, sys, time, math
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -36,7 +36,10 @@ SHAPES = ((2, 4096, {}), (1, 16384, {}), (8, 2048, {'G': 4}))   # 12.7B head lay
 SMOKE = os.environ.get('GDA_TUNE_SMOKE') == '1'      # CPU check of this script under TRITON_INTERPRET=1: tiny, few candidates
 DEV = 'cpu' if SMOKE else 'cuda'
 CHECK = 'check' in sys.argv[1:]
+KINDS = [k for a in sys.argv[1:] if a.startswith('kinds=') for k in a[6:].split(',')]   # e.g. kinds=dk,dv: only those launches
 if SMOKE: CANDS, SHAPES = {k: [(16, 16, 4, 1), (16, 32, 4, 1)] for k in CANDS}, ((1, 48, {}),)
+ALL = dict(CANDS)                                     # the whole path of the checks uses every kind
+if KINDS: CANDS = {k: c for k, c in CANDS.items() if k in KINDS}
 
 
 def _sync():
@@ -102,7 +105,7 @@ def _launch(st, kind, signal, cfg, chunk=None):
 
 def _first(st, **cfgs):
     "Whole fused forward and backward, each kernel with `cfgs[kind]` or its first candidate (the baseline of the checks)."
-    c = {kind: cfgs.get(kind, CANDS[kind][0]) for kind in CANDS}
+    c = {kind: cfgs.get(kind, ALL[kind][0]) for kind in ALL}
     for s in (False, True): _launch(st, 'fwd', s, c['fwd'])
     _launch(st, 'pre', True, c['pre'])
     for s in (False, True): _launch(st, 'dkdv', s, c['dkdv'])
@@ -199,6 +202,7 @@ def main():
         base = {n: st[n].clone() for n in ('y', 'a', 'o2', 'lse2', 'do1', 'do2', 'delta1', 'delta2', 'dk', 'dv', 'dq')}
         flops_head = 3 * st['q'].shape[-1] * T * T * B     # causal QK^T (2 d T^2/2) + PV (2 2d T^2/2) per head, forward
         for (kind, signal), names in outs.items():
+            if kind not in CANDS: continue
             G, g = st['q'].shape[2], st['q'].shape[3] - 1
             label = 'all' if kind in ('dv', 'dk', 'dq', 'pre') else 'signal' if signal else 'noise'   # which maps one launch covers
             heads = G * {'all': g + 1, 'signal': g, 'noise': 1}[label]
@@ -207,7 +211,7 @@ def main():
                 _first(st)                            # every buffer back to the baseline state (dkdv adds into dv)
                 try:
                     if kind == 'dkdv':      # both launches (the signal one adds into the noise one's dV); the other one's time subtracted
-                        other = lambda: _launch(st, 'dkdv', not signal, CANDS['dkdv'][0])
+                        other = lambda: _launch(st, 'dkdv', not signal, ALL['dkdv'][0])
                         def run():
                             _launch(st, 'dkdv', False, cfg if not signal else CANDS['dkdv'][0])
                             _launch(st, 'dkdv', True, cfg if signal else CANDS['dkdv'][0])
@@ -241,7 +245,7 @@ def main():
             .groupby(['B', 'T', 'G', 'kernel', 'heads']).head(3))
     print(best.to_string(), flush=True)
     print(df[df.chunk.notna()].pivot_table(index=['T', 'kernel', 'heads'], columns='chunk', values='ms').round(3).to_string(), flush=True)
-    save_result('gda_tune', df, note='per-launch block-shape sweep of the GDA kernels, 12.7B head layout, bf16, causal; '
+    save_result('_'.join(['gda_tune'] + KINDS), df, note='per-launch block-shape sweep of the GDA kernels, 12.7B head layout, bf16, causal; '
                 'TFLOP/s: forward 3dT^2 per head (causal), dK/dV 2x and dQ 4/3x that; rows with a chunk: the fastest '
                 'layout with that many heads per chunk of the program order (1 << 20: all heads); others: the launcher default', seconds=round(time.time() - t0, 1))
     print(f"done in {time.time() - t0:.0f} s")

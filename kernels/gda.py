@@ -30,13 +30,14 @@ _ONLY = os.environ.get('MOTIF_GDA_ONLY_CONFIG')      # compile one config per pr
 def _configs(kind):
     "Autotune candidates (BM query rows, BN keys, warps, stages)."
     if _INTERPRET: return [triton.Config({'BM': 16, 'BN': 16}, num_warps=4, num_stages=1)]
-    # the fastest candidates of an H100 sweep (bench/gda_tune.py, figures/gda_tune.csv); every swept layout passes the
-    # sweep's check against fp32 SDPA (figures/gda_tune_check.csv)
+    # the fastest candidates of an H100 sweep (bench/gda_tune.py, figures/gda_tune.csv; dV and dK since their loops run
+    # over maps x blocks: figures/gda_tune_dk_dv.csv); every swept layout passes the check against fp32 SDPA
+    # (figures/gda_tune_check.csv)
     table = {'fwd': [(128, 64, 8, 3), (64, 64, 4, 2), (128, 32, 8, 3)],
              'dkdv': [(32, 64, 4, 2), (64, 128, 8, 2), (32, 128, 8, 2)],
              'dq': [(128, 64, 8, 2), (64, 32, 4, 2), (64, 64, 4, 3)],
              # split backward (the default): the sweep's fastest dV and dK layouts
-             'dv': [(32, 128, 8, 3), (64, 128, 8, 3), (32, 64, 4, 3)],
+             'dv': [(64, 128, 8, 3), (64, 128, 8, 2), (32, 128, 8, 3)],
              'dk': [(64, 128, 8, 2), (32, 128, 8, 3), (64, 64, 4, 3)]}[kind]
     cs = [triton.Config({'BM': bm, 'BN': bn}, num_warps=w, num_stages=s) for bm, bn, w, s in table]
     if _ONLY is not None: cs = [cs[min(int(_ONLY), len(cs) - 1)]]
@@ -356,22 +357,36 @@ def gda_bwd_dq_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DQ, DOC_STA
 # noise map). One more recomputation of Q K^T than the fused dK/dV kernel, but one accumulator per kernel.
 
 @triton.jit
-def _dv_inner(dv, k, qb, dob, LSE, DOC_START, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, so_t,
-              D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
-    "dV += P^T dO for one map's queries m_lo..m_hi against one key tile."
-    for m0 in range(m_lo, m_hi, BM):
-        ts, ok, qT, do, pT = _bwd_cols(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, so_t, D, BM, MASK, VARLEN)
+def _maps_block(it, nm, m_lo, BM: tl.constexpr):
+    "Step `it` of a loop over maps x query blocks (nm blocks per map from m_lo): the map's offset j and the block's start."
+    j = it // nm
+    return j, m_lo + (it - j * nm) * BM
+
+
+@triton.jit
+def _dv_maps(dv, k, qb, dob, LSE, DOC_START, n_maps, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, so_t,
+             D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
+    """dV += P^T dO over n_maps consecutive maps of one key kind (queries D apart, dO 2D apart, lse rows T apart), queries
+    m_lo..m_hi of each, against one key tile. One loop over maps x blocks: the software pipeline runs across maps."""
+    nm = tl.cdiv(m_hi - m_lo, BM)
+    for it in range(n_maps * nm):
+        j, m0 = _maps_block(it, nm, m_lo, BM)
+        ts, ok, qT, do, pT = _bwd_cols(k, qb + j * D, dob + j * 2 * D, LSE + j * T, DOC_START, m0, T, kn, kok, qk_scale,
+                                       sq_t, so_t, D, BM, MASK, VARLEN)
         dv += tl.dot(pT.to(do.dtype), do)
     return dv
 
 
 @triton.jit
-def _dk_inner(dk, k, v, qb, dob, LSE, DELTA, DOC_START, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, so_t,
-              D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
-    "dK += dS^T Q for one map's queries m_lo..m_hi against one key tile (dS^T = P^T * (V dO^T - Delta))."
-    for m0 in range(m_lo, m_hi, BM):
-        ts, ok, qT, do, pT = _bwd_cols(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, so_t, D, BM, MASK, VARLEN)
-        de = tl.load(DELTA + ts, mask=ok, other=0.)
+def _dk_maps(dk, k, v, qb, dob, LSE, DELTA, DOC_START, n_maps, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, so_t,
+             D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
+    "dK += dS^T Q (dS^T = P^T * (V dO^T - Delta)), the same loop as `_dv_maps`."
+    nm = tl.cdiv(m_hi - m_lo, BM)
+    for it in range(n_maps * nm):
+        j, m0 = _maps_block(it, nm, m_lo, BM)
+        ts, ok, qT, do, pT = _bwd_cols(k, qb + j * D, dob + j * 2 * D, LSE + j * T, DOC_START, m0, T, kn, kok, qk_scale,
+                                       sq_t, so_t, D, BM, MASK, VARLEN)
+        de = tl.load(DELTA + j * T + ts, mask=ok, other=0.)
         dsT = pT * (tl.dot(v, tl.trans(do)) - de[None, :])
         dk += tl.dot(dsT.to(qT.dtype), tl.trans(qT))
     return dk
@@ -390,14 +405,16 @@ def gda_bwd_dv_kernel(Q, K, DO1, DO2, LSE1, LSE2, DV, DOC_START, DOC_END, T, G, 
     koff = b.to(tl.int64) * T * sk_t + kn[:, None].to(tl.int64) * sk_t + grp * 2 * D
     qb0 = Q + b.to(tl.int64) * T * sq_t + grp * (g + 1) * D
     dv = tl.zeros([BN, 2 * D], tl.float32)
-    for j in range(0, g + 1):
-        dob, so_t, LS, _ = _map_rows(j, b, bg, grp, T, G, g, D, DO1, DO2, LSE1, LSE2, LSE1, LSE2)   # no Delta for dV
-        k = tl.load(K + koff + (j >= g).to(tl.int32) * D + dc[None, :], mask=kok[:, None], other=0.)   # K1, or K2 for the noise map
-        dv = _dv_inner(dv, k, qb0 + j * D, dob, LS, DOC_START, n0, diag_end, T, kn, kok, qk_scale, sq_t, so_t,
-                       D, BM, True, VARLEN)
+    for noise in tl.static_range(2):      # the g signal maps against K1, then the noise map against K2
+        dob, so_t, LS, _ = _map_rows(noise * g, b, bg, grp, T, G, g, D, DO1, DO2, LSE1, LSE2, LSE1, LSE2)   # no Delta for dV
+        n_maps = g - noise * (g - 1)
+        k = tl.load(K + koff + noise * D + dc[None, :], mask=kok[:, None], other=0.)
+        qb = qb0 + noise * g * D
+        dv = _dv_maps(dv, k, qb, dob, LS, DOC_START, n_maps, n0, diag_end, T, kn, kok, qk_scale, sq_t, so_t,
+                      D, BM, True, VARLEN)
         if not VARLEN:
-            dv = _dv_inner(dv, k, qb0 + j * D, dob, LS, DOC_START, diag_end, hi, T, kn, kok, qk_scale, sq_t, so_t,
-                           D, BM, False, False)
+            dv = _dv_maps(dv, k, qb, dob, LS, DOC_START, n_maps, diag_end, hi, T, kn, kok, qk_scale, sq_t, so_t,
+                          D, BM, False, False)
     tl.store(DV + koff + vc[None, :], dv.to(DV.dtype.element_ty), mask=kok[:, None])
 
 
@@ -419,11 +436,11 @@ def gda_bwd_dk_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DOC_STA
     v = tl.load(V + koff + vc[None, :], mask=kok[:, None], other=0.)
     qb0 = Q + b.to(tl.int64) * T * sq_t + grp * (g + 1) * D
     dk = tl.zeros([BN, D], tl.float32)
-    for j in range(j0, j1):
-        dob, so_t, LS, DE = _map_rows(j, b, bg, grp, T, G, g, D, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2)
-        dk = _dk_inner(dk, k, v, qb0 + j * D, dob, LS, DE, DOC_START, n0, diag_end, T, kn, kok, qk_scale, sq_t, so_t,
-                       D, BM, True, VARLEN)
-        if not VARLEN:
-            dk = _dk_inner(dk, k, v, qb0 + j * D, dob, LS, DE, DOC_START, diag_end, hi, T, kn, kok, qk_scale, sq_t, so_t,
-                           D, BM, False, False)
+    dob, so_t, LS, DE = _map_rows(j0, b, bg, grp, T, G, g, D, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2)   # the program's first map
+    qb = qb0 + j0 * D
+    dk = _dk_maps(dk, k, v, qb, dob, LS, DE, DOC_START, j1 - j0, n0, diag_end, T, kn, kok, qk_scale, sq_t, so_t,
+                  D, BM, True, VARLEN)
+    if not VARLEN:
+        dk = _dk_maps(dk, k, v, qb, dob, LS, DE, DOC_START, j1 - j0, diag_end, hi, T, kn, kok, qk_scale, sq_t, so_t,
+                      D, BM, False, False)
     tl.store(DK + koff + kcol + dc[None, :], (dk * sm_scale).to(DK.dtype.element_ty), mask=kok[:, None])
