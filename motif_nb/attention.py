@@ -446,7 +446,18 @@ GDA_CHUNK_TOKENS = dict(fwd_noise=16384, fwd_signal=8192, dv=16384, dk=32768, dq
 def triton_cdiv(a, b): return (a + b - 1) // b
 def _chunk(kind, heads, T):
     "Heads per chunk of launch `kind` over `heads` heads of length T."
-    return max(1, min(GDA_CHUNK_TOKENS[kind] // max(T, 1), heads))
+    tokens = GDA_CHUNK_TOKENS.get(kind)
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
+        raise ValueError(f"motif_nb.attention.GDA_CHUNK_TOKENS[{kind!r}] must be a positive int, got {tokens!r}")
+    return max(1, min(tokens // max(T, 1), heads))
+
+def _pre_block():
+    "`GDA_PRE_BLOCK`, checked: positions per tile and warps powers of two, tiles per program positive."
+    ok = isinstance(GDA_PRE_BLOCK, tuple) and len(GDA_PRE_BLOCK) == 3 and all(type(x) is int and x > 0 for x in GDA_PRE_BLOCK)
+    if not ok or GDA_PRE_BLOCK[0] & (GDA_PRE_BLOCK[0] - 1) or GDA_PRE_BLOCK[2] & (GDA_PRE_BLOCK[2] - 1):
+        raise ValueError("motif_nb.attention.GDA_PRE_BLOCK must be (positions per tile, tiles per program, warps) with the "
+                         f"first and last powers of two, got {GDA_PRE_BLOCK!r}")
+    return GDA_PRE_BLOCK
 
 def _gda_fwd_buffers(q):
     "Outputs of the forward: y, a, o2 (input dtype); lse1, lse2, rstd and the per-program max logits (fp32)."
@@ -480,7 +491,7 @@ def _gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, o
     dy = dy.contiguous()
     do1, do2 = torch.empty(a.shape, dtype=q.dtype, device=dev), torch.empty(o2.shape, dtype=q.dtype, device=dev)
     delta1, delta2 = torch.empty_like(lse1), torch.empty_like(lse2)
-    BT, RB, warps = GDA_PRE_BLOCK; nc = triton_cdiv(T, BT * RB)
+    BT, RB, warps = _pre_block(); nc = triton_cdiv(T, BT * RB)
     dw_part = torch.empty(B * G * nc, 2 * D, dtype=f32, device=dev)
     dlam_part = torch.empty(B * G * nc, dtype=f32, device=dev)
     K.gda_bwd_pre_kernel[(B * G * nc,)](dy, a, o2, rstd, w, lam, do1, do2, delta1, delta2, dw_part, dlam_part,
@@ -571,7 +582,7 @@ def gda_triton(q:torch.Tensor, # (B, T, G, g+1, d) after RoPE: g signal queries 
     ml = torch.cat([ml_s.view(B, G, g, -1).amax(dim=(0, 3)), ml_n.view(B, G, 1, -1).amax(dim=(0, 3))], 1)
     return y, ml / LOG2E
 
-# %% ../nbs/02_attention.ipynb #e343bbf1
+# %% ../nbs/02_attention.ipynb #099a2200
 def _gda_inputs(B, T, G=8, g=4, d=128, dtype=torch.bfloat16, device='cuda', seed=0):
     gen = torch.Generator(device=device).manual_seed(seed)
     q = torch.randn(B, T, G, g + 1, d, device=device, dtype=dtype, generator=gen)
@@ -612,7 +623,7 @@ def _make_flex(T, device, kernel_options=None):
         return rms_norm(sig - lam.to(sig.dtype) * noi[:, :, None], w, eps) * scale
     return torch.compile(f, dynamic=False)
 
-# %% ../nbs/02_attention.ipynb #507b0f2d
+# %% ../nbs/02_attention.ipynb #bdf9d06d
 def benchmark_gda(shapes=((2, 4096), (1, 16384)), G:int=8, g:int=4, d:int=128, dtype=torch.bfloat16,
                   peers=('triton', 'triton+maxlogits', 'sdpa2', 'sdpa2_gqa', 'sdpa4', 'flex2', 'gqa_plain'),
                   check:bool=True, time_budget_s:float=1e9, log=print):
@@ -717,7 +728,7 @@ def benchmark_gda(shapes=((2, 4096), (1, 16384)), G:int=8, g:int=4, d:int=128, d
     except Exception: pass
     return df
 
-# %% ../nbs/02_attention.ipynb #85738691
+# %% ../nbs/02_attention.ipynb #73d1fbef
 def plot_gda_bench(df):
     "Bar charts of TFLOP/s per peer, one panel per (shape, mode), from a `benchmark_gda` table."
     import matplotlib.pyplot as plt
@@ -733,7 +744,7 @@ def plot_gda_bench(df):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/02_attention.ipynb #3bb9feb7
+# %% ../nbs/02_attention.ipynb #eaa85888
 def summarize_gda_bench(df):
     "Per (B, T, mode): our time, the best SDPA/Flex formulation, the speedup, our FLOP rate relative to plain GQA SDPA, the max-logits cost."
     import pandas as pd
