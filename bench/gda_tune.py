@@ -70,7 +70,7 @@ def _launch(st, kind, signal, cfg, chunk=None):
     from motif_nb.attention import _gda_kernels, triton_cdiv, LOG2E, _chunk
     K = _gda_kernels()
     q = st['q']; B, T, G, g1, D = q.shape; g = g1 - 1
-    heads = {'fwd': B * G * (g if signal else 1), 'dkdv': B * G, 'dv': B * G, 'dk': 2 * B * G, 'dq': B * G * (g + 1)}.get(kind, 1)
+    heads = {'fwd': B * G * (g if signal else 1), 'dkdv': B * G, 'dv': B * G, 'dk': 2 * B * G, 'dq': B * G * (g + 1)}.get(kind, 1)   # programs per block
     launch = {'dkdv': 'dv', 'fwd': 'fwd_signal' if signal else 'fwd_noise'}.get(kind, kind)
     ch = None if kind == 'pre' else _chunk(launch, heads, T) if chunk is None else min(chunk, heads)
     bm, bn, nw, ns = cfg
@@ -78,12 +78,12 @@ def _launch(st, kind, signal, cfg, chunk=None):
     qk, sm = LOG2E / math.sqrt(D), 1 / math.sqrt(D)
     if kind == 'fwd':
         ml = st['ml_s'] if signal else st['ml_n']
-        K.gda_fwd_kernel.fn[(triton_cdiv(T, bm) * B * G * (g if signal else 1),)](
+        K.gda_fwd_kernel.fn[(triton_cdiv(T, bm) * heads,)](
             q, st['k'], st['v'], st['w'], st['lam'], st['y'], st['a'], st['o2'], st['lse1'], st['lse2'], st['rstd'], ml, st['z'],
             T, G, g, ml.shape[1], qk, 1e-5, 0.8, ch, **meta)
     bw = tuple(st[n] for n in ('q', 'k', 'v', 'do1', 'do2', 'lse1', 'lse2', 'delta1', 'delta2'))
     if kind == 'dkdv':
-        K.gda_bwd_dkdv_kernel.fn[(triton_cdiv(T, bn) * B * G,)](*bw, st['dk'], st['dv'], st['z'], st['z'], T, G, g, qk, sm, ch, **meta)
+        K.gda_bwd_dkdv_kernel.fn[(triton_cdiv(T, bn) * heads,)](*bw, st['dk'], st['dv'], st['z'], st['z'], T, G, g, qk, sm, ch, **meta)
     if kind == 'pre':
         import torch
         nc = triton_cdiv(T, bm * bn)
@@ -93,14 +93,14 @@ def _launch(st, kind, signal, cfg, chunk=None):
                                             GP=1 << (g - 1).bit_length(), BT=bm, RB=bn, num_warps=nw)
     if kind == 'dq':
         meta.pop('SIGNAL')      # one launch: the signal heads, then the noise heads
-        K.gda_bwd_dq_kernel.fn[(triton_cdiv(T, bm) * B * G * (g + 1),)](*bw, st['dq'], st['z'], T, G, g, B * G * g, qk, sm, ch, **meta)
+        K.gda_bwd_dq_kernel.fn[(triton_cdiv(T, bm) * heads,)](*bw, st['dq'], st['z'], T, G, g, B * G * g, qk, sm, ch, **meta)
     if kind == 'dv':
         meta.pop('SIGNAL')
-        K.gda_bwd_dv_kernel.fn[(triton_cdiv(T, bn) * B * G,)](q, st['k'], st['do1'], st['do2'], st['lse1'], st['lse2'], st['dv'],
+        K.gda_bwd_dv_kernel.fn[(triton_cdiv(T, bn) * heads,)](q, st['k'], st['do1'], st['do2'], st['lse1'], st['lse2'], st['dv'],
                                                            st['z'], st['z'], T, G, g, qk, ch, **meta)
     if kind == 'dk':
         meta.pop('SIGNAL')      # one launch: dK1 of the signal maps and dK2 of the noise map
-        K.gda_bwd_dk_kernel.fn[(triton_cdiv(T, bn) * B * G * 2,)](*bw, st['dk'], st['z'], st['z'], T, G, g, qk, sm, ch, **meta)
+        K.gda_bwd_dk_kernel.fn[(triton_cdiv(T, bn) * heads,)](*bw, st['dk'], st['z'], st['z'], T, G, g, qk, sm, ch, **meta)
 
 
 def _first(st, **cfgs):
@@ -213,8 +213,8 @@ def main():
                     if kind == 'dkdv':      # both launches (the signal one adds into the noise one's dV); the other one's time subtracted
                         other = lambda: _launch(st, 'dkdv', not signal, ALL['dkdv'][0])
                         def run():
-                            _launch(st, 'dkdv', False, cfg if not signal else CANDS['dkdv'][0])
-                            _launch(st, 'dkdv', True, cfg if signal else CANDS['dkdv'][0])
+                            _launch(st, 'dkdv', False, cfg if not signal else ALL['dkdv'][0])
+                            _launch(st, 'dkdv', True, cfg if signal else ALL['dkdv'][0])
                     else: run = lambda: _launch(st, kind, signal, cfg)
                     run(); _sync()
                     err = max(rel_err(st[n], base[n]) for n in names)

@@ -499,17 +499,18 @@ def _gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, o
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     qk_scale, sm = LOG2E / math.sqrt(D), 1 / math.sqrt(D)
     bw = (q, k, v, do1, do2, lse1, lse2, delta1, delta2)
+    groups, maps = B * G, B * G * (g + 1)     # programs per key block (dV; dK: two per group) and per query block (dQ)
     if GDA_BWD == 'split':                # dV of all g+1 maps in one kernel, dK1 and dK2 in another
-        K.gda_bwd_dv_kernel[lambda m: (triton_cdiv(T, m['BN']) * B * G,)](
-            q, k, do1, do2, lse1, lse2, dv, doc_start, doc_end, T, G, g, qk_scale, _chunk('dv', B * G, T), D=D, VARLEN=varlen)
-        K.gda_bwd_dk_kernel[lambda m: (triton_cdiv(T, m['BN']) * B * G * 2,)](     # dK1 and dK2 in one launch
-            *bw, dk, doc_start, doc_end, T, G, g, qk_scale, sm, _chunk('dk', 2 * B * G, T), D=D, VARLEN=varlen)
+        K.gda_bwd_dv_kernel[lambda m: (triton_cdiv(T, m['BN']) * groups,)](
+            q, k, do1, do2, lse1, lse2, dv, doc_start, doc_end, T, G, g, qk_scale, _chunk('dv', groups, T), D=D, VARLEN=varlen)
+        K.gda_bwd_dk_kernel[lambda m: (triton_cdiv(T, m['BN']) * 2 * groups,)](     # dK1 and dK2 in one launch
+            *bw, dk, doc_start, doc_end, T, G, g, qk_scale, sm, _chunk('dk', 2 * groups, T), D=D, VARLEN=varlen)
     else:
         for signal in (False, True):      # noise first: the signal launch adds its dV share
-            K.gda_bwd_dkdv_kernel[lambda m: (triton_cdiv(T, m['BN']) * B * G,)](
-                *bw, dk, dv, doc_start, doc_end, T, G, g, qk_scale, sm, _chunk('dv', B * G, T), D=D, VARLEN=varlen, SIGNAL=signal)
-    K.gda_bwd_dq_kernel[lambda m: (triton_cdiv(T, m['BM']) * B * G * (g + 1),)](    # signal heads, then noise heads
-        *bw, dq, doc_start, T, G, g, B * G * g, qk_scale, sm, _chunk('dq', B * G * (g + 1), T), D=D, VARLEN=varlen)
+            K.gda_bwd_dkdv_kernel[lambda m: (triton_cdiv(T, m['BN']) * groups,)](
+                *bw, dk, dv, doc_start, doc_end, T, G, g, qk_scale, sm, _chunk('dv', groups, T), D=D, VARLEN=varlen, SIGNAL=signal)
+    K.gda_bwd_dq_kernel[lambda m: (triton_cdiv(T, m['BM']) * maps,)](    # signal heads, then noise heads
+        *bw, dq, doc_start, T, G, g, B * G * g, qk_scale, sm, _chunk('dq', maps, T), D=D, VARLEN=varlen)
     return dq, dk, dv, dlam_part.sum().reshape(1).to(lam.dtype), dw_part.sum(0).to(w.dtype)
 
 # %% ../nbs/02_attention.ipynb #7e26810e
