@@ -2,7 +2,7 @@
 
 Builds (once, cached under $MOTIF_CACHE or ~/.cache/motif_nb) the embedded default corpus's tokenizer and token
 cache, then times `benchmark_sampler` and writes figures/data_bench.{csv,png,json} (or under $MOTIF_FIGURES) through
-motif_nb.results.save_result. Target: >= 2M tokens/s. Run from the repository root:
+motif_nb.bench.results.save_result. Target: >= 2M tokens/s. Run from the repository root:
 `PYTHONPATH=$PWD python3 bench/data.py` (see nbs/07_data.ipynb)."""
 import os, time
 import matplotlib
@@ -10,7 +10,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 import pandas as pd
 from motif_nb.data import benchmark_sampler, default_token_cache
-from motif_nb.results import save_result
+from motif_nb.bench.results import save_result
 
 t0 = time.time()
 tc, tok = default_token_cache(size='default')          # the build is not timed

@@ -58,7 +58,7 @@ if __name__ == '__main__':
     print(f"parallel warm-up and checks done at {time.time() - t0:.0f} s", flush=True)
     import torch
     from motif_nb.attention import benchmark_gda, plot_gda_bench
-    from motif_nb.results import save_result
+    from motif_nb.bench.results import save_result
     budget = float(os.environ.get('GDA_BENCH_BUDGET_S', 300))
     df = benchmark_gda(time_budget_s=budget)
     print(df.drop(columns=[c for c in ('error',) if c in df]).to_string())

@@ -177,7 +177,7 @@ def main():
     print(f"parallel compile done at {time.time() - t0:.0f} s", flush=True)
     if CHECK:
         import pandas as pd
-        from motif_nb.results import save_result
+        from motif_nb.bench.results import save_result
         df = check()
         pd.set_option('display.width', 250)
         print(df.round(5).to_string(), flush=True)
@@ -189,7 +189,7 @@ def main():
     from triton.testing import do_bench
     if SMOKE: do_bench = lambda f, **kw: (f(), 1.0 + 0.5 * (f is run))[1]
     from motif_nb.core import rel_err
-    from motif_nb.results import save_result
+    from motif_nb.bench.results import save_result
     rows = []
     outs = {('fwd', False): ('o2', 'lse2'), ('fwd', True): ('y', 'a'), ('dkdv', False): ('dk', 'dv'), ('dkdv', True): ('dk', 'dv'),
             ('pre', True): ('do1', 'do2', 'delta1', 'delta2'), ('dq', True): ('dq',), ('dv', True): ('dv',), ('dk', True): ('dk',)}

@@ -7,7 +7,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import matplotlib; matplotlib.use('Agg')
 import pandas as pd
 from motif_nb.hypercloning import hypercloning_ablation, plot_hypercloning_ablation, ABLATION_SCALES
-from motif_nb.results import save_result
+from motif_nb.bench.results import save_result
 
 scale = sys.argv[1] if len(sys.argv) > 1 else os.environ.get('MOTIF_SCALE', 'gpu')
 t0 = time.time()

@@ -6,7 +6,7 @@ import torch
 import matplotlib; matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 from motif_nb.model import benchmark_model, PEAK_BF16_TFLOPS
-from motif_nb.results import save_result, matmul_tflops
+from motif_nb.bench.results import save_result, matmul_tflops
 
 if hasattr(torch._dynamo.config, 'recompile_limit'): torch._dynamo.config.recompile_limit = 64
 torch._dynamo.config.cache_size_limit = 64

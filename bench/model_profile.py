@@ -34,7 +34,7 @@ def _sd(q, k, v, backend=None, gqa=False):
 
 def attn(B=8, T=2048, G=4, g=4, d=128, eps=1e-5, scale=0.8):
     from motif_nb.attention import _gda_inputs, _split, gda_sdpa, gda_triton, rms_norm
-    from motif_nb.results import bench_ms, save_result
+    from motif_nb.bench.results import bench_ms, save_result
     from motif_nb.core import rel_err
     q, k, v, lam, w = ins = _gda_inputs(B, T, G, g, d)
     epi = lambda sig, noi: rms_norm(sig - lam.to(sig.dtype) * noi[:, :, None], w, eps) * scale
@@ -162,7 +162,7 @@ def profile(cases=('motif-1b', 'llama-1b'), batch=8, seq=2048, warmup=3, steps=3
     from torch._dynamo.utils import counters
     from motif_nb.config import MotifConfig
     from motif_nb.model import MotifForCausalLM, train_flops_per_token
-    from motif_nb.results import save_result
+    from motif_nb.bench.results import save_result
     if hasattr(torch._dynamo.config, 'recompile_limit'): torch._dynamo.config.recompile_limit = 64
     torch._dynamo.config.cache_size_limit = 64
     rows, summary = [], []

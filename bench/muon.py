@@ -4,7 +4,7 @@ usage (GPU): PYTHONPATH=$PWD python bench/muon.py"""
 import os
 import pandas as pd
 from motif_nb.muon import benchmark_newton_schulz, benchmark_muon_step, plot_muon_bench
-from motif_nb.results import save_result
+from motif_nb.bench.results import save_result
 
 pd.set_option('display.width', 200)
 ns = benchmark_newton_schulz()

@@ -1,6 +1,6 @@
 """Benchmark of PolyNorm (bf16, CUDA): eager, torch.compile, Liger-Kernel 0.8.5 and motif_nb's fused kernels.
 
-Writes figures/polynorm_bench.{csv,png,json} (or under $MOTIF_FIGURES) through motif_nb.results.save_result.
+Writes figures/polynorm_bench.{csv,png,json} (or under $MOTIF_FIGURES) through motif_nb.bench.results.save_result.
 Run from the repository root: `PYTHONPATH=$PWD python3 bench/polynorm.py` (see nbs/01_polynorm.ipynb)."""
 import os, time
 import matplotlib
@@ -8,7 +8,7 @@ matplotlib.use('Agg')
 import torch
 import pandas as pd
 from motif_nb.polynorm import benchmark_polynorm, plot_polynorm_bench, bf16_errors
-from motif_nb.results import save_result
+from motif_nb.bench.results import save_result
 from motif_nb.kernels import polynorm as kpn
 
 t0 = time.time()

@@ -630,7 +630,7 @@ def benchmark_gda(shapes=((2, 4096), (1, 16384)), G:int=8, g:int=4, d:int=128, d
                   check:bool=True, time_budget_s:float=1e9, log=print):
     "Time GDA formulations (forward, forward+backward) on the GPU; one row per (shape, peer, mode)."
     import time, pandas as pd
-    from motif_nb.results import bench_ms, copy_bandwidth, matmul_tflops
+    from motif_nb.bench.results import bench_ms, copy_bandwidth, matmul_tflops
     t_start, rows, eps, scale = time.time(), [], 1e-5, 0.8
     bw, mm = copy_bandwidth(), matmul_tflops()
     log(f"ceilings: copy {bw:.2f} TB/s, bf16 matmul {mm:.0f} TFLOP/s")

@@ -9,14 +9,16 @@ from __future__ import annotations
 import json, math
 from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
+from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['ATTENTION_KINDS', 'MLP_ACTS', 'ATTN_IMPLS', 'PRESETS', 'MotifConfig']
+__all__ = ['ATTENTION_KINDS', 'MLP_ACTS', 'ATTN_IMPLS', 'MLP_IMPLS', 'PRESETS', 'MotifConfig', 'check_head_layout']
 
 # %% ../nbs/00_config.ipynb #b46d084b
 ATTENTION_KINDS = ('gda', 'standard')
 MLP_ACTS = ('polynorm', 'swiglu')
 ATTN_IMPLS = ('auto', 'reference', 'sdpa', 'triton')
+MLP_IMPLS = ('auto', 'torch', 'triton')
 
 @dataclass
 class MotifConfig:
@@ -41,7 +43,8 @@ class MotifConfig:
     pad_token_id:int|None=None
     attention_kind:str='gda'             # 'gda' (plain differential attention = 1 signal head per group) or 'standard'
     mlp_act:str='polynorm'               # 'polynorm' (gated PolyNorm MLP) or 'swiglu'
-    attn_impl:str='auto'                 # 'auto', 'reference', 'sdpa' or 'triton'
+    attn_impl:str='auto'                 # attention: 'auto', 'reference', 'sdpa' or 'triton'
+    mlp_impl:str='auto'                  # the MLP's PolyNorm: 'auto', 'torch' or 'triton'
     lambda_init_layers:list|None=None    # GDA lambda_init per layer, fixed at depth growth; None: Motif's formula
 
     def __post_init__(self): self.validate()
@@ -49,6 +52,24 @@ class MotifConfig:
 # %% ../nbs/00_config.ipynb #202e60a7
 def _err(field, msg): raise ValueError(f"MotifConfig.{field}: {msg}")
 
+def check_head_layout(attention_kind:str, # 'gda' or 'standard'
+                      num_attention_heads:int, num_noise_heads:int, num_key_value_heads:int,
+                      op:str='MotifConfig'): # who asks, for the message
+    "Raise a `ValueError` naming the field unless the head counts form a layout of `attention_kind`."
+    H, G, KV = num_attention_heads, num_noise_heads, num_key_value_heads
+    def bad(f, msg): raise ValueError(f"{op}.{f}: {msg}")
+    if not isinstance(G, int) or isinstance(G, bool) or G < 0: bad('num_noise_heads', f"must be a non-negative integer, got {G!r}")
+    if attention_kind == 'gda':
+        if G == 0: bad('num_noise_heads', "GDA needs at least one noise head (group); use attention_kind='standard' for plain attention")
+        if H % G or H // G < 2:
+            bad('num_attention_heads', f"{H} heads cannot form {G} groups of g signal heads + 1 noise head "
+                f"(need num_attention_heads = num_noise_heads * (g + 1) with g >= 1)")
+        if KV != 2 * G: bad('num_key_value_heads', f"GDA needs 2 * num_noise_heads = {2*G} (K1/V1 and K2/V2 per group), got {KV}")
+    else:
+        if G != 0: bad('num_noise_heads', f"standard attention has no noise heads; set it to 0, got {G}")
+        if H % KV: bad('num_key_value_heads', f"{KV} kv heads do not divide {H} query heads")
+
+# %% ../nbs/00_config.ipynb #d1a22811
 def _validate(self:MotifConfig):
     "Check every field; raise a `ValueError` that names the first bad one."
     for f in ('vocab_size','hidden_size','intermediate_size','num_hidden_layers','num_attention_heads',
@@ -58,21 +79,10 @@ def _validate(self:MotifConfig):
     for f in ('rope_theta','rms_norm_eps','attn_rms_norm_eps','initializer_range','lambda_std'):
         v = getattr(self, f)
         if not isinstance(v, (int,float)) or isinstance(v, bool) or not v > 0: _err(f, f"must be a positive number, got {v!r}")
-    if self.attention_kind not in ATTENTION_KINDS: _err('attention_kind', f"{self.attention_kind!r} is not one of {ATTENTION_KINDS}")
-    if self.mlp_act not in MLP_ACTS: _err('mlp_act', f"{self.mlp_act!r} is not one of {MLP_ACTS}")
-    if self.attn_impl not in ATTN_IMPLS: _err('attn_impl', f"{self.attn_impl!r} is not one of {ATTN_IMPLS}")
+    for f, allowed in (('attention_kind', ATTENTION_KINDS), ('mlp_act', MLP_ACTS), ('attn_impl', ATTN_IMPLS), ('mlp_impl', MLP_IMPLS)):
+        if getattr(self, f) not in allowed: _err(f, f"{getattr(self, f)!r} is not one of {allowed}")
     if self.head_dim % 2: _err('head_dim', f"must be even for RoPE, got {self.head_dim}")
-    H, G, KV = self.num_attention_heads, self.num_noise_heads, self.num_key_value_heads
-    if not isinstance(G, int) or isinstance(G, bool) or G < 0: _err('num_noise_heads', f"must be a non-negative integer, got {G!r}")
-    if self.attention_kind == 'gda':
-        if G == 0: _err('num_noise_heads', "GDA needs at least one noise head (group); use attention_kind='standard' for plain attention")
-        if H % G or H // G < 2:
-            _err('num_attention_heads', f"{H} heads cannot form {G} groups of g signal heads + 1 noise head "
-                 f"(need num_attention_heads = num_noise_heads * (g + 1) with g >= 1)")
-        if KV != 2 * G: _err('num_key_value_heads', f"GDA needs 2 * num_noise_heads = {2*G} (K1/V1 and K2/V2 per group), got {KV}")
-    else:
-        if G != 0: _err('num_noise_heads', f"standard attention has no noise heads; set it to 0, got {G}")
-        if H % KV: _err('num_key_value_heads', f"{KV} kv heads do not divide {H} query heads")
+    check_head_layout(self.attention_kind, self.num_attention_heads, self.num_noise_heads, self.num_key_value_heads)
     li = self.lambda_init_layers
     if li is not None:
         if len(li) != self.num_hidden_layers or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in li):
@@ -99,15 +109,18 @@ MotifConfig.num_signal_heads = property(_num_signal_heads)
 MotifConfig.attn_output_size = property(_attn_output_size)
 
 # %% ../nbs/00_config.ipynb #c3aa1dc0
-def _lambda_init(self:MotifConfig, layer_idx:int)->float:
+@patch
+def lambda_init(self:MotifConfig, layer_idx:int)->float:
     "GDA's lambda_init of layer `layer_idx` (0-based): `lambda_init_layers` if set, else 0.8 - 0.6*exp(-0.3*(layer_idx-1))"
     if not 0 <= layer_idx < self.num_hidden_layers: raise ValueError(f"layer_idx {layer_idx} out of range for {self.num_hidden_layers} layers")
     if self.lambda_init_layers is not None: return self.lambda_init_layers[layer_idx]
     return 0.8 - 0.6 * math.exp(-0.3 * (layer_idx - 1))
-MotifConfig.lambda_init = _lambda_init
 
 # %% ../nbs/00_config.ipynb #6e214856
-def _num_parameters(self:MotifConfig, breakdown:bool=False)->int|dict:
+@patch
+def num_parameters(self:MotifConfig,
+                   breakdown:bool=False, # a dict of the parts instead of the total
+                  )->int|dict:
     "Exact number of parameters; with `breakdown`, a dict of the parts (per-layer parts are summed over layers)."
     D, d, L = self.hidden_size, self.head_dim, self.num_hidden_layers
     gda = self.attention_kind == 'gda'
@@ -122,7 +135,6 @@ def _num_parameters(self:MotifConfig, breakdown:bool=False)->int|dict:
     out['embed_tokens'] = self.vocab_size * D
     out['lm_head'] = 0 if self.tie_word_embeddings else self.vocab_size * D
     return out if breakdown else sum(out.values())
-MotifConfig.num_parameters = _num_parameters
 
 # %% ../nbs/00_config.ipynb #b95c7c15
 _MOTIF_VOCAB = 219520
@@ -149,18 +161,22 @@ PRESETS = {
                         attention_kind='standard', mlp_act='swiglu', max_position_embeddings=1024),
 }
 
-@classmethod
-def _from_preset(cls, name:str, **overrides)->MotifConfig:
+@patch(cls_method=True)
+def from_preset(cls:MotifConfig,
+                name:str, # a key of `PRESETS`
+                **overrides, # fields to change, by name
+               )->MotifConfig:
     "The config of preset `name`, with any field overridden by keyword."
     if name not in PRESETS: raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
     return cls(**{**PRESETS[name], **overrides})
-MotifConfig.from_preset = _from_preset
 
 # %% ../nbs/00_config.ipynb #364b5fdd
 _HF_ACTS = {'poly_norm': 'polynorm', 'polynorm': 'polynorm', 'silu': 'swiglu', 'swiglu': 'swiglu'}
 
-@classmethod
-def _from_hf(cls, path_or_dict:str|Path|dict)->MotifConfig:
+@patch(cls_method=True)
+def from_hf(cls:MotifConfig,
+            path_or_dict:str|Path|dict, # a config.json, a directory holding one, or its dict
+           )->MotifConfig:
     "A config from a Hugging Face `config.json`: a path to it, a directory that holds it, or its dict."
     if isinstance(path_or_dict, dict): d = dict(path_or_dict)
     else:
@@ -180,7 +196,10 @@ def _from_hf(cls, path_or_dict:str|Path|dict)->MotifConfig:
         kw['head_dim'] = d['hidden_size'] // d['num_attention_heads']
     return cls(**kw)
 
-def _to_hf(self:MotifConfig, path:str|Path|None=None)->dict:
+@patch
+def to_hf(self:MotifConfig,
+          path:str|Path|None=None, # also write it here: a file, or a directory (as config.json)
+         )->dict:
     "The `config.json` dict of this config; also written to `path` (a file or a directory) if given."
     d = dict(model_type='motif', architectures=['MotifForCausalLM'], **asdict(self),
              hidden_act='poly_norm' if self.mlp_act == 'polynorm' else 'silu')
@@ -189,4 +208,3 @@ def _to_hf(self:MotifConfig, path:str|Path|None=None)->dict:
         if p.is_dir(): p = p/'config.json'
         p.write_text(json.dumps(d, indent=2) + '\n')
     return d
-MotifConfig.from_hf, MotifConfig.to_hf = _from_hf, _to_hf

@@ -1,4 +1,4 @@
-"""Implementation dispatch, input checks, error metrics, atomic writes and the test-suite settings shared by every notebook
+"""Choosing an implementation, input checks, error metrics and atomic writes: what every other module shares
 
 Docs: https://motif-nb.github.io/motif-nb/core.html.md"""
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['ensure_kernels', 'interpreting', 'triton_available', 'resolve_impl', 'check_float', 'rel_err', 'atomic_write',
-           'atomic_dir']
+__all__ = ['IMPLS', 'HAS_TRITON', 'ensure_kernels', 'interpreting', 'triton_available', 'resolve_impl', 'check_float', 'rel_err',
+           'atomic_write', 'atomic_dir']
 
 # %% ../nbs/00a_core.ipynb #7d45b9c1
 def ensure_kernels():
@@ -34,21 +34,38 @@ def ensure_kernels():
 ensure_kernels()
 
 # %% ../nbs/00a_core.ipynb #89622713
+IMPLS = ('auto', 'reference', 'sdpa', 'torch', 'triton')
+HAS_TRITON = importlib.util.find_spec('triton') is not None    # probed once: dynamo cannot trace the probe
+
 def interpreting()->bool:
     "Is the Triton interpreter on (`TRITON_INTERPRET=1`)?"
     return os.environ.get('TRITON_INTERPRET', '0') not in ('', '0', 'false', 'False')
 
 def triton_available()->bool:
     "Can Triton be imported here?"
-    return importlib.util.find_spec('triton') is not None
+    return HAS_TRITON
 
-def resolve_impl(impl:str, *tensors:torch.Tensor, op:str='op', choices=('torch', 'triton'))->str:
-    "The implementation `impl` means for `tensors`: 'auto' is Triton on CUDA tensors, torch otherwise."
-    if impl not in ('auto', *choices): raise ValueError(f"{op}: impl must be one of {('auto', *choices)}, got {impl!r}")
-    on_cuda = all(t.is_cuda for t in tensors)
-    if impl == 'auto': return 'triton' if on_cuda and triton_available() else choices[0]
-    if impl == 'triton':
-        if not triton_available(): raise RuntimeError(f"{op}: impl='triton' needs the triton package, which is not installed")
+# %% ../nbs/00a_core.ipynb #cfe9eb28
+def resolve_impl(impl:str, # the request: 'auto' or one of `choices`
+                 *tensors:torch.Tensor, # the op's inputs: their device decides what 'auto' and 'triton' mean
+                 op:str='op', # the op's name, for error messages
+                 choices:tuple=('torch', 'triton'), # the paths the op has, from `IMPLS`
+                 auto:str|None=None, # the op's own pick for 'auto' (default: Triton on CUDA, else the first PyTorch path)
+                 unsupported:dict|None=None, # {path: why it cannot serve this call}: refused when asked for, skipped by 'auto'
+                )->str:
+    "The path in `choices` that `impl` means for `tensors`; a `ValueError`/`RuntimeError` naming why when it cannot be served."
+    if not isinstance(impl, str) or impl not in ('auto', *choices):
+        raise ValueError(f"{op}: impl must be one of {('auto', *choices)}, got {impl!r}")
+    no = unsupported or {}
+    on_cuda = bool(tensors) and all(t.is_cuda for t in tensors)
+    if impl == 'auto':
+        if auto is not None: return auto
+        if 'triton' in choices and 'triton' not in no and on_cuda and HAS_TRITON: return 'triton'
+        return next((c for c in choices if c not in ('reference', 'triton') and c not in no),
+                    next(c for c in choices if c not in no))
+    if impl in no: raise ValueError(f"{op}: impl={impl!r} cannot serve {no[impl]}; use impl='auto' or one of {[c for c in choices if c not in no]}")
+    if impl == 'triton' and not torch.compiler.is_compiling():
+        if not HAS_TRITON: raise RuntimeError(f"{op}: impl='triton' needs the triton package, which is not installed")
         devs = {str(t.device) for t in tensors}
         if len(devs) > 1: raise ValueError(f"{op}: tensors are on different devices: {sorted(devs)}")
         if not on_cuda and not interpreting():

@@ -394,7 +394,7 @@ def benchmark_newton_schulz(shapes=NS_BENCH_SHAPES, steps:int=5, rep:int=300, de
                             check_shapes=((3, 1000, 300), (777, 1234), (4096, 1024)))->'pd.DataFrame':
     "Time and check bf16 Newton-Schulz (ours / plain torch / torch.optim.Muon's routine) at `shapes` on the GPU."
     import pandas as pd
-    from motif_nb.results import bench_ms, matmul_tflops
+    from motif_nb.bench.results import bench_ms, matmul_tflops
     import motif_nb.kernels.newton_schulz as K
     from torch.optim._muon import _zeropower_via_newtonschulz as torch_ns
     ceiling = matmul_tflops()
@@ -451,7 +451,7 @@ def benchmark_newton_schulz(shapes=NS_BENCH_SHAPES, steps:int=5, rep:int=300, de
 def benchmark_muon_step(rep:int=1000, device='cuda', layer_dims:dict|None=None)->'pd.DataFrame':
     "Time one optimizer step over one 12.7B layer: ours (triton / torch NS, with QK-clip) vs torch.optim.Muon + AdamW."
     import pandas as pd
-    from motif_nb.results import bench_ms, matmul_tflops
+    from motif_nb.bench.results import bench_ms, matmul_tflops
     ceiling = matmul_tflops()
     ps, lay = _layer_params(device, **(layer_dims or {}))
     mats = {k: p for k, p in ps.items() if p.ndim == 2}

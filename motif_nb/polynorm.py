@@ -122,7 +122,7 @@ def benchmark_polynorm(shapes=((8192, 16384), (16384, 4096), (4096, 32768)), # (
                        device='cuda', compile_backend='inductor'):
     "Time eager, torch.compile, Liger and ours (bf16, CUDA): a pandas DataFrame, one row per (part, op, shape, pass, impl)."
     import time, pandas as pd
-    from motif_nb.results import bench_ms, copy_bandwidth
+    from motif_nb.bench.results import bench_ms, copy_bandwidth
     t_start = time.time()
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
     try:
