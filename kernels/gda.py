@@ -1,59 +1,106 @@
-"""Grouped Differential Attention kernels: forward with the fused epilogue, and the backward.
+r"""Grouped Differential Attention (GDA) in Triton: a fused forward with the subln epilogue, and its backward.
 
-Explained and tested in nbs/02_attention.ipynb (`gda_triton` is the autograd wrapper there). Layouts, all contiguous,
-exactly the projection outputs after RoPE:
-  q (B, T, G, g+1, D): signal queries j < g, the noise query at j = g
-  k (B, T, G, 2, D):   K1 at index 0, K2 at index 1 (k_proj's interleaved heads)
-  v (B, T, G, 2D):     [V1 || V2] (v_proj's interleaved heads)
-  y, a (B, T, G, g, 2D); o2 (B, T, G, 2D) in the input dtype (fp32 math in the kernels); lse1, rstd, delta1 (B, G, g, T); lse2, delta2 (B, G, T)
-Forward: one launch for the G noise heads (O_n and its log-sum-exp, once per group), then one launch for the signal
-heads whose epilogue reads O_n and applies A = O_s - lambda O_n, the subln RMSNorm over 2D and the (1 - lambda_init)
-scale. One program = one head x BM query positions (value width 2D). Max logits are the running softmax maxima.
-Backward: a row-wise kernel (subln backward, dO of both maps, Delta, partial dw and dlambda); then, split (the default),
-dV per group and key block over all g+1 maps and dK per group and key block (dK1 from the g signal maps and dK2 from
-the noise map, one launch), or fused, dK/dV per group and key block (noise launch, then signal launch adding into dV);
-dQ per head and query block (signal and noise heads, one launch). The key-block kernels work on the transposed map
-P^T = exp2(K Q^T - lse), so that no register tile is transposed.
-Grids are 1-D; `_lpt` maps a program to its block and head: heads in chunks, heaviest causal blocks first in a chunk.
-Softmax is base 2 (log2(e) folded into the scale); lse is in log2 units. Masks: causal, in bounds, and with VARLEN
-the key must not precede the query's document start. No make_block_ptr (gone in triton 3.9); every load is masked
-(the interpreter does not catch out-of-bounds accesses)."""
-import os
+Explained and tested in `nbs/02_attention.ipynb` (`motif_nb.attention.gda_triton` is the entry point); benchmarked in
+`nbs/bench/02_attention.ipynb` and tuned in `nbs/bench/02a_gda_tune.ipynb` (`python -m motif_nb.bench.gda_tune`).
+
+Math (Motif-2-12.7B, arXiv 2511.07464; Differential Transformer, arXiv 2410.05258). A layer has G groups; each group has
+g signal query heads, one noise query head, keys K1 (signal) and K2 (noise) and values V = [V1 || V2] of width 2D.
+Per signal head h of a group, with causal (and per-document) masking:
+    O_s = softmax(Q_h K1^T / sqrt(D)) V,   O_n = softmax(Q_n K2^T / sqrt(D)) V   (O_n once per group),
+    A = O_s - lambda O_n,   Y = A * rstd * w * out_scale,   rstd = (mean(A^2) + eps)^(-1/2) over the 2D columns,
+with out_scale = 1 - lambda_init and w the subln weight. Backward, with u = dY * w * out_scale:
+    dA = rstd (u - A rstd^2 mean(u A)),  dw = sum dY A rstd out_scale,  dO_s = dA,  dO_n = -lambda sum_h dA_h,
+    dlambda = -sum dA O_n,
+then the flash-attention backward of each map: dV = P^T dO, dS = P (dO V^T - Delta), dQ = dS K / sqrt(D),
+dK = dS^T Q / sqrt(D), with Delta = rowsum(dO * O) and P recomputed from the saved lse.
+
+Layouts (the projection outputs after RoPE, read in place; only the last dimension must be contiguous, every other
+stride is a kernel argument):
+    q (B, T, G, g+1, D): signal queries h < g, the noise query at h = g    strides sq_b, sq_t, sq_g, sq_h; dq the same
+    k (B, T, G, 2, D):   K1 at h = 0, K2 at h = 1                          strides sk_b, sk_t, sk_g, sk_h; dk the same
+    v (B, T, G, 2D):     [V1 || V2]                                        strides sv_b, sv_t, sv_g;       dv the same
+    y, a, dy, do1 (B, T, G, g, 2D): output, A and their gradients          strides sy_b, sy_t, sy_g, sy_h
+    o2, do2 (B, T, G, 2D): O_n and its gradient                            strides so_b, so_t, so_g
+    lse1, rstd, delta1 (B, G, g, T) fp32: per signal row                   strides sl_b, sl_g, sl_h (T contiguous)
+    lse2, delta2 (B, G, T) fp32: per noise row                             strides sn_b, sn_g
+y, a, o2 are in the input dtype (bf16 in training); every sum and product is fp32.
+
+Abbreviations: BM query rows and BN key rows of a tile; BT positions per tile and RB tiles per program of the row-wise
+backward kernel; GP = g rounded up to a power of two (tile width over the g signal heads); CH heads per chunk of the
+program order; lse = log-sum-exp of a softmax row (base 2: log2(e) is folded into qk_scale, so lse is in log2 units);
+Delta = rowsum(dO * O); D = head_dim.
+
+Schedule. Grids are 1-D; `_lpt` maps a program to its (block, head): heads go in chunks of CH, and within a chunk every
+head's heaviest causal block runs first. Small chunks keep what the chunk's programs share (K/V, or Q/dO) in L2;
+longest-first keeps long programs away from the end of the launch; CH = max(1, tokens // T) with a token budget per
+launch (`GDASettings.chunk_tokens`).
+  forward, two launches of `gda_fwd_kernel`: one program = one head x BM queries, online softmax over BN-key tiles
+    with the accumulator [BM, 2D], running max and sum in registers (the tiles entirely before the block run without
+    a mask). First the G noise heads (write O_n, lse2), then the G*g signal heads, whose epilogue reads O_n of its rows
+    and writes Y, A, lse1, rstd. The running maxima are the max logits (one scalar store per program).
+  backward: `gda_bwd_pre_kernel` (row-wise, memory-bound: one program = one group x RB*BT positions as [BT, GP, 2D]
+    tiles; writes dO of both maps, Delta of both, partial sums of dw and dlambda), then either
+    'split' (default): `gda_bwd_dv_kernel` (one program = one group x BN keys: dV over the g signal maps against K1 and
+    the noise map against K2, one accumulator) and `gda_bwd_dk_kernel` (dK1 from the g signal maps or dK2 from the
+    noise map, two programs per group and key block, one launch), or
+    'fused': `gda_bwd_dkdv_kernel` twice (noise map, then the signal maps adding into dV), both accumulators;
+    then `gda_bwd_dq_kernel` (one program = one head x BM queries, signal and noise heads in one launch).
+  The key-block kernels compute the transposed map P^T = exp2(K Q^T - lse) directly, so that no register tile is
+  transposed; dV and dK loop over maps x query blocks in one loop, so the software pipeline runs across the maps.
+Memory traffic: the forward reads q, k, v once per head program (K/V of a group from L2 for its g+1 heads) and writes
+y, a, o2 and the fp32 statistics; the backward reads them once more, writes dO of both maps (input dtype), and dq, dk, dv.
+
+Tunable (`GDASettings`): the backward schedule ('split' or 'fused'); the row-wise kernel's (BT, RB, warps); the token
+budget of each launch's program order; optionally a pinned (BM, BN, warps, stages) per kernel instead of autotuning
+over `CONFIGS` (the fastest candidates of an H100 sweep, figures/gda_tune*).
+
+Masks: causal, in bounds, and with VARLEN the key must not precede the query's document start. No make_block_ptr (gone
+in triton 3.9); every load is masked (the interpreter does not catch out-of-bounds accesses). Runs on triton 3.6 to 3.9
+and under the interpreter (TRITON_INTERPRET=1, fp32/fp16)."""
+import math, os
+from dataclasses import dataclass, field
+import torch
 import triton
 import triton.language as tl
 
+__all__ = ['LOG2E', 'CONFIGS', 'CHUNK_TOKENS', 'configs', 'GDASettings', 'fwd_buffers', 'bwd_buffers',
+           'launch_fwd', 'launch_bwd_pre', 'launch_bwd_dv', 'launch_bwd_dk', 'launch_bwd_dkdv', 'launch_bwd_dq',
+           'gda_fwd', 'gda_bwd', 'GDAFunction', 'gda']
+
 _INTERPRET = os.environ.get('TRITON_INTERPRET', '0') not in ('', '0', 'false', 'False')
+LOG2E = 1.4426950408889634
 NEG: tl.constexpr = tl.constexpr(-1.0e30)   # finite: fully masked rows stay NaN-free
-_ONLY = os.environ.get('MOTIF_GDA_ONLY_CONFIG')      # compile one config per process (parallel warm-up of the cache)
+
+# Autotune candidates (BM, BN, warps, stages) per kernel: the fastest of an H100 sweep (figures/gda_tune*.csv; dV and dK
+# from figures/gda_tune_dk_dv.csv); every swept layout passes the check against fp32 SDPA (figures/gda_tune_check.csv).
+CONFIGS = {'fwd': [(128, 64, 8, 3), (64, 64, 4, 2), (128, 32, 8, 3)],
+           'dkdv': [(32, 64, 4, 2), (64, 128, 8, 2), (32, 128, 8, 2)],
+           'dq': [(128, 64, 8, 2), (64, 32, 4, 2), (64, 64, 4, 3)],
+           'dv': [(64, 128, 8, 3), (64, 128, 8, 2), (32, 128, 8, 3)],
+           'dk': [(64, 128, 8, 2), (32, 128, 8, 3), (64, 64, 4, 3)]}
 
 
-def _configs(kind):
-    "Autotune candidates (BM query rows, BN keys, warps, stages)."
+def configs(kind:str, only:int|None=None)->list:
+    "Autotune candidates of kernel `kind` as `triton.Config`s (`only`: just candidate `only`); one small one under the interpreter."
     if _INTERPRET: return [triton.Config({'BM': 16, 'BN': 16}, num_warps=4, num_stages=1)]
-    # the fastest candidates of an H100 sweep (bench/gda_tune.py, figures/gda_tune.csv; dV and dK since their loops run
-    # over maps x blocks: figures/gda_tune_dk_dv.csv); every swept layout passes the check against fp32 SDPA
-    # (figures/gda_tune_check.csv)
-    table = {'fwd': [(128, 64, 8, 3), (64, 64, 4, 2), (128, 32, 8, 3)],
-             'dkdv': [(32, 64, 4, 2), (64, 128, 8, 2), (32, 128, 8, 2)],
-             'dq': [(128, 64, 8, 2), (64, 32, 4, 2), (64, 64, 4, 3)],
-             # split backward (the default): the sweep's fastest dV and dK layouts
-             'dv': [(64, 128, 8, 3), (64, 128, 8, 2), (32, 128, 8, 3)],
-             'dk': [(64, 128, 8, 2), (32, 128, 8, 3), (64, 64, 4, 3)]}[kind]
-    cs = [triton.Config({'BM': bm, 'BN': bn}, num_warps=w, num_stages=s) for bm, bn, w, s in table]
-    if _ONLY is not None: cs = [cs[min(int(_ONLY), len(cs) - 1)]]
-    return cs
+    table = CONFIGS[kind] if only is None else [CONFIGS[kind][min(only, len(CONFIGS[kind]) - 1)]]
+    return [triton.Config({'BM': bm, 'BN': bn}, num_warps=w, num_stages=s) for bm, bn, w, s in table]
 
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Triton: helpers and kernels
 
 @triton.jit
-def _fwd_inner(acc, l, m, q, kb, vb, lo, hi, ts, dst, qk_scale, sk_t,
+def _fwd_inner(acc, l, m, q, kb, vb, lo, hi, ts, dst, qk_scale, sk_t, sv_t,
                D: tl.constexpr, BN: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
+    "Online softmax of one query tile over keys lo..hi (BN at a time): accumulator, row sums and row maxima."
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
     for n0 in range(lo, hi, BN):
         kn = n0 + tl.arange(0, BN)
         kok = kn < hi
-        koff = kn[:, None].to(tl.int64) * sk_t
-        k = tl.load(kb + koff + dc[None, :], mask=kok[:, None], other=0.)
-        v = tl.load(vb + koff + vc[None, :], mask=kok[:, None], other=0.)
+        kn64 = kn[:, None].to(tl.int64)
+        k = tl.load(kb + kn64 * sk_t + dc[None, :], mask=kok[:, None], other=0.)
+        v = tl.load(vb + kn64 * sv_t + vc[None, :], mask=kok[:, None], other=0.)
         s = tl.dot(q, tl.trans(k)) * qk_scale
         if MASK:
             mk = (kn[None, :] <= ts[:, None]) & kok[None, :]
@@ -73,8 +120,7 @@ def _fwd_inner(acc, l, m, q, kb, vb, lo, hi, ts, dst, qk_scale, sk_t,
 def _lpt(T, BLK: tl.constexpr, LAST_FIRST: tl.constexpr, CH):
     """Program of a 1-D grid -> (block, head). Heads go in chunks of CH; within a chunk, every head's block with the most
     causal work (the last query block, or the first key block) first, then the next block. CH = 1 is head-major (one
-    head's blocks, then the next head's); CH = all heads is longest-first over the whole launch. Small chunks keep what
-    the chunk's programs share (K/V, or Q/dO) in L2; longest-first keeps long programs away from the end of the launch."""
+    head's blocks, then the next head's); CH = all heads is longest-first over the whole launch."""
     nb = tl.cdiv(T, BLK)
     nh = tl.num_programs(0) // nb
     pid = tl.program_id(0)
@@ -88,32 +134,32 @@ def _lpt(T, BLK: tl.constexpr, LAST_FIRST: tl.constexpr, CH):
 
 
 @triton.jit
-def _head_block(T, G, g, CH, D: tl.constexpr, BM: tl.constexpr, SIGNAL: tl.constexpr):
-    "Per-head kernels' program: block, head, batch x group, head in group, key column, batch, group, positions, mask."
+def _head_block(T, G, g, CH, BM: tl.constexpr, SIGNAL: tl.constexpr):
+    "A per-head program: query block, head, batch x group, head in group, K head (0: K1, 1: K2), batch, group, positions, mask."
     pid_m, pid_h = _lpt(T, BM, True, CH)
     if SIGNAL:
-        bg = pid_h // g; j = pid_h % g; kcol = 0
+        bg = pid_h // g; j = pid_h % g; kh = 0
     else:
-        bg = pid_h; j = g; kcol = D
+        bg = pid_h; j = g; kh = 1
     ts = pid_m * BM + tl.arange(0, BM)
-    return pid_m, pid_h, bg, j, kcol, bg // G, bg % G, ts, ts < T
+    return pid_m, pid_h, bg, j, kh, bg // G, bg % G, ts, ts < T
 
 
-@triton.autotune(configs=_configs('fwd'), key=['T', 'D', 'VARLEN', 'SIGNAL'])
+@triton.autotune(configs=configs('fwd'), key=['T', 'D', 'VARLEN', 'SIGNAL'])
 @triton.jit
 def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START,
-                   T, G, g, n_mblocks, qk_scale, eps, out_scale, CH,
+                   sq_b, sq_t, sq_g, sq_h, sk_b, sk_t, sk_g, sk_h, sv_b, sv_t, sv_g,
+                   sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g, sml,
+                   T, G, g, qk_scale, eps, out_scale, CH,
                    D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr, SIGNAL: tl.constexpr):
     "One head x BM positions. SIGNAL=False: the noise heads (write O_n, lse2). SIGNAL=True: signal heads + epilogue."
-    pid_m, pid_h, bg, j, kcol, b, grp, ts, ok = _head_block(T, G, g, CH, D, BM, SIGNAL)
+    pid_m, pid_h, bg, j, kh, b, grp, ts, ok = _head_block(T, G, g, CH, BM, SIGNAL)
     t0 = pid_m * BM
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
-    sq_t = G * (g + 1) * D
-    sk_t = G * 2 * D
-    q = tl.load(Q + b.to(tl.int64) * T * sq_t + ts[:, None].to(tl.int64) * sq_t + (grp * (g + 1) + j) * D + dc[None, :],
-                mask=ok[:, None], other=0.)
-    kb = K + b.to(tl.int64) * T * sk_t + grp * 2 * D + kcol
-    vb = V + b.to(tl.int64) * T * sk_t + grp * 2 * D
+    b64 = b.to(tl.int64); t64 = ts[:, None].to(tl.int64)
+    q = tl.load(Q + b64 * sq_b + t64 * sq_t + grp * sq_g + j * sq_h + dc[None, :], mask=ok[:, None], other=0.)
+    kb = K + b64 * sk_b + grp * sk_g + kh * sk_h
+    vb = V + b64 * sv_b + grp * sv_g
     hi = tl.minimum(t0 + BM, T)
     m = tl.full([BM], NEG, tl.float32)
     l = tl.zeros([BM], tl.float32)
@@ -121,17 +167,17 @@ def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START,
     if VARLEN:
         lo = tl.load(DOC_START + t0)
         dst = tl.load(DOC_START + ts, mask=ok, other=0)
-        acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, lo, hi, ts, dst, qk_scale, sk_t, D, BN, True, True)
+        acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, lo, hi, ts, dst, qk_scale, sk_t, sv_t, D, BN, True, True)
     else:
         n_full = (t0 // BN) * BN          # key tiles entirely before the block: no mask
-        acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, 0, n_full, ts, ts, qk_scale, sk_t, D, BN, False, False)
-        acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, n_full, hi, ts, ts, qk_scale, sk_t, D, BN, True, False)
+        acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, 0, n_full, ts, ts, qk_scale, sk_t, sv_t, D, BN, False, False)
+        acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, n_full, hi, ts, ts, qk_scale, sk_t, sv_t, D, BN, True, False)
     l = tl.where(l > 0, l, 1.)
     o = acc / l[:, None]
     lse = m + tl.log2(l)
-    o2off = (b.to(tl.int64) * T + ts[:, None]) * G * 2 * D + grp * 2 * D + vc[None, :]
+    o2off = b64 * so_b + t64 * so_t + grp * so_g + vc[None, :]
     # max logits for free: the running maxima are the row maxima of the visible scaled logits
-    tl.store(ML + pid_h.to(tl.int64) * n_mblocks + pid_m, tl.max(tl.where(ok, m, NEG), 0))
+    tl.store(ML + pid_h.to(tl.int64) * sml + pid_m, tl.max(tl.where(ok, m, NEG), 0))
     if SIGNAL:
         on = tl.load(O2 + o2off, mask=ok[:, None], other=0.).to(tl.float32)
         lam = tl.load(LAM)
@@ -139,27 +185,29 @@ def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START,
         rstd = 1.0 / tl.sqrt(tl.sum(a * a, 1) / (2 * D) + eps)
         w = tl.load(W + vc).to(tl.float32)
         y = a * rstd[:, None] * w[None, :] * out_scale
-        sy_t = G * g * 2 * D
-        yoff = b.to(tl.int64) * T * sy_t + ts[:, None].to(tl.int64) * sy_t + (grp * g + j) * 2 * D + vc[None, :]
+        yoff = b64 * sy_b + t64 * sy_t + grp * sy_g + j * sy_h + vc[None, :]
         tl.store(Y + yoff, y.to(Y.dtype.element_ty), mask=ok[:, None])
         tl.store(A + yoff, a.to(A.dtype.element_ty), mask=ok[:, None])
-        soff = (bg * g + j).to(tl.int64) * T + ts
+        soff = b64 * sl_b + grp * sl_g + j * sl_h + ts
         tl.store(LSE1 + soff, lse, mask=ok)
         tl.store(RSTD + soff, rstd, mask=ok)
     else:
         tl.store(O2 + o2off, o.to(O2.dtype.element_ty), mask=ok[:, None])
-        tl.store(LSE2 + bg.to(tl.int64) * T + ts, lse, mask=ok)
+        tl.store(LSE2 + b64 * sn_b + grp * sn_g + ts, lse, mask=ok)
 
 
 @triton.jit
 def gda_bwd_pre_kernel(DY, A, O2, RSTD, W, LAM, DO1, DO2, DELTA1, DELTA2, DW_PART, DLAM_PART,
-                       T, G, g, n_chunks, out_scale, D: tl.constexpr, GP: tl.constexpr, BT: tl.constexpr, RB: tl.constexpr):
+                       sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g, sdw,
+                       T, G, g, n_chunks, out_scale,
+                       D: tl.constexpr, GP: tl.constexpr, BT: tl.constexpr, RB: tl.constexpr):
     """Row-wise part of the backward: subln backward, dO of both maps, Delta = rowsum(dO*O), partial dw and dlambda.
     One program = one group x RB*BT positions, BT at a time as [BT, GP, 2D] tiles: the g signal heads of a position are
     one contiguous g*2D run, read in one load (memory-bound: the bytes in flight set the speed)."""
     pid = tl.program_id(0)
     bg = pid // n_chunks; chunk = pid % n_chunks
     b = bg // G; grp = bg % G
+    b64 = b.to(tl.int64)
     jj = tl.arange(0, GP); vc = tl.arange(0, 2 * D)
     w = tl.load(W + vc).to(tl.float32) * out_scale
     lam = tl.load(LAM)
@@ -169,10 +217,10 @@ def gda_bwd_pre_kernel(DY, A, O2, RSTD, W, LAM, DO1, DO2, DELTA1, DELTA2, DW_PAR
         tn = (chunk * RB + r) * BT + tl.arange(0, BT)
         ok = tn < T
         okj = ok[:, None] & (jj[None, :] < g)
-        row = (b.to(tl.int64) * T + tn) * G + grp                               # (b, t, grp) row of O2 / dO2
-        o2off = row[:, None] * 2 * D + vc[None, :]
-        yoff = ((row * g)[:, None] + jj[None, :])[:, :, None] * 2 * D + vc[None, None, :]
-        soff = (bg * g + jj[None, :]).to(tl.int64) * T + tn[:, None]           # rstd / Delta rows (B, G, g, T)
+        t64 = tn.to(tl.int64)
+        o2off = (b64 * so_b + t64 * so_t + grp * so_g)[:, None] + vc[None, :]
+        yoff = ((b64 * sy_b + t64 * sy_t + grp * sy_g)[:, None] + jj[None, :] * sy_h)[:, :, None] + vc[None, None, :]
+        soff = b64 * sl_b + grp * sl_g + jj[None, :] * sl_h + tn[:, None]         # rstd / Delta1 rows
         o2 = tl.load(O2 + o2off, mask=ok[:, None], other=0.).to(tl.float32)
         dy = tl.load(DY + yoff, mask=okj[:, :, None], other=0.).to(tl.float32)
         a = tl.load(A + yoff, mask=okj[:, :, None], other=0.).to(tl.float32)
@@ -185,14 +233,14 @@ def gda_bwd_pre_kernel(DY, A, O2, RSTD, W, LAM, DO1, DO2, DELTA1, DELTA2, DW_PAR
         tl.store(DELTA1 + soff, tl.sum(da * (a + lam * o2[:, None, :]), 2), mask=okj)
         s2 = tl.sum(tl.sum(da, 1) * o2, 1)                                      # sum_c dsum * O_n, dsum = sum_j dA_j
         tl.store(DO2 + o2off, (-lam * tl.sum(da, 1)).to(DO2.dtype.element_ty), mask=ok[:, None])
-        tl.store(DELTA2 + bg.to(tl.int64) * T + tn, -lam * s2, mask=ok)
+        tl.store(DELTA2 + b64 * sn_b + grp * sn_g + tn, -lam * s2, mask=ok)
         dlam -= s2
-    tl.store(DW_PART + pid * 2 * D + vc, dw * out_scale)
+    tl.store(DW_PART + pid * sdw + vc, dw * out_scale)
     tl.store(DLAM_PART + pid, tl.sum(dlam, 0))
 
 
 @triton.jit
-def _bwd_cols(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, so_t,
+def _bwd_cols(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, sd_t,
               D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
     """Query block m0 of one map against a key tile, keys on rows: positions, in-bounds mask, Q^T, dO and the (masked)
     transposed probabilities P^T (BN x BM). Computing P^T = exp2(K Q^T - lse) directly keeps every later product in
@@ -201,7 +249,7 @@ def _bwd_cols(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, so_t,
     ts = m0 + tl.arange(0, BM)
     ok = ts < T
     qT = tl.load(qb + ts[None, :].to(tl.int64) * sq_t + dc[:, None], mask=ok[None, :], other=0.)
-    do = tl.load(dob + ts[:, None].to(tl.int64) * so_t + vc[None, :], mask=ok[:, None], other=0.)
+    do = tl.load(dob + ts[:, None].to(tl.int64) * sd_t + vc[None, :], mask=ok[:, None], other=0.)
     lse = tl.load(LSE + ts, mask=ok, other=float('inf'))
     pT = tl.exp2(tl.dot(k, qT) * qk_scale - lse[None, :])
     if MASK:
@@ -214,11 +262,11 @@ def _bwd_cols(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, so_t,
 
 
 @triton.jit
-def _dkdv_inner(dv, dk, k, v, qb, dob, LSE, DELTA, DOC_START, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, so_t,
+def _dkdv_inner(dv, dk, k, v, qb, dob, LSE, DELTA, DOC_START, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, sd_t,
                 D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
     "One head's queries m_lo..m_hi (BM at a time) against one K/V tile: accumulate dV and dK."
     for m0 in range(m_lo, m_hi, BM):
-        ts, ok, qT, do, pT = _bwd_cols(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, so_t, D, BM, MASK, VARLEN)
+        ts, ok, qT, do, pT = _bwd_cols(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, sd_t, D, BM, MASK, VARLEN)
         de = tl.load(DELTA + ts, mask=ok, other=0.)
         dv += tl.dot(pT.to(do.dtype), do)
         dsT = pT * (tl.dot(v, tl.trans(do)) - de[None, :])
@@ -241,66 +289,72 @@ def _key_block(pid_n, T, DOC_END, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl
 
 
 @triton.jit
-def _map_rows(j, b, bg, grp, T, G, g, D: tl.constexpr, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2):
-    "Map j of group (b, grp): j < g is signal head j, j = g the noise map. Its dO base and row stride, lse and Delta rows."
+def _map_rows(j, b64, grp, g, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2,
+              sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g):
+    "Map j of group (b, grp): j < g is signal head j, j = g the noise map. Its dO base and token stride, lse and Delta rows."
     if j < g:
-        row = (bg * g + j).to(tl.int64) * T
-        so_t = G * g * 2 * D
-        dob = DO1 + b.to(tl.int64) * T * so_t + (grp * g + j) * 2 * D
+        dob = DO1 + b64 * sy_b + grp * sy_g + j * sy_h
+        sd_t = sy_t
+        row = b64 * sl_b + grp * sl_g + j * sl_h
         LS = LSE1 + row; DE = DELTA1 + row
     else:
-        row = bg.to(tl.int64) * T
-        so_t = G * 2 * D
-        dob = DO2 + b.to(tl.int64) * T * so_t + grp * 2 * D
+        dob = DO2 + b64 * so_b + grp * so_g
+        sd_t = so_t
+        row = b64 * sn_b + grp * sn_g
         LS = LSE2 + row; DE = DELTA2 + row
-    return dob, so_t, LS, DE
+    return dob, sd_t, LS, DE
 
 
-@triton.autotune(configs=_configs('dkdv'), key=['T', 'D', 'VARLEN', 'SIGNAL'], restore_value=['DV'])
+@triton.autotune(configs=configs('dkdv'), key=['T', 'D', 'VARLEN', 'SIGNAL'], restore_value=['DV'])
 @triton.jit
 def gda_bwd_dkdv_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DV, DOC_START, DOC_END,
+                        sq_b, sq_t, sq_g, sq_h, sk_b, sk_t, sk_g, sk_h, sv_b, sv_t, sv_g,
+                        sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g,
                         T, G, g, qk_scale, sm_scale, CH,
                         D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr, SIGNAL: tl.constexpr):
     "One group x BN keys. SIGNAL=False: noise map -> dK2, dV. SIGNAL=True: the g signal maps -> dK1, dV += ."
     pid_n, bg = _lpt(T, BN, False, CH)
     b = bg // G; grp = bg % G
+    b64 = b.to(tl.int64)
     n0, kn, kok, diag_end, hi = _key_block(pid_n, T, DOC_END, BM, BN, VARLEN)
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
-    sk_t = G * 2 * D
-    sq_t = G * (g + 1) * D
     if SIGNAL:
-        kcol = 0; j0 = 0; j1 = g
+        kh = 0; j0 = 0; j1 = g
     else:
-        kcol = D; j0 = g; j1 = g + 1
-    koff = b.to(tl.int64) * T * sk_t + kn[:, None].to(tl.int64) * sk_t + grp * 2 * D
-    k = tl.load(K + koff + kcol + dc[None, :], mask=kok[:, None], other=0.)
-    v = tl.load(V + koff + vc[None, :], mask=kok[:, None], other=0.)
+        kh = 1; j0 = g; j1 = g + 1
+    kn64 = kn[:, None].to(tl.int64)
+    koff = b64 * sk_b + kn64 * sk_t + grp * sk_g + kh * sk_h + dc[None, :]
+    voff = b64 * sv_b + kn64 * sv_t + grp * sv_g + vc[None, :]
+    k = tl.load(K + koff, mask=kok[:, None], other=0.)
+    v = tl.load(V + voff, mask=kok[:, None], other=0.)
     dv = tl.zeros([BN, 2 * D], tl.float32)
     dk = tl.zeros([BN, D], tl.float32)
-    qb0 = Q + b.to(tl.int64) * T * sq_t + grp * (g + 1) * D
+    qb0 = Q + b64 * sq_b + grp * sq_g
     for j in range(j0, j1):
-        dob, so_t, LS, DE = _map_rows(j, b, bg, grp, T, G, g, D, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2)
-        dv, dk = _dkdv_inner(dv, dk, k, v, qb0 + j * D, dob, LS, DE, DOC_START, n0, diag_end, T, kn, kok, qk_scale, sq_t,
-                             so_t, D, BM, True, VARLEN)
+        dob, sd_t, LS, DE = _map_rows(j, b64, grp, g, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2,
+                                      sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g)
+        dv, dk = _dkdv_inner(dv, dk, k, v, qb0 + j * sq_h, dob, LS, DE, DOC_START, n0, diag_end, T, kn, kok, qk_scale,
+                             sq_t, sd_t, D, BM, True, VARLEN)
         if not VARLEN:
-            dv, dk = _dkdv_inner(dv, dk, k, v, qb0 + j * D, dob, LS, DE, DOC_START, diag_end, hi, T, kn, kok, qk_scale, sq_t,
-                                 so_t, D, BM, False, False)
+            dv, dk = _dkdv_inner(dv, dk, k, v, qb0 + j * sq_h, dob, LS, DE, DOC_START, diag_end, hi, T, kn, kok, qk_scale,
+                                 sq_t, sd_t, D, BM, False, False)
     if SIGNAL:
-        dv += tl.load(DV + koff + vc[None, :], mask=kok[:, None], other=0.).to(tl.float32)   # the noise map's share
-    tl.store(DK + koff + kcol + dc[None, :], (dk * sm_scale).to(DK.dtype.element_ty), mask=kok[:, None])
-    tl.store(DV + koff + vc[None, :], dv.to(DV.dtype.element_ty), mask=kok[:, None])
+        dv += tl.load(DV + voff, mask=kok[:, None], other=0.).to(tl.float32)   # the noise map's share
+    tl.store(DK + koff, (dk * sm_scale).to(DK.dtype.element_ty), mask=kok[:, None])
+    tl.store(DV + voff, dv.to(DV.dtype.element_ty), mask=kok[:, None])
 
 
 @triton.jit
-def _dq_inner(dq, q, do, lse, de, kb, vb, lo, hi, ts, dst, ok, qk_scale, sk_t,
+def _dq_inner(dq, q, do, lse, de, kb, vb, lo, hi, ts, dst, ok, qk_scale, sk_t, sv_t,
               D: tl.constexpr, BN: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
+    "dQ of one query tile over keys lo..hi (BN at a time)."
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
     for n0 in range(lo, hi, BN):
         kn = n0 + tl.arange(0, BN)
         kok = kn < hi
-        koff = kn[:, None].to(tl.int64) * sk_t
-        k = tl.load(kb + koff + dc[None, :], mask=kok[:, None], other=0.)
-        v = tl.load(vb + koff + vc[None, :], mask=kok[:, None], other=0.)
+        kn64 = kn[:, None].to(tl.int64)
+        k = tl.load(kb + kn64 * sk_t + dc[None, :], mask=kok[:, None], other=0.)
+        v = tl.load(vb + kn64 * sv_t + vc[None, :], mask=kok[:, None], other=0.)
         s = tl.dot(q, tl.trans(k)) * qk_scale
         p = tl.exp2(s - lse[:, None])
         if MASK:
@@ -314,9 +368,11 @@ def _dq_inner(dq, q, do, lse, de, kb, vb, lo, hi, ts, dst, ok, qk_scale, sk_t,
     return dq
 
 
-@triton.autotune(configs=_configs('dq'), key=['T', 'D', 'VARLEN'])
+@triton.autotune(configs=configs('dq'), key=['T', 'D', 'VARLEN'])
 @triton.jit
 def gda_bwd_dq_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DQ, DOC_START,
+                      sq_b, sq_t, sq_g, sq_h, sk_b, sk_t, sk_g, sk_h, sv_b, sv_t, sv_g,
+                      sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g,
                       T, G, g, n_signal, qk_scale, sm_scale, CH,
                       D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr):
     """dQ of one head x BM positions. Heads below n_signal = B*G*g are the signal heads, the others the noise heads: one
@@ -326,34 +382,34 @@ def gda_bwd_dq_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DQ, DOC_STA
     ts = t0 + tl.arange(0, BM)
     ok = ts < T
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
-    sq_t = G * (g + 1) * D
-    sk_t = G * 2 * D
     noise = (pid_h >= n_signal).to(tl.int32)
     bg = tl.where(noise == 1, pid_h - n_signal, pid_h // g)
     j = tl.where(noise == 1, g, pid_h % g)
     b = bg // G; grp = bg % G
-    dob, so_t, LS, DE = _map_rows(j, b, bg, grp, T, G, g, D, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2)
-    qoff = b.to(tl.int64) * T * sq_t + ts[:, None].to(tl.int64) * sq_t + (grp * (g + 1) + j) * D + dc[None, :]
+    b64 = b.to(tl.int64); t64 = ts[:, None].to(tl.int64)
+    dob, sd_t, LS, DE = _map_rows(j, b64, grp, g, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2,
+                                  sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g)
+    qoff = b64 * sq_b + t64 * sq_t + grp * sq_g + j * sq_h + dc[None, :]
     q = tl.load(Q + qoff, mask=ok[:, None], other=0.)
-    do = tl.load(dob + ts[:, None].to(tl.int64) * so_t + vc[None, :], mask=ok[:, None], other=0.)
+    do = tl.load(dob + t64 * sd_t + vc[None, :], mask=ok[:, None], other=0.)
     lse = tl.load(LS + ts, mask=ok, other=float('inf'))
     de = tl.load(DE + ts, mask=ok, other=0.)
-    kb = K + b.to(tl.int64) * T * sk_t + grp * 2 * D + noise * D
-    vb = V + b.to(tl.int64) * T * sk_t + grp * 2 * D
+    kb = K + b64 * sk_b + grp * sk_g + noise * sk_h
+    vb = V + b64 * sv_b + grp * sv_g
     hi = tl.minimum(t0 + BM, T)
     dq = tl.zeros([BM, D], tl.float32)
     if VARLEN:
         lo = tl.load(DOC_START + t0)
         dst = tl.load(DOC_START + ts, mask=ok, other=0)
-        dq = _dq_inner(dq, q, do, lse, de, kb, vb, lo, hi, ts, dst, ok, qk_scale, sk_t, D, BN, True, True)
+        dq = _dq_inner(dq, q, do, lse, de, kb, vb, lo, hi, ts, dst, ok, qk_scale, sk_t, sv_t, D, BN, True, True)
     else:
         n_full = (t0 // BN) * BN
-        dq = _dq_inner(dq, q, do, lse, de, kb, vb, 0, n_full, ts, ts, ok, qk_scale, sk_t, D, BN, False, False)
-        dq = _dq_inner(dq, q, do, lse, de, kb, vb, n_full, hi, ts, ts, ok, qk_scale, sk_t, D, BN, True, False)
+        dq = _dq_inner(dq, q, do, lse, de, kb, vb, 0, n_full, ts, ts, ok, qk_scale, sk_t, sv_t, D, BN, False, False)
+        dq = _dq_inner(dq, q, do, lse, de, kb, vb, n_full, hi, ts, ts, ok, qk_scale, sk_t, sv_t, D, BN, True, False)
     tl.store(DQ + qoff, (dq * sm_scale).to(DQ.dtype.element_ty), mask=ok[:, None])
 
 
-# ---- split backward: dV in one kernel (all g+1 maps of a group), dK in another (K1 from the g signal maps, K2 from the
+# The split backward: dV in one kernel (all g+1 maps of a group), dK in another (K1 from the g signal maps, K2 from the
 # noise map). One more recomputation of Q K^T than the fused dK/dV kernel, but one accumulator per kernel.
 
 @triton.jit
@@ -364,83 +420,353 @@ def _maps_block(it, nm, m_lo, BM: tl.constexpr):
 
 
 @triton.jit
-def _dv_maps(dv, k, qb, dob, LSE, DOC_START, n_maps, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, so_t,
+def _dv_maps(dv, k, qb, dob, LSE, DOC_START, n_maps, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, sq_h, sd_t, sd_h, sl_h,
              D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
-    """dV += P^T dO over n_maps consecutive maps of one key kind (queries D apart, dO 2D apart, lse rows T apart), queries
-    m_lo..m_hi of each, against one key tile. One loop over maps x blocks: the software pipeline runs across maps."""
+    """dV += P^T dO over n_maps consecutive maps of one key kind (queries sq_h apart, dO sd_h apart, lse rows sl_h apart),
+    queries m_lo..m_hi of each, against one key tile. One loop over maps x blocks: the software pipeline runs across maps."""
     nm = tl.cdiv(m_hi - m_lo, BM)
     for it in range(n_maps * nm):
         j, m0 = _maps_block(it, nm, m_lo, BM)
-        ts, ok, qT, do, pT = _bwd_cols(k, qb + j * D, dob + j * 2 * D, LSE + j * T, DOC_START, m0, T, kn, kok, qk_scale,
-                                       sq_t, so_t, D, BM, MASK, VARLEN)
+        ts, ok, qT, do, pT = _bwd_cols(k, qb + j * sq_h, dob + j * sd_h, LSE + j * sl_h, DOC_START, m0, T, kn, kok,
+                                       qk_scale, sq_t, sd_t, D, BM, MASK, VARLEN)
         dv += tl.dot(pT.to(do.dtype), do)
     return dv
 
 
 @triton.jit
-def _dk_maps(dk, k, v, qb, dob, LSE, DELTA, DOC_START, n_maps, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, so_t,
-             D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
+def _dk_maps(dk, k, v, qb, dob, LSE, DELTA, DOC_START, n_maps, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, sq_h, sd_t, sd_h,
+             sl_h, D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
     "dK += dS^T Q (dS^T = P^T * (V dO^T - Delta)), the same loop as `_dv_maps`."
     nm = tl.cdiv(m_hi - m_lo, BM)
     for it in range(n_maps * nm):
         j, m0 = _maps_block(it, nm, m_lo, BM)
-        ts, ok, qT, do, pT = _bwd_cols(k, qb + j * D, dob + j * 2 * D, LSE + j * T, DOC_START, m0, T, kn, kok, qk_scale,
-                                       sq_t, so_t, D, BM, MASK, VARLEN)
-        de = tl.load(DELTA + j * T + ts, mask=ok, other=0.)
+        ts, ok, qT, do, pT = _bwd_cols(k, qb + j * sq_h, dob + j * sd_h, LSE + j * sl_h, DOC_START, m0, T, kn, kok,
+                                       qk_scale, sq_t, sd_t, D, BM, MASK, VARLEN)
+        de = tl.load(DELTA + j * sl_h + ts, mask=ok, other=0.)
         dsT = pT * (tl.dot(v, tl.trans(do)) - de[None, :])
         dk += tl.dot(dsT.to(qT.dtype), tl.trans(qT))
     return dk
 
 
-@triton.autotune(configs=_configs('dv'), key=['T', 'D', 'VARLEN'])
+@triton.autotune(configs=configs('dv'), key=['T', 'D', 'VARLEN'])
 @triton.jit
-def gda_bwd_dv_kernel(Q, K, DO1, DO2, LSE1, LSE2, DV, DOC_START, DOC_END, T, G, g, qk_scale, CH,
+def gda_bwd_dv_kernel(Q, K, DO1, DO2, LSE1, LSE2, DV, DOC_START, DOC_END,
+                      sq_b, sq_t, sq_g, sq_h, sk_b, sk_t, sk_g, sk_h, sv_b, sv_t, sv_g,
+                      sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g,
+                      T, G, g, qk_scale, CH,
                       D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr):
     "dV of one group x BN keys: the g signal maps (keys K1) and the noise map (keys K2) into one accumulator."
     pid_n, bg = _lpt(T, BN, False, CH)
     b = bg // G; grp = bg % G
+    b64 = b.to(tl.int64)
     n0, kn, kok, diag_end, hi = _key_block(pid_n, T, DOC_END, BM, BN, VARLEN)
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
-    sk_t = G * 2 * D; sq_t = G * (g + 1) * D
-    koff = b.to(tl.int64) * T * sk_t + kn[:, None].to(tl.int64) * sk_t + grp * 2 * D
-    qb0 = Q + b.to(tl.int64) * T * sq_t + grp * (g + 1) * D
+    kn64 = kn[:, None].to(tl.int64)
+    kbase = K + b64 * sk_b + kn64 * sk_t + grp * sk_g + dc[None, :]
+    qb0 = Q + b64 * sq_b + grp * sq_g
     dv = tl.zeros([BN, 2 * D], tl.float32)
     for noise in tl.static_range(2):      # the g signal maps against K1, then the noise map against K2
-        dob, so_t, LS, _ = _map_rows(noise * g, b, bg, grp, T, G, g, D, DO1, DO2, LSE1, LSE2, LSE1, LSE2)   # no Delta for dV
+        dob, sd_t, LS, _ = _map_rows(noise * g, b64, grp, g, DO1, DO2, LSE1, LSE2, LSE1, LSE2,   # no Delta for dV
+                                     sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g)
         n_maps = g - noise * (g - 1)
-        k = tl.load(K + koff + noise * D + dc[None, :], mask=kok[:, None], other=0.)
-        qb = qb0 + noise * g * D
-        dv = _dv_maps(dv, k, qb, dob, LS, DOC_START, n_maps, n0, diag_end, T, kn, kok, qk_scale, sq_t, so_t,
-                      D, BM, True, VARLEN)
+        k = tl.load(kbase + noise * sk_h, mask=kok[:, None], other=0.)
+        qb = qb0 + noise * g * sq_h
+        dv = _dv_maps(dv, k, qb, dob, LS, DOC_START, n_maps, n0, diag_end, T, kn, kok, qk_scale, sq_t, sq_h, sd_t, sy_h,
+                      sl_h, D, BM, True, VARLEN)
         if not VARLEN:
-            dv = _dv_maps(dv, k, qb, dob, LS, DOC_START, n_maps, diag_end, hi, T, kn, kok, qk_scale, sq_t, so_t,
-                          D, BM, False, False)
-    tl.store(DV + koff + vc[None, :], dv.to(DV.dtype.element_ty), mask=kok[:, None])
+            dv = _dv_maps(dv, k, qb, dob, LS, DOC_START, n_maps, diag_end, hi, T, kn, kok, qk_scale, sq_t, sq_h, sd_t, sy_h,
+                          sl_h, D, BM, False, False)
+    tl.store(DV + b64 * sv_b + kn64 * sv_t + grp * sv_g + vc[None, :], dv.to(DV.dtype.element_ty), mask=kok[:, None])
 
 
-@triton.autotune(configs=_configs('dk'), key=['T', 'D', 'VARLEN'])
+@triton.autotune(configs=configs('dk'), key=['T', 'D', 'VARLEN'])
 @triton.jit
-def gda_bwd_dk_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DOC_START, DOC_END, T, G, g, qk_scale, sm_scale,
-                      CH, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr):
+def gda_bwd_dk_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DOC_START, DOC_END,
+                      sq_b, sq_t, sq_g, sq_h, sk_b, sk_t, sk_g, sk_h, sv_b, sv_t, sv_g,
+                      sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g,
+                      T, G, g, qk_scale, sm_scale, CH,
+                      D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr):
     """dK of one group x BN keys: the two programs of a group are dK1 (the g signal maps) and dK2 (the noise map), in one
     launch; per key block, so the last blocks' short programs fill the tail."""
     pid_n, h = _lpt(T, BN, False, CH)
     bg = h // 2; noise = h % 2
     b = bg // G; grp = bg % G
+    b64 = b.to(tl.int64)
     n0, kn, kok, diag_end, hi = _key_block(pid_n, T, DOC_END, BM, BN, VARLEN)
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
-    sk_t = G * 2 * D; sq_t = G * (g + 1) * D
-    kcol = noise * D; j0 = noise * g; j1 = g + noise
-    koff = b.to(tl.int64) * T * sk_t + kn[:, None].to(tl.int64) * sk_t + grp * 2 * D
-    k = tl.load(K + koff + kcol + dc[None, :], mask=kok[:, None], other=0.)
-    v = tl.load(V + koff + vc[None, :], mask=kok[:, None], other=0.)
-    qb0 = Q + b.to(tl.int64) * T * sq_t + grp * (g + 1) * D
+    j0 = noise * g; j1 = g + noise
+    kn64 = kn[:, None].to(tl.int64)
+    koff = b64 * sk_b + kn64 * sk_t + grp * sk_g + noise * sk_h + dc[None, :]
+    k = tl.load(K + koff, mask=kok[:, None], other=0.)
+    v = tl.load(V + b64 * sv_b + kn64 * sv_t + grp * sv_g + vc[None, :], mask=kok[:, None], other=0.)
+    qb = Q + b64 * sq_b + grp * sq_g + j0 * sq_h
     dk = tl.zeros([BN, D], tl.float32)
-    dob, so_t, LS, DE = _map_rows(j0, b, bg, grp, T, G, g, D, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2)   # the program's first map
-    qb = qb0 + j0 * D
-    dk = _dk_maps(dk, k, v, qb, dob, LS, DE, DOC_START, j1 - j0, n0, diag_end, T, kn, kok, qk_scale, sq_t, so_t,
-                  D, BM, True, VARLEN)
+    dob, sd_t, LS, DE = _map_rows(j0, b64, grp, g, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2,     # the program's first map
+                                  sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g)
+    dk = _dk_maps(dk, k, v, qb, dob, LS, DE, DOC_START, j1 - j0, n0, diag_end, T, kn, kok, qk_scale, sq_t, sq_h, sd_t, sy_h,
+                  sl_h, D, BM, True, VARLEN)
     if not VARLEN:
-        dk = _dk_maps(dk, k, v, qb, dob, LS, DE, DOC_START, j1 - j0, diag_end, hi, T, kn, kok, qk_scale, sq_t, so_t,
-                      D, BM, False, False)
-    tl.store(DK + koff + kcol + dc[None, :], (dk * sm_scale).to(DK.dtype.element_ty), mask=kok[:, None])
+        dk = _dk_maps(dk, k, v, qb, dob, LS, DE, DOC_START, j1 - j0, diag_end, hi, T, kn, kok, qk_scale, sq_t, sq_h, sd_t,
+                      sy_h, sl_h, D, BM, False, False)
+    tl.store(DK + koff, (dk * sm_scale).to(DK.dtype.element_ty), mask=kok[:, None])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Settings
+
+CHUNK_TOKENS = dict(fwd_noise=16384, fwd_signal=8192, dv=16384, dk=32768, dq=32768)   # the H100 sweep's fastest
+_POW2 = lambda x: x > 0 and not x & (x - 1)
+_INT = lambda x: type(x) is int
+
+
+@dataclass(frozen=True)
+class GDASettings:
+    """Tunable settings of the GDA kernels, with the defaults of the H100 sweep (figures/gda_tune*). A frozen value:
+    modules hold one each, so two models in one process can use different settings."""
+    bwd:str = 'split'              # backward schedule: 'split' (a dV kernel and a dK kernel) or 'fused' (one dK/dV kernel)
+    pre_block:tuple = (4, 8, 2)    # row-wise backward kernel: BT positions per tile, RB tiles per program, warps
+    chunk_tokens:dict = field(default_factory=lambda: dict(CHUNK_TOKENS))  # per launch: heads per chunk = max(1, tokens // T)
+    blocks:dict = field(default_factory=dict)   # kernel -> pinned (BM, BN, warps, stages); kernels not named are autotuned
+
+    def __post_init__(self):
+        def bad(name, msg): raise ValueError(f"GDASettings.{name}: {msg}")
+        if self.bwd not in ('split', 'fused'): bad('bwd', f"must be 'split' or 'fused', got {self.bwd!r}")
+        pb = self.pre_block
+        if not (isinstance(pb, tuple) and len(pb) == 3 and all(_INT(x) and x > 0 for x in pb) and _POW2(pb[0]) and _POW2(pb[2])):
+            bad('pre_block', f"must be (positions per tile, tiles per program, warps), positive ints with the first and last "
+                f"powers of two, got {pb!r}")
+        if not isinstance(self.chunk_tokens, dict): bad('chunk_tokens', f"must be a dict, got {type(self.chunk_tokens).__name__}")
+        for k, t in self.chunk_tokens.items():
+            if k not in CHUNK_TOKENS: bad('chunk_tokens', f"unknown launch {k!r}; the launches are {list(CHUNK_TOKENS)}")
+            if not _INT(t) or t < 1: bad(f'chunk_tokens[{k!r}]', f"must be a positive int, got {t!r}")
+        object.__setattr__(self, 'chunk_tokens', {**CHUNK_TOKENS, **self.chunk_tokens})   # unnamed launches: the defaults
+        if not isinstance(self.blocks, dict): bad('blocks', f"must be a dict, got {type(self.blocks).__name__}")
+        for k, c in self.blocks.items():
+            if k not in CONFIGS: bad('blocks', f"unknown kernel {k!r}; the kernels are {list(CONFIGS)}")
+            if not (isinstance(c, tuple) and len(c) == 4 and all(_INT(x) and x > 0 for x in c) and _POW2(c[2])
+                    and all(_POW2(x) and x >= 16 for x in c[:2])):
+                bad(f'blocks[{k!r}]', f"must be (BM, BN, warps, stages) with BM, BN powers of two >= 16 and warps a power "
+                    f"of two, got {c!r}")
+
+    def heads_per_chunk(self, launch:str, heads:int, T:int)->int:
+        "CH of launch `launch` (a key of `chunk_tokens`) over `heads` heads of length `T`."
+        return max(1, min(self.chunk_tokens[launch] // max(T, 1), heads))
+
+    def to_op(self)->tuple:
+        "(bwd, knobs): the settings as a str and a list of ints, the form a torch.library op takes."
+        knobs = [*self.pre_block, *(self.chunk_tokens[k] for k in CHUNK_TOKENS)]
+        return self.bwd, knobs + [x for k in CONFIGS for x in self.blocks.get(k, (0, 0, 0, 0))]
+
+    @classmethod
+    def from_op(cls, bwd:str, knobs:list)->'GDASettings':
+        "The inverse of `to_op`."
+        knobs = [int(x) for x in knobs]
+        blocks = {k: tuple(knobs[8 + 4 * i: 12 + 4 * i]) for i, k in enumerate(CONFIGS) if knobs[8 + 4 * i]}
+        return cls(bwd, tuple(knobs[:3]), dict(zip(CHUNK_TOKENS, knobs[3:8])), blocks)
+
+    def __hash__(self): return hash((self.bwd, tuple(self.to_op()[1])))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Launchers: buffers, grids, strides; each takes the settings. `gda_fwd`/`gda_bwd` run a whole pass, the tuner single launches.
+
+def _in_strides(q, k, v)->dict:
+    "Stride arguments of q, k, v (and of dq, dk, dv, allocated like them)."
+    for n, t in (('q', q), ('k', k), ('v', v)):
+        if t.stride(-1) != 1: raise ValueError(f"gda: {n} must be contiguous in its last dimension, got strides {t.stride()}")
+    return dict(sq_b=q.stride(0), sq_t=q.stride(1), sq_g=q.stride(2), sq_h=q.stride(3),
+                sk_b=k.stride(0), sk_t=k.stride(1), sk_g=k.stride(2), sk_h=k.stride(3),
+                sv_b=v.stride(0), sv_t=v.stride(1), sv_g=v.stride(2))
+
+
+def _out_strides(y, o2, s1, s2)->dict:
+    "Stride arguments of the signal-row (y, a, dy, do1), noise-row (o2, do2) and statistics (lse, rstd, Delta) buffers."
+    return dict(sy_b=y.stride(0), sy_t=y.stride(1), sy_g=y.stride(2), sy_h=y.stride(3),
+                so_b=o2.stride(0), so_t=o2.stride(1), so_g=o2.stride(2),
+                sl_b=s1.stride(0), sl_g=s1.stride(1), sl_h=s1.stride(2), sn_b=s2.stride(0), sn_g=s2.stride(1))
+
+
+def _launch(kernel, block, axis:str, programs:int, /, **args):
+    """Launch autotuned `kernel` with keyword `args` on a 1-D grid of cdiv(T, block size along `axis`) x `programs`;
+    `block` (BM, BN, warps, stages) pins the shape (no autotuning)."""
+    T = args['T']
+    if block is None: return kernel[lambda m: (triton.cdiv(T, m[axis]) * programs,)](**args)
+    bm, bn, nw, ns = block
+    kernel.fn[(triton.cdiv(T, bm if axis == 'BM' else bn) * programs,)](**args, BM=bm, BN=bn, num_warps=nw, num_stages=ns)
+
+
+def fwd_buffers(q):
+    "Outputs of the forward for q (B, T, G, g+1, D): y, a, o2 (input dtype); lse1, lse2, rstd, max logits ml_s, ml_n (fp32)."
+    B, T, G, g1, D = q.shape; g = g1 - 1
+    dev, f32 = q.device, torch.float32
+    nm = triton.cdiv(T, 16)                # max-logit slots per head: enough for the smallest BM of any config
+    return (q.new_empty(B, T, G, g, 2 * D),                        # y
+            q.new_empty(B, T, G, g, 2 * D),                        # a = O_s - lambda O_n (like the dO the backward forms)
+            q.new_empty(B, T, G, 2 * D),                           # o2 = O_n
+            torch.empty(B, G, g, T, dtype=f32, device=dev), torch.empty(B, G, T, dtype=f32, device=dev),  # lse1, lse2
+            torch.empty(B, G, g, T, dtype=f32, device=dev),        # rstd of subln
+            torch.full((B * G * g, nm), float('-inf'), dtype=f32, device=dev), torch.full((B * G, nm), float('-inf'), dtype=f32, device=dev))
+
+
+def launch_fwd(q, k, v, lam, w, out:tuple, doc_start, eps:float, out_scale:float, varlen:bool, signal:bool, settings:GDASettings):
+    "One forward launch into `out` (`fwd_buffers`): the B*G noise heads (`signal=False`), or the B*G*g signal heads and the epilogue."
+    B, T, G, g1, D = q.shape; g = g1 - 1
+    y, a, o2, lse1, lse2, rstd, ml_s, ml_n = out
+    heads, ml = (B * G * g, ml_s) if signal else (B * G, ml_n)
+    _launch(gda_fwd_kernel, settings.blocks.get('fwd'), 'BM', heads,
+            Q=q, K=k, V=v, W=w, LAM=lam, Y=y, A=a, O2=o2, LSE1=lse1, LSE2=lse2, RSTD=rstd, ML=ml, DOC_START=doc_start,
+            **_in_strides(q, k, v), **_out_strides(y, o2, lse1, lse2), sml=ml.stride(0), T=T, G=G, g=g, qk_scale=LOG2E / math.sqrt(D), eps=eps,
+            out_scale=out_scale, CH=settings.heads_per_chunk('fwd_signal' if signal else 'fwd_noise', heads, T),
+            D=D, VARLEN=varlen, SIGNAL=signal)
+
+
+def gda_fwd(q, k, v, lam, w, doc_start, eps:float, out_scale:float, varlen:bool, settings:GDASettings)->tuple:
+    "The forward: noise heads, then signal heads with the epilogue; returns `fwd_buffers`' tuple, filled."
+    out = fwd_buffers(q)
+    for signal in (False, True):          # noise first: the epilogue reads O_n
+        launch_fwd(q, k, v, lam, w, out, doc_start, eps, out_scale, varlen, signal, settings)
+    return out
+
+
+def bwd_buffers(q, k, v, a, o2, lse1, lse2)->tuple:
+    "Buffers of the backward: do1, do2 (laid out like a, o2), delta1, delta2 (fp32), and dq, dk, dv with q, k, v's strides."
+    like = lambda t: torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device)
+    return (like(a), like(o2), like(lse1), like(lse2), like(q), like(k), like(v))
+
+
+def launch_bwd_pre(dy, a, o2, rstd, w, lam, do1, do2, delta1, delta2, out_scale:float, settings:GDASettings)->tuple:
+    "The row-wise backward kernel; returns the partial sums (dw_part, dlam_part), one row per program."
+    B, T, G, g, D2 = a.shape; D = D2 // 2
+    for n, t in (('dy', dy), ('do1', do1)):    # one set of strides for y, a, dy, do1 (and o2, do2; rstd, Delta)
+        if t.stride() != a.stride(): raise ValueError(f"gda: {n} must have a's strides {a.stride()}, got {t.stride()}")
+    BT, RB, warps = settings.pre_block
+    nc = triton.cdiv(T, BT * RB)
+    dw_part = torch.empty(B * G * nc, 2 * D, dtype=torch.float32, device=a.device)
+    dlam_part = torch.empty(B * G * nc, dtype=torch.float32, device=a.device)
+    gda_bwd_pre_kernel[(B * G * nc,)](
+        DY=dy, A=a, O2=o2, RSTD=rstd, W=w, LAM=lam, DO1=do1, DO2=do2, DELTA1=delta1, DELTA2=delta2, DW_PART=dw_part,
+        DLAM_PART=dlam_part, **_out_strides(a, o2, rstd, delta2), sdw=dw_part.stride(0),
+        T=T, G=G, g=g, n_chunks=nc, out_scale=out_scale, D=D, GP=1 << (g - 1).bit_length(), BT=BT, RB=RB, num_warps=warps)
+    return dw_part, dlam_part
+
+
+def _bwd_args(q, k, v, do1, do2, lse1, lse2, delta1, delta2):
+    "The arguments every key- or query-block backward kernel shares."
+    B, T, G, g1, D = q.shape
+    return dict(Q=q, K=k, V=v, DO1=do1, DO2=do2, LSE1=lse1, LSE2=lse2, DELTA1=delta1, DELTA2=delta2,
+                **_in_strides(q, k, v), **_out_strides(do1, do2, lse1, lse2), T=T, G=G, g=g1 - 1, qk_scale=LOG2E / math.sqrt(D), D=D)
+
+
+def launch_bwd_dv(q, k, v, do1, do2, lse1, lse2, dv, doc_start, doc_end, varlen:bool, settings:GDASettings):
+    "dV of all g+1 maps (split backward): one program per group and key block."
+    B, T, G = q.shape[:3]; groups = B * G
+    args = _bwd_args(q, k, v, do1, do2, lse1, lse2, lse1, lse2)
+    for n in ('V', 'DELTA1', 'DELTA2'): del args[n]
+    _launch(gda_bwd_dv_kernel, settings.blocks.get('dv'), 'BN', groups, **args, DV=dv, DOC_START=doc_start,
+            DOC_END=doc_end, CH=settings.heads_per_chunk('dv', groups, T), VARLEN=varlen)
+
+
+def launch_bwd_dk(q, k, v, do1, do2, lse1, lse2, delta1, delta2, dk, doc_start, doc_end, varlen:bool, settings:GDASettings):
+    "dK1 and dK2 (split backward): two programs per group and key block, one launch."
+    B, T, G, g1, D = q.shape; programs = 2 * B * G
+    _launch(gda_bwd_dk_kernel, settings.blocks.get('dk'), 'BN', programs,
+            **_bwd_args(q, k, v, do1, do2, lse1, lse2, delta1, delta2), DK=dk, DOC_START=doc_start, DOC_END=doc_end,
+            sm_scale=1 / math.sqrt(D), CH=settings.heads_per_chunk('dk', programs, T), VARLEN=varlen)
+
+
+def launch_bwd_dkdv(q, k, v, do1, do2, lse1, lse2, delta1, delta2, dk, dv, doc_start, doc_end, varlen:bool, signal:bool,
+                    settings:GDASettings):
+    "dK and dV of one map kind (fused backward): the noise map (writes dV), or the signal maps (add into dV)."
+    B, T, G, g1, D = q.shape; groups = B * G
+    _launch(gda_bwd_dkdv_kernel, settings.blocks.get('dkdv'), 'BN', groups,
+            **_bwd_args(q, k, v, do1, do2, lse1, lse2, delta1, delta2), DK=dk, DV=dv, DOC_START=doc_start, DOC_END=doc_end,
+            sm_scale=1 / math.sqrt(D), CH=settings.heads_per_chunk('dv', groups, T), VARLEN=varlen, SIGNAL=signal)
+
+
+def launch_bwd_dq(q, k, v, do1, do2, lse1, lse2, delta1, delta2, dq, doc_start, varlen:bool, settings:GDASettings):
+    "dQ of every head: one program per head and query block, the signal heads then the noise heads, one launch."
+    B, T, G, g1, D = q.shape; maps = B * G * g1
+    _launch(gda_bwd_dq_kernel, settings.blocks.get('dq'), 'BM', maps,
+            **_bwd_args(q, k, v, do1, do2, lse1, lse2, delta1, delta2), DQ=dq, DOC_START=doc_start,
+            n_signal=B * G * (g1 - 1), sm_scale=1 / math.sqrt(D), CH=settings.heads_per_chunk('dq', maps, T), VARLEN=varlen)
+
+
+def gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, out_scale:float, varlen:bool,
+            settings:GDASettings)->tuple:
+    "The backward: row-wise kernel, dV and dK (`settings.bwd`), dQ; returns dq, dk, dv, dlam, dw."
+    dy = dy.contiguous()
+    do1, do2, delta1, delta2, dq, dk, dv = bwd_buffers(q, k, v, a, o2, lse1, lse2)
+    dw_part, dlam_part = launch_bwd_pre(dy, a, o2, rstd, w, lam, do1, do2, delta1, delta2, out_scale, settings)
+    maps = (q, k, v, do1, do2, lse1, lse2, delta1, delta2)
+    if settings.bwd == 'split':
+        launch_bwd_dv(q, k, v, do1, do2, lse1, lse2, dv, doc_start, doc_end, varlen, settings)
+        launch_bwd_dk(*maps, dk, doc_start, doc_end, varlen, settings)
+    else:
+        for signal in (False, True):      # noise first: the signal launch adds its dV share
+            launch_bwd_dkdv(*maps, dk, dv, doc_start, doc_end, varlen, signal, settings)
+    launch_bwd_dq(*maps, dq, doc_start, varlen, settings)
+    return dq, dk, dv, dlam_part.sum().reshape(1).to(lam.dtype), dw_part.sum(0).to(w.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Autograd: a thin Function in eager mode; torch.library custom ops (opaque to torch.compile) with a registered backward
+
+class GDAFunction(torch.autograd.Function):
+    "Eager autograd over the launchers (no custom-op dispatch on the hot path); returns y, ml_s, ml_n."
+    @staticmethod
+    def forward(ctx, q, k, v, lam, w, doc_start, doc_end, eps, out_scale, varlen, settings):
+        y, a, o2, lse1, lse2, rstd, ml_s, ml_n = gda_fwd(q, k, v, lam, w, doc_start, eps, out_scale, varlen, settings)
+        ctx.save_for_backward(q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end)
+        ctx.out_scale, ctx.varlen, ctx.settings = out_scale, varlen, settings
+        ctx.mark_non_differentiable(ml_s, ml_n)
+        return y, ml_s, ml_n
+
+    @staticmethod
+    def backward(ctx, dy, dml_s, dml_n):
+        grads = gda_bwd(dy, *ctx.saved_tensors, ctx.out_scale, ctx.varlen, ctx.settings)
+        return (*grads, None, None, None, None, None, None)
+
+
+@torch.library.custom_op('motif_nb::gda_fwd', mutates_args=())
+def _gda_fwd_op(q:torch.Tensor, k:torch.Tensor, v:torch.Tensor, lam:torch.Tensor, w:torch.Tensor, doc_start:torch.Tensor,
+                doc_end:torch.Tensor, eps:float, out_scale:torch.Tensor, varlen:bool, bwd:str, knobs:list[int]
+                )->tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    # out_scale: a 0-d CPU tensor (a graph input: layers of every depth share one compiled graph), read without a device sync
+    return gda_fwd(q, k, v, lam, w, doc_start, eps, float(out_scale), varlen, GDASettings.from_op(bwd, knobs))
+
+@_gda_fwd_op.register_fake
+def _(q, k, v, lam, w, doc_start, doc_end, eps, out_scale, varlen, bwd, knobs): return fwd_buffers(q)
+
+@torch.library.custom_op('motif_nb::gda_bwd', mutates_args=())
+def _gda_bwd_op(dy:torch.Tensor, q:torch.Tensor, k:torch.Tensor, v:torch.Tensor, lam:torch.Tensor, w:torch.Tensor,
+                a:torch.Tensor, o2:torch.Tensor, lse1:torch.Tensor, lse2:torch.Tensor, rstd:torch.Tensor, doc_start:torch.Tensor,
+                doc_end:torch.Tensor, out_scale:torch.Tensor, varlen:bool, bwd:str, knobs:list[int]
+                )->tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    return gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, float(out_scale), varlen,
+                   GDASettings.from_op(bwd, knobs))
+
+@_gda_bwd_op.register_fake
+def _(dy, q, k, v, lam, w, *rest): return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), torch.empty_like(lam), torch.empty_like(w)
+
+def _gda_setup(ctx, inputs, output):
+    q, k, v, lam, w, doc_start, doc_end, eps, out_scale, varlen, bwd, knobs = inputs
+    ctx.save_for_backward(q, k, v, lam, w, *output[1:6], doc_start, doc_end)
+    ctx.out_scale, ctx.varlen, ctx.bwd, ctx.knobs = out_scale, varlen, bwd, knobs
+
+def _gda_op_backward(ctx, dy, *_):
+    grads = torch.ops.motif_nb.gda_bwd(dy, *ctx.saved_tensors, ctx.out_scale, ctx.varlen, ctx.bwd, ctx.knobs)
+    return (*grads, None, None, None, None, None, None, None)
+
+_gda_fwd_op.register_autograd(_gda_op_backward, setup_context=_gda_setup)
+
+
+def gda(q, k, v, lam, w, doc_start, doc_end, eps:float, out_scale, varlen:bool, settings:GDASettings|None=None)->tuple:
+    """Fused GDA on the projection layouts (contiguous in the last dimension); returns y and the per-program max logits
+    ml_s, ml_n (scaled by log2(e)). Under torch.compile the `motif_nb::gda_fwd` op, in eager the `GDAFunction`."""
+    settings = GDASettings() if settings is None else settings
+    if torch.compiler.is_compiling():
+        scale = out_scale if isinstance(out_scale, torch.Tensor) else torch.tensor(out_scale, dtype=torch.float64)
+        o = torch.ops.motif_nb.gda_fwd(q, k, v, lam, w, doc_start, doc_end, float(eps), scale.detach().cpu(), varlen,
+                                       *settings.to_op())
+        return o[0], o[6], o[7]
+    return GDAFunction.apply(q, k, v, lam, w, doc_start, doc_end, float(eps), float(out_scale), varlen, settings)

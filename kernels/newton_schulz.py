@@ -1,19 +1,33 @@
 """Symmetric products for Newton-Schulz: `OUT = alpha * X @ Y^T + beta * C + diag * I`, upper-triangle tiles only.
 
-Explained, tested and benchmarked in `nbs/05_muon.ipynb` (module `motif_nb.muon`).
+Explained, tested and benchmarked in `nbs/05_muon.ipynb` (module `motif_nb.muon`) and `nbs/bench/05_muon.ipynb`.
 
-In one Newton-Schulz step `A = X X^T; B = b A + c A A; X = a X + B X` both `A` and `B` are symmetric (`A A = A A^T`
-because `A` is symmetric). In the Gram form of the iteration every M x M matrix is a polynomial in `X0 X0^T`, so all
-of them commute and every product of two of them is symmetric too. `sym_mm` computes only the tiles on or above the
-diagonal of such a product and writes each off-diagonal tile twice (itself and its transpose); a diagonal tile writes
-its upper half and mirrors it. So these products cost half their FLOPs and come out exactly symmetric. The caller
+Where it is used. Newton-Schulz step k, with Motif's coefficient schedule (a_k, b_k, c_k) (a different triple at
+each of the five steps, `motif_nb.muon.MOTIF_NS_COEFFICIENTS`), is `A = X X^T; B = b_k A + c_k A A; X = a_k X + B X`.
+Both `A` (`sym_gram(X)`) and `B` (`sym_mm(A, A, beta=b_k, alpha=c_k, c=A)`) are symmetric: `A A = A A^T` because `A`
+is symmetric. In the Gram form of the iteration every M x M matrix is a polynomial in `X0 X0^T`, so all of them
+commute and every product of two of them is symmetric too; `P_k = a_k I + b_k A + c_k A^2` is one call
+(`diag=a_k`). The products with an M x N result (`B X`, `R X0`) are not symmetric and stay in cuBLAS. The caller
 guarantees that the result is symmetric; `c` may be `out` itself (each upper tile is read only by the program that
-writes it), `x` and `y` may not. `sym_gram(x)` is the case `Y = X`.
-Inputs are bf16 or fp16 on a GPU (fp16/fp32 under the Triton interpreter), accumulation is fp32, batched over a
-leading dim.
-The grid is one program per upper-triangle tile pair, enumerated row by row of the lower triangle so that
-neighbouring programs share an operand panel.
-Works on Triton 3.6 (GPU box) and 3.9 (interpreter): no block pointers, every load and store is masked.
+writes it), `x` and `y` may not.
+
+Schedule. The M x M output is cut into T x T tiles of BLOCK_M x BLOCK_M, T = ceil(M / BLOCK_M). Only the
+T(T+1)/2 tiles on or above the diagonal are computed: the grid is (T(T+1)/2, B), one program per upper tile and
+batch entry. Program `pid` takes the pid-th entry (i, j), j <= i, of the lower triangle in row order,
+pid = i(i+1)/2 + j, so i = floor((sqrt(8 pid + 1) - 1) / 2) (a float square root, then an exact integer fix-up) and
+j = pid - i(i+1)/2, and computes the upper tile (row block j, column block i). Programs launched together therefore
+share i: they all read row panel i of Y and walk the row panels j = 0..i of X, so a wave touches few panels and
+they stay in L2. Each program runs a K loop in BLOCK_K steps into an fp32 accumulator, then scales by alpha, adds
+`diag` on the diagonal of a diagonal tile and `beta * C`, casts, and stores the tile; an off-diagonal tile is
+stored a second time transposed, at (column block i, row block j). A diagonal tile stores its upper half and the
+mirror of it (one transpose and a `where`), so the result is exactly symmetric; masking every element by the
+triangle instead would defeat vectorised stores.
+
+Tiles are autotuned over (BLOCK_M, BLOCK_K, num_warps, num_stages) per (M, K, HAS_C); under the Triton interpreter
+(`TRITON_INTERPRET=1`, the only environment variable read, at import) one small configuration is used. Inputs are
+bf16 or fp16 on a GPU (fp16/fp32 under the interpreter, which computes bf16 wrongly), accumulation is fp32, batched
+over a leading dim. Strides are passed, so transposed and sliced views work. Works on Triton 3.6 (GPU) and 3.9
+(interpreter): no block pointers, every load and store is masked.
 """
 import os
 import torch
@@ -29,9 +43,11 @@ def _configs():
 
 @triton.autotune(configs=_configs(), key=['M', 'K', 'HAS_C'])
 @triton.jit
-def _sym_mm_kernel(X, Y, C, OUT, M, K,
-                   sxb, sxm, sxk, syb, sym, syk, scb, scm, scn, sob, som, son,
-                   alpha, beta, diag,
+def _sym_mm_kernel(X, Y, C, OUT,                  # X, Y [B, M, K]; C, OUT [B, M, M]
+                   M, K,
+                   sxb, sxm, sxk, syb, sym, syk,     # strides: s{tensor}{dim}, e.g. sxm = X.stride(1) (b: batch)
+                   scb, scm, scn, sob, som, son,     # C and OUT: batch, row, column
+                   alpha, beta, diag,                # OUT = alpha X Y^T + beta C + diag I
                    HAS_C: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
     pid = tl.program_id(0)
     bidx = tl.program_id(1).to(tl.int64)

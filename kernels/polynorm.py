@@ -1,40 +1,62 @@
-"""Fused PolyNorm kernels: one-pass forward and closed-form backward, plain and gated (`PolyNorm(gate) * up`).
+"""Fused PolyNorm kernels: a one-pass forward and a closed-form backward, plain and gated (`PolyNorm(gate) * up`).
 
-Explained, tested and benchmarked in `nbs/01_polynorm.ipynb`. Formulas (SPEC section 3), per row of length N with
-r_p = (mean(x^(2p)) + eps)^(-1/2) and w = (w0, w1, w2) the weights of n(x^3), n(x^2), n(x):
+Explained, tested and shown in `nbs/01_polynorm.ipynb`; timed in `nbs/bench/01_polynorm.ipynb`.
 
-    y    = w0 r3 x^3 + w1 r2 x^2 + w2 r1 x + b                    (gated: y * up)
-    dx_i = sum_p w_p (p x_i^(p-1) r_p g_i - (p/N) x_i^(2p-1) r_p^3 S_p),   S_p = sum_i g_i x_i^p
-    dw_p = sum_rows r_p S_p,  db = sum g                          (gated: g = dy * up, d up = dy * PolyNorm(gate))
+Notation, used throughout this file. A call sees its input as M rows of width N (all leading dims flattened; the last
+dim must be contiguous, the row stride is passed to the kernels). For one row x, with p = 1, 2, 3:
 
-The forward saves the three r_p of each row ([M, 3] fp32) and nothing else.
+    r_p  = (mean(x^(2p)) + eps)^(-1/2)           the reciprocal RMS of x^p ("rstd"), kept in fp32
+    y    = w0 r3 x^3 + w1 r2 x^2 + w2 r1 x + b   (gated: y * up), computed as ((w0 r3 x + w1 r2) x + w2 r1) x + b
+    g    = dy (gated: dy * up),   S_p = sum_i g_i x_i^p
+    dx   = g (3 w0 r3 x^2 + 2 w1 r2 x + w2 r1) - x (c3 x^4 + c2 x^2 + c1),   c_p = (p/N) w_p r_p^3 S_p
+    dw_p = sum over rows of r_p S_p,   db = sum of g,   gated: d up = dy * PolyNorm(gate)
 
-Two layouts (`tile_config`; on a GPU the fastest of `candidates` is autotuned once per width and row bucket):
-* registers (N <= MAX_BLOCK_FWD / MAX_BLOCK): a tile of BLOCK_M rows x BLOCK_N (= next power of two >= N) columns is
-  loaded once; narrow rows are packed several to a program so that every program moves a few KiB.
-* chunked (wider rows): one row per program, a loop over column chunks of BLOCK_N; the row is read twice
-  (statistics, then output), the second time mostly from L2.
-The backward runs a grid of about 2 (or 8) programs per SM looping over row tiles, or one program per tile; each
-program keeps its partial sums of dw/db in registers and writes one [4] row, summed by torch afterwards (no
-atomics, deterministic).
-Eager calls go through a torch.autograd.Function; under torch.compile the registered custom ops
-(`motif_nb::poly_norm`, `motif_nb::mul_poly_norm` and their backward ops) are used.
+(w0, w1, w2) weigh n(x^3), n(x^2), n(x). Names: X, UP, Y, DY, DX, DUP, W, B, RSTD are pointers to the tensors of the
+same name; `stride_*` are row strides in elements; BLOCK_M (bm) rows by BLOCK_N (bn) columns is the tile one program
+holds; nw is the number of warps; `progs` is the number of backward programs per SM (0: one program per row tile).
 
-Works on triton 3.6 (the GPU box) to 3.9 and under the interpreter (TRITON_INTERPRET=1, fp32/fp16): plain pointer
-arithmetic, every access masked, no libdevice.
+Forward. Each program owns BLOCK_M whole rows. In the registers layout (N <= `max_block_fwd`, BLOCK_N = the next power
+of two >= N) it loads its rows once, sums x^2, x^4, x^6 per row in fp32, writes y and the row's three r_p ([M, 3] fp32,
+the only thing saved for the backward). Narrow rows (BLOCK_N < 2048) are packed several to a program so that each
+program moves about 4096 elements. Wider rows than `max_block_fwd` use the looping layout: one row per program, a loop
+over column chunks of `chunk` to accumulate the sums, then a second loop that reads the row again (mostly from L2) and
+writes y. The looping layout keeps the registers per thread bounded at any width; the registers layout reads the row
+once. The backward switches at `max_block` instead (it holds x, dy and, gated, up: about twice the forward's data).
+
+Backward. Per row it needs S_1, S_2, S_3 before it can write dx, so the registers layout loads x, dy (and up) once,
+reduces, and writes dx (and d up); the looping layout makes two passes over the chunks. The grid is persistent:
+about `progs_per_sm` programs per SM (`progs` of the layout when the autotuner chose one), each looping over row tiles
+tile = pid, pid + programs, ... and keeping its partial sums of dw0, dw1, dw2, db in registers; each program writes
+one [4] row of partials and torch sums them. No atomics, so the result does not depend on scheduling.
+
+Settings. `PolyNormSettings` holds the layout switches (`max_block`, `max_block_fwd`, `chunk`), the persistent grid
+(`progs_per_sm`) and `autotune`. With `autotune` on a CUDA device the layout of each (pass, plain/gated, N,
+power-of-two bucket of M, dtype, settings) is the fastest of `candidates`, timed once with `triton.testing.do_bench`
+and kept in `_BEST` (one entry per shape seen, so it stays small); otherwise, and under the interpreter, it is the
+heuristic `tile_config`. Every timed candidate is appended to `TUNE_LOG` (bounded: the last `TUNE_LOG.maxlen`).
+
+Entry points. Eager calls go through a `torch.autograd.Function` that calls the launchers directly; under
+`torch.compile` the registered custom ops (`motif_nb::poly_norm`, `motif_nb::mul_poly_norm` and their backward ops)
+are used, with the settings passed as a tuple of ints (`PolyNormSettings.as_op_arg`).
+
+Works on triton 3.6 to 3.9 and under the interpreter (TRITON_INTERPRET=1, fp32/fp16): plain pointer arithmetic, every
+access masked, no libdevice.
 """
-import math, os
+import collections, dataclasses, functools
+from collections.abc import Sequence
 import torch
 import triton
 import triton.language as tl
 
-__all__ = ['poly_norm', 'mul_poly_norm', 'poly_norm_fwd', 'poly_norm_bwd', 'tile_config', 'candidates', 'cfg_name',
-           'MAX_BLOCK', 'MAX_BLOCK_FWD', 'CHUNK', 'PROGS_PER_SM', 'AUTOTUNE', 'TUNE_LOG']
+__all__ = ['PolyNormSettings', 'poly_norm', 'mul_poly_norm', 'poly_norm_fwd', 'poly_norm_bwd', 'tile_config',
+           'candidates', 'cfg_name', 'tuned_layouts', 'TUNE_LOG', 'LAST_LAUNCH']
 
 
 @triton.jit
-def _fwd_kernel(X, UP, Y, W, B, RSTD, M, N, sx, su, sy, eps,
+def _fwd_kernel(X, UP, Y, W, B, RSTD, M, N, stride_x, stride_up, stride_y, eps,
                 GATED: tl.constexpr, CHUNKED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Forward: program `pid` writes Y (= PolyNorm(X), times UP when GATED) and RSTD (r1, r2, r3) of rows
+    pid*BLOCK_M ... pid*BLOCK_M + BLOCK_M-1; CHUNKED loops over the row in BLOCK_N columns (two passes)."""
     pid = tl.program_id(0)
     w0 = tl.load(W).to(tl.float32)
     w1 = tl.load(W + 1).to(tl.float32)
@@ -51,7 +73,7 @@ def _fwd_kernel(X, UP, Y, W, B, RSTD, M, N, sx, su, sy, eps,
         for off in range(0, N, BLOCK_N):
             c = off + cols
             mask = rmask[:, None] & (c < N)[None, :]
-            x = tl.load(X + rows64[:, None] * sx + c[None, :], mask=mask, other=0.).to(tl.float32)
+            x = tl.load(X + rows64[:, None] * stride_x + c[None, :], mask=mask, other=0.).to(tl.float32)
             x2 = x * x
             x4 = x2 * x2
             s2 += x2
@@ -66,17 +88,17 @@ def _fwd_kernel(X, UP, Y, W, B, RSTD, M, N, sx, su, sy, eps,
         for off in range(0, N, BLOCK_N):
             c = off + cols
             mask = rmask[:, None] & (c < N)[None, :]
-            x = tl.load(X + rows64[:, None] * sx + c[None, :], mask=mask, other=0.).to(tl.float32)
+            x = tl.load(X + rows64[:, None] * stride_x + c[None, :], mask=mask, other=0.).to(tl.float32)
             y = ((a3 * x + a2) * x + a1) * x + b
             if GATED:
-                u = tl.load(UP + rows64[:, None] * su + c[None, :], mask=mask, other=0.).to(tl.float32)
+                u = tl.load(UP + rows64[:, None] * stride_up + c[None, :], mask=mask, other=0.).to(tl.float32)
                 y = y * u
-            tl.store(Y + rows64[:, None] * sy + c[None, :], y.to(Y.dtype.element_ty), mask=mask)
+            tl.store(Y + rows64[:, None] * stride_y + c[None, :], y.to(Y.dtype.element_ty), mask=mask)
     else:
         mask = rmask[:, None] & (cols < N)[None, :]
-        x = tl.load(X + rows64[:, None] * sx + cols[None, :], mask=mask, other=0.).to(tl.float32)
+        x = tl.load(X + rows64[:, None] * stride_x + cols[None, :], mask=mask, other=0.).to(tl.float32)
         if GATED:  # issue the second stream's loads early
-            u = tl.load(UP + rows64[:, None] * su + cols[None, :], mask=mask, other=0.).to(tl.float32)
+            u = tl.load(UP + rows64[:, None] * stride_up + cols[None, :], mask=mask, other=0.).to(tl.float32)
         x2 = x * x
         x4 = x2 * x2
         r1 = tl.rsqrt(tl.sum(x2, 1) / N + eps)
@@ -85,15 +107,18 @@ def _fwd_kernel(X, UP, Y, W, B, RSTD, M, N, sx, su, sy, eps,
         y = (((w0 * r3)[:, None] * x + (w1 * r2)[:, None]) * x + (w2 * r1)[:, None]) * x + b
         if GATED:
             y = y * u
-        tl.store(Y + rows64[:, None] * sy + cols[None, :], y.to(Y.dtype.element_ty), mask=mask)
+        tl.store(Y + rows64[:, None] * stride_y + cols[None, :], y.to(Y.dtype.element_ty), mask=mask)
     tl.store(RSTD + rows64 * 3, r1, mask=rmask)
     tl.store(RSTD + rows64 * 3 + 1, r2, mask=rmask)
     tl.store(RSTD + rows64 * 3 + 2, r3, mask=rmask)
 
 
 @triton.jit
-def _bwd_kernel(DY, X, UP, DX, DUP, W, B, RSTD, DWP, M, N, sdy, sx, su, sdx, sdu, n_tiles,
+def _bwd_kernel(DY, X, UP, DX, DUP, W, B, RSTD, DW_PART, M, N, stride_dy, stride_x, stride_up, stride_dx,
+                stride_dup, n_tiles,
                 GATED: tl.constexpr, CHUNKED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Backward: program `pid` of a persistent grid handles row tiles pid, pid + programs, ... (n_tiles of BLOCK_M
+    rows): DX (and DUP when GATED) from the saved RSTD, and its partial (dw0, dw1, dw2, db) in DW_PART[pid, :]."""
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
     w0 = tl.load(W).to(tl.float32)
@@ -121,10 +146,10 @@ def _bwd_kernel(DY, X, UP, DX, DUP, W, B, RSTD, DWP, M, N, sdy, sx, su, sdx, sdu
             for off in range(0, N, BLOCK_N):
                 c = off + cols
                 mask = rmask[:, None] & (c < N)[None, :]
-                x = tl.load(X + rows64[:, None] * sx + c[None, :], mask=mask, other=0.).to(tl.float32)
-                g = tl.load(DY + rows64[:, None] * sdy + c[None, :], mask=mask, other=0.).to(tl.float32)
+                x = tl.load(X + rows64[:, None] * stride_x + c[None, :], mask=mask, other=0.).to(tl.float32)
+                g = tl.load(DY + rows64[:, None] * stride_dy + c[None, :], mask=mask, other=0.).to(tl.float32)
                 if GATED:
-                    u = tl.load(UP + rows64[:, None] * su + c[None, :], mask=mask, other=0.).to(tl.float32)
+                    u = tl.load(UP + rows64[:, None] * stride_up + c[None, :], mask=mask, other=0.).to(tl.float32)
                     g = g * u
                 gx = g * x
                 gx2 = gx * x
@@ -138,10 +163,10 @@ def _bwd_kernel(DY, X, UP, DX, DUP, W, B, RSTD, DWP, M, N, sdy, sx, su, sdx, sdu
             accb += tl.sum(tb, 1)
         else:
             mask = rmask[:, None] & (cols < N)[None, :]
-            x = tl.load(X + rows64[:, None] * sx + cols[None, :], mask=mask, other=0.).to(tl.float32)
-            dy = tl.load(DY + rows64[:, None] * sdy + cols[None, :], mask=mask, other=0.).to(tl.float32)
+            x = tl.load(X + rows64[:, None] * stride_x + cols[None, :], mask=mask, other=0.).to(tl.float32)
+            dy = tl.load(DY + rows64[:, None] * stride_dy + cols[None, :], mask=mask, other=0.).to(tl.float32)
             if GATED:
-                u = tl.load(UP + rows64[:, None] * su + cols[None, :], mask=mask, other=0.).to(tl.float32)
+                u = tl.load(UP + rows64[:, None] * stride_up + cols[None, :], mask=mask, other=0.).to(tl.float32)
                 g = dy * u
             else:
                 g = dy
@@ -165,44 +190,81 @@ def _bwd_kernel(DY, X, UP, DX, DUP, W, B, RSTD, DWP, M, N, sdy, sx, su, sdx, sdu
             for off in range(0, N, BLOCK_N):
                 c = off + cols
                 mask = rmask[:, None] & (c < N)[None, :]
-                x = tl.load(X + rows64[:, None] * sx + c[None, :], mask=mask, other=0.).to(tl.float32)
-                dy = tl.load(DY + rows64[:, None] * sdy + c[None, :], mask=mask, other=0.).to(tl.float32)
+                x = tl.load(X + rows64[:, None] * stride_x + c[None, :], mask=mask, other=0.).to(tl.float32)
+                dy = tl.load(DY + rows64[:, None] * stride_dy + c[None, :], mask=mask, other=0.).to(tl.float32)
                 if GATED:
-                    u = tl.load(UP + rows64[:, None] * su + c[None, :], mask=mask, other=0.).to(tl.float32)
+                    u = tl.load(UP + rows64[:, None] * stride_up + c[None, :], mask=mask, other=0.).to(tl.float32)
                     g = dy * u
                 else:
                     g = dy
                 x2 = x * x
                 dx = g * ((a3 * x + a2) * x + a1) - x * ((c3 * x2 + c2) * x2 + c1)
-                tl.store(DX + rows64[:, None] * sdx + c[None, :], dx.to(DX.dtype.element_ty), mask=mask)
+                tl.store(DX + rows64[:, None] * stride_dx + c[None, :], dx.to(DX.dtype.element_ty), mask=mask)
                 if GATED:
                     pn = (((w0 * r3)[:, None] * x + (w1 * r2)[:, None]) * x + (w2 * r1)[:, None]) * x + b
-                    tl.store(DUP + rows64[:, None] * sdu + c[None, :], (dy * pn).to(DUP.dtype.element_ty), mask=mask)
+                    tl.store(DUP + rows64[:, None] * stride_dup + c[None, :], (dy * pn).to(DUP.dtype.element_ty), mask=mask)
         else:
             x2 = x * x
             dx = g * ((a3 * x + a2) * x + a1) - x * ((c3 * x2 + c2) * x2 + c1)
-            tl.store(DX + rows64[:, None] * sdx + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
+            tl.store(DX + rows64[:, None] * stride_dx + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
             if GATED:
                 pn = (((w0 * r3)[:, None] * x + (w1 * r2)[:, None]) * x + (w2 * r1)[:, None]) * x + b
-                tl.store(DUP + rows64[:, None] * sdu + cols[None, :], (dy * pn).to(DUP.dtype.element_ty), mask=mask)
-    tl.store(DWP + pid * 4, tl.sum(acc3, 0))
-    tl.store(DWP + pid * 4 + 1, tl.sum(acc2, 0))
-    tl.store(DWP + pid * 4 + 2, tl.sum(acc1, 0))
-    tl.store(DWP + pid * 4 + 3, tl.sum(accb, 0))
+                tl.store(DUP + rows64[:, None] * stride_dup + cols[None, :], (dy * pn).to(DUP.dtype.element_ty), mask=mask)
+    tl.store(DW_PART + pid * 4, tl.sum(acc3, 0))
+    tl.store(DW_PART + pid * 4 + 1, tl.sum(acc2, 0))
+    tl.store(DW_PART + pid * 4 + 2, tl.sum(acc1, 0))
+    tl.store(DW_PART + pid * 4 + 3, tl.sum(accb, 0))
 
 
-MAX_BLOCK = 16384       # widest row the backward keeps whole in registers (at 16 warps: 32 fp32 per thread per stream)
-MAX_BLOCK_FWD = 32768   # the same for the forward, which holds only x (and up)
-CHUNK = 8192            # column chunk of the looping layout (16 warps)
-PROGS_PER_SM = 2        # persistent backward grid: programs per SM (0: one program per row tile)
-LAST_LAUNCH = {}        # (kind, gated) -> dict(cfg, n_regs, n_spills) of the last launch on a GPU (for the benchmark notes)
+def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
+
+_MAX_NUMEL = 2**20   # Triton's largest block (elements)
 
 
-def tile_config(N, M=None, kind='fwd', gated=False):
-    """Launch layout for rows of width `N`: dict(chunked, bm, bn, nw) (+ `progs` per SM for the backward).
-    The defaults follow the H100 autotuning table of nbs/01_polynorm.ipynb (figures/polynorm_bench.csv, part 'tune')."""
-    if N > (MAX_BLOCK_FWD if kind == 'fwd' else MAX_BLOCK):
-        cfg = dict(chunked=True, bm=1, bn=CHUNK, nw=max(4, min(16, CHUNK // 512)))
+@dataclasses.dataclass(frozen=True)
+class PolyNormSettings:
+    "Launch settings of the PolyNorm kernels; the defaults follow the H100 sweep (figures/polynorm_bench.csv, part 'tune')."
+    max_block:int=16384     # widest row the backward keeps whole in registers (at 16 warps: 32 fp32 per thread per stream)
+    max_block_fwd:int=32768 # the same for the forward, which holds only x (and up)
+    chunk:int=8192          # column chunk of the looping layout, a power of two (16 warps at 8192)
+    progs_per_sm:int=2      # persistent backward grid: programs per SM (0: one program per row tile)
+    autotune:bool=True      # on a CUDA device, time `candidates` once per shape and keep the fastest
+
+    def __post_init__(self):
+        for f in ('max_block', 'max_block_fwd', 'chunk'):
+            v = getattr(self, f)
+            if not _is_int(v) or not 1 <= v <= _MAX_NUMEL:
+                raise ValueError(f"PolyNormSettings.{f} must be an int in [1, {_MAX_NUMEL}], got {v!r}")
+        if self.chunk & (self.chunk - 1): raise ValueError(f"PolyNormSettings.chunk must be a power of two, got {self.chunk!r}")
+        if not _is_int(self.progs_per_sm) or self.progs_per_sm < 0:
+            raise ValueError(f"PolyNormSettings.progs_per_sm must be an int >= 0, got {self.progs_per_sm!r}")
+        if not isinstance(self.autotune, bool): raise ValueError(f"PolyNormSettings.autotune must be a bool, got {self.autotune!r}")
+
+    def as_op_arg(self)->tuple:
+        "The settings as a tuple of ints, the form the registered custom ops take (`int[]` in their schema)."
+        return (self.max_block, self.max_block_fwd, self.chunk, self.progs_per_sm, int(self.autotune))
+
+    @staticmethod
+    def from_op_arg(t:Sequence)->'PolyNormSettings':
+        "Inverse of `as_op_arg` (cached: the custom ops call it on every launch)."
+        return _from_op_arg(tuple(int(v) for v in t))
+
+@functools.lru_cache(maxsize=64)
+def _from_op_arg(t):
+    if len(t) != 5: raise ValueError(f"PolyNormSettings: an op argument has 5 ints, got {t!r}")
+    return PolyNormSettings(*t[:4], autotune=bool(t[4]))
+
+_DEFAULT = PolyNormSettings()
+LAST_LAUNCH = {}   # (kind, gated) -> dict(layout, n_regs, n_spills) of the last GPU launch: at most 4 entries
+
+
+def tile_config(N, M=None, kind='fwd', gated=False, settings=None):
+    """Heuristic launch layout for rows of width `N`: dict(chunked, bm, bn, nw) (+ `progs` per SM for the backward).
+    Used under the interpreter and with `autotune=False`; it follows the H100 autotuning table (figures/polynorm_bench.csv,
+    part 'tune')."""
+    s = _DEFAULT if settings is None else settings
+    if N > (s.max_block_fwd if kind == 'fwd' else s.max_block):
+        cfg = dict(chunked=True, bm=1, bn=s.chunk, nw=max(4, min(16, s.chunk // 512)))
     else:
         bn = triton.next_power_of_2(N)
         if bn < 2048:                                     # pack narrow rows: 4096 elements per program
@@ -211,8 +273,25 @@ def tile_config(N, M=None, kind='fwd', gated=False):
             nw = max(1, min(8, bm * bn // 512))
         else: bm, nw = 1, max(4, min(32 if kind == 'fwd' else 16, bn // 1024))   # ~32 fp32 per thread per stream
         cfg = dict(chunked=False, bm=bm, bn=bn, nw=nw)
-    if kind == 'bwd': cfg['progs'] = PROGS_PER_SM
+    if kind == 'bwd': cfg['progs'] = s.progs_per_sm
     return cfg
+
+
+def candidates(N, kind='fwd', settings=None):
+    "Launch layouts the autotuner times for rows of width `N` (one entry: nothing to tune)."
+    bn = triton.next_power_of_2(N)
+    if bn < 2048: out = [tile_config(N, settings=settings)]
+    else:
+        out = [dict(chunked=False, bm=1, bn=bn, nw=nw) for nw in (4, 8, 16, 32) if 4 <= bn // (32 * nw) <= 32]
+        out += [dict(chunked=True, bm=1, bn=c, nw=nw) for c, nw in ((2048, 4), (4096, 8), (8192, 16)) if c < N]
+    if kind == 'bwd': out = [dict(c, progs=p) for c in out for p in (0, 2, 8)]
+    return out
+
+
+def cfg_name(cfg):
+    "Short name of a layout: regs|chunk, BLOCK_N, /w warps, /m rows per program (if > 1), /p programs per SM (backward)."
+    name = ('chunk' if cfg['chunked'] else 'regs') + f"{cfg['bn']}/w{cfg['nw']}" + (f"/m{cfg['bm']}" if cfg['bm'] > 1 else '')
+    return name + (f"/p{cfg['progs']}" if 'progs' in cfg else '')
 
 
 def _rows(t, N):
@@ -229,34 +308,22 @@ def _note(kind, gated, cfg, k):
     return info
 
 
-def candidates(N, kind='fwd'):
-    "Launch layouts the autotuner times for rows of width `N` (one entry: nothing to tune)."
-    bn = triton.next_power_of_2(N)
-    if bn < 2048: out = [tile_config(N)]
-    else:
-        out = [dict(chunked=False, bm=1, bn=bn, nw=nw) for nw in (4, 8, 16, 32) if 4 <= bn // (32 * nw) <= 32]
-        out += [dict(chunked=True, bm=1, bn=c, nw=nw) for c, nw in ((2048, 4), (4096, 8), (8192, 16)) if c < N]
-    if kind == 'bwd': out = [dict(c, progs=p) for c in out for p in (0, 2, 8)]
-    return out
+_BEST = {}                                  # (kind, gated, N, next_pow2(M), dtype, settings) -> layout: one per shape seen
+TUNE_LOG = collections.deque(maxlen=4096)   # timed candidates: dict(kind, gated, N, M, cfg, ms, n_regs, n_spills | error)
 
 
-AUTOTUNE = os.environ.get('MOTIF_POLYNORM_AUTOTUNE', '1') not in ('0', 'false', 'False')
-_BEST = {}      # (kind, gated, N, next_pow2(M), dtype) -> chosen layout
-TUNE_LOG = []   # every timed candidate: dict(kind, gated, N, M, cfg, ms, n_regs, n_spills)
+def tuned_layouts()->dict:
+    "A copy of the autotuner's choices so far: {(kind, gated, N, next_pow2(M), dtype, settings): layout}."
+    return dict(_BEST)
 
 
-def cfg_name(cfg):
-    name = ('chunk' if cfg['chunked'] else 'regs') + f"{cfg['bn']}/w{cfg['nw']}" + (f"/m{cfg['bm']}" if cfg['bm'] > 1 else '')
-    return name + (f"/p{cfg['progs']}" if 'progs' in cfg else '')
-
-
-def _choose(kind, gated, M, N, dtype, device, launch):
-    "The layout for this call: the heuristic, or on CUDA (with AUTOTUNE) the fastest candidate, timed once per key."
-    if not (AUTOTUNE and device.type == 'cuda'): return tile_config(N, M, kind, gated)
-    key = (kind, gated, N, triton.next_power_of_2(M), dtype)
+def _choose(kind, gated, M, N, dtype, device, launch, settings):
+    "The layout for this call: the heuristic, or on CUDA (with `settings.autotune`) the fastest candidate, timed once per key."
+    if not (settings.autotune and device.type == 'cuda'): return tile_config(N, M, kind, gated, settings)
+    key = (kind, gated, N, triton.next_power_of_2(M), dtype, settings)
     if key not in _BEST:
-        cands = candidates(N, kind)
-        if len(cands) == 1: _BEST[key] = dict(cands[0], **({'progs': PROGS_PER_SM} if kind == 'bwd' and 'progs' not in cands[0] else {}))
+        cands = candidates(N, kind, settings)
+        if len(cands) == 1: _BEST[key] = dict(cands[0], **({'progs': settings.progs_per_sm} if kind == 'bwd' and 'progs' not in cands[0] else {}))
         else:
             from triton.testing import do_bench
             best = None
@@ -274,14 +341,16 @@ def _choose(kind, gated, M, N, dtype, device, launch):
 
 def _launch_fwd(x2, u2, y, weight, bias, rstd, eps, gated, cfg):
     M, N = x2.shape
-    k = _fwd_kernel[(triton.cdiv(M, cfg['bm']),)](x2, u2, y, weight, bias, rstd, M, N, x2.stride(0), u2.stride(0),
-                                                  y.stride(0), eps, GATED=gated, CHUNKED=cfg['chunked'],
-                                                  BLOCK_M=cfg['bm'], BLOCK_N=cfg['bn'], num_warps=cfg['nw'])
+    k = _fwd_kernel[(triton.cdiv(M, cfg['bm']),)](
+        X=x2, UP=u2, Y=y, W=weight, B=bias, RSTD=rstd, M=M, N=N,
+        stride_x=x2.stride(0), stride_up=u2.stride(0), stride_y=y.stride(0), eps=eps,
+        GATED=gated, CHUNKED=cfg['chunked'], BLOCK_M=cfg['bm'], BLOCK_N=cfg['bn'], num_warps=cfg['nw'])
     return _note('fwd', gated, cfg, k)
 
 
-def poly_norm_fwd(x, weight, bias, eps, up=None, cfg=None):
+def poly_norm_fwd(x, weight, bias, eps, up=None, cfg=None, settings=None):
     "Fused forward of PolyNorm (or PolyNorm(x) * up): returns (y shaped like x, rstd [M, 3] fp32)."
+    s = _DEFAULT if settings is None else settings
     N = x.shape[-1]
     x2 = _rows(x, N)
     M = x2.shape[0]
@@ -292,10 +361,12 @@ def poly_norm_fwd(x, weight, bias, eps, up=None, cfg=None):
     if M == 0: return y.reshape(x.shape), rstd
     gated = up is not None
     launch = lambda c: _launch_fwd(x2, u2, y, weight, bias, rstd, eps, gated, c)
-    cfg = cfg or _choose('fwd', gated, M, N, x.dtype, x.device, launch)
+    cfg = cfg or _choose('fwd', gated, M, N, x.dtype, x.device, launch, s)
     launch(cfg)
     return y.reshape(x.shape), rstd
 
+
+_SMS = {}
 
 def _num_programs(n_tiles, device, per_sm):
     if device.type != 'cuda': return max(1, min(n_tiles, 4))   # interpreter: few programs, each looping over tiles
@@ -303,24 +374,24 @@ def _num_programs(n_tiles, device, per_sm):
     if device not in _SMS: _SMS[device] = torch.cuda.get_device_properties(device).multi_processor_count
     return max(1, min(n_tiles, per_sm * _SMS[device]))
 
-_SMS = {}
 
-
-def _launch_bwd(dy2, x2, u2, dx, dup, weight, bias, rstd, gated, cfg):
+def _launch_bwd(dy2, x2, u2, dx, dup, weight, bias, rstd, gated, cfg, settings):
     "Run the backward kernel; returns the [programs, 4] partial sums of (dw0, dw1, dw2, db) and the kernel's resources."
     M, N = x2.shape
     n_tiles = triton.cdiv(M, cfg['bm'])
-    nprog = _num_programs(n_tiles, x2.device, cfg.get('progs', PROGS_PER_SM))
-    dwp = torch.empty((nprog, 4), dtype=torch.float32, device=x2.device)   # every program writes its row
-    k = _bwd_kernel[(nprog,)](dy2, x2, u2, dx, dup, weight, bias, rstd, dwp, M, N,
-                              dy2.stride(0), x2.stride(0), u2.stride(0), dx.stride(0), dup.stride(0), n_tiles,
-                              GATED=gated, CHUNKED=cfg['chunked'], BLOCK_M=cfg['bm'], BLOCK_N=cfg['bn'],
-                              num_warps=cfg['nw'])
-    return dwp, _note('bwd', gated, cfg, k)
+    nprog = _num_programs(n_tiles, x2.device, cfg.get('progs', settings.progs_per_sm))
+    dw_part = torch.empty((nprog, 4), dtype=torch.float32, device=x2.device)   # every program writes its row
+    k = _bwd_kernel[(nprog,)](
+        DY=dy2, X=x2, UP=u2, DX=dx, DUP=dup, W=weight, B=bias, RSTD=rstd, DW_PART=dw_part, M=M, N=N,
+        stride_dy=dy2.stride(0), stride_x=x2.stride(0), stride_up=u2.stride(0), stride_dx=dx.stride(0),
+        stride_dup=dup.stride(0), n_tiles=n_tiles,
+        GATED=gated, CHUNKED=cfg['chunked'], BLOCK_M=cfg['bm'], BLOCK_N=cfg['bn'], num_warps=cfg['nw'])
+    return dw_part, _note('bwd', gated, cfg, k)
 
 
-def poly_norm_bwd(dy, x, weight, bias, rstd, eps, up=None, cfg=None):
+def poly_norm_bwd(dy, x, weight, bias, rstd, eps, up=None, cfg=None, settings=None):
     "Closed-form backward: (dx, dweight, dbias) or, gated, (dx, dup, dweight, dbias)."
+    s = _DEFAULT if settings is None else settings
     N = x.shape[-1]
     x2, dy2 = _rows(x, N), _rows(dy, N)
     M = x2.shape[0]
@@ -331,13 +402,13 @@ def poly_norm_bwd(dy, x, weight, bias, rstd, eps, up=None, cfg=None):
     gated = up is not None
     if M:
         def launch(c):   # autotuning times the launch plus the reduction of its partials (their number depends on the grid)
-            dwp, info = _launch_bwd(dy2, x2, u2, dx, dup, weight, bias, rstd, gated, c)
-            dwp.sum(0)
+            dw_part, info = _launch_bwd(dy2, x2, u2, dx, dup, weight, bias, rstd, gated, c, s)
+            dw_part.sum(0)
             return info
-        cfg = cfg or _choose('bwd', gated, M, N, x.dtype, x.device, launch)
-        dwp, _ = _launch_bwd(dy2, x2, u2, dx, dup, weight, bias, rstd, gated, cfg)
-    else: dwp = torch.zeros((1, 4), dtype=torch.float32, device=x.device)
-    dw, db = dwp[:, :3].sum(0).to(weight.dtype), dwp[:, 3:].sum(0).to(bias.dtype)   # two tensors: outputs must not alias
+        cfg = cfg or _choose('bwd', gated, M, N, x.dtype, x.device, launch, s)
+        dw_part, _ = _launch_bwd(dy2, x2, u2, dx, dup, weight, bias, rstd, gated, cfg, s)
+    else: dw_part = torch.zeros((1, 4), dtype=torch.float32, device=x.device)
+    dw, db = dw_part[:, :3].sum(0).to(weight.dtype), dw_part[:, 3:].sum(0).to(bias.dtype)   # two tensors: outputs must not alias
     if up is None: return dx.reshape(x.shape), dw, db
     return dx.reshape(x.shape), dup.reshape(up.shape), dw, db
 
@@ -345,106 +416,110 @@ def poly_norm_bwd(dy, x, weight, bias, rstd, eps, up=None, cfg=None):
 # ---- torch.library custom ops: opaque to torch.compile (no graph break), autograd through the closed form ----
 
 @torch.library.custom_op('motif_nb::poly_norm', mutates_args=())
-def _poly_norm_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    return poly_norm_fwd(x, weight, bias, eps)
+def _poly_norm_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float,
+                  settings: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    return poly_norm_fwd(x, weight, bias, eps, settings=PolyNormSettings.from_op_arg(settings))
 
 @_poly_norm_op.register_fake
-def _(x, weight, bias, eps):
+def _(x, weight, bias, eps, settings):
     M = x.numel() // x.shape[-1] if x.shape[-1] else 0
     return torch.empty(x.shape, dtype=x.dtype, device=x.device), x.new_empty((M, 3), dtype=torch.float32)
 
 @torch.library.custom_op('motif_nb::poly_norm_backward', mutates_args=())
 def _poly_norm_bwd_op(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, rstd: torch.Tensor,
-                      eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return poly_norm_bwd(dy, x, weight, bias, rstd, eps)
+                      eps: float, settings: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return poly_norm_bwd(dy, x, weight, bias, rstd, eps, settings=PolyNormSettings.from_op_arg(settings))
 
 @_poly_norm_bwd_op.register_fake
-def _(dy, x, weight, bias, rstd, eps):
+def _(dy, x, weight, bias, rstd, eps, settings):
     return torch.empty(x.shape, dtype=x.dtype, device=x.device), torch.empty_like(weight), torch.empty_like(bias)
 
 def _pn_setup(ctx, inputs, output):
-    x, weight, bias, eps = inputs
+    x, weight, bias, eps, settings = inputs
     ctx.save_for_backward(x, weight, bias, output[1])
-    ctx.eps = eps
+    ctx.eps, ctx.settings = eps, settings
 
 def _pn_backward(ctx, dy, drstd):
     x, weight, bias, rstd = ctx.saved_tensors
-    dx, dw, db = torch.ops.motif_nb.poly_norm_backward(dy, x, weight, bias, rstd, ctx.eps)
-    return dx, dw, db, None
+    dx, dw, db = torch.ops.motif_nb.poly_norm_backward(dy, x, weight, bias, rstd, ctx.eps, ctx.settings)
+    return dx, dw, db, None, None
 
 _poly_norm_op.register_autograd(_pn_backward, setup_context=_pn_setup)
 
 
 @torch.library.custom_op('motif_nb::mul_poly_norm', mutates_args=())
 def _mul_poly_norm_op(gate: torch.Tensor, up: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                      eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    return poly_norm_fwd(gate, weight, bias, eps, up=up)
+                      eps: float, settings: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    return poly_norm_fwd(gate, weight, bias, eps, up=up, settings=PolyNormSettings.from_op_arg(settings))
 
 @_mul_poly_norm_op.register_fake
-def _(gate, up, weight, bias, eps):
+def _(gate, up, weight, bias, eps, settings):
     M = gate.numel() // gate.shape[-1] if gate.shape[-1] else 0
     return torch.empty(gate.shape, dtype=gate.dtype, device=gate.device), gate.new_empty((M, 3), dtype=torch.float32)
 
 @torch.library.custom_op('motif_nb::mul_poly_norm_backward', mutates_args=())
 def _mul_poly_norm_bwd_op(dy: torch.Tensor, gate: torch.Tensor, up: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                          rstd: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    return poly_norm_bwd(dy, gate, weight, bias, rstd, eps, up=up)
+                          rstd: torch.Tensor, eps: float, settings: Sequence[int]
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    return poly_norm_bwd(dy, gate, weight, bias, rstd, eps, up=up, settings=PolyNormSettings.from_op_arg(settings))
 
 @_mul_poly_norm_bwd_op.register_fake
-def _(dy, gate, up, weight, bias, rstd, eps):
+def _(dy, gate, up, weight, bias, rstd, eps, settings):
     return (torch.empty(gate.shape, dtype=gate.dtype, device=gate.device), torch.empty(up.shape, dtype=up.dtype, device=up.device),
             torch.empty_like(weight), torch.empty_like(bias))
 
 def _mpn_setup(ctx, inputs, output):
-    gate, up, weight, bias, eps = inputs
+    gate, up, weight, bias, eps, settings = inputs
     ctx.save_for_backward(gate, up, weight, bias, output[1])
-    ctx.eps = eps
+    ctx.eps, ctx.settings = eps, settings
 
 def _mpn_backward(ctx, dy, drstd):
     gate, up, weight, bias, rstd = ctx.saved_tensors
-    dg, du, dw, db = torch.ops.motif_nb.mul_poly_norm_backward(dy, gate, up, weight, bias, rstd, ctx.eps)
-    return dg, du, dw, db, None
+    dg, du, dw, db = torch.ops.motif_nb.mul_poly_norm_backward(dy, gate, up, weight, bias, rstd, ctx.eps, ctx.settings)
+    return dg, du, dw, db, None, None
 
 _mul_poly_norm_op.register_autograd(_mpn_backward, setup_context=_mpn_setup)
 
 
 class _PolyNormFn(torch.autograd.Function):
-    "Eager autograd: the launchers called directly (the custom-op dispatch costs ~1 ms of CPU per step, see the notebook)."
+    "Eager autograd: the launchers called directly (a custom op's Python dispatch costs about 1 ms of CPU per step)."
     @staticmethod
-    def forward(ctx, x, weight, bias, eps):
-        y, rstd = poly_norm_fwd(x, weight, bias, eps)
+    def forward(ctx, x, weight, bias, eps, settings):
+        y, rstd = poly_norm_fwd(x, weight, bias, eps, settings=settings)
         ctx.save_for_backward(x, weight, bias, rstd)
-        ctx.eps = eps
+        ctx.eps, ctx.settings = eps, settings
         return y
 
     @staticmethod
     def backward(ctx, dy):
         x, weight, bias, rstd = ctx.saved_tensors
-        dx, dw, db = poly_norm_bwd(dy, x, weight, bias, rstd, ctx.eps)
-        return dx, dw, db, None
+        dx, dw, db = poly_norm_bwd(dy, x, weight, bias, rstd, ctx.eps, settings=ctx.settings)
+        return dx, dw, db, None, None
 
 
 class _MulPolyNormFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, gate, up, weight, bias, eps):
-        y, rstd = poly_norm_fwd(gate, weight, bias, eps, up=up)
+    def forward(ctx, gate, up, weight, bias, eps, settings):
+        y, rstd = poly_norm_fwd(gate, weight, bias, eps, up=up, settings=settings)
         ctx.save_for_backward(gate, up, weight, bias, rstd)
-        ctx.eps = eps
+        ctx.eps, ctx.settings = eps, settings
         return y
 
     @staticmethod
     def backward(ctx, dy):
         gate, up, weight, bias, rstd = ctx.saved_tensors
-        dg, du, dw, db = poly_norm_bwd(dy, gate, weight, bias, rstd, ctx.eps, up=up)
-        return dg, du, dw, db, None
+        dg, du, dw, db = poly_norm_bwd(dy, gate, weight, bias, rstd, ctx.eps, up=up, settings=ctx.settings)
+        return dg, du, dw, db, None, None
 
 
-def poly_norm(x, weight, bias, eps=1e-6):
+def poly_norm(x, weight, bias, eps=1e-6, settings=None):
     "PolyNorm through the fused kernels: the `motif_nb::poly_norm` op under torch.compile, a thin autograd.Function in eager."
-    if torch.compiler.is_compiling(): return torch.ops.motif_nb.poly_norm(x, weight, bias, eps)[0]
-    return _PolyNormFn.apply(x, weight, bias, eps)
+    s = _DEFAULT if settings is None else settings
+    if torch.compiler.is_compiling(): return torch.ops.motif_nb.poly_norm(x, weight, bias, eps, s.as_op_arg())[0]
+    return _PolyNormFn.apply(x, weight, bias, eps, s)
 
-def mul_poly_norm(gate, up, weight, bias, eps=1e-6):
+def mul_poly_norm(gate, up, weight, bias, eps=1e-6, settings=None):
     "PolyNorm(gate) * up through the fused kernels (custom op under torch.compile, autograd.Function in eager)."
-    if torch.compiler.is_compiling(): return torch.ops.motif_nb.mul_poly_norm(gate, up, weight, bias, eps)[0]
-    return _MulPolyNormFn.apply(gate, up, weight, bias, eps)
+    s = _DEFAULT if settings is None else settings
+    if torch.compiler.is_compiling(): return torch.ops.motif_nb.mul_poly_norm(gate, up, weight, bias, eps, s.as_op_arg())[0]
+    return _MulPolyNormFn.apply(gate, up, weight, bias, eps, s)

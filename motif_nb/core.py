@@ -57,7 +57,7 @@ def resolve_impl(impl:str, # the request: 'auto' or one of `choices`
     if not isinstance(impl, str) or impl not in ('auto', *choices):
         raise ValueError(f"{op}: impl must be one of {('auto', *choices)}, got {impl!r}")
     no = unsupported or {}
-    on_cuda = bool(tensors) and all(t.is_cuda for t in tensors)
+    on_cuda = len(tensors) > 0 and all(t.is_cuda for t in tensors)
     if impl == 'auto':
         if auto is not None: return auto
         if 'triton' in choices and 'triton' not in no and on_cuda and HAS_TRITON: return 'triton'
@@ -69,7 +69,7 @@ def resolve_impl(impl:str, # the request: 'auto' or one of `choices`
         devs = {str(t.device) for t in tensors}
         if len(devs) > 1: raise ValueError(f"{op}: tensors are on different devices: {sorted(devs)}")
         if not on_cuda and not interpreting():
-            raise RuntimeError(f"{op}: impl='triton' on {devs.pop()} tensors needs a CUDA device, or the Triton interpreter: "
+            raise RuntimeError(f"{op}: impl='triton' on {', '.join(sorted(devs)) or 'CPU'} tensors needs a CUDA device, or the Triton interpreter: "
                                "set TRITON_INTERPRET=1 before importing motif_nb")
     return impl
 

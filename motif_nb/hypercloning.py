@@ -1,4 +1,4 @@
-"""Function-preserving growth of GDA models in width (HyperCloning) and depth (identity blocks), optimizer state carried along, and the Motif-2.6B -> 12.7B path
+"""Function-preserving growth of Motif models in width (HyperCloning) and depth (identity blocks), the optimizer state carried along, and the Motif-2.6B -> 12.7B path
 
 Docs: https://motif-nb.github.io/motif-nb/hypercloning.html.md"""
 
@@ -6,17 +6,16 @@ Docs: https://motif-nb.github.io/motif-nb/hypercloning.html.md"""
 
 # %% ../nbs/04_hypercloning.ipynb #12af01f2
 from __future__ import annotations
-import math, copy, numbers, os
+import math, copy, numbers
 from dataclasses import dataclass, replace
 import torch
 import torch.nn as nn
 from .config import MotifConfig
 
 # %% auto #0
-__all__ = ['SECOND_MOMENTS', 'ABLATION_SCALES', 'state_dict_shapes', 'check_state_dict', 'TensorMap', 'gda_head_maps',
-           'hyperclone_config', 'width_maps', 'hyperclone_state_dict', 'hyperclone', 'check_function_preserved',
-           'depth_plan', 'grow_depth_state_dict', 'grow_depth', 'clone_optimizer_state', 'ablation_summary',
-           'hypercloning_ablation', 'plot_hypercloning_ablation']
+__all__ = ['SECOND_MOMENTS', 'state_dict_shapes', 'check_state_dict', 'TensorMap', 'gda_head_maps', 'hyperclone_config',
+           'width_maps', 'hyperclone_state_dict', 'hyperclone', 'check_function_preserved', 'depth_plan',
+           'grow_depth_state_dict', 'grow_depth', 'clone_optimizer_state']
 
 # %% ../nbs/04_hypercloning.ipynb #5dccc6a3
 def _check_multiplier(v, name:str, op:str='hyperclone')->int:
@@ -83,12 +82,22 @@ class TensorMap:
                 shape = [1] * t.ndim; shape[dim] = -1
                 t = t / (dv ** power).to(device=t.device, dtype=t.dtype).view(shape)
         return t
-    def weight(self, t): "The grown weight from source weight `t`"; return self._apply(t, self.wdiv)
-    def grad(self, t): "The grown model's gradient (or first moment) from the source's"; return self._apply(t, self.gdiv)
-    def grad_sq(self, t): "The grown model's squared-gradient statistic from the source's"; return self._apply(t, self.gdiv, 2)
-    def index_only(self, t): "Gather without division"; return self._apply(t, (None,) * len(self.index))
+    def weight(self, t:torch.Tensor)->torch.Tensor:
+        "The grown weight from the source weight `t`: gathered, divided by its input copies."
+        return self._apply(t, self.wdiv)
+    def grad(self, t:torch.Tensor)->torch.Tensor:
+        "The grown model's gradient (or first moment) from the source's: gathered, divided by its output copies."
+        return self._apply(t, self.gdiv)
+    def grad_sq(self, t:torch.Tensor)->torch.Tensor:
+        "The grown model's squared-gradient statistic from the source's: gathered, divided by the output copies squared."
+        return self._apply(t, self.gdiv, 2)
+    def index_only(self, t:torch.Tensor)->torch.Tensor:
+        "Gathered, not divided."
+        return self._apply(t, (None,) * len(self.index))
     @property
-    def noise_dims(self): "Dimensions with input copies: where +N/-N twins cancel"; return tuple(d for d, dv in enumerate(self.wdiv) if dv is not None)
+    def noise_dims(self)->tuple:
+        "Dimensions with input copies: where noise that sums to zero over the copies cancels."
+        return tuple(d for d, dv in enumerate(self.wdiv) if dv is not None)
 
 def _tile(size, k): return None if k == 1 else torch.arange(size).repeat(k)
 def _div(size, k): return None if k == 1 else torch.full((size,), float(k), dtype=torch.float64)
@@ -126,7 +135,6 @@ def width_maps(config:MotifConfig, hidden_multiplier:int, ffn_multiplier:int, si
     s = _check_multiplier(signal_head_multiplier, 'signal_head_multiplier', 'width_maps')
     c = config
     D, I, d, H, KV = c.hidden_size, c.intermediate_size, c.head_dim, c.num_attention_heads, c.num_key_value_heads
-    nD = n * D
     vec = lambda k, size, rep: TensorMap(k, (_tile(size, rep),), (None,), (_div(size * rep, rep),))
     same = lambda k: TensorMap(k, (None,), (None,), (None,))
     def lin(k, out, rep_out, inp, rep_in, out_idx=None, in_idx=None, gdiv_out=None):
@@ -135,10 +143,10 @@ def width_maps(config:MotifConfig, hidden_multiplier:int, ffn_multiplier:int, si
         new_in = inp * rep_in if in_idx is None else len(in_idx)
         return TensorMap(k, (_tile(out, rep_out) if out_idx is None else out_idx, _tile(inp, rep_in) if in_idx is None else in_idx),
                          (None, _div(new_in, rep_in)), (_div(new_out, rep_out) if gdiv_out is None else gdiv_out, None))
-    maps = {'model.embed_tokens.weight': TensorMap('model.embed_tokens.weight', (None, _tile(D, n)), (None, None), (None, _div(nD, n))),
+    maps = {'model.embed_tokens.weight': TensorMap('model.embed_tokens.weight', (None, _tile(D, n)), (None, None), (None, _div(n * D, n))),
             'model.norm.weight': vec('model.norm.weight', D, n)}
     src_lm = 'model.embed_tokens.weight' if c.tie_word_embeddings else 'lm_head.weight'   # untie: lm_head from the embedding
-    maps['lm_head.weight'] = TensorMap(src_lm, (None, _tile(D, n)), (None, _div(nD, n)), (None, None))
+    maps['lm_head.weight'] = TensorMap(src_lm, (None, _tile(D, n)), (None, _div(n * D, n)), (None, None))
     if c.attention_kind == 'gda':
         qh, oh, sig = gda_head_maps(c, s)
         q_rows, o_cols = _rows(qh, d), _rows(oh, 2 * d)
@@ -215,6 +223,7 @@ def _build_like(model:nn.Module, config:MotifConfig, state_dict:dict, record:dic
     new._growth = dict(record, src_config=model.config)      # read by clone_optimizer_state
     return new
 
+# %% ../nbs/04_hypercloning.ipynb #af8e8388
 def hyperclone(model:nn.Module, hidden_multiplier:int, ffn_multiplier:int, signal_head_multiplier:int=1,
                noise_snr_db:float|None=None, seed:int=0)->nn.Module:
     "A new model `hidden_multiplier`x wider (FFN `ffn_multiplier`x, signal heads `signal_head_multiplier`x) computing the same function."
@@ -253,6 +262,7 @@ def depth_plan(num_layers:int, after)->list:
     after = _check_after(after, num_layers)
     return [x for i in range(num_layers) for x in [(i, False)] + [(i, True)] * after.count(i)]
 
+# %% ../nbs/04_hypercloning.ipynb #7e4e028b
 def grow_depth_state_dict(config:MotifConfig, state_dict:dict, after)->tuple:
     "Insert an identity copy of layer `a` right after it for each `a` in `after`; returns `(new_config, new_state_dict)`."
     plan = depth_plan(config.num_hidden_layers, after)
@@ -292,6 +302,7 @@ def _param_sources(old_model, new_model)->dict:
         out[k] = (None, None) if new else (f'model.layers.{i}.{rest}', None)
     return out
 
+# %% ../nbs/04_hypercloning.ipynb #8431cea9
 def clone_optimizer_state(old_optimizer:torch.optim.Optimizer, old_model:nn.Module, new_model:nn.Module,
                           new_optimizer:torch.optim.Optimizer, second_moments=SECOND_MOMENTS)->torch.optim.Optimizer:
     "Fill `new_optimizer.state` from `old_optimizer.state`: state tensors shaped like their parameter go the way its gradient went."
@@ -318,101 +329,3 @@ def clone_optimizer_state(old_optimizer:torch.optim.Optimizer, old_model:nn.Modu
                                    f"neither the parameter's {tuple(p_old.shape)} nor a scalar")
         new_optimizer.state[p_new] = new_st
     return new_optimizer
-
-# %% ../nbs/04_hypercloning.ipynb #f0967341
-ABLATION_SCALES = {   # `small` is the model before growth; every run trains through SDPA attention
-    'cpu': dict(small=dict(vocab_size=4096, hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
-                           num_noise_heads=2, num_key_value_heads=4, head_dim=16, max_position_embeddings=1024, attn_impl='sdpa'),
-                seq_len=128, batch_size=8, pre_steps=200, post_steps=400, lr=3e-3, smooth=25, corpus='default'),
-    'gpu': dict(small=dict(vocab_size=4096, hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=8,
-                           num_noise_heads=4, num_key_value_heads=8, head_dim=64, max_position_embeddings=1024, attn_impl='sdpa'),
-                seq_len=256, batch_size=16, pre_steps=250, post_steps=500, lr=2e-3, smooth=40, corpus='default'),
-}
-
-def _tokens_to_reach(log, target, smooth):
-    "First token count at which the mean loss of the last `smooth` steps of `log` is <= target (NaN if never)."
-    sm = log['loss'].rolling(smooth, min_periods=smooth).mean()       # a full window: one easy batch does not count
-    hit = log.index[sm <= target]
-    return float(log.loc[hit[0], 'tokens']) if len(hit) else float('nan')
-
-def ablation_summary(log, smooth:int):
-    "Per grown run: final loss, tokens to reach the scratch model's final loss (after growth / in all), and the ratios."
-    import pandas as pd
-    scratch = log[log.run == 'scratch 2x'].reset_index(drop=True)
-    target = float(scratch['loss'].tail(smooth).mean())
-    rows = []
-    for name, l in log.groupby('run', sort=False):
-        if 'before' in name: continue
-        l = l.reset_index(drop=True)
-        pre = int(l['tokens'].iloc[0] - l['tokens_after_growth'].iloc[0])
-        t_after = _tokens_to_reach(l.assign(tokens=l.tokens_after_growth), target, smooth)
-        rows.append(dict(run=name, final_loss=float(l['loss'].tail(smooth).mean()), target_loss=target,
-                         tokens_to_target_after_growth=t_after, tokens_to_target_total=t_after + pre, pre_growth_tokens=pre,
-                         growth_check=float(l['growth_check'].iloc[0]) if 'growth_check' in l else float('nan')))
-    summ = pd.DataFrame(rows)
-    ref = summ.loc[summ.run == 'scratch 2x', 'tokens_to_target_after_growth'].item()
-    summ['speedup_after_growth'] = ref / summ['tokens_to_target_after_growth']
-    summ['speedup_total'] = ref / summ['tokens_to_target_total']
-    return summ
-
-def hypercloning_ablation(scale:str='cpu', noise_snr_db:float=20.0, device=None, seed:int=0, progress=None):
-    "Train small, grow 2x (with and without noise) and continue, against the 2x model from scratch; returns (log, summary)."
-    import pandas as pd, time
-    t0 = time.time()
-    say = (lambda *a: progress(f'[{time.time() - t0:6.1f} s]', *a)) if progress else (lambda *a: None)
-    every = lambda name: (lambda row: say(name, f"step {row['step']} tokens {row['tokens']} loss {row['loss']:.3f}") if row['step'] % 50 == 0 else None)
-    from motif_nb.model import MotifForCausalLM
-    from motif_nb.train import Trainer, TrainConfig, make_optimizer
-    from motif_nb.data import default_sampler, CurriculumSchedule
-    S = ABLATION_SCALES[scale]
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    amp = 'bfloat16' if str(device).startswith('cuda') else None
-    mix = CurriculumSchedule([(0, {'prose': 1, 'code': 1, 'math': 1})])
-    sampler = lambda: default_sampler(S['seq_len'], S['batch_size'], schedule=mix, seed=seed, vocab_size=S['small']['vocab_size'],
-                                     size=S.get('corpus', 'default'))     # the full embedded corpus, also under nbdev-test
-    small_cfg = MotifConfig(**S['small'])
-    pre = TrainConfig(lr=S['lr'], warmup_steps=S['pre_steps'] // 10, total_steps=S['pre_steps'], amp_dtype=amp, seed=seed)
-    post = TrainConfig(lr=S['lr'], warmup_steps=S['post_steps'] // 20, total_steps=S['post_steps'], amp_dtype=amp, seed=seed)
-    torch.manual_seed(seed)
-    small = MotifForCausalLM(small_cfg).to(device)
-    data = sampler()
-    say('data ready; small model', small_cfg.num_parameters(), 'parameters')
-    tr = Trainer(small, data, pre)
-    tr.fit(S['pre_steps'], every('small'))
-    pre_tokens, at_growth = tr.tokens, data.state_dict()
-    logs = [tr.log.assign(run='small (before growth)', tokens_after_growth=lambda d: d.tokens - pre_tokens)]
-    runs, checks = {}, {}
-    probe = next(iter(sampler()))['input_ids'][:2, :64].to(device)
-    for name, snr in ((f'hypercloned ({noise_snr_db:g} dB noise)', noise_snr_db), ('hypercloned (no noise)', None)):
-        big = hyperclone(small, 2, 2, 2, noise_snr_db=snr, seed=seed)
-        checks[name] = check_function_preserved(small, big, probe)
-        say(name, f'check_function_preserved: {checks[name]:.2e}')
-        opt = clone_optimizer_state(tr.opt, small, big, make_optimizer(big, post))
-        runs[name] = (big, opt)
-    torch.manual_seed(seed + 1)
-    runs['scratch 2x'] = (MotifForCausalLM(hyperclone_config(small_cfg, 2, 2, 2)).to(device), None)
-    for name, (model, opt) in runs.items():
-        d = sampler(); d.load_state_dict(at_growth)                   # the same batches for every run after growth
-        t = Trainer(model, d, post, optimizer=opt)
-        t.fit(S['post_steps'], every(name))
-        logs.append(t.log.assign(run=name, tokens_after_growth=t.log.tokens, growth_check=checks.get(name, float('nan')),
-                                 tokens=t.log.tokens + (pre_tokens if name != 'scratch 2x' else 0)))
-    log = pd.concat(logs, ignore_index=True)
-    return log, ablation_summary(log, S['smooth'])
-
-def plot_hypercloning_ablation(log, summary=None, smooth:int=25):
-    "Smoothed training loss against tokens for every run of `hypercloning_ablation`."
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
-    for i, (name, l) in enumerate(log.groupby('run', sort=False)):
-        sm = l['loss'].rolling(smooth, min_periods=1).mean()
-        ax[0].plot(l['tokens'], sm, label=name, color=f'C{i}')
-        if 'before' not in name: ax[1].plot(l['tokens_after_growth'], sm, label=name, color=f'C{i}')
-    ax[0].set(xlabel='tokens (grown runs include the small model\'s)', ylabel=f'train loss ({smooth}-step mean)', title='loss vs all tokens')
-    ax[1].set(xlabel='tokens after growth', title='after growth, same batches')
-    if summary is not None:
-        t = summary.loc[summary.run == 'scratch 2x', 'target_loss'].item()
-        ax[1].axhline(t, color='gray', ls=':', lw=1, label='scratch final loss')
-    for a in ax: a.grid(alpha=0.3); a.legend(fontsize=8)
-    fig.tight_layout()
-    return fig

@@ -14,7 +14,7 @@ from ..core import atomic_write
 
 # %% auto #0
 __all__ = ['repo_root', 'figures_dir', 'env_info', 'result_name', 'save_result', 'load_result', 'bench_ms', 'copy_bandwidth',
-           'matmul_tflops']
+           'matmul_tflops', 'ablation_scale', 'default_device']
 
 # %% ../../nbs/bench/00_results.ipynb #ea224d78
 def repo_root()->Path:
@@ -91,3 +91,14 @@ def matmul_tflops(n:int=8192, dtype=torch.bfloat16)->float:
     a, b = (torch.randn(n, n, device='cuda', dtype=dtype) for _ in range(2))
     ms = bench_ms(lambda: a @ b)
     return 2 * n**3 / ms / 1e9
+
+# %% ../../nbs/bench/00_results.ipynb #930ec5ef
+def ablation_scale()->str:
+    "'gpu' or 'cpu': `$MOTIF_SCALE` (read at call time), else 'gpu' when CUDA is available."
+    s = os.environ.get('MOTIF_SCALE') or ('gpu' if torch.cuda.is_available() else 'cpu')
+    if s not in ('cpu', 'gpu'): raise ValueError(f"MOTIF_SCALE must be 'cpu' or 'gpu', got {s!r}")
+    return s
+
+def default_device()->torch.device:
+    "The device an ablation runs on: the GPU when there is one, else the CPU."
+    return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
