@@ -262,7 +262,7 @@ class SFTSampler:
                  batch_size:int, # rows per batch on this rank
                  seed:int=0, # seeds the order of conversations and rows
                  rank:int=0, world_size:int=1, # this process's share of the stream
-                 window:int=1024, # conversations packed together (more: fuller rows, a longer pause per window)
+                 window:int=128, # rows per packing window (more: fuller rows, a longer pause per window)
                  shuffle:bool=True, # False: conversations in their order, rows in the order BFD opens them
                 ):
         for name, v, lo in (('seq_len', seq_len, 1), ('batch_size', batch_size, 1), ('world_size', world_size, 1), ('window', window, 1)):
@@ -273,8 +273,8 @@ class SFTSampler:
             raise ValueError(f"SFTSampler: a conversation has {int(chats.lengths.max())} tokens > seq_len={seq_len} (tokenise with max_len <= seq_len)")
         self.chats, self.seq_len, self.batch_size, self.seed = chats, seq_len, batch_size, int(seed)
         self.rank, self.world_size, self.window, self.shuffle = rank, world_size, window, bool(shuffle)
-        self._lens, self.n_windows = chats.lengths, -(-len(chats) // window)
-        self._perm_cache, self._rows_cache, self._digest = None, None, None
+        self._lens = chats.lengths
+        self._order_cache, self._rows_cache, self._digest = None, None, None
         self.step = self.epoch = self.window_idx = self.row = 0
 
     def __iter__(self): return self
@@ -282,20 +282,24 @@ class SFTSampler:
         return (f"SFTSampler({len(self.chats)} conversations, seq_len={self.seq_len}, batch_size={self.batch_size}, seed={self.seed}, "
                 f"rank={self.rank}/{self.world_size}, step={self.step}, epoch={self.epoch})")
 
-# %% ../nbs/08_sft.ipynb #76755c12
+# %% ../nbs/08_sft.ipynb #17d6cb57
 @patch
-def _perm(self:SFTSampler, epoch:int)->np.ndarray:
-    "The order of the conversations in `epoch`."
-    if self._perm_cache is None or self._perm_cache[0] != epoch:
+def _order(self:SFTSampler, epoch:int)->tuple:
+    "The order of the conversations in `epoch`, and where its windows start and end in that order."
+    if self._order_cache is None or self._order_cache[0] != epoch:
         n = len(self.chats)
-        self._perm_cache = (epoch, np.random.default_rng([self.seed, 0, epoch]).permutation(n) if self.shuffle else np.arange(n))
-    return self._perm_cache[1]
+        perm = np.random.default_rng([self.seed, 0, epoch]).permutation(n) if self.shuffle else np.arange(n)
+        cum, cap = np.cumsum(self._lens[perm]), self.window * self.seq_len
+        bounds = np.unique(np.concatenate([[0], np.searchsorted(cum, np.arange(cap, cum[-1], cap), side='right'), [n]]))
+        self._order_cache = (epoch, perm, bounds)
+    return self._order_cache[1:]
 
 @patch
 def _window_rows(self:SFTSampler, epoch:int, w:int)->list:
     "The packed rows of window `w` of `epoch`, each an array of conversation indices, in their seeded order."
     if self._rows_cache is None or self._rows_cache[0] != (epoch, w):
-        idx = self._perm(epoch)[w * self.window:(w + 1) * self.window]
+        perm, bounds = self._order(epoch)
+        idx = perm[bounds[w]:bounds[w + 1]]
         rows = [idx[r] for r in pack_bfd(self._lens[idx], self.seq_len)]
         if self.shuffle: rows = [rows[i] for i in np.random.default_rng([self.seed, 1, epoch, w]).permutation(len(rows))]
         self._rows_cache = ((epoch, w), rows)
@@ -304,9 +308,9 @@ def _window_rows(self:SFTSampler, epoch:int, w:int)->list:
 @patch
 def epoch_rows(self:SFTSampler, epoch:int=0)->list:
     "All rows of `epoch` in stream order (arrays of conversation indices); leaves the sampler's position alone."
-    cache, pcache = self._rows_cache, self._perm_cache
-    try: return [r for w in range(self.n_windows) for r in self._window_rows(epoch, w)]
-    finally: self._rows_cache, self._perm_cache = cache, pcache
+    caches = self._order_cache, self._rows_cache
+    try: return [r for w in range(len(self._order(epoch)[1]) - 1) for r in self._window_rows(epoch, w)]
+    finally: self._order_cache, self._rows_cache = caches
 
 @patch
 def steps_per_epoch(self:SFTSampler, epoch:int=0)->int:
@@ -353,7 +357,7 @@ def _take(self:SFTSampler, k:int)->list:
         out += got; self.row += len(got)
         if self.row >= len(rows):
             self.row, self.window_idx = 0, self.window_idx + 1
-            if self.window_idx == self.n_windows: self.window_idx, self.epoch = 0, self.epoch + 1
+            if self.window_idx == len(self._order(self.epoch)[1]) - 1: self.window_idx, self.epoch = 0, self.epoch + 1
     return out
 
 @patch
@@ -389,9 +393,9 @@ SFT_FAMILIES = ('instruction', 'composition', 'precision')
 
 @dataclass
 class ChatExample:
-    "A conversation ending with the assistant's correct answer, and the `spec` that `check_answer` scores any answer against."
+    "A conversation ending with the assistant's correct answer, and the `rubric` that `check_answer` scores any answer against."
     messages:list           # [{'role', 'content'}, ...], the last the assistant's correct answer
-    spec:dict               # {'family', 'task', 'checks': [[check name, argument], ...]} (plain JSON)
+    rubric:dict             # {'family', 'task', 'checks': [[check name, argument], ...]} (plain JSON)
 
 @patch(as_prop=True)
 def prompt(self:ChatExample)->list:
@@ -424,14 +428,14 @@ CHECKS = {'exact': lambda a, x: a == x,                                   # the 
           'include': _has_word, 'exclude': lambda a, w: not _has_word(a, w),
           'ends_with': lambda a, p: a.endswith(p)}
 
-def check_answer(spec:dict, # a `ChatExample.spec`
+def check_answer(rubric:dict, # a `ChatExample.rubric`
                  answer:str, # a model's reply (decoded text)
                 )->bool:
-    "Whether `answer`, stripped, passes every check of `spec`."
+    "Whether `answer`, stripped, passes every check of `rubric`."
     a = answer.strip()
-    return bool(a) and all(CHECKS[name](a, arg) for name, arg in spec['checks'])
+    return bool(a) and all(CHECKS[name](a, arg) for name, arg in rubric['checks'])
 
-# %% ../nbs/08_sft.ipynb #3c4b5539
+# %% ../nbs/08_sft.ipynb #65c27782
 _TOPICS = [('the sea', 'The sea', 'blue deep cold calm wide', 'waves fish boats sand shells'),
            ('rain', 'Rain', 'wet cool soft grey light', 'clouds puddles umbrellas drops boots'),
            ('bread', 'Bread', 'warm fresh soft brown sweet', 'flour yeast water salt butter'),
@@ -464,12 +468,12 @@ def _n_words(rng, S, adj, n:int)->str:
     while len(words) < n: words += ['and', a.pop()] if n - len(words) >= 2 else ['today']
     return ' '.join(words) + "."
 
-# %% ../nbs/08_sft.ipynb #a80647f3
+# %% ../nbs/08_sft.ipynb #9c5f519f
 def _instruction_example(rng:random.Random)->tuple[list, dict]:
-    "One instruction-adherence example: (messages without a system prompt, spec)."
+    "One instruction-adherence example: (messages without a system prompt, rubric)."
     topic, S, adj, things = rng.choice(_TOPICS); adj, things = adj.split(), things.split()
     task = rng.choice(('sentences', 'words', 'bullets', 'json', 'include', 'exclude', 'ending'))
-    case = rng.choice((None, 'lowercase', 'uppercase')) if task in ('sentences', 'words', 'bullets', 'include') else None
+    case = rng.choice((None, 'lowercase', 'uppercase')) if task in ('sentences', 'words', 'bullets', 'include', 'exclude') else None
     if task == 'sentences':
         n = rng.randint(1, 4); ans, checks = _n_sentences(rng, S, adj, things, n), [['sentence_count', n]]
         q = rng.choice([f"Write exactly {n} sentence{'s' * (n > 1)} about {topic}.", f"Describe {topic} in exactly {n} sentence{'s' * (n > 1)}."])
@@ -490,17 +494,20 @@ def _instruction_example(rng:random.Random)->tuple[list, dict]:
         w = rng.choice(things); ans = rng.choice([f"I think of {w} and {rng.choice([t for t in things if t != w])}.", f"{S} has {w}."])
         checks, q = [['include', w], ['sentence_count', 1]], f'Write one sentence about {topic} that uses the word "{w}".'
     elif task == 'exclude':
-        w = topic.split()[-1]; a = rng.sample(adj, 2); ans = rng.choice([f"It is {a[0]} and {a[1]}.", f"I think of {' and '.join(rng.sample(things, 2))}."])
+        w, a, t = rng.choice([topic.split()[-1], 'is', 'and', 'it']), rng.sample(adj, 2), rng.sample(things, 2)
+        ans = rng.choice([s for s in (f"{S} is {a[0]}.", f"It is {a[0]} and {a[1]}.", f"I think of {t[0]} and {t[1]}.", f"It has {t[0]}.",
+                                      f"{S} has {t[0]}.") if not _has_word(s, w)])
         checks, q = [['exclude', w], ['sentence_count', 1]], rng.choice([f'Write one sentence about {topic} without the word "{w}".',
                                                                        f'Describe {topic} in one sentence, but do not use the word "{w}".'])
     else:
         p = rng.choice(_ENDINGS); ans, checks = f"{_n_sentences(rng, S, adj, things, 1)} {p}", [['ends_with', p]]
-        q = f'Write one sentence about {topic}, then end your answer with the exact phrase "{p}"'
+        q = rng.choice([f'Write one sentence about {topic}, then end your answer with the exact phrase "{p}"',
+                        f'Say something about {topic} in one sentence and finish with the exact words "{p}"'])
     if case:
         q += _CASES[case]; ans = ans.lower() if case == 'lowercase' else ans.upper(); checks.append([case, None])
     return [{'role': 'user', 'content': q}, {'role': 'assistant', 'content': ans}], dict(family='instruction', task=task, checks=checks)
 
-# %% ../nbs/08_sft.ipynb #1a6affb1
+# %% ../nbs/08_sft.ipynb #19c5e7c7
 _ARITH = (('add', 'add {k}', lambda x, k: x + k), ('sub', 'subtract {k}', lambda x, k: x - k),
           ('mul', 'multiply by {k}', lambda x, k: x * k), ('double', 'double it', lambda x, k: 2 * x))
 _STR = (('reverse', 'reverse it', lambda s: s[::-1]), ('upper', 'make it uppercase', str.upper),
@@ -525,51 +532,61 @@ def _arith_steps(rng, x:int, n:int)->tuple[list, int]:
 
 def _chain(steps:list)->str: return steps[0][0].upper() + steps[0][1:] + ''.join(f', then {s}' for s in steps[1:])
 
-# %% ../nbs/08_sft.ipynb #9da98c39
+# %% ../nbs/08_sft.ipynb #82f4eb59
+def _string_task(rng, n:int)->tuple[str, str]:
+    "A chain of `n` string operations on a word: (prompt, answer)."
+    w, steps = rng.choice(_WORDS), []
+    y = w
+    for _ in range(n):
+        name, phrase, f = rng.choice([o for o in _STR if len(y) > 3 or o[0] in ('reverse', 'upper', 'add_s')])
+        steps.append(phrase); y = f(y)
+    return f'Take the word "{w}". {_chain(steps)}. What do you get?', y
+
+def _list_task(rng, n:int)->tuple[str, str]:
+    "A chain of `n` list operations, the last of which may reduce the list to a number: (prompt, answer)."
+    l = [rng.randint(1, 20) for _ in range(rng.randint(4, 6))]; y, steps = l, []
+    for i in range(n):
+        ops = [o for o in _LIST + (_REDUCE if i == n - 1 else ())
+               if not (o[0] == 'evens' and not any(v % 2 == 0 for v in y)) and (len(y) > 2 or o[0] not in ('drop_first', 'drop_last'))]
+        name, phrase, f = rng.choice(ops)
+        steps.append(phrase); y = f(y)
+    return f"Take the list {l}. {_chain(steps)}. What is the result?", str(y)
+
+def _variables_task(rng, n:int)->tuple[str, str]:
+    "`n` variables, each defined from earlier ones: (prompt, answer)."
+    names, vals, lines = 'abcd'[:n], {}, []
+    for i, v in enumerate(names):
+        if i == 0: vals[v] = rng.randint(1, 9); lines.append(f"Let {v} = {vals[v]}."); continue
+        u, rhs = rng.choice(names[:i]), rng.choice([names[i - 1], str(rng.randint(2, 9))])
+        r = vals[rhs] if rhs in vals else int(rhs)
+        op = rng.choice('+-*' if abs(vals[u]) <= 20 and abs(r) <= 20 else '+-')
+        vals[v] = _BINOPS[op](vals[u], r)
+        lines.append(f"Let {v} = {u} {op} {rhs}.")
+    return ' '.join(lines) + f" What is {names[-1]}?", str(vals[names[-1]])
+
+# %% ../nbs/08_sft.ipynb #25138d35
 def _composition_example(rng:random.Random)->tuple[list, dict]:
-    "One compositional example: (messages without a system prompt, spec)."
+    "One compositional example: (messages without a system prompt, rubric)."
     task = rng.choice(('arith', 'string', 'list', 'variables', 'word_arith', 'multi_turn'))
-    n, turns = rng.randint(2, 4), []
+    n = rng.randint(2, 3 if task in ('string', 'multi_turn') else 4)
     if task == 'arith':
         x = rng.randint(1, 20); steps, y = _arith_steps(rng, x, n)
         turns = [(f"Start with {x}. {_chain(steps)}. What is the result?", str(y))]
-    elif task == 'string':
-        w, steps, n = rng.choice(_WORDS), [], min(n, 3)
-        y = w
-        for _ in range(n):
-            name, phrase, f = rng.choice([o for o in _STR if len(y) > 3 or o[0] in ('reverse', 'upper', 'add_s')])
-            steps.append(phrase); y = f(y)
-        turns = [(f'Take the word "{w}". {_chain(steps)}. What do you get?', y)]
-    elif task == 'list':
-        l = [rng.randint(1, 20) for _ in range(rng.randint(4, 6))]; y, steps = l, []
-        for i in range(n):
-            ops = _LIST + (_REDUCE if i == n - 1 else ())
-            name, phrase, f = rng.choice([o for o in ops if not (o[0] == 'evens' and not any(v % 2 == 0 for v in y)) and (len(y) > 2 or o[0] not in ('drop_first', 'drop_last'))])
-            steps.append(phrase); y = f(y)
-        turns = [(f"Take the list {l}. {_chain(steps)}. What is the result?", str(y))]
-    elif task == 'variables':
-        names, vals, lines = 'abcd'[:n], {}, []
-        for i, v in enumerate(names):
-            if i == 0: vals[v] = rng.randint(1, 9); lines.append(f"Let {v} = {vals[v]}.")
-            else:
-                u, rhs = rng.choice(names[:i]), rng.choice([names[i - 1], str(rng.randint(2, 9))])
-                r = vals[rhs] if rhs in vals else int(rhs)
-                op = rng.choice('+-*' if abs(vals[u]) <= 20 and abs(r) <= 20 else '+-')
-                vals[v] = _BINOPS[op](vals[u], r)
-                lines.append(f"Let {v} = {u} {op} {rhs}.")
-        turns = [(' '.join(lines) + f" What is {names[-1]}?", str(vals[names[-1]]))]
+    elif task == 'string': turns = [_string_task(rng, n)]
+    elif task == 'list': turns = [_list_task(rng, n)]
+    elif task == 'variables': turns = [_variables_task(rng, n)]
     elif task == 'word_arith':
         w = rng.choice(_WORDS); steps, y = _arith_steps(rng, len(w), n - 1)
         turns = [(f'Count the letters in the word "{w}", then {", then ".join(steps)}. What is the result?', str(y))]
     else:
         a, b = rng.randint(2, 20), rng.randint(2, 20); turns, x = [(f"What is {a} plus {b}?", str(a + b))], a + b
-        for _ in range(min(n, 3) - 1):
+        for _ in range(n - 1):
             (s,), x = _arith_steps(rng, x, 1)
             turns.append((f"Now {s}. What do you get?", str(x)))
     msgs = [{'role': r, 'content': c} for q, a in turns for r, c in (('user', q), ('assistant', a))]
-    return msgs, dict(family='composition', task=task, depth=n if task != 'multi_turn' else len(turns), checks=[['exact', msgs[-1]['content']]])
+    return msgs, dict(family='composition', task=task, depth=n, checks=[['exact', msgs[-1]['content']]])
 
-# %% ../nbs/08_sft.ipynb #3ea64cf0
+# %% ../nbs/08_sft.ipynb #29ea6b86
 _NOUNS = [('cat', 'cats'), ('dog', 'dogs'), ('bird', 'birds'), ('horse', 'horses'), ('girl', 'girls'), ('boy', 'boys'),
           ('teacher', 'teachers'), ('farmer', 'farmers'), ('child', 'children'), ('man', 'men'), ('woman', 'women'),
           ('mouse', 'mice'), ('fox', 'foxes'), ('baby', 'babies'), ('wolf', 'wolves'), ('puppy', 'puppies'),
@@ -597,7 +614,7 @@ def _sentence(x:dict, **change)->str:
     if x['neg']: return f"{_cap(subj)} {aux} not {base} {x['place']}."
     return f"{_cap(subj)} {past if x['past'] else base if x['pl'] else third} {x['place']}."
 
-# %% ../nbs/08_sft.ipynb #ef478833
+# %% ../nbs/08_sft.ipynb #a85532de
 def _misspell(rng, w:str)->str:
     "`w` with one letter dropped, doubled, or swapped with its neighbour, never another word of the grammar."
     while True:
@@ -606,7 +623,7 @@ def _misspell(rng, w:str)->str:
         if t != w and t not in _VOCAB: return t
 
 def _precision_example(rng:random.Random)->tuple[list, dict]:
-    "One linguistic-precision example: (messages without a system prompt, spec)."
+    "One linguistic-precision example: (messages without a system prompt, rubric)."
     x = dict(det=rng.randrange(len(_DETS)), adj=rng.choice(_ADJS), noun=rng.randrange(len(_NOUNS)), verb=rng.randrange(len(_VERBS)),
              place=rng.choice(_PLACES), pl=rng.randrange(2), past=rng.random() < 0.3, neg=False, question=False)
     task = rng.choice(('plural', 'singular', 'past', 'negative', 'question', 'spelling', 'punctuation', 'replace'))
@@ -629,7 +646,7 @@ def _precision_example(rng:random.Random)->tuple[list, dict]:
     return ([{'role': 'user', 'content': q}, {'role': 'assistant', 'content': ans}],
             dict(family='precision', task=task, checks=[['exact', ans]]))
 
-# %% ../nbs/08_sft.ipynb #3b87a34a
+# %% ../nbs/08_sft.ipynb #d4931ae0
 SYSTEM_PROMPTS = ('You are a helpful assistant.', 'Answer briefly and exactly.', 'Follow the instructions exactly.')
 _GENERATORS = {'instruction': _instruction_example, 'composition': _composition_example, 'precision': _precision_example}
 
@@ -644,17 +661,17 @@ def sft_examples(family:str, # one of `SFT_FAMILIES`
                  seed:int=0, # seeds the generator
                  system_rate:float=0.25, # share of examples that open with a system prompt
                 )->list[ChatExample]:
-    "`n` generated examples of `family` in `split`: distinct prompts, each with its correct answer and checker spec."
+    "`n` generated examples of `family` in `split`: distinct prompts, each with its correct answer and checker rubric."
     if family not in SFT_FAMILIES: raise ValueError(f"sft_examples: family must be one of {SFT_FAMILIES}, got {family!r}")
     if split not in ('train', 'heldout'): raise ValueError(f"sft_examples: split must be 'train' or 'heldout', got {split!r}")
     rng, out, seen = random.Random(f'motif-sft/{family}/{seed}'), [], set()
     for _ in range(60 * n + 1000):
         if len(out) == n: return out
-        msgs, spec = _GENERATORS[family](rng)
+        msgs, rubric = _GENERATORS[family](rng)
         system = rng.choice(SYSTEM_PROMPTS) if rng.random() < system_rate else None
         key = _user_text(msgs)
         if key in seen or is_heldout(msgs) != (split == 'heldout'): continue
         seen.add(key)
-        out.append(ChatExample(([{'role': 'system', 'content': system}] if system else []) + msgs, spec))
+        out.append(ChatExample(([{'role': 'system', 'content': system}] if system else []) + msgs, rubric))
     if len(out) < n: raise ValueError(f"sft_examples: only {len(out)} distinct {split} prompts of {family!r} after {60 * n + 1000} draws (asked for {n})")
     return out
