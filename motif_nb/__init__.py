@@ -2,6 +2,7 @@
 
 Modules:
 
+- `motif_nb.bench.sft`: How full best-fit-decreasing packing keeps the rows, against padding each batch to its longest conversation and in-order packing, and how fast `SFTSampler` collates batches on one CPU core
 - `motif_nb.data`: Corpora (yours, or an embedded offline default), a locally trained byte-level BPE tokenizer, crash-safe pre-tokenised memmaps, a token-keyed mixture schedule, and a packing sampler that resumes exactly
 - `motif_nb.sft`: Chat conversations from your files or an embedded, checkable default in three themes; a chat template with an assistant-only loss mask; best-fit-decreasing packing into batches the model takes as they are"""
 

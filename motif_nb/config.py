@@ -6,13 +6,14 @@ Docs: https://motif-nb.github.io/motif-nb/config.html.md"""
 
 # %% ../nbs/00_config.ipynb #720c9662
 from __future__ import annotations
-import json, math
+import json, math, numbers, difflib, os
 from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['ATTENTION_KINDS', 'MLP_ACTS', 'ATTN_IMPLS', 'MLP_IMPLS', 'PRESETS', 'MotifConfig', 'check_head_layout']
+__all__ = ['ATTENTION_KINDS', 'MLP_ACTS', 'ATTN_IMPLS', 'MLP_IMPLS', 'PRESETS', 'HF_METADATA_KEYS', 'HF_INERT', 'HF_REQUIRED',
+           'MotifConfig', 'check_head_layout']
 
 # %% ../nbs/00_config.ipynb #b46d084b
 ATTENTION_KINDS = ('gda', 'standard')
@@ -38,9 +39,9 @@ class MotifConfig:
     max_position_embeddings:int=32768    # longest sequence the model is meant for (informational; RoPE is computed)
     initializer_range:float=0.02         # std of the normal init of linear and embedding weights
     lambda_std:float=0.1                 # std of the GDA lambda vectors' normal init
-    bos_token_id:int|None=None
-    eos_token_id:int|None=None
-    pad_token_id:int|None=None
+    bos_token_id:int|None=None           # beginning-of-text token, in [0, vocab_size), or None
+    eos_token_id:int|list|None=None      # end-of-text token(s): an id or a list of ids (as HF allows), or None
+    pad_token_id:int|None=None           # padding token, in [0, vocab_size), or None
     attention_kind:str='gda'             # 'gda' (plain differential attention = 1 signal head per group) or 'standard'
     mlp_act:str='polynorm'               # 'polynorm' (gated PolyNorm MLP) or 'swiglu'
     attn_impl:str='auto'                 # attention: 'auto', 'reference', 'sdpa' or 'triton'
@@ -70,25 +71,62 @@ def check_head_layout(attention_kind:str, # 'gda' or 'standard'
         if H % KV: bad('num_key_value_heads', f"{KV} kv heads do not divide {H} query heads")
 
 # %% ../nbs/00_config.ipynb #d1a22811
-def _validate(self:MotifConfig):
-    "Check every field; raise a `ValueError` that names the first bad one."
-    for f in ('vocab_size','hidden_size','intermediate_size','num_hidden_layers','num_attention_heads',
-              'num_key_value_heads','head_dim','max_position_embeddings'):
+def _terr(field, msg): raise TypeError(f"MotifConfig.{field}: {msg}")
+def _kind(v): return f"{type(v).__name__} {v!r}"
+def _as_int(field, v)->int:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral): _terr(field, f"must be an integer, got {_kind(v)}")
+    return int(v)
+
+_COUNT_FIELDS = ('vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads',
+                 'num_key_value_heads', 'head_dim', 'max_position_embeddings')
+_SCALE_FIELDS = ('rope_theta', 'rms_norm_eps', 'attn_rms_norm_eps', 'initializer_range', 'lambda_std')
+_TOKEN_FIELDS = ('bos_token_id', 'eos_token_id', 'pad_token_id')
+
+@patch
+def validate(self:MotifConfig):
+    "Check every field and normalise its type; raise a `TypeError`/`ValueError` naming the first bad field."
+    for f in _COUNT_FIELDS:
+        v = _as_int(f, getattr(self, f))
+        if v <= 0: _err(f, f"must be a positive integer, got {v}")
+        setattr(self, f, v)
+    self.num_noise_heads = _as_int('num_noise_heads', self.num_noise_heads)
+    for f in _SCALE_FIELDS:
         v = getattr(self, f)
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0: _err(f, f"must be a positive integer, got {v!r}")
-    for f in ('rope_theta','rms_norm_eps','attn_rms_norm_eps','initializer_range','lambda_std'):
-        v = getattr(self, f)
-        if not isinstance(v, (int,float)) or isinstance(v, bool) or not v > 0: _err(f, f"must be a positive number, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, numbers.Real): _terr(f, f"must be a number, got {_kind(v)}")
+        if not (math.isfinite(v) and v > 0): _err(f, f"must be a finite positive number, got {v!r}")
+        setattr(self, f, float(v))
+    if type(self.tie_word_embeddings) is not bool:
+        _terr('tie_word_embeddings', f"must be a bool (true or false), got {_kind(self.tie_word_embeddings)}")
     for f, allowed in (('attention_kind', ATTENTION_KINDS), ('mlp_act', MLP_ACTS), ('attn_impl', ATTN_IMPLS), ('mlp_impl', MLP_IMPLS)):
-        if getattr(self, f) not in allowed: _err(f, f"{getattr(self, f)!r} is not one of {allowed}")
+        v = getattr(self, f)
+        if not isinstance(v, str): _terr(f, f"must be one of {allowed}, got {_kind(v)}")
+        if v not in allowed: _err(f, f"{v!r} is not one of {allowed}")
+    _validate_tokens(self)
     if self.head_dim % 2: _err('head_dim', f"must be even for RoPE, got {self.head_dim}")
     check_head_layout(self.attention_kind, self.num_attention_heads, self.num_noise_heads, self.num_key_value_heads)
-    li = self.lambda_init_layers
-    if li is not None:
-        if len(li) != self.num_hidden_layers or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in li):
-            _err('lambda_init_layers', f"needs one finite number per layer ({self.num_hidden_layers}), got {li!r}")
-        self.lambda_init_layers = [float(v) for v in li]
-MotifConfig.validate = _validate
+    _validate_lambda_init(self)
+
+# %% ../nbs/00_config.ipynb #e9b44ddd
+def _validate_tokens(c:MotifConfig):
+    "Token ids are ints in [0, vocab_size) or None; `eos_token_id` may be a non-empty list of them."
+    for f in _TOKEN_FIELDS:
+        v = getattr(c, f)
+        if v is None: continue
+        many = f == 'eos_token_id' and isinstance(v, (list, tuple))
+        ids = [_as_int(f, x) for x in (v if many else [v])]
+        if many and not ids: _err(f, "an empty list stops nothing; use None for no end-of-text token")
+        for x in ids:
+            if not 0 <= x < c.vocab_size: _err(f, f"token id {x} is outside the vocabulary [0, vocab_size={c.vocab_size})")
+        setattr(c, f, ids if many else ids[0])
+
+def _validate_lambda_init(c:MotifConfig):
+    "`lambda_init_layers` is None or one finite number per layer (stored as floats)."
+    li = c.lambda_init_layers
+    if li is None: return
+    if not isinstance(li, (list, tuple)): _terr('lambda_init_layers', f"must be a list with one float per layer, or None; got {_kind(li)}")
+    if len(li) != c.num_hidden_layers or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in li):
+        _err('lambda_init_layers', f"needs one finite number per layer ({c.num_hidden_layers}), got {li!r}")
+    c.lambda_init_layers = [float(v) for v in li]
 
 # %% ../nbs/00_config.ipynb #5aa8fd86
 def _num_groups(self:MotifConfig)->int: 
@@ -173,29 +211,105 @@ def from_preset(cls:MotifConfig,
 # %% ../nbs/00_config.ipynb #364b5fdd
 _HF_ACTS = {'poly_norm': 'polynorm', 'polynorm': 'polynorm', 'silu': 'swiglu', 'swiglu': 'swiglu'}
 
+HF_METADATA_KEYS = frozenset({
+    'architectures', 'auto_map', 'model_type',        # what the file is (checked: they must name Motif)
+    'torch_dtype', 'dtype',                           # the stored dtype: the tensors carry their own
+    'transformers_version', '_name_or_path', 'use_cache', 'return_dict', 'output_attentions', 'output_hidden_states',
+    'torchscript',
+    'pretraining_tp',                                 # Llama's split-matmul emulation: the same function
+    'max_window_layers',                              # which layers slide: inert while sliding windows are off
+})
+
+HF_INERT = {   # key: (the values that switch nothing on, what another value would switch on)
+    'rope_scaling': ((None, {'rope_type': 'default'}, {'type': 'default'}), 'RoPE scaling (linear, dynamic NTK, YaRN, ...)'),
+    'sliding_window': ((None,), 'sliding-window attention'),
+    'use_sliding_window': ((False,), 'sliding-window attention'),
+    'attention_bias': ((False,), 'biases in q/k/v/o_proj'),
+    'mlp_bias': ((False,), 'biases in the MLP projections'),
+    'attention_dropout': ((0,), 'dropout on the attention probabilities'),
+    'hidden_dropout': ((0,), 'dropout on the hidden states'),
+    'partial_rotary_factor': ((1,), 'RoPE over part of head_dim'),
+}
+
+HF_REQUIRED = ('vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads',
+               'num_key_value_heads', 'head_dim', 'tie_word_embeddings', 'rope_theta', 'rms_norm_eps')
+
+def _is_inert(v, neutral)->bool:
+    "Is `v` the value `neutral` (None and bools by identity, dicts by equality, numbers by value but never a bool)?"
+    if neutral is None or isinstance(neutral, bool): return v is neutral
+    if isinstance(neutral, dict): return v == neutral
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and v == neutral
+
+# %% ../nbs/00_config.ipynb #61ec731b
+def _read_config(path_or_dict)->tuple:
+    "`(dict, name for messages)` of a config.json path, a directory holding one, or a dict."
+    if isinstance(path_or_dict, dict): return dict(path_or_dict), 'config dict'
+    if not isinstance(path_or_dict, (str, os.PathLike)):
+        raise TypeError(f"MotifConfig.from_hf: path_or_dict must be a path or a dict, got {type(path_or_dict).__name__}")
+    p = Path(path_or_dict)
+    if p.is_dir(): p = p/'config.json'
+    if not p.exists(): raise FileNotFoundError(f"no config.json at {p}")
+    try: d = json.loads(p.read_text(encoding='utf-8'))
+    except UnicodeDecodeError as e: raise ValueError(f"{p} is not UTF-8 text, as JSON must be: {e}") from None
+    except json.JSONDecodeError as e: raise ValueError(f"{p} is not valid JSON: {e}") from None
+    if not isinstance(d, dict): raise ValueError(f"{p} must hold a JSON object (a dict of settings), got a JSON {type(d).__name__}")
+    return d, str(p)
+
+def _check_architecture(d:dict, src:str):
+    "Refuse a config whose `model_type` or `architectures` names another architecture."
+    mt = d.get('model_type')
+    if 'model_type' in d and not (isinstance(mt, str) and mt.lower() == 'motif'):
+        raise ValueError(f"{src}: model_type {mt!r} is another architecture; MotifConfig reads Motif configs (model_type 'motif')")
+    arch = d.get('architectures')
+    if arch is None: return
+    if not isinstance(arch, list) or not all(isinstance(a, str) for a in arch):
+        raise ValueError(f"{src}: architectures must be a list of class names, got {arch!r}")
+    if arch and not any(a.startswith('Motif') for a in arch):
+        raise ValueError(f"{src}: architectures {arch} names no Motif class (e.g. MotifForCausalLM): a config of another architecture")
+
+# %% ../nbs/00_config.ipynb #bbbab62a
+def _check_keys(d:dict, src:str, names:set):
+    "Refuse unknown keys (suggesting the closest known one) and inert keys set to a value that switches a feature on."
+    known = names | HF_METADATA_KEYS | set(HF_INERT) | {'hidden_act'}
+    unknown = [k for k in d if k not in known]
+    if unknown:
+        hints = [f"{k!r}" + (f" (did you mean {m[0]!r}?)" if isinstance(k, str) and (m := difflib.get_close_matches(k, known, 1)) else '')
+                 for k in unknown]
+        raise ValueError(f"{src}: unknown key(s) {', '.join(hints)}; MotifConfig.from_hf reads its fields, hidden_act, "
+                         "the keys of HF_METADATA_KEYS and HF_INERT, and nothing else")
+    for k, (ok, what) in HF_INERT.items():
+        if k not in d or any(_is_inert(d[k], n) for n in ok): continue
+        if k == 'sliding_window' and d.get('use_sliding_window') is False: continue
+        raise ValueError(f"{src}: {k}={d[k]!r} switches on {what}, which this model does not have (accepted: {list(ok)})")
+
 @patch(cls_method=True)
 def from_hf(cls:MotifConfig,
             path_or_dict:str|Path|dict, # a config.json, a directory holding one, or its dict
            )->MotifConfig:
-    "A config from a Hugging Face `config.json`: a path to it, a directory that holds it, or its dict."
-    if isinstance(path_or_dict, dict): d = dict(path_or_dict)
-    else:
-        p = Path(path_or_dict)
-        if p.is_dir(): p = p/'config.json'
-        if not p.exists(): raise FileNotFoundError(f"no config.json at {p}")
-        try: d = json.loads(p.read_text())
-        except json.JSONDecodeError as e: raise ValueError(f"{p} is not valid JSON: {e}") from None
+    "A config from a Hugging Face `config.json`, read strictly: unknown, unsupported, missing or malformed keys are named."
+    d, src = _read_config(path_or_dict)
+    _check_architecture(d, src)
     names = {f.name for f in fields(cls)}
+    _check_keys(d, src, names)
     kw = {k: v for k, v in d.items() if k in names}
-    if 'mlp_act' not in d and 'hidden_act' in d:
-        if d['hidden_act'] not in _HF_ACTS: raise ValueError(f"MotifConfig.mlp_act: unsupported hidden_act {d['hidden_act']!r}")
-        kw['mlp_act'] = _HF_ACTS[d['hidden_act']]
-    if 'num_noise_heads' not in d and kw.get('attention_kind', 'gda') == 'gda' and 'num_attention_heads' in d:
-        kw['num_noise_heads'] = d['num_attention_heads'] // 2     # plain differential attention: a q1/q2 pair per head
-    if 'head_dim' not in d and 'hidden_size' in d and 'num_attention_heads' in d and kw.get('attention_kind') == 'standard':
-        kw['head_dim'] = d['hidden_size'] // d['num_attention_heads']
-    return cls(**kw)
+    if 'hidden_act' in d:
+        act = d['hidden_act']
+        if not isinstance(act, str) or act not in _HF_ACTS: raise ValueError(f"{src}: hidden_act {act!r} is not supported; known: {sorted(_HF_ACTS)}")
+        if 'mlp_act' in d and d['mlp_act'] != _HF_ACTS[act]: raise ValueError(f"{src}: hidden_act {act!r} and mlp_act {d['mlp_act']!r} disagree")
+        kw['mlp_act'] = _HF_ACTS[act]
+    kind = kw.get('attention_kind', 'gda')
+    missing = [k for k in HF_REQUIRED if k not in kw and not (k == 'head_dim' and kind == 'standard')]
+    if 'mlp_act' not in kw: missing.append('hidden_act')
+    if missing: raise ValueError(f"{src}: missing key(s) {missing}: they fix the model's shapes or function, and from_hf "
+                                 "does not fill them with the defaults of Motif-2-12.7B")
+    ints = lambda *vs: all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in vs)
+    H = kw['num_attention_heads']
+    if kind == 'standard' and 'head_dim' not in kw: kw['head_dim'] = kw['hidden_size'] // H if ints(kw['hidden_size'], H) else None
+    if kind == 'gda' and 'num_noise_heads' not in kw: kw['num_noise_heads'] = H // 2 if ints(H) else None   # a q1/q2 pair per head
+    try: return cls(**kw)
+    except (TypeError, ValueError) as e: raise type(e)(f"{src}: {e}") from None
 
+# %% ../nbs/00_config.ipynb #d5e2a1e6
 @patch
 def to_hf(self:MotifConfig,
           path:str|Path|None=None, # also write it here: a file, or a directory (as config.json)

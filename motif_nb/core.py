@@ -6,13 +6,14 @@ Docs: https://motif-nb.github.io/motif-nb/core.html.md"""
 
 # %% ../nbs/00a_core.ipynb #e2214c82
 from __future__ import annotations
-import os, sys, shutil, tempfile, importlib, importlib.util, contextlib
+import os, sys, re, json, shutil, hashlib, secrets, tempfile, importlib, importlib.util, contextlib
 from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['IMPLS', 'HAS_TRITON', 'ensure_kernels', 'interpreting', 'triton_available', 'resolve_impl', 'check_float', 'rel_err',
-           'atomic_write', 'atomic_dir']
+__all__ = ['IMPLS', 'HAS_TRITON', 'MANIFEST', 'PENDING', 'MANIFEST_FORMAT', 'ensure_kernels', 'interpreting', 'triton_available',
+           'resolve_impl', 'check_float', 'rel_err', 'atomic_write', 'atomic_dir', 'sha256_file', 'read_manifest',
+           'finish_write', 'OwnedDirWriter', 'owned_dir', 'check_owned_dir']
 
 # %% ../nbs/00a_core.ipynb #7d45b9c1
 def ensure_kernels():
@@ -128,3 +129,192 @@ def atomic_dir(path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+# %% ../nbs/00a_core.ipynb #2f35a0b7
+MANIFEST = 'motif_nb.manifest.json'       # written last by `owned_dir`: {name: {size, sha256}} of the files it wrote
+PENDING = '.motif_nb.pending.json'        # there only while (or because) a write is between its renames
+MANIFEST_FORMAT = 'motif_nb.manifest/1'
+_TMP_RE = re.compile(r'\..+\.motif_nb-[0-9a-f]{8}\.tmp')
+
+def sha256_file(path, chunk:int=1 << 24)->str:
+    "Hex sha256 of the file at `path`, read in chunks of `chunk` bytes."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while b := f.read(chunk): h.update(b)
+    return h.hexdigest()
+
+def _fsync(path):
+    "fsync a file or a directory, by path"
+    fd = os.open(path, os.O_RDONLY)
+    try: os.fsync(fd)
+    finally: os.close(fd)
+
+def _rename(src:Path, dst:Path):
+    "`os.replace` (a function of its own, so tests can interrupt a write between its renames)"
+    os.replace(src, dst)
+
+def _write_json(path:Path, obj, token:str):
+    "JSON to `path` through a fsynced temporary sibling and a rename."
+    tmp = path.parent/f'.{path.name}.motif_nb-{token}.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f: json.dump(obj, f, indent=1); f.flush(); os.fsync(f.fileno())
+    _rename(tmp, path)
+
+def _plain(name)->bool:
+    "Is `name` a plain file name (no folder part)?"
+    return isinstance(name, str) and name not in ('', '.', '..') and '/' not in name and '\\' not in name and name == Path(name).name
+
+# %% ../nbs/00a_core.ipynb #c1994673
+def _read_json_of(p:Path, what:str, check)->dict:
+    try: d = json.loads(p.read_text(encoding='utf-8'))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e: raise ValueError(f"{p}: not a readable {what} ({e})") from None
+    if not (isinstance(d, dict) and d.get('format') == MANIFEST_FORMAT and check(d)):
+        raise ValueError(f"{p}: not a {what} of format {MANIFEST_FORMAT!r} (malformed or from another program)")
+    return d
+
+def _files_ok(files)->bool:
+    return isinstance(files, dict) and all(_plain(n) and isinstance(e, dict) and isinstance(e.get('sha256'), str)
+                                           and isinstance(e.get('size'), int) for n, e in files.items())
+
+def read_manifest(path, # a folder
+                 )->dict|None:
+    "The manifest of folder `path` (`{'format', 'what', 'files': {name: {'size', 'sha256'}}}`), None if it has none."
+    p = Path(path)/MANIFEST
+    if not p.exists(): return None
+    return _read_json_of(p, 'manifest', lambda d: _files_ok(d.get('files')))
+
+def _read_pending(path:Path)->dict:
+    def ok(d):
+        t, r = d.get('temps'), d.get('remove')
+        return (isinstance(d.get('manifest'), dict) and _files_ok(d['manifest'].get('files')) and isinstance(t, dict)
+                and set(t) == set(d['manifest']['files']) and all(_plain(v) for v in t.values())
+                and isinstance(r, list) and all(_plain(n) for n in r))
+    return _read_json_of(path/PENDING, 'pending-write marker', ok)
+
+# %% ../nbs/00a_core.ipynb #a5ca8077
+def _finish(path:Path, pending:dict):
+    "Complete a write whose marker `pending` is on disk in `path`."
+    files = pending['manifest']['files']
+    for name, tmpname in pending['temps'].items():
+        tmp, dst = path/tmpname, path/name
+        if tmp.exists(): _rename(tmp, dst)
+        elif not (dst.is_file() and dst.stat().st_size == files[name]['size']):
+            raise ValueError(f"{path}: cannot finish the interrupted write: neither {tmpname} nor a complete {name} is there")
+    for n in pending['remove']:
+        with contextlib.suppress(FileNotFoundError): (path/n).unlink()
+    _fsync(path)
+    _write_json(path/MANIFEST, pending['manifest'], secrets.token_hex(4))
+    for n in os.listdir(path):                     # temporary files of writes killed before their marker
+        if _TMP_RE.fullmatch(n):
+            with contextlib.suppress(FileNotFoundError): (path/n).unlink()
+    (path/PENDING).unlink()
+    _fsync(path)
+
+def finish_write(path, # a folder written by `owned_dir`
+                )->bool:
+    "Complete a write of `owned_dir` that was interrupted between its renames; True if there was one to finish."
+    path = Path(path)
+    if not (path/PENDING).exists(): return False
+    _finish(path, _read_pending(path))
+    return True
+
+# %% ../nbs/00a_core.ipynb #25f5afb7
+def _probe(d:Path, what:str, path:Path):
+    "Raise a PermissionError naming `path` unless a file can be created in folder `d`."
+    try:
+        fd, t = tempfile.mkstemp(dir=d, prefix='.motif_nb-probe-'); os.close(fd); os.unlink(t)
+    except OSError as e: raise PermissionError(f"{what} {path}: the folder {d} is not writable ({e.strerror}); nothing was written") from None
+
+def _prepare(path:Path, owns, overwrite:bool, what:str)->tuple:
+    "Check and prepare the target folder; `(names that are ours, whether the folder was created here)`."
+    if path.exists() and not path.is_dir():
+        if not overwrite: raise FileExistsError(f"{what} {path}: a file of that name is in the way; pass overwrite=True to replace it")
+        _probe(path.parent, what, path); path.unlink()
+    if not path.is_dir():
+        try: path.mkdir(parents=True)
+        except OSError as e: raise type(e)(f"{what} {path}: cannot create the folder ({e.strerror}); nothing was written") from None
+        return set(), True
+    _probe(path, what, path)
+    if (path/PENDING).exists():
+        with contextlib.suppress(Exception): finish_write(path)
+    ours = set()
+    try:
+        m = read_manifest(path)
+        if m: ours |= set(m['files'])
+        if (path/PENDING).exists(): p = _read_pending(path); ours |= set(p['temps']) | set(p['remove'])
+    except ValueError as e:
+        if not overwrite: raise ValueError(f"{what} {path}: {e}; pass overwrite=True to replace it") from None
+    foreign = sorted(n for n in os.listdir(path)
+                     if owns(n) and n not in ours and n not in (MANIFEST, PENDING) and not _TMP_RE.fullmatch(n))
+    if foreign and not overwrite:
+        raise FileExistsError(f"{what} {path}: holds {', '.join(foreign)}, which no {MANIFEST} of this library lists "
+                              f"(another tool's files?); pass overwrite=True to replace them")
+    return ours, False
+
+# %% ../nbs/00a_core.ipynb #6ed2cb19
+class OwnedDirWriter:
+    "What the body of `owned_dir` writes through: `file(name)` is the temporary path that becomes `path/name`."
+    def __init__(self, path:Path, owns, token:str): self.path, self.owns, self.token, self.files = path, owns, token, {}
+    def file(self, name:str)->Path:
+        "The temporary path to write file `name` to (it is renamed into place when the body has finished)."
+        if not _plain(name) or name in (MANIFEST, PENDING) or not self.owns(name):
+            raise ValueError(f"owned_dir: {name!r} is not a file name this writer owns")
+        if name in self.files: raise ValueError(f"owned_dir: {name} is written twice")
+        self.files[name] = self.path/f'.{name}.motif_nb-{self.token}.tmp'
+        return self.files[name]
+
+@contextlib.contextmanager
+def owned_dir(path, # the folder to write into (created if needed)
+              owns, # owns(name) -> bool: the file names this writer uses (the others are never touched)
+              overwrite:bool=False, # replace a file in the way, and files of ours named by no manifest of ours
+              what:str='folder', # what is written, for messages ('checkpoint')
+             ):
+    "Write files into folder `path` crash-safely, replacing only what this library wrote there (see the rules above)."
+    path = Path(path)
+    ours, created = _prepare(path, owns, overwrite, what)
+    w = OwnedDirWriter(path, owns, secrets.token_hex(4))
+    try:
+        yield w
+        entries = {}
+        for name, tmp in w.files.items():
+            if not tmp.is_file(): raise RuntimeError(f"owned_dir: {name} was announced with file() but never written")
+            _fsync(tmp)
+            entries[name] = dict(size=tmp.stat().st_size, sha256=sha256_file(tmp))
+    except BaseException:
+        for tmp in w.files.values():
+            with contextlib.suppress(FileNotFoundError): tmp.unlink()
+        if created:
+            with contextlib.suppress(OSError): path.rmdir()
+        raise
+    remove = sorted(n for n in os.listdir(path) if n not in entries and n not in (MANIFEST, PENDING) and not _TMP_RE.fullmatch(n)
+                    and (n in ours or (overwrite and owns(n))))
+    pending = dict(format=MANIFEST_FORMAT, temps={n: t.name for n, t in w.files.items()}, remove=remove,
+                   manifest=dict(format=MANIFEST_FORMAT, what=what, files=entries))
+    _write_json(path/PENDING, pending, w.token); _fsync(path)
+    try: _finish(path, pending)
+    except BaseException:           # every new file is complete: finish the write rather than leave it half-renamed
+        with contextlib.suppress(Exception): _finish(path, pending)
+        raise
+
+# %% ../nbs/00a_core.ipynb #459d20cd
+def check_owned_dir(path, # a folder, written by `owned_dir` or by another tool
+                    verify:bool=True, # compare each file's size and sha256 with the manifest (False: only that they exist)
+                    what:str='folder', # what the folder is, for messages
+                   )->dict|None:
+    "The verified manifest of `path`; None if it has none (written by another tool: nothing to verify). Errors name the file."
+    path = Path(path)
+    if (path/PENDING).exists():
+        raise ValueError(f"{what} {path}: a write was interrupted between its renames ({PENDING} is there), so it holds a mix "
+                         f"of old and new files; motif_nb.core.finish_write({str(path)!r}) completes that write (every new "
+                         "file was complete before the first rename), or write it again")
+    m = read_manifest(path)
+    if m is None: return None
+    for name, e in m['files'].items():
+        p = path/name
+        if not p.is_file(): raise FileNotFoundError(f"{p}: listed in {MANIFEST} but missing; the {what} is incomplete")
+        if not verify: continue
+        if p.stat().st_size != e['size']:
+            raise ValueError(f"{p}: {p.stat().st_size} bytes, but {MANIFEST} recorded {e['size']}: truncated or changed since it was written")
+        if sha256_file(p) != e['sha256']:
+            raise ValueError(f"{p}: its sha256 differs from the one in {MANIFEST}: the file is corrupted or was changed since "
+                             "it was written (verify=False skips this check)")
+    return m

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn as nn
 from .config import MotifConfig
+from .model import materialize_buffers
 
 # %% auto #0
 __all__ = ['SECOND_MOMENTS', 'state_dict_shapes', 'check_state_dict', 'TensorMap', 'gda_head_maps', 'hyperclone_config',
@@ -208,14 +209,7 @@ def _build_like(model:nn.Module, config:MotifConfig, state_dict:dict, record:dic
     p = next(model.parameters())
     with torch.device('meta'): new = type(model)(config)           # no throw-away random init, no second copy in memory
     new.load_state_dict(state_dict, strict=True, assign=True)
-    metas = [(n, b) for n, b in new.named_buffers() if b.is_meta]
-    if metas and not p.is_meta:                                      # non-persistent buffers (lambda_init): from a tiny twin
-        with torch.device('cpu'): twin = dict(type(model)(replace(config, hidden_size=8, intermediate_size=8, vocab_size=8)).named_buffers())
-        for n, b in metas:
-            t = twin.get(n)
-            if t is None or t.shape != b.shape: raise RuntimeError(f"hyperclone: cannot materialise buffer {n!r} of shape {tuple(b.shape)}")
-            mod, _, attr = n.rpartition('.')
-            new.get_submodule(mod)._buffers[attr] = t.to(p.device)
+    if not p.is_meta: materialize_buffers(new, p.device)            # non-persistent buffers (lambda_init), from the config
     for q in new.parameters(): q.requires_grad_(p.requires_grad)
     if hasattr(model, 'model') and hasattr(model.model, 'gradient_checkpointing'):
         new.model.gradient_checkpointing = model.model.gradient_checkpointing

@@ -6,7 +6,7 @@ Docs: https://motif-nb.github.io/motif-nb/model.html.md"""
 
 # %% ../nbs/03_model.ipynb #ee53eeff
 from __future__ import annotations
-import json, math, re, dataclasses
+import json, math, re, numbers, dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 import torch
@@ -17,13 +17,14 @@ from fastcore.basics import patch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from .config import MotifConfig, ATTN_IMPLS, MLP_IMPLS
-from .core import atomic_dir
+from .core import owned_dir, check_owned_dir
 from .polynorm import MulPolyNorm, PolyNormSettings
 from .attention import GDA, Attention, KVCache, GDASettings
 
 # %% auto #0
 __all__ = ['CausalLMOutput', 'shift_labels', 'causal_lm_loss', 'SwiGLU', 'MotifMLP', 'MotifDecoderLayer', 'MotifModel',
-           'MotifForCausalLM', 'parse_size', 'absorb_lambda_init', 'attention_train_flops', 'train_flops_per_token']
+           'MotifForCausalLM', 'parse_size', 'absorb_lambda_init', 'materialize_buffers', 'attention_train_flops',
+           'train_flops_per_token']
 
 # %% ../nbs/03_model.ipynb #7f6f22a8
 @dataclass
@@ -156,16 +157,50 @@ def num_parameters(self:MotifForCausalLM,
     return sum(p.numel() for p in self.parameters() if p.requires_grad or not only_trainable)
 
 # %% ../nbs/03_model.ipynb #3b638265
-def _check_ids(t, name):
-    if not isinstance(t, torch.Tensor): raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.dtype not in (torch.int64, torch.int32): raise TypeError(f"{name} must be an int64/int32 tensor, got {t.dtype}")
-    if t.ndim != 2: raise ValueError(f"{name} must have shape [batch, seq], got {tuple(t.shape)}")
+def _check_ids(t, name:str, op:str, device=None):
+    "Raise naming `name` unless `t` is an int64/int32 [batch, seq] tensor (on `device` when given)."
+    if not isinstance(t, torch.Tensor): raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in (torch.int64, torch.int32): raise TypeError(f"{op}: {name} must be an int64/int32 tensor, got {t.dtype}")
+    if t.ndim != 2: raise ValueError(f"{op}: {name} must have shape [batch, seq], got {tuple(t.shape)}")
+    if device is not None and t.device != device:
+        raise ValueError(f"{op}: {name} is on {t.device} but the model is on {device}; move it there first")
+
+def _check_token_range(t, name:str, op:str, vocab_size:int, ignore_index:int|None=None):
+    "Raise naming `name` and the first offending position unless every value is a token id (or `ignore_index`)."
+    if torch.compiler.is_compiling() or t.numel() == 0: return
+    bad = (t < 0) | (t >= vocab_size)
+    if ignore_index is not None: bad &= t != ignore_index
+    if bool(bad.any()):
+        i = int(bad.flatten().nonzero()[0, 0])
+        r, c = divmod(i, t.shape[-1])
+        raise ValueError(f"{op}: {name}[{r}, {c}] = {int(t.flatten()[i])} is not a token id in [0, vocab_size={vocab_size})"
+                         + (f" nor {ignore_index} (ignored)" if ignore_index is not None else ''))
+
+def _check_flag(v, name:str, op:str):
+    if not isinstance(v, bool): raise TypeError(f"{op}: {name} must be a bool, got {type(v).__name__} {v!r}")
 
 @patch
 def _new_caches(self:MotifForCausalLM, batch_size:int, max_len:int|None=None)->list:
     "One empty `KVCache` per layer (they grow past `max_len` when needed)."
     return [layer.self_attn.new_cache(batch_size, max_len) for layer in self.model.layers]
 
+# %% ../nbs/03_model.ipynb #72be169f
+@patch
+def _check_caches(self:MotifForCausalLM, caches, batch_size:int, op:str):
+    "Raise naming `past_key_values[i]` unless `caches` holds one fitting `KVCache` per layer."
+    L = self.config.num_hidden_layers
+    if not isinstance(caches, (list, tuple)): raise TypeError(f"{op}: past_key_values must be a list of KVCache, got {type(caches).__name__}")
+    if len(caches) != L: raise ValueError(f"{op}: past_key_values must hold one KVCache per layer ({L}), got {len(caches)}")
+    for i, (c, layer) in enumerate(zip(caches, self.model.layers)):
+        if not isinstance(c, KVCache): raise TypeError(f"{op}: past_key_values[{i}] must be a KVCache (layer.self_attn.new_cache), got {type(c).__name__}")
+        if c.layer_idx != i: raise ValueError(f"{op}: past_key_values[{i}] was made for layer {c.layer_idx}")
+        if c.batch_size != batch_size: raise ValueError(f"{op}: past_key_values[{i}] holds {c.batch_size} rows, input_ids has {batch_size}")
+        w = layer.self_attn.k_proj.weight
+        if (c.dtype, c.device) != (w.dtype, w.device):
+            raise ValueError(f"{op}: past_key_values[{i}] is {c.dtype} on {c.device}, layer {i} computes in {w.dtype} on {w.device} "
+                             "(a cache made before the model's .to()?)")
+
+# %% ../nbs/03_model.ipynb #3aa7d37c
 @patch
 def logits_and_loss(self:MotifForCausalLM,
                     h:torch.Tensor, # [B, T, hidden_size] final hidden states
@@ -175,6 +210,24 @@ def logits_and_loss(self:MotifForCausalLM,
     "`lm_head(h)` and the next-token loss (None without labels); a method of its own so it can be compiled alone"
     logits = self.lm_head(h)
     return logits, (None if labels is None else causal_lm_loss(logits, labels, cu_seqlens))
+
+# %% ../nbs/03_model.ipynb #366c81f7
+def _check_inputs(model:MotifForCausalLM, input_ids, labels, position_ids, use_cache, return_max_logits, op:str):
+    "The checks of `forward`'s tensors and flags, before any work; errors name the argument."
+    dev, V = model.model.embed_tokens.weight.device, model.config.vocab_size
+    _check_ids(input_ids, 'input_ids', op, dev)
+    if 0 in input_ids.shape: raise ValueError(f"{op}: input_ids has shape {tuple(input_ids.shape)}; a forward needs at least one row "
+                                              "and one token (an empty sequence has no logits and no max logit)")
+    _check_flag(use_cache, 'use_cache', op); _check_flag(return_max_logits, 'return_max_logits', op)
+    if labels is not None:
+        _check_ids(labels, 'labels', op, dev)
+        if labels.shape != input_ids.shape:
+            raise ValueError(f"{op}: labels must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(labels.shape)}")
+    if position_ids is not None and (not isinstance(position_ids, torch.Tensor) or position_ids.is_floating_point()
+                                     or position_ids.is_complex() or position_ids.dtype == torch.bool):
+        raise TypeError(f"{op}: position_ids must be an integer tensor, got {getattr(position_ids, 'dtype', type(position_ids).__name__)}")
+    _check_token_range(input_ids, 'input_ids', op, V)
+    if labels is not None: _check_token_range(labels, 'labels', op, V, ignore_index=-100)
 
 # %% ../nbs/03_model.ipynb #cfbe5e3d
 @patch
@@ -188,14 +241,10 @@ def forward(self:MotifForCausalLM,
             return_max_logits:bool=False, # also return each layer's per-head max attention logit
            )->CausalLMOutput:
     "Logits, next-token loss against `labels` (HF convention: the model shifts them), max logits and KV caches."
-    _check_ids(input_ids, 'input_ids')
-    if labels is not None:
-        _check_ids(labels, 'labels')
-        if labels.shape != input_ids.shape:
-            raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(labels.shape)}")
+    op = 'MotifForCausalLM.forward'
+    _check_inputs(self, input_ids, labels, position_ids, use_cache, return_max_logits, op)
     if past_key_values is None and use_cache: past_key_values = self._new_caches(*input_ids.shape)
-    if past_key_values is not None and len(past_key_values) != self.config.num_hidden_layers:
-        raise ValueError(f"past_key_values must hold one KVCache per layer ({self.config.num_hidden_layers}), got {len(past_key_values)}")
+    elif past_key_values is not None: self._check_caches(past_key_values, input_ids.shape[0], op)
     h, max_logits = self.model(input_ids, position_ids=position_ids, cu_seqlens=cu_seqlens,
                                past_key_values=past_key_values, return_max_logits=return_max_logits)
     logits, loss = self.logits_and_loss(h, labels, cu_seqlens)
@@ -263,32 +312,40 @@ def _shards(sd:dict, limit:int)->list:
         cur[k] = v.detach().to('cpu').contiguous(); size += nb
     return shards + [cur]
 
-def _write_checkpoint(path:Path, config:MotifConfig, shards:list):
-    "`config.json` and the shards (with an index when there are several) in `path`, atomically."
-    with atomic_dir(path) as tmp:
-        config.to_hf(tmp/'config.json')
-        if len(shards) == 1: return _write_shard(shards[0], tmp/'model.safetensors')
+_CKPT_FILE = re.compile(r'config\.json|model\.safetensors|model\.safetensors\.index\.json|model-\d{5}-of-\d{5}\.safetensors')
+
+def _is_checkpoint_file(name:str)->bool:
+    "Is `name` one of the files a checkpoint of this library consists of?"
+    return bool(_CKPT_FILE.fullmatch(name))
+
+def _write_checkpoint(path:Path, config:MotifConfig, shards:list, overwrite:bool=False):
+    "`config.json` and the shards (with an index when there are several) in `path`, through `owned_dir`."
+    with owned_dir(path, _is_checkpoint_file, overwrite=overwrite, what='checkpoint') as w:
+        config.to_hf(w.file('config.json'))
+        if len(shards) == 1: return _write_shard(shards[0], w.file('model.safetensors'))
         n, weight_map = len(shards), {}
         for i, sh in enumerate(shards):
             fname = f'model-{i+1:05d}-of-{n:05d}.safetensors'
-            _write_shard(sh, tmp/fname)
+            _write_shard(sh, w.file(fname))
             weight_map.update({k: fname for k in sh})
         total = sum(v.numel() * v.element_size() for sh in shards for v in sh.values())
-        (tmp/'model.safetensors.index.json').write_text(json.dumps(
+        w.file('model.safetensors.index.json').write_text(json.dumps(
             {'metadata': {'total_size': total}, 'weight_map': weight_map}, indent=2) + '\n')
 
 # %% ../nbs/03_model.ipynb #7d44f576
 @patch
 def save_pretrained(self:MotifForCausalLM,
-                    path:str|Path, # the checkpoint directory (replaced atomically if it exists)
+                    path:str|Path, # the checkpoint folder (created if needed; other files in it are kept)
                     max_shard_size:int|str='5GB', # largest shard: bytes, or a string like '5GB', '500MB', '2GiB'
+                    overwrite:bool=False, # replace a file at `path`, or checkpoint files there that another tool wrote
                    )->Path:
-    "Write `config.json` and the weights in HF safetensors layout to `path`, atomically; returns `path`."
+    "Write `config.json` and the weights in HF safetensors layout to `path`, crash-safely, replacing only this library's files."
     limit, path = parse_size(max_shard_size), Path(path)
+    if not isinstance(overwrite, bool): raise TypeError(f"save_pretrained: overwrite must be a bool, got {type(overwrite).__name__} {overwrite!r}")
     config, sd = _export_state(self)
     for k, v in sd.items():
         if v.is_meta: raise ValueError(f"save_pretrained: tensor {k} is on the meta device (no data to save)")
-    _write_checkpoint(path, config, _shards(sd, limit))
+    _write_checkpoint(path, config, _shards(sd, limit), overwrite)
     return path
 
 # %% ../nbs/03_model.ipynb #e1ad20a3
@@ -335,42 +392,53 @@ def _export_state(model:MotifForCausalLM)->tuple:
 # %% ../nbs/03_model.ipynb #772ff1ed
 def _shrunk_twin(config:MotifConfig)->MotifForCausalLM:
     "A CPU model with the head layout and depth of `config` but tiny widths: a cheap source of non-persistent buffers"
-    c = dataclasses.replace(config, hidden_size=8, intermediate_size=8, vocab_size=8)
+    c = dataclasses.replace(config, hidden_size=8, intermediate_size=8, vocab_size=8, bos_token_id=None, eos_token_id=None, pad_token_id=None)
     with torch.device('cpu'): return MotifForCausalLM(c)
 
-def _fill_buffers(model:MotifForCausalLM, device):
-    "Replace the meta non-persistent buffers of `model` by real ones computed from its config."
+def materialize_buffers(model:MotifForCausalLM, # a model whose non-persistent buffers may be on the meta device
+                        device, # where the real buffers go
+                       ):
+    "Replace the meta non-persistent buffers of `model` (lambda_init) by real ones computed from its config."
     metas = [(n, b) for n, b in model.named_buffers() if b.is_meta]
     if not metas: return
     twin = dict(_shrunk_twin(model.config).named_buffers())
     for name, b in metas:
         t = twin.get(name)
         if t is None or t.shape != b.shape:
-            raise RuntimeError(f"from_pretrained: cannot materialise buffer {name} of shape {tuple(b.shape)}")
+            raise RuntimeError(f"materialize_buffers: cannot materialise buffer {name} of shape {tuple(b.shape)}")
         mod_name, _, attr = name.rpartition('.')
         model.get_submodule(mod_name)._buffers[attr] = t.to(device)
 
 # %% ../nbs/03_model.ipynb #47fa1160
 def _fmt(names, k=5): names = sorted(names); return ', '.join(names[:k]) + (f' (+{len(names)-k} more)' if len(names) > k else '')
 
-def _checkpoint_files(path:Path):
+def _checkpoint_files(path:Path, manifest:dict|None=None):
     "The safetensors files of checkpoint `path` and the index's weight_map (None for a single file)."
     index, single = path/'model.safetensors.index.json', path/'model.safetensors'
-    if index.exists():
+    listed = None if manifest is None else set(manifest['files'])
+    if index.exists() and (listed is None or index.name in listed):
         try: wm = json.loads(index.read_text())['weight_map']
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             raise ValueError(f"{index}: not a valid safetensors index (needs a 'weight_map'): {e!r}") from None
         files = sorted(set(wm.values()))
         for f in files:
             if not (path/f).exists(): raise FileNotFoundError(f"{path/f}: shard named in {index.name} does not exist (holds e.g. {_fmt([k for k, v in wm.items() if v == f], 2)})")
+            if listed is not None and f not in listed: raise ValueError(f"{path/f}: shard named in {index.name} is not in the checkpoint's manifest")
         return files, wm
-    if single.exists(): return ['model.safetensors'], None
-    raise FileNotFoundError(f"{path}: no model.safetensors or model.safetensors.index.json")
+    if single.exists() and (listed is None or single.name in listed): return ['model.safetensors'], None
+    raise FileNotFoundError(f"{path}: no model.safetensors or model.safetensors.index.json" + ('' if listed is None else ' in its manifest'))
 
 # %% ../nbs/03_model.ipynb #36510acc
-def _read_tensors(path:Path, files:list, wm:dict|None, expected:dict, tied:bool, dtype)->tuple:
+def _nonfinite(t:torch.Tensor, name:str, file:Path, dtype, bad:list):
+    "Append a description of tensor `name` to `bad` if it holds NaN/inf as stored, or after the cast to `dtype`."
+    n = int((~torch.isfinite(t)).sum())
+    if n: bad.append(f"{name} ({n} of {t.numel()} values are NaN/inf, in {file})")
+    elif dtype is not None and dtype != t.dtype and (n := int((~torch.isfinite(t.to(dtype))).sum())):
+        bad.append(f"{name} ({n} values overflow {dtype}, in {file})")
+
+def _read_tensors(path:Path, files:list, wm:dict|None, expected:dict, tied:bool, dtype, allow_nonfinite:bool=False)->tuple:
     "`(tensors, file of each, (lm_head.weight, file) or None)` of a checkpoint, every name and shape checked first."
-    loaded, where, extra_head = {}, {}, None
+    loaded, where, extra_head, bad = {}, {}, None, []
     for f in files:
         try: handle = safe_open(str(path/f), framework='pt', device='cpu')
         except Exception as e: raise ValueError(f"{path/f}: not a readable safetensors file (truncated or corrupt?): {e}") from None
@@ -388,9 +456,11 @@ def _read_tensors(path:Path, files:list, wm:dict|None, expected:dict, tied:bool,
                                      "the config does not match the tensors")
                 try: t = h.get_tensor(k)
                 except Exception as e: raise ValueError(f"{path/f}: cannot read tensor {k} (truncated or corrupt?): {e}") from None
+                if t.is_floating_point() and not allow_nonfinite: _nonfinite(t, k, path/f, dtype, bad)
                 if dtype is not None and t.is_floating_point(): t = t.to(dtype)
                 if tied and k == 'lm_head.weight': extra_head = (t, f); continue
                 loaded[k], where[k] = t, str(path/f)
+    if bad: raise ValueError(f"non-finite values in {len(bad)} tensor(s) of {path}: {_fmt(bad, 3)}; pass allow_nonfinite=True to load them anyway")
     return loaded, where, extra_head
 
 # %% ../nbs/03_model.ipynb #5d28a785
@@ -400,17 +470,25 @@ def from_pretrained(cls:MotifForCausalLM,
                     dtype:torch.dtype|None=None, # cast every floating tensor to this dtype (None: as stored)
                     device='cpu', # where the loaded model goes
                     gradient_checkpointing:bool=False, # build it with activation checkpointing on
+                    verify:bool=True, # compare every file with the sha256 of the checkpoint's manifest (False: skip, faster)
+                    allow_nonfinite:bool=False, # load tensors holding NaN/inf instead of refusing them
                    )->MotifForCausalLM:
-    "Load an HF-layout checkpoint strictly: errors name the tensor and file of anything missing, unexpected, misshapen or unreadable."
+    "Load an HF-layout checkpoint strictly and verified: errors name the file or tensor that is missing, unexpected, misshapen, corrupted or non-finite."
     path = Path(path)
+    if path.exists() and not path.is_dir(): raise NotADirectoryError(f"{path}: is a file; a checkpoint is a directory")
     if not path.is_dir(): raise FileNotFoundError(f"{path}: checkpoint directory does not exist")
+    for f, v in (('verify', verify), ('allow_nonfinite', allow_nonfinite)):
+        if not isinstance(v, bool): raise TypeError(f"from_pretrained: {f} must be a bool, got {type(v).__name__} {v!r}")
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"from_pretrained: dtype must be a floating torch.dtype or None, got {dtype!r}")
+    manifest = check_owned_dir(path, verify=verify, what='checkpoint')
     config = MotifConfig.from_hf(path/'config.json')
     with torch.device('meta'): model = cls(config, gradient_checkpointing=gradient_checkpointing)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     tied = config.tie_word_embeddings
     if tied: expected.pop('lm_head.weight')
-    files, wm = _checkpoint_files(path)
-    loaded, where, extra_head = _read_tensors(path, files, wm, expected, tied, dtype)
+    files, wm = _checkpoint_files(path, manifest)
+    loaded, where, extra_head = _read_tensors(path, files, wm, expected, tied, dtype, allow_nonfinite)
     missing = set(expected) - set(loaded)
     if missing: raise ValueError(f"missing tensors in {path} (looked in {_fmt(files, 3)}): {_fmt(missing)}")
     if wm is not None and set(wm) - set(where) - {'lm_head.weight'}:
@@ -420,7 +498,7 @@ def from_pretrained(cls:MotifForCausalLM,
     if tied: loaded['lm_head.weight'] = loaded['model.embed_tokens.weight']
     model.load_state_dict(loaded, strict=True, assign=True)
     if tied: model.lm_head.weight = model.model.embed_tokens.weight
-    _fill_buffers(model, 'cpu')
+    materialize_buffers(model, 'cpu')
     return model.to(device)
 
 # %% ../nbs/03_model.ipynb #98091bc7
@@ -439,20 +517,45 @@ def _sample(logits:torch.Tensor, temperature:float, top_k:int, top_p:float, gene
     return torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
 
 # %% ../nbs/03_model.ipynb #879cf6e5
-def _check_gen_args(input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask):
+def _gen_int(v, name:str, op:str, lo:int|None=0)->int:
+    "`v` if it is an integer (not a bool, float or string) >= `lo`; else a TypeError/ValueError naming `name`."
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral): raise TypeError(f"{op}: {name} must be an int, got {type(v).__name__} {v!r}")
+    if lo is not None and v < lo: raise ValueError(f"{op}: {name} must be >= {lo}, got {v}")
+    return v
+
+def _gen_real(v, name:str, op:str)->float:
+    "`v` if it is a real number (not a bool or string); else a TypeError naming `name`."
+    if isinstance(v, bool) or not isinstance(v, numbers.Real): raise TypeError(f"{op}: {name} must be a number, got {type(v).__name__} {v!r}")
+    return v
+
+def _check_gen_tokens(config:MotifConfig, eos_token_id, pad_token_id, seed, op:str):
+    "Token ids in the vocabulary (`eos_token_id` may be a non-empty list), an int seed."
+    V = config.vocab_size
+    eos = eos_token_id if isinstance(eos_token_id, (list, tuple)) else [] if eos_token_id is None else [eos_token_id]
+    if isinstance(eos_token_id, (list, tuple)) and not eos: raise ValueError(f"{op}: eos_token_id is an empty list; use None for no stop token")
+    for name, v in [('eos_token_id', e) for e in eos] + ([] if pad_token_id is None else [('pad_token_id', pad_token_id)]):
+        if not 0 <= _gen_int(v, name, op, lo=None) < V: raise ValueError(f"{op}: {name} {v} is not a token id in [0, vocab_size={V})")
+    if seed is not None: _gen_int(seed, 'seed', op)
+
+def _check_gen_args(model, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, op:str):
     "Raise on a bad argument of `generate`; return the attention mask as bool (None without one)."
-    _check_ids(input_ids, 'input_ids')
-    if input_ids.shape[1] == 0: raise ValueError("input_ids: every prompt needs at least one token, got shape (B, 0)")
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 0: raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    if not temperature >= 0: raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-    if not 0 < top_p <= 1: raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-    if not isinstance(top_k, int) or top_k < 0: raise ValueError(f"top_k must be an int >= 0 (0 = off), got {top_k!r}")
+    _check_ids(input_ids, 'input_ids', op, model.model.embed_tokens.weight.device)
+    if 0 in input_ids.shape: raise ValueError(f"{op}: input_ids needs at least one prompt of at least one token, got shape {tuple(input_ids.shape)}")
+    _check_token_range(input_ids, 'input_ids', op, model.config.vocab_size)
+    _gen_int(max_new_tokens, 'max_new_tokens', op); _gen_int(top_k, 'top_k', op)
+    if not (math.isfinite(_gen_real(temperature, 'temperature', op)) and temperature >= 0):
+        raise ValueError(f"{op}: temperature must be a finite number >= 0 (0 = greedy), got {temperature}")
+    if not 0 < _gen_real(top_p, 'top_p', op) <= 1: raise ValueError(f"{op}: top_p must be in (0, 1], got {top_p}")
     if attention_mask is None: return None
+    if not isinstance(attention_mask, torch.Tensor): raise TypeError(f"{op}: attention_mask must be a torch.Tensor, got {type(attention_mask).__name__}")
     if attention_mask.shape != input_ids.shape:
-        raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(attention_mask.shape)}")
-    mask = attention_mask.to(input_ids.device).bool()
-    if bool((mask[:, 1:] < mask[:, :-1]).any()): raise ValueError("attention_mask must be left padding (0s then 1s in every row); right padding is not supported")
-    if not bool(mask[:, -1].all()): raise ValueError("attention_mask: every row needs at least one real token")
+        raise ValueError(f"{op}: attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(attention_mask.shape)}")
+    if attention_mask.device != input_ids.device: raise ValueError(f"{op}: attention_mask is on {attention_mask.device}, input_ids on {input_ids.device}")
+    if attention_mask.is_complex() or not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+        raise ValueError(f"{op}: attention_mask must hold only 0 (padding) and 1 (real token)")
+    mask = attention_mask.bool()
+    if bool((mask[:, 1:] < mask[:, :-1]).any()): raise ValueError(f"{op}: attention_mask must be left padding (0s then 1s in every row); right padding is not supported")
+    if not bool(mask[:, -1].all()): raise ValueError(f"{op}: attention_mask: every row needs at least one real token")
     return mask
 
 def _stop_tokens(config:MotifConfig, eos_token_id, pad_token_id, device)->tuple:
@@ -479,7 +582,7 @@ def _prefill(self:MotifForCausalLM, ids:torch.Tensor, mask:torch.Tensor|None, ma
 # %% ../nbs/03_model.ipynb #9b41d460
 @patch
 def generate(self:MotifForCausalLM,
-             input_ids:torch.Tensor, # [B, T0] prompts, left-padded when their lengths differ
+             input_ids:torch.Tensor, # [B, T0] prompts on the model's device, left-padded when their lengths differ
              max_new_tokens:int, # at most this many new tokens per row
              temperature:float=1.0, # 0: greedy; else logits / temperature are sampled
              top_p:float=1.0, # nucleus: sample from the smallest set reaching this probability (1: off)
@@ -490,10 +593,11 @@ def generate(self:MotifForCausalLM,
              pad_token_id:int|None=None, # emitted by finished rows (None: config.pad_token_id, else the EOS id)
             )->torch.Tensor:
     "Prompt + up to `max_new_tokens` new tokens per row [B, T0 + n], decoded with the layers' KV caches."
-    mask = _check_gen_args(input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask)
+    op = 'MotifForCausalLM.generate'
+    mask = _check_gen_args(self, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, op)
+    _check_gen_tokens(self.config, eos_token_id, pad_token_id, seed, op)
     if max_new_tokens == 0: return input_ids.clone()
-    dev = self.lm_head.weight.device
-    ids = input_ids.to(dev)
+    dev, ids = input_ids.device, input_ids
     eos, pad = _stop_tokens(self.config, eos_token_id, pad_token_id, dev)
     gen = None if seed is None else torch.Generator(device=dev).manual_seed(seed)
     with torch.no_grad():

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The main job: set up .venv (tools/setup.sh), then train a Motif model through the trainer's command line.
+#   bash tools/train.sh                                   # cpu-small on a CPU, gpu-1b on a GPU, into runs/<preset>
+#   bash tools/train.sh --preset cpu-tiny --out runs/t    # any `python -m motif_nb.train` flags (see --help)
+# Rerunning the same command resumes from the newest complete checkpoint in --out.
+# Several processes: .venv/bin/torchrun --nproc-per-node K -m motif_nb.train --preset ... --out ...
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source tools/setup.sh || exit 1
+set +e
+export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg
+args=("$@")
+if [[ " $* " != *" --preset "* ]]; then
+  if python -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then preset=gpu-1b; else preset=cpu-small; fi
+  args=(--preset "$preset" "${args[@]}")
+else
+  preset=$(printf '%s\n' "$@" | grep -A1 -x -- '--preset' | tail -1)
+fi
+[[ " $* " == *" --out "* ]] || args+=(--out "runs/$preset")
+exec python -m motif_nb.train "${args[@]}"
