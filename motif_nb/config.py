@@ -17,7 +17,7 @@ __all__ = ['ATTENTION_KINDS', 'MLP_ACTS', 'ATTN_IMPLS', 'MLP_IMPLS', 'PRESETS', 
 
 # %% ../nbs/00_config.ipynb #b46d084b
 ATTENTION_KINDS = ('gda', 'standard')
-MLP_ACTS = ('polynorm', 'swiglu')
+MLP_ACTS = ('polynorm', 'swiglu', 'gelu')
 ATTN_IMPLS = ('auto', 'reference', 'sdpa', 'triton')
 MLP_IMPLS = ('auto', 'torch', 'triton')
 
@@ -43,7 +43,7 @@ class MotifConfig:
     eos_token_id:int|list|None=None      # end-of-text token(s): an id or a list of ids (as HF allows), or None
     pad_token_id:int|None=None           # padding token, in [0, vocab_size), or None
     attention_kind:str='gda'             # 'gda' (plain differential attention = 1 signal head per group) or 'standard'
-    mlp_act:str='polynorm'               # 'polynorm' (gated PolyNorm MLP) or 'swiglu'
+    mlp_act:str='polynorm'               # 'polynorm' (gated PolyNorm MLP), 'swiglu' (gated) or 'gelu' (ungated, 2 matrices)
     attn_impl:str='auto'                 # attention: 'auto', 'reference', 'sdpa' or 'triton'
     mlp_impl:str='auto'                  # the MLP's PolyNorm: 'auto', 'torch' or 'triton'
     lambda_init_layers:list|None=None    # GDA lambda_init per layer, fixed at depth growth; None: Motif's formula
@@ -166,7 +166,7 @@ def num_parameters(self:MotifConfig,
         q_proj=D * self.num_attention_heads * d, k_proj=D * self.num_key_value_heads * d,
         v_proj=D * self.num_key_value_heads * d, o_proj=self.attn_output_size * D,
         gda_subln_and_lambdas=(2*d + 4*d) if gda else 0,
-        mlp=3 * D * self.intermediate_size, polynorm=4 if self.mlp_act == 'polynorm' else 0,
+        mlp=(2 if self.mlp_act == 'gelu' else 3) * D * self.intermediate_size, polynorm=4 if self.mlp_act == 'polynorm' else 0,
         block_norms=2 * D)
     out = {k: v * L for k, v in parts.items()}
     out['final_norm'] = D
@@ -292,7 +292,7 @@ def from_hf(cls:MotifConfig,
     names = {f.name for f in fields(cls)}
     _check_keys(d, src, names)
     kw = {k: v for k, v in d.items() if k in names}
-    if 'hidden_act' in d:
+    if 'hidden_act' in d and not (d['hidden_act'] == 'gelu' and d.get('mlp_act') == 'gelu'):   # 'gelu' alone is ambiguous in HF (gated?)
         act = d['hidden_act']
         if not isinstance(act, str) or act not in _HF_ACTS: raise ValueError(f"{src}: hidden_act {act!r} is not supported; known: {sorted(_HF_ACTS)}")
         if 'mlp_act' in d and d['mlp_act'] != _HF_ACTS[act]: raise ValueError(f"{src}: hidden_act {act!r} and mlp_act {d['mlp_act']!r} disagree")
@@ -316,7 +316,7 @@ def to_hf(self:MotifConfig,
          )->dict:
     "The `config.json` dict of this config; also written to `path` (a file or a directory) if given."
     d = dict(model_type='motif', architectures=['MotifForCausalLM'], **asdict(self),
-             hidden_act='poly_norm' if self.mlp_act == 'polynorm' else 'silu')
+             hidden_act={'polynorm': 'poly_norm', 'swiglu': 'silu', 'gelu': 'gelu'}[self.mlp_act])
     if path is not None:
         p = Path(path)
         if p.is_dir(): p = p/'config.json'

@@ -46,7 +46,8 @@ def state_dict_shapes(config:MotifConfig)->dict:
         if c.attention_kind == 'gda':
             out.update({p+f'self_attn.{n}': (d,) for n in ('lambda_q1', 'lambda_k1', 'lambda_q2', 'lambda_k2')})
             out[p+'self_attn.subln.weight'] = (2*d,)
-        out.update({p+'mlp.gate_proj.weight': (I, D), p+'mlp.up_proj.weight': (I, D), p+'mlp.down_proj.weight': (D, I)})
+        out.update({p+'mlp.up_proj.weight': (I, D), p+'mlp.down_proj.weight': (D, I)})
+        if c.mlp_act != 'gelu': out[p+'mlp.gate_proj.weight'] = (I, D)
         if c.mlp_act == 'polynorm': out.update({p+'mlp.act_fn.weight': (3,), p+'mlp.act_fn.bias': (1,)})
         out.update({p+'input_layernorm.weight': (D,), p+'post_attention_layernorm.weight': (D,)})
     out['model.norm.weight'] = (D,)
@@ -121,6 +122,7 @@ def hyperclone_config(config:MotifConfig, hidden_multiplier:int, ffn_multiplier:
     m = _check_multiplier(ffn_multiplier, 'ffn_multiplier')
     s = _check_multiplier(signal_head_multiplier, 'signal_head_multiplier')
     c = config
+    if c.mlp_act == 'gelu': raise ValueError("hyperclone: mlp_act='gelu' (the ungated MLP) is not supported; width growth is defined for the gated MLPs ('polynorm', 'swiglu')")
     kw = dict(hidden_size=c.hidden_size * n, intermediate_size=c.intermediate_size * m, tie_word_embeddings=False,
               lambda_init_layers=None if c.lambda_init_layers is None else list(c.lambda_init_layers))
     if c.attention_kind == 'gda': kw['num_attention_heads'] = c.num_noise_heads * (s * c.signal_heads_per_group + 1)

@@ -67,14 +67,17 @@ class SwiGLU(nn.Module):
     def forward(self, gate, up): return F.silu(gate) * up
 
 class MotifMLP(nn.Module):
-    "Gated MLP `down_proj(act_fn(gate_proj(x), up_proj(x)))`; `act_fn` is `MulPolyNorm` or `SwiGLU` per `config.mlp_act`."
+    "Gated MLP `down_proj(act_fn(gate_proj(x), up_proj(x)))` (`MulPolyNorm` or `SwiGLU`), or `down_proj(gelu(up_proj(x)))` for 'gelu'."
     def __init__(self, config:MotifConfig):
         super().__init__()
         D, I = config.hidden_size, config.intermediate_size
-        self.gate_proj, self.up_proj = nn.Linear(D, I, bias=False), nn.Linear(D, I, bias=False)
-        self.down_proj = nn.Linear(I, D, bias=False)
-        self.act_fn = MulPolyNorm(eps=1e-6, impl=config.mlp_impl) if config.mlp_act == 'polynorm' else SwiGLU()
-    def forward(self, x): return self.down_proj(self.act_fn(self.gate_proj(x), self.up_proj(x)))
+        self.gated = config.mlp_act != 'gelu'
+        if self.gated: self.gate_proj = nn.Linear(D, I, bias=False)
+        self.up_proj, self.down_proj = nn.Linear(D, I, bias=False), nn.Linear(I, D, bias=False)
+        self.act_fn = MulPolyNorm(eps=1e-6, impl=config.mlp_impl) if config.mlp_act == 'polynorm' else SwiGLU() if self.gated else nn.GELU()
+    def forward(self, x):
+        if not self.gated: return self.down_proj(self.act_fn(self.up_proj(x)))
+        return self.down_proj(self.act_fn(self.gate_proj(x), self.up_proj(x)))
 
 # %% ../nbs/03_model.ipynb #d6ecaedf
 class MotifDecoderLayer(nn.Module):
