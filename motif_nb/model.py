@@ -23,8 +23,8 @@ from .attention import GDA, Attention, KVCache, GDASettings
 
 # %% auto #0
 __all__ = ['CausalLMOutput', 'shift_labels', 'causal_lm_loss', 'SwiGLU', 'MotifMLP', 'MotifDecoderLayer', 'MotifModel',
-           'MotifForCausalLM', 'parse_size', 'absorb_lambda_init', 'materialize_buffers', 'attention_train_flops',
-           'train_flops_per_token']
+           'MotifForCausalLM', 'check_token_ids', 'parse_size', 'absorb_lambda_init', 'materialize_buffers',
+           'attention_train_flops', 'train_flops_per_token']
 
 # %% ../nbs/03_model.ipynb #7f6f22a8
 @dataclass
@@ -168,9 +168,15 @@ def _check_ids(t, name:str, op:str, device=None):
     if device is not None and t.device != device:
         raise ValueError(f"{op}: {name} is on {t.device} but the model is on {device}; move it there first")
 
-def _check_token_range(t, name:str, op:str, vocab_size:int, ignore_index:int|None=None):
+def check_token_ids(t:torch.Tensor, # token ids (input_ids) or labels
+                    name:str, # the argument's name, for the message
+                    op:str, # who asks, for the message
+                    vocab_size:int,
+                    ignore_index:int|None=None, # a value that is allowed too (-100 for labels)
+                    device_tensors:bool=False): # also check tensors on an accelerator (costs a host sync)
     "Raise naming `name` and the first offending position unless every value is a token id (or `ignore_index`)."
     if torch.compiler.is_compiling() or t.numel() == 0: return
+    if t.device.type != 'cpu' and not device_tensors: return
     bad = (t < 0) | (t >= vocab_size)
     if ignore_index is not None: bad &= t != ignore_index
     if bool(bad.any()):
@@ -229,8 +235,8 @@ def _check_inputs(model:MotifForCausalLM, input_ids, labels, position_ids, use_c
     if position_ids is not None and (not isinstance(position_ids, torch.Tensor) or position_ids.is_floating_point()
                                      or position_ids.is_complex() or position_ids.dtype == torch.bool):
         raise TypeError(f"{op}: position_ids must be an integer tensor, got {getattr(position_ids, 'dtype', type(position_ids).__name__)}")
-    _check_token_range(input_ids, 'input_ids', op, V)
-    if labels is not None: _check_token_range(labels, 'labels', op, V, ignore_index=-100)
+    check_token_ids(input_ids, 'input_ids', op, V)
+    if labels is not None: check_token_ids(labels, 'labels', op, V, ignore_index=-100)
 
 # %% ../nbs/03_model.ipynb #cfbe5e3d
 @patch
@@ -544,7 +550,7 @@ def _check_gen_args(model, input_ids, max_new_tokens, temperature, top_p, top_k,
     "Raise on a bad argument of `generate`; return the attention mask as bool (None without one)."
     _check_ids(input_ids, 'input_ids', op, model.model.embed_tokens.weight.device)
     if 0 in input_ids.shape: raise ValueError(f"{op}: input_ids needs at least one prompt of at least one token, got shape {tuple(input_ids.shape)}")
-    _check_token_range(input_ids, 'input_ids', op, model.config.vocab_size)
+    check_token_ids(input_ids, 'input_ids', op, model.config.vocab_size, device_tensors=True)
     _gen_int(max_new_tokens, 'max_new_tokens', op); _gen_int(top_k, 'top_k', op)
     if not (math.isfinite(_gen_real(temperature, 'temperature', op)) and temperature >= 0):
         raise ValueError(f"{op}: temperature must be a finite number >= 0 (0 = greedy), got {temperature}")

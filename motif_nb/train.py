@@ -17,7 +17,7 @@ import pandas as pd
 from fastcore.basics import patch
 from fastcore.script import call_parse
 from .config import MotifConfig, PRESETS
-from .model import MotifForCausalLM, shift_labels, train_flops_per_token
+from .model import MotifForCausalLM, shift_labels, train_flops_per_token, check_token_ids
 from .data import (model_inputs, CurriculumSampler, CurriculumSchedule, default_sampler, python_prose_docs,
                            stdlib_code_docs, synthetic_math_docs, CORPUS_SIZES)
 from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest
@@ -359,7 +359,10 @@ def _split(self:Trainer, batch:dict)->tuple:
 
 @patch
 def _to_device(self:Trainer, kw:dict)->dict:
-    "A flattened batch on the training device (through pinned memory to a CUDA device, without waiting)."
+    "A flattened batch, its token ids checked on the CPU, on the training device (through pinned memory to a CUDA device, without waiting)."
+    V = self.model.config.vocab_size
+    check_token_ids(kw['input_ids'], 'input_ids', 'Trainer', V)
+    if 'labels' in kw: check_token_ids(kw['labels'], 'labels', 'Trainer', V, ignore_index=-100)
     if self.device.type == 'cuda': return {k: v.pin_memory().to(self.device, non_blocking=True) for k, v in kw.items()}
     return {k: v.to(self.device) for k, v in kw.items()}
 
