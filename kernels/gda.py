@@ -56,14 +56,33 @@ over `CONFIGS` (the fastest candidates of an H100 sweep, figures/gda_tune*).
 
 Masks: causal, in bounds, and with VARLEN the key must not precede the query's document start. No make_block_ptr (gone
 in triton 3.9); every load is masked (the interpreter does not catch out-of-bounds accesses). Runs on triton 3.6 to 3.9
-and under the interpreter (TRITON_INTERPRET=1, fp32/fp16)."""
+and under the interpreter (TRITON_INTERPRET=1, fp32/fp16).
+
+Non-finite values (forward): a NaN/inf reaches exactly the queries that can see it, never one across the mask.
+  Keys and queries need nothing: a masked logit is replaced (`where`, not added to), so a NaN/inf in K or Q stays in the
+  rows that see it (where an infinite logit acts by its sign: -inf drops the key, +inf gives NaN). Values do: a masked
+  p is 0 and 0 * NaN = NaN inside tl.dot(p, v), so a NaN in V_j would reach every query of every tile that loads row j
+  (the earlier queries of its diagonal tile, and with VARLEN the queries of the next document, whose rows also have
+  p = exp2(NEG - NEG) = 1 before their first visible key). Zeroing the rows that no query
+  of the tile sees is not enough: within a diagonal or document-boundary tile a key is visible to some rows and not to
+  others. So `gda_nonfinite_kernel` first flags the value rows holding a NaN/inf (one pass over v, plus a single "any"
+  flag), and every program whose launch saw a flag runs its masked tiles through the guarded instantiation of
+  `_fwd_inner` (GUARD): flagged rows load as 0, a masked p is exactly 0, and a visible flagged p is NaN, which the row sum
+  and the dot carry to that query's output only. The unmasked tiles (every key visible to every query of the tile) run
+  the plain loop in both cases, and without a flag the masked tiles do too: the guard is a separate instantiation chosen
+  per program by one scalar load, so finite inputs run only the plain loops and give the bits of an unguarded kernel;
+  their cost is the pre-pass (one read of v) and that load. With VARLEN every tile is masked, so with a flag the guarded
+  loop runs on every tile of the launch.
+Backward: no such promise. p = 0 times a NaN of V (dP = dO V^T) or K (dQ = dS K) or Q (dK = dS^T Q) leaks in the masked
+  tiles of the dQ and dK/dV kernels as in the forward; guarding it would not help, since the weight gradient of every
+  linear layer, dW = sum_t x_t^T dy_t, already contains 0 * NaN for the token whose activation x_t is NaN."""
 import math, os
 from dataclasses import dataclass, field
 import torch
 import triton
 import triton.language as tl
 
-__all__ = ['LOG2E', 'CONFIGS', 'CHUNK_TOKENS', 'configs', 'GDASettings', 'fwd_buffers', 'bwd_buffers',
+__all__ = ['LOG2E', 'CONFIGS', 'CHUNK_TOKENS', 'configs', 'GDASettings', 'fwd_buffers', 'bwd_buffers', 'nonfinite_rows',
            'launch_fwd', 'launch_bwd_pre', 'launch_bwd_dv', 'launch_bwd_dk', 'launch_bwd_dkdv', 'launch_bwd_dq',
            'gda_fwd', 'gda_bwd', 'GDAFunction', 'gda']
 
@@ -91,16 +110,24 @@ def configs(kind:str, only:int|None=None)->list:
 # Triton: helpers and kernels
 
 @triton.jit
-def _fwd_inner(acc, l, m, q, kb, vb, lo, hi, ts, dst, qk_scale, sk_t, sv_t,
-               D: tl.constexpr, BN: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
-    "Online softmax of one query tile over keys lo..hi (BN at a time): accumulator, row sums and row maxima."
+def _fwd_inner(acc, l, m, q, kb, vb, fb, lo, hi, ts, dst, qk_scale, sk_t, sv_t, sf_t,
+               D: tl.constexpr, BN: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr, GUARD: tl.constexpr):
+    """Online softmax of one query tile over keys lo..hi (BN at a time): accumulator, row sums and row maxima. MASK: the
+    causal (and document) mask. GUARD (masked tiles of a v with a non-finite row): the value rows flagged in `fb`
+    (stride sf_t) load as 0, a masked probability is exactly 0 and a visible flagged one NaN."""
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
     for n0 in range(lo, hi, BN):
         kn = n0 + tl.arange(0, BN)
         kok = kn < hi
         kn64 = kn[:, None].to(tl.int64)
         k = tl.load(kb + kn64 * sk_t + dc[None, :], mask=kok[:, None], other=0.)
-        v = tl.load(vb + kn64 * sv_t + vc[None, :], mask=kok[:, None], other=0.)
+        if GUARD:
+            # p = 0 times a NaN/inf value is NaN in the dot: flagged rows load as 0 instead, and p below carries the
+            # NaN to exactly the rows that see the key (a key can be visible to some rows of the tile, not to others)
+            vbad = tl.load(fb + kn * sf_t, mask=kok, other=0) != 0
+            v = tl.load(vb + kn64 * sv_t + vc[None, :], mask=(kok & ~vbad)[:, None], other=0.)
+        else:
+            v = tl.load(vb + kn64 * sv_t + vc[None, :], mask=kok[:, None], other=0.)
         s = tl.dot(q, tl.trans(k)) * qk_scale
         if MASK:
             mk = (kn[None, :] <= ts[:, None]) & kok[None, :]
@@ -109,11 +136,27 @@ def _fwd_inner(acc, l, m, q, kb, vb, lo, hi, ts, dst, qk_scale, sk_t, sv_t,
             s = tl.where(mk, s, NEG)
         mn = tl.maximum(m, tl.max(s, 1))
         p = tl.exp2(s - mn[:, None])
+        if GUARD:
+            # masked: exactly 0 (a row with no visible key yet has mn = NEG, where exp2(NEG - NEG) = 1)
+            p = tl.where(mk, tl.where(vbad[None, :], float('nan'), p), 0.)
         al = tl.exp2(m - mn)
         l = l * al + tl.sum(p, 1)
         acc = acc * al[:, None] + tl.dot(p.to(v.dtype), v)
         m = mn
     return acc, l, m
+
+
+@triton.jit
+def gda_nonfinite_kernel(V, FLAGS, ANY, sv_b, sv_t, sv_g, N, T, G, D: tl.constexpr, R: tl.constexpr):
+    "Flags (B, T, G) of the value rows of V (B, T, G, 2D) that hold a NaN or inf, R rows per program; ANY = 1 if one does."
+    r = tl.program_id(0) * R + tl.arange(0, R)
+    ok = r < N
+    b = (r // (T * G)).to(tl.int64); t = (r // G) % T; grp = r % G
+    vc = tl.arange(0, 2 * D)
+    v = tl.load(V + (b * sv_b + t.to(tl.int64) * sv_t + grp * sv_g)[:, None] + vc[None, :], mask=ok[:, None], other=0.)
+    bad = tl.max(tl.where(tl.abs(v) < float('inf'), 0, 1), 1)     # abs(NaN) < inf is False too
+    tl.store(FLAGS + r, bad.to(tl.uint8), mask=ok)
+    tl.atomic_max(ANY, tl.max(bad, 0))
 
 
 @triton.jit
@@ -147,9 +190,9 @@ def _head_block(T, G, g, CH, BM: tl.constexpr, SIGNAL: tl.constexpr):
 
 @triton.autotune(configs=configs('fwd'), key=['T', 'D', 'VARLEN', 'SIGNAL'])
 @triton.jit
-def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START,
+def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START, VBAD, VBAD_ANY,
                    sq_b, sq_t, sq_g, sq_h, sk_b, sk_t, sk_g, sk_h, sv_b, sv_t, sv_g,
-                   sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g, sml,
+                   sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g, sml, sf_b, sf_t,
                    T, G, g, qk_scale, eps, out_scale, CH,
                    D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr, SIGNAL: tl.constexpr):
     "One head x BM positions. SIGNAL=False: the noise heads (write O_n, lse2). SIGNAL=True: signal heads + epilogue."
@@ -160,6 +203,8 @@ def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START,
     q = tl.load(Q + b64 * sq_b + t64 * sq_t + grp * sq_g + j * sq_h + dc[None, :], mask=ok[:, None], other=0.)
     kb = K + b64 * sk_b + grp * sk_g + kh * sk_h
     vb = V + b64 * sv_b + grp * sv_g
+    fb = VBAD + b64 * sf_b + grp             # flags (B, T, G) of the value rows with a NaN/inf
+    guard = tl.load(VBAD_ANY) != 0           # v has one: the masked tiles take the guarded loop
     hi = tl.minimum(t0 + BM, T)
     m = tl.full([BM], NEG, tl.float32)
     l = tl.zeros([BM], tl.float32)
@@ -167,11 +212,17 @@ def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START,
     if VARLEN:
         lo = tl.load(DOC_START + t0)
         dst = tl.load(DOC_START + ts, mask=ok, other=0)
-        acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, lo, hi, ts, dst, qk_scale, sk_t, sv_t, D, BN, True, True)
+        if guard:
+            acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, fb, lo, hi, ts, dst, qk_scale, sk_t, sv_t, sf_t, D, BN, True, True, True)
+        else:
+            acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, fb, lo, hi, ts, dst, qk_scale, sk_t, sv_t, sf_t, D, BN, True, True, False)
     else:
         n_full = (t0 // BN) * BN          # key tiles entirely before the block: no mask
-        acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, 0, n_full, ts, ts, qk_scale, sk_t, sv_t, D, BN, False, False)
-        acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, n_full, hi, ts, ts, qk_scale, sk_t, sv_t, D, BN, True, False)
+        acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, fb, 0, n_full, ts, ts, qk_scale, sk_t, sv_t, sf_t, D, BN, False, False, False)
+        if guard:
+            acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, fb, n_full, hi, ts, ts, qk_scale, sk_t, sv_t, sf_t, D, BN, True, False, True)
+        else:
+            acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, fb, n_full, hi, ts, ts, qk_scale, sk_t, sv_t, sf_t, D, BN, True, False, False)
     l = tl.where(l > 0, l, 1.)
     o = acc / l[:, None]
     lse = m + tl.log2(l)
@@ -608,23 +659,40 @@ def fwd_buffers(q):
             torch.full((B * G * g, nm), float('-inf'), dtype=f32, device=dev), torch.full((B * G, nm), float('-inf'), dtype=f32, device=dev))
 
 
-def launch_fwd(q, k, v, lam, w, out:tuple, doc_start, eps:float, out_scale:float, varlen:bool, signal:bool, settings:GDASettings):
-    "One forward launch into `out` (`fwd_buffers`): the B*G noise heads (`signal=False`), or the B*G*g signal heads and the epilogue."
+def nonfinite_rows(v)->tuple:
+    """Flags (B, T, G) uint8 of the value rows of v (B, T, G, 2D) that hold a NaN or inf, and a 1-element int32 that is 1
+    when any does (what the forward's masked tiles read): one pass over v."""
+    B, T, G, D2 = v.shape
+    flags = torch.empty(B, T, G, dtype=torch.uint8, device=v.device)
+    anyb = torch.zeros(1, dtype=torch.int32, device=v.device)
+    if v.stride(-1) != 1: raise ValueError(f"gda: v must be contiguous in its last dimension, got strides {v.stride()}")
+    N, R = B * T * G, 16
+    if N: gda_nonfinite_kernel[(triton.cdiv(N, R),)](v, flags, anyb, v.stride(0), v.stride(1), v.stride(2), N, T, G, D=D2 // 2, R=R)
+    return flags, anyb
+
+
+def launch_fwd(q, k, v, lam, w, out:tuple, doc_start, eps:float, out_scale:float, varlen:bool, signal:bool, settings:GDASettings,
+               vbad=None):
+    """One forward launch into `out` (`fwd_buffers`): the B*G noise heads (`signal=False`), or the B*G*g signal heads and
+    the epilogue. `vbad`: what `nonfinite_rows(v)` returns (computed here when None)."""
     B, T, G, g1, D = q.shape; g = g1 - 1
     y, a, o2, lse1, lse2, rstd, ml_s, ml_n = out
     heads, ml = (B * G * g, ml_s) if signal else (B * G, ml_n)
+    flags, anyb = nonfinite_rows(v) if vbad is None else vbad
     _launch(gda_fwd_kernel, settings.blocks.get('fwd'), 'BM', heads,
             Q=q, K=k, V=v, W=w, LAM=lam, Y=y, A=a, O2=o2, LSE1=lse1, LSE2=lse2, RSTD=rstd, ML=ml, DOC_START=doc_start,
-            **_in_strides(q, k, v), **_out_strides(y, o2, lse1, lse2), sml=ml.stride(0), T=T, G=G, g=g, qk_scale=LOG2E / math.sqrt(D), eps=eps,
+            VBAD=flags, VBAD_ANY=anyb, **_in_strides(q, k, v), **_out_strides(y, o2, lse1, lse2), sml=ml.stride(0),
+            sf_b=flags.stride(0), sf_t=flags.stride(1), T=T, G=G, g=g, qk_scale=LOG2E / math.sqrt(D), eps=eps,
             out_scale=out_scale, CH=settings.heads_per_chunk('fwd_signal' if signal else 'fwd_noise', heads, T),
             D=D, VARLEN=varlen, SIGNAL=signal)
 
 
 def gda_fwd(q, k, v, lam, w, doc_start, eps:float, out_scale:float, varlen:bool, settings:GDASettings)->tuple:
-    "The forward: noise heads, then signal heads with the epilogue; returns `fwd_buffers`' tuple, filled."
-    out = fwd_buffers(q)
+    """The forward: flags of the non-finite value rows, the noise heads, then the signal heads with the epilogue; returns
+    `fwd_buffers`' tuple, filled."""
+    out, vbad = fwd_buffers(q), nonfinite_rows(v)
     for signal in (False, True):          # noise first: the epilogue reads O_n
-        launch_fwd(q, k, v, lam, w, out, doc_start, eps, out_scale, varlen, signal, settings)
+        launch_fwd(q, k, v, lam, w, out, doc_start, eps, out_scale, varlen, signal, settings, vbad)
     return out
 
 

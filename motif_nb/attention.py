@@ -17,9 +17,10 @@ try: from motif_nb.kernels import gda as _kgda      # the Triton kernels and the
 except ImportError: _kgda = None
 
 # %% auto #0
-__all__ = ['GDASettings', 'rope_cos_sin', 'apply_rope', 'check_cu_seqlens', 'doc_positions', 'doc_ids', 'attn_mask', 'rms_norm',
-           'gda_epilogue', 'gda_reference', 'KVCache', 'max_logits_chunked', 'max_logits_varlen', 'gda_sdpa',
-           'split_gda_heads', 'GDA', 'mha_reference', 'mha_sdpa', 'Attention', 'gda_triton']
+__all__ = ['GDASettings', 'rope_cos_sin', 'apply_rope', 'check_cu_seqlens', 'doc_positions', 'doc_ids', 'attn_mask',
+           'nonfinite_keys', 'sees_nonfinite', 'rms_norm', 'gda_epilogue', 'gda_reference', 'KVCache',
+           'max_logits_chunked', 'max_logits_varlen', 'gda_sdpa', 'split_gda_heads', 'GDA', 'mha_reference', 'mha_sdpa',
+           'Attention', 'gda_triton']
 
 # %% ../nbs/02_attention.ipynb #39bdd70e
 def _rope_tables(positions, head_dim, theta):
@@ -53,10 +54,13 @@ def apply_rope(x:torch.Tensor, # (B, T, heads, d)
     return (xf * cos[:, :, None] + rot * sin[:, :, None]).to(x.dtype)
 
 # %% ../nbs/02_attention.ipynb #f4528c27
-def check_cu_seqlens(cu_seqlens, N:int, op:str='attention')->torch.Tensor:
+def check_cu_seqlens(cu_seqlens, N:int, op:str='attention',
+                     device=None)->torch.Tensor: # the input's device: cu_seqlens must be on it or on the CPU
     "Validate FlashAttention-style document offsets for a packed row of `N` tokens."
     if not isinstance(cu_seqlens, torch.Tensor): raise TypeError(f"{op}: cu_seqlens must be a torch.Tensor, got {type(cu_seqlens).__name__}")
     if cu_seqlens.dtype != torch.int32: raise TypeError(f"{op}: cu_seqlens must be int32 (FlashAttention varlen convention), got {cu_seqlens.dtype}")
+    if device is not None and cu_seqlens.device.type != 'cpu' and cu_seqlens.device != torch.device(device):
+        raise ValueError(f"{op}: cu_seqlens is on {cu_seqlens.device} but the input is on {device} (pass it on the input's device or on the CPU)")
     if cu_seqlens.ndim != 1 or cu_seqlens.numel() < 2: raise ValueError(f"{op}: cu_seqlens must be 1-D with at least 2 offsets, got shape {tuple(cu_seqlens.shape)}")
     c = cu_seqlens.tolist()
     if c[0] != 0: raise ValueError(f"{op}: cu_seqlens must start at 0, got {c[0]}")
@@ -89,6 +93,35 @@ def attn_mask(T:int, S:int, q_start:int=0, docs:torch.Tensor|None=None, key_vali
         else: m = m & (kv | (kj == qi)[None])
     return m
 
+# %% ../nbs/02_attention.ipynb #376658ad
+def nonfinite_keys(*kv:torch.Tensor, # each (B, H, S, ...): keys or values laid out per key
+                  )->torch.Tensor: # (B, H, S) bool
+    "True at every key where any of `kv` holds a NaN or inf."
+    bad = ~torch.isfinite(kv[0]).all(-1)
+    for t in kv[1:]: bad = bad | ~torch.isfinite(t).all(-1)
+    return bad
+
+def _finite(t): return torch.nan_to_num(t, nan=0., posinf=0., neginf=0.)    # the gradient passes where t is finite
+
+def _sees_by_mask(m, bad):     # m (B|1, T, S) bool, bad (B, H, S) -> (B, H, T): query t sees a flagged key
+    return (m[:, None].float() @ bad[..., None].float()).squeeze(-1) > 0
+
+def sees_nonfinite(bad:torch.Tensor, # (B, H, S) flags of `nonfinite_keys`
+                   T:int, q_start:int=0, # queries occupy key slots q_start .. q_start+T-1
+                   cu_seqlens=None, key_valid=None, # document offsets (T = S), or the (B, S) key validity of a cache
+                  )->torch.Tensor: # (B, H, T) bool
+    "Whether each query sees a flagged key under `attn_mask`'s rule, from prefix counts over the keys (no T × S map)."
+    slots = torch.arange(q_start, q_start + T, device=bad.device)
+    b = bad if key_valid is None else bad & key_valid[:, None]
+    c = b.int().cumsum(-1)                                      # flagged (valid) keys among 0..j
+    n = c[..., slots]
+    if cu_seqlens is not None:                                  # minus those before the query's document
+        cu = cu_seqlens.to(bad.device).long()
+        st = cu[doc_ids(cu)]
+        n = n - c[..., st] + b[..., st].int()
+    if key_valid is not None: n = n + (bad & ~key_valid[:, None])[..., slots]   # a padding query sees its own slot
+    return n > 0
+
 # %% ../nbs/02_attention.ipynb #cf78f8e0
 def _up(t): return t.double() if t.dtype == torch.float64 else t.float()     # fp32 math, fp64 kept for tests
 
@@ -116,7 +149,8 @@ def gda_reference(q1:torch.Tensor, # (B, G, g, T, d) signal queries
                   *, q_start:int=0, # key slot of the first query (decoding from a cache)
                   docs=None, # (S,) document id of every token of a packed row
                   key_valid=None, # (B, S) bool, False on left padding
-                  return_max_logits:bool=False): # also return the (G, g+1) max scaled logits
+                  return_max_logits:bool=False, # also return the (G, g+1) max scaled logits
+                  nonfinite=None): # (B, G, S) flags of keys with a NaN/inf (a `KVCache` gives them); None: found here
     "GDA from explicit fp32 softmax maps: (B, G, g, T, 2d) [and the max logits]."
     B, G, g, T, d = q1.shape; S = k1.shape[2]
     sc = 1 / math.sqrt(d)
@@ -125,7 +159,10 @@ def gda_reference(q1:torch.Tensor, # (B, G, g, T, d) signal queries
     m = attn_mask(T, S, q_start, docs, key_valid, device=q1.device)            # (B|1, T, S)
     p1 = s1.masked_fill(~m[:, None, None], float('-inf')).softmax(-1)
     p2 = s2.masked_fill(~m[:, None], float('-inf')).softmax(-1)
-    o = gda_epilogue(p1 @ _up(v)[:, :, None], p2 @ _up(v), _up(lam), subln_w, eps, out_scale)
+    bad = nonfinite_keys(k1, k2, v) if nonfinite is None else nonfinite
+    v0 = _finite(_up(v))                                                     # masked p are exact 0s; 0 x NaN is not
+    o = gda_epilogue(p1 @ v0[:, :, None], p2 @ v0, _up(lam), subln_w, eps, out_scale)
+    o = o.masked_fill(_sees_by_mask(m, bad)[:, :, None, :, None], float('nan'))
     if not return_max_logits: return o
     mm = attn_mask(T, S, q_start, docs, key_valid, device=q1.device, for_max=True)
     ninf = torch.tensor(float('-inf'), device=q1.device)
@@ -139,12 +176,19 @@ class KVCache:
     def __init__(self, config:MotifConfig, layer_idx:int, batch_size:int,
                  max_len:int|None=None, # initial capacity in tokens (default 16; grows by doubling)
                  dtype:torch.dtype=torch.float32, device='cpu'):
+        for n, x in (('layer_idx', layer_idx), ('batch_size', batch_size), ('max_len', max_len)):
+            if x is None and n == 'max_len': continue
+            if not isinstance(x, int) or isinstance(x, bool): raise TypeError(f"KVCache: {n} must be an int, got {x!r}")
+            if x < (0 if n == 'layer_idx' else 1): raise ValueError(f"KVCache: {n} must be {'>= 0' if n == 'layer_idx' else 'positive'}, got {x}")
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"KVCache: dtype must be a floating-point torch.dtype, got {dtype!r}")
         self.layer_idx, self.batch_size, self.kind = layer_idx, batch_size, config.attention_kind
         self.num_caches = 2 if self.kind == 'gda' else 1
         self.num_heads = config.num_groups if self.kind == 'gda' else config.num_key_value_heads
         self.head_dim, self.dtype, self.device = config.head_dim, dtype, torch.device(device)
         self.length, self._pending = 0, None
         self._alloc(max_len or 16)
+        self.device = self._k.device                 # as allocated ('cuda' -> 'cuda:0'): what inputs are compared with
 
     def _alloc(self, cap):
         B, h, d, L = self.batch_size, self.num_heads, self.head_dim, self.length
@@ -152,9 +196,11 @@ class KVCache:
         k = torch.zeros(self.num_caches, B, h, cap, d, **kw)
         v = torch.zeros(B, h, cap, self.num_caches * d, **kw)       # [V1 || V2] side by side
         val = torch.zeros(B, cap, dtype=torch.bool, device=self.device)
+        bad = torch.zeros(B, h, cap, dtype=torch.bool, device=self.device)     # keys whose k or v had a NaN/inf
         if L:
             k[..., :L, :] = self._k[..., :L, :]; v[:, :, :L] = self._v[:, :, :L]; val[:, :L] = self._valid[:, :L]
-        self._k, self._v, self._valid, self.capacity = k, v, val, cap
+            bad[..., :L] = self._bad[..., :L]
+        self._k, self._v, self._valid, self._bad, self.capacity = k, v, val, bad, cap
 
     @property
     def keys(self): return [self._k[i, :, :, :self.length] for i in range(self.num_caches)]
@@ -166,6 +212,8 @@ class KVCache:
     def value_cat(self): return self._v[:, :, :self.length]     # (B, heads, length, num_caches*d)
     @property
     def valid(self): return self._valid[:, :self.length]
+    @property
+    def nonfinite(self): return self._bad[:, :, :self.length]   # (B, heads, length): stored as 0, flagged here
 
     def __repr__(self):
         return (f"KVCache(layer={self.layer_idx}, {self.kind}, caches={self.num_caches}, batch={self.batch_size}, "
@@ -175,6 +223,8 @@ class KVCache:
 @patch
 def set_valid(self:KVCache, mask:torch.Tensor): # bool (B, T); False = padding
     "Mark which of the next forward's tokens are real; it applies to the next forward only (default: all valid)."
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise TypeError(f"KVCache.set_valid: mask must be a bool tensor (False = padding), got {getattr(mask, 'dtype', type(mask).__name__)}")
     if mask.ndim != 2 or mask.shape[0] != self.batch_size:
         raise ValueError(f"KVCache.set_valid: mask must be (batch_size={self.batch_size}, T), got {tuple(mask.shape)}")
     self._pending = mask.to(device=self.device, dtype=torch.bool)
@@ -188,8 +238,9 @@ def append(self:KVCache, keys:list, values:list)->int: # lists (1 or 2) of (B, h
     if self.length + T > self.capacity: self._alloc(max(2 * self.capacity, self.length + T))
     L, d = self.length, self.head_dim
     for i, (k, v) in enumerate(zip(keys, values)):
-        self._k[i, :, :, L:L+T] = k
-        self._v[:, :, L:L+T, i*d:(i+1)*d] = v
+        self._k[i, :, :, L:L+T] = _finite(k)
+        self._v[:, :, L:L+T, i*d:(i+1)*d] = _finite(v)
+    self._bad[:, :, L:L+T] = nonfinite_keys(*keys, *values)
     self._valid[:, L:L+T] = True if self._pending is None else self._pending
     self._pending, self.length = None, L + T
     return L
@@ -203,18 +254,31 @@ def reset(self:KVCache):
 @patch
 def reorder(self:KVCache, index:torch.Tensor):
     "Keep rows `index` (beam search / dropping finished rows)."
-    self._k, self._v, self._valid = self._k[:, index], self._v[index], self._valid[index]
+    index = torch.as_tensor(index)
+    if index.dtype in (torch.bool, torch.uint8) or index.is_floating_point() or index.is_complex() or index.ndim != 1 or not len(index):
+        raise TypeError(f"KVCache.reorder: index must be a non-empty 1-D integer tensor of rows, got {index.dtype} of shape {tuple(index.shape)}")
+    if not bool(((index >= 0) & (index < self.batch_size)).all()):
+        raise ValueError(f"KVCache.reorder: index must pick rows in [0, batch_size={self.batch_size}), got {index.tolist()}")
+    index = index.to(self.device)
+    self._k, self._v, self._valid, self._bad = self._k[:, index], self._v[index], self._valid[index], self._bad[index]
+    if self._pending is not None: self._pending = self._pending[index]
     self.batch_size = len(index)
 
 @patch
-def check(self:KVCache, layer_idx:int, kind:str, num_heads:int, head_dim:int, batch_size:int, op:str):
-    "Raise a ValueError unless this cache fits the calling layer and batch."
+def check(self:KVCache, layer_idx:int, kind:str, num_heads:int, head_dim:int, batch_size:int, op:str,
+          dtype:torch.dtype|None=None, # the dtype of the keys the layer will store (TypeError if it differs)
+          device=None): # the input's device (ValueError if it differs)
+    "Raise a ValueError (TypeError for the dtype) unless this cache fits the calling layer and batch."
     if not isinstance(self, KVCache): raise TypeError(f"{op}: kv_cache must be a KVCache")
     if self.layer_idx != layer_idx: raise ValueError(f"{op}: kv_cache belongs to layer {self.layer_idx}, not layer {layer_idx}")
     if (self.kind, self.num_heads, self.head_dim) != (kind, num_heads, head_dim):
         raise ValueError(f"{op}: kv_cache shape ({self.kind}, {self.num_heads} heads, head_dim {self.head_dim}) does not fit "
                          f"this layer ({kind}, {num_heads} heads, head_dim {head_dim})")
     if self.batch_size != batch_size: raise ValueError(f"{op}: kv_cache has batch_size {self.batch_size}, x has {batch_size}")
+    if device is not None and self.device != torch.device(device): raise ValueError(f"{op}: kv_cache is on {self.device}, x on {device}")
+    if dtype is not None and self.dtype != dtype:
+        raise TypeError(f"{op}: kv_cache holds {self.dtype} but this layer's keys are {dtype}; make it with layer.new_cache "
+                        f"or KVCache(..., dtype={dtype})")
 
 # %% ../nbs/02_attention.ipynb #80b1f6e1
 def max_logits_chunked(q:torch.Tensor, # (B, Hq, T, d)
@@ -255,9 +319,12 @@ def _sdpa(q, k, v, q_start, key_valid, cu_seqlens):
 def gda_sdpa(q1, q2, k1, k2, v, lam, subln_w, eps:float, out_scale:float|torch.Tensor, *, q_start:int=0,
              cu_seqlens=None, # int32 document offsets of a packed row (instead of `docs`)
              key_valid=None, return_max_logits:bool=False,
-             calls:int|None=None): # 2 (value width 2d) or 4 (head_dim d, plain causal input); None: 4 on CUDA where possible
+             calls:int|None=None, # 2 (value width 2d) or 4 (head_dim d, plain causal input); None: 4 on CUDA where possible
+             nonfinite=None): # flags of a `KVCache` (whose k and v hold no NaN/inf); None: found and replaced here
     "GDA through SDPA: same arguments and result as `gda_reference`, in the input dtype."
     B, G, g, T, d = q1.shape; S = k1.shape[2]
+    kr1, kr2 = k1, k2                               # the max logits see the keys as given
+    if nonfinite is None: nonfinite, k1, k2, v = nonfinite_keys(k1, k2, v), _finite(k1), _finite(k2), _finite(v)
     qs = q1.reshape(B, G * g, T, d)
     plain = key_valid is None and cu_seqlens is None and T == S
     if calls is None: calls = 4 if q1.is_cuda and plain else 2
@@ -274,9 +341,12 @@ def gda_sdpa(q1, q2, k1, k2, v, lam, subln_w, eps:float, out_scale:float|torch.T
         sig = _sdpa(qs, ks, vs, q_start, key_valid, cu_seqlens).view(B, G, g, T, 2 * d)
         noi = _sdpa(q2, k2, v, q_start, key_valid, cu_seqlens)
     o = gda_epilogue(sig, noi, lam, subln_w, eps, out_scale)
+    seen = sees_nonfinite(nonfinite, T, q_start, cu_seqlens, key_valid)[:, :, None]           # (B, G, 1, T)
+    qbad = ~torch.isfinite(q1).all(-1) | ~torch.isfinite(q2).all(-1)[:, :, None]             # SDPA's kernels give 0 there
+    o = o.masked_fill((seen | qbad)[..., None], float('nan'))
     if not return_max_logits: return o
-    if cu_seqlens is not None: ml1, ml2 = max_logits_varlen(qs, k1, cu_seqlens), max_logits_varlen(q2, k2, cu_seqlens)
-    else: ml1, ml2 = max_logits_chunked(qs, k1, q_start, None, key_valid), max_logits_chunked(q2, k2, q_start, None, key_valid)
+    if cu_seqlens is not None: ml1, ml2 = max_logits_varlen(qs, kr1, cu_seqlens), max_logits_varlen(q2, kr2, cu_seqlens)
+    else: ml1, ml2 = max_logits_chunked(qs, kr1, q_start, None, key_valid), max_logits_chunked(q2, kr2, q_start, None, key_valid)
     return o, torch.cat([ml1.view(G, g), ml2.view(G, 1)], 1)
 
 # %% ../nbs/02_attention.ipynb #13cf8a71
@@ -292,21 +362,31 @@ def split_gda_heads(q:torch.Tensor, # (B, T, G, g+1, d): g signal queries then t
 # %% ../nbs/02_attention.ipynb #8bbe13c5
 class _AttnBase(nn.Module):
     "Input checks, positions, RoPE and cache handling shared by `GDA` and `Attention`."
-    def _prepare(self, x, positions, cu_seqlens, kv_cache):
+    def _prepare(self, x, positions, cu_seqlens, kv_cache, return_max_logits=False):
         op = type(self).__name__
         check_float(x, 'x', op, min_ndim=3)
         if x.ndim != 3: raise ValueError(f"{op}: x must be (B, T, hidden_size), got shape {tuple(x.shape)}")
         B, T, D = x.shape
         if D != self.config.hidden_size: raise ValueError(f"{op}: x has hidden size {D}, the config says hidden_size={self.config.hidden_size}")
+        w = self.q_proj.weight
+        if x.device != w.device: raise ValueError(f"{op}: x is on {x.device} but the layer's weights are on {w.device}")
+        autocast = torch.is_autocast_enabled(x.device.type)
+        if x.dtype != w.dtype and not (autocast and torch.float64 not in (x.dtype, w.dtype)):    # autocast casts all but fp64
+            raise TypeError(f"{op}: x is {x.dtype} but the layer's weights are {w.dtype}; cast one to the other "
+                            f"(or run under torch.autocast, which leaves float64 alone)")
+        if T == 0 and return_max_logits:
+            raise ValueError(f"{op}: x has no tokens (T = 0), so there are no logits to take the max of; call with return_max_logits=False")
         docs = None
         if cu_seqlens is not None:
             if B != 1: raise ValueError(f"{op}: cu_seqlens needs packed input of shape (1, N, D), got batch size {B}")
             if kv_cache is not None: raise ValueError(f"{op}: cu_seqlens (packed training) cannot be combined with kv_cache")
-            check_cu_seqlens(cu_seqlens, T, op)
+            check_cu_seqlens(cu_seqlens, T, op, device=x.device)
             if cu_seqlens.device != x.device: cu_seqlens = cu_seqlens.to(x.device)
             docs = doc_ids(cu_seqlens)
-        if kv_cache is not None:
-            kv_cache.check(self.layer_idx, self.config.attention_kind, self._cache_heads, self.head_dim, B, op)
+        if kv_cache is not None:         # the keys it will store: the projections' dtype (autocast's, under autocast)
+            if not isinstance(kv_cache, KVCache): raise TypeError(f"{op}: kv_cache must be a KVCache, got {type(kv_cache).__name__}")
+            kdt = torch.get_autocast_dtype(x.device.type) if autocast else w.dtype
+            kv_cache.check(self.layer_idx, self.config.attention_kind, self._cache_heads, self.head_dim, B, op, kdt, x.device)
         if positions is None:
             start = kv_cache.length if kv_cache is not None else 0
             positions = (doc_positions(cu_seqlens) if cu_seqlens is not None else torch.arange(start, start + T, device=x.device))[None]
@@ -386,7 +466,7 @@ def forward(self:GDA, x:torch.Tensor, # (B, T, hidden_size), or (1, N, hidden_si
             kv_cache:KVCache|None=None, # this layer's cache: appended to, then attended over
             return_max_logits:bool=False): # also return fp32 (num_attention_heads,) max scaled logits
     "GDA over `x`; returns `out` (B, T, hidden_size) or `(out, max_logits)`."
-    B, T, cos, sin, docs, cu_seqlens = self._prepare(x, positions, cu_seqlens, kv_cache)
+    B, T, cos, sin, docs, cu_seqlens = self._prepare(x, positions, cu_seqlens, kv_cache, return_max_logits)
     impl = self.pick_impl(x, kv_cache)
     G, g, d = self.num_groups, self.group_size, self.head_dim
     q = apply_rope(self.q_proj(x).view(B, T, G * (g + 1), d), cos, sin).view(B, T, G, g + 1, d)
@@ -398,14 +478,14 @@ def forward(self:GDA, x:torch.Tensor, # (B, T, hidden_size), or (1, N, hidden_si
                          settings=self.settings)
     else:
         q1, q2, k1, k2, vv = split_gda_heads(q, k, v)
-        q_start, key_valid = 0, None
+        q_start, key_valid, bad = 0, None, None
         if kv_cache is not None:
             q_start = kv_cache.append([k1, k2], [vv[..., :d], vv[..., d:]])
-            (k1, k2), vv, key_valid = kv_cache.keys, kv_cache.value_cat, kv_cache.valid
+            (k1, k2), vv, key_valid, bad = kv_cache.keys, kv_cache.value_cat, kv_cache.valid, kv_cache.nonfinite
             if bool(key_valid.all()): key_valid = None
         f, kw = (gda_reference, dict(docs=docs)) if impl == 'reference' else (gda_sdpa, dict(cu_seqlens=cu_seqlens))
         res = f(q1, q2, k1, k2, vv, lam, w, eps, scale, q_start=q_start, key_valid=key_valid,
-                return_max_logits=return_max_logits, **kw)
+                return_max_logits=return_max_logits, nonfinite=bad, **kw)
         res = (res[0].permute(0, 3, 1, 2, 4), res[1]) if return_max_logits else res.permute(0, 3, 1, 2, 4)
     o = res[0] if return_max_logits else res                 # (B, T, G, g, 2d)
     out = self.o_proj(o.reshape(B, T, G * g * 2 * d).to(x.dtype))
@@ -414,22 +494,28 @@ def forward(self:GDA, x:torch.Tensor, # (B, T, hidden_size), or (1, N, hidden_si
 # %% ../nbs/02_attention.ipynb #2e800a96
 def mha_reference(q, # (B, H, T, d)
                   k, v, # (B, KV, S, d); query head h uses kv head h // (H/KV)
-                  *, q_start:int=0, docs=None, key_valid=None, return_max_logits:bool=False):
+                  *, q_start:int=0, docs=None, key_valid=None, return_max_logits:bool=False,
+                  nonfinite=None): # (B, KV, S) flags of keys with a NaN/inf; None: found here
     "GQA attention with an explicit fp32 softmax: (B, H, T, d) fp32 [and the (H,) max logits]."
     B, H, T, d = q.shape; S, r = k.shape[2], H // k.shape[1]
     s = torch.einsum('bhjtd,bhsd->bhjts', _up(q).unflatten(1, (-1, r)), _up(k)) / math.sqrt(d)
     m = attn_mask(T, S, q_start, docs, key_valid, device=q.device)
-    o = (s.masked_fill(~m[:, None, None], float('-inf')).softmax(-1) @ _up(v)[:, :, None]).flatten(1, 2)
+    bad = nonfinite_keys(k, v) if nonfinite is None else nonfinite
+    o = s.masked_fill(~m[:, None, None], float('-inf')).softmax(-1) @ _finite(_up(v))[:, :, None]
+    o = o.masked_fill(_sees_by_mask(m, bad)[:, :, None, :, None], float('nan')).flatten(1, 2)
     if not return_max_logits: return o
     mm = attn_mask(T, S, q_start, docs, key_valid, device=q.device, for_max=True)
     return o, torch.where(mm[:, None, None], s, torch.tensor(float('-inf'))).amax(dim=(0, 3, 4)).flatten().float().detach()
 
-def mha_sdpa(q, k, v, *, q_start:int=0, cu_seqlens=None, key_valid=None, return_max_logits:bool=False):
+def mha_sdpa(q, k, v, *, q_start:int=0, cu_seqlens=None, key_valid=None, return_max_logits:bool=False, nonfinite=None):
     "GQA attention through SDPA (kv heads expanded); same result as `mha_reference` in the input dtype."
-    r = q.shape[1] // k.shape[1]
+    r, kr = q.shape[1] // k.shape[1], k
+    if nonfinite is None: nonfinite, k, v = nonfinite_keys(k, v), _finite(k), _finite(v)
     o = _sdpa(q, k.repeat_interleave(r, 1), v.repeat_interleave(r, 1), q_start, key_valid, cu_seqlens)
-    if not return_max_logits: return o
-    return o, (max_logits_varlen(q, k, cu_seqlens) if cu_seqlens is not None else max_logits_chunked(q, k, q_start, None, key_valid))
+    seen = sees_nonfinite(nonfinite, q.shape[2], q_start, cu_seqlens, key_valid).repeat_interleave(r, 1)
+    o = o.masked_fill((seen | ~torch.isfinite(q).all(-1))[..., None], float('nan'))      # SDPA gives 0 for a NaN query
+    if not return_max_logits: return o                # the max logits see the keys as given
+    return o, (max_logits_varlen(q, kr, cu_seqlens) if cu_seqlens is not None else max_logits_chunked(q, kr, q_start, None, key_valid))
 
 # %% ../nbs/02_attention.ipynb #61723dab
 class Attention(_AttnBase):
@@ -457,24 +543,41 @@ def forward(self:Attention, x:torch.Tensor, *, positions=None, cu_seqlens=None, 
             return_max_logits:bool=False):
     "Attention over `x`; returns `out` or `(out, max_logits)`; same arguments as `GDA.forward`."
     if self.config.attention_kind != 'standard' and kv_cache is not None: raise ValueError("Attention: needs a 'standard' config for its cache")
-    B, T, cos, sin, docs, cu_seqlens = self._prepare(x, positions, cu_seqlens, kv_cache)
+    B, T, cos, sin, docs, cu_seqlens = self._prepare(x, positions, cu_seqlens, kv_cache, return_max_logits)
     impl = self.pick_impl(x, kv_cache)
     H, KV, d = self.num_heads, self.num_kv_heads, self.head_dim
     q = apply_rope(self.q_proj(x).view(B, T, H, d), cos, sin).transpose(1, 2)
     k = apply_rope(self.k_proj(x).view(B, T, KV, d), cos, sin).transpose(1, 2)
     v = self.v_proj(x).view(B, T, KV, d).transpose(1, 2)
-    q_start, key_valid = 0, None
+    q_start, key_valid, bad = 0, None, None
     if kv_cache is not None:
         q_start = kv_cache.append([k], [v])
-        (k,), (v,), key_valid = kv_cache.keys, kv_cache.values, kv_cache.valid
+        (k,), (v,), key_valid, bad = kv_cache.keys, kv_cache.values, kv_cache.valid, kv_cache.nonfinite
         if bool(key_valid.all()): key_valid = None
     f, kw = (mha_reference, dict(docs=docs)) if impl == 'reference' else (mha_sdpa, dict(cu_seqlens=cu_seqlens))
-    res = f(q, k, v, q_start=q_start, key_valid=key_valid, return_max_logits=return_max_logits, **kw)
+    res = f(q, k, v, q_start=q_start, key_valid=key_valid, return_max_logits=return_max_logits, nonfinite=bad, **kw)
     o = res[0] if return_max_logits else res
     out = self.o_proj(o.transpose(1, 2).reshape(B, T, H * d).to(x.dtype))
     return (out, res[1].float()) if return_max_logits else out
 
 # %% ../nbs/02_attention.ipynb #85fb291c
+def _check_gda_inputs(q, k, v, lam, subln_w, cu_seqlens, return_max_logits, op):
+    "Raise a TypeError/ValueError naming the tensor unless the projection layouts, λ, subln and cu_seqlens fit together."
+    for n, t in (('q', q), ('k', k), ('v', v), ('subln_w', subln_w)): check_float(t, n, op)
+    if q.ndim != 5 or q.shape[3] < 2: raise ValueError(f"{op}: q must be (B, T, G, g+1, head_dim) with g >= 1, got shape {tuple(q.shape)}")
+    B, T, G, g1, D = q.shape
+    for n, t, want in (('k', k, (B, T, G, 2, D)), ('v', v, (B, T, G, 2 * D)), ('subln_w', subln_w, (2 * D,))):
+        if tuple(t.shape) != want: raise ValueError(f"{op}: {n} must have shape {want} to go with q {tuple(q.shape)}, got {tuple(t.shape)}")
+    for n, t in (('k', k), ('v', v)):
+        if t.dtype != q.dtype: raise TypeError(f"{op}: {n} is {t.dtype} but q is {q.dtype}")
+    if not isinstance(lam, torch.Tensor) or lam.numel() != 1: raise TypeError(f"{op}: lam must be a one-element tensor, got {lam!r}")
+    for n, t in (('k', k), ('v', v), ('lam', lam), ('subln_w', subln_w)):
+        if t.device != q.device: raise ValueError(f"{op}: {n} is on {t.device} but q is on {q.device}")
+    if T == 0 and return_max_logits: raise ValueError(f"{op}: q has no tokens (T = 0), so there are no logits to take the max of")
+    if cu_seqlens is not None:
+        if B != 1: raise ValueError(f"{op}: cu_seqlens needs one packed row (B = 1), got B = {B}")
+        check_cu_seqlens(cu_seqlens, T, op, device=q.device)
+
 def gda_triton(q:torch.Tensor, # (B, T, G, g+1, d) after RoPE: g signal queries then the noise query per group
                k:torch.Tensor, # (B, T, G, 2, d) after RoPE: K1, K2 per group
                v:torch.Tensor, # (B, T, G, 2d): [V1 || V2] per group
@@ -485,6 +588,7 @@ def gda_triton(q:torch.Tensor, # (B, T, G, g+1, d) after RoPE: g signal queries 
                settings:GDASettings|None=None): # kernel settings (None: `GDASettings()`)
     "Fused causal GDA, forward and backward in Triton; returns (B, T, G, g, 2d) [and the max logits]."
     if _kgda is None: raise RuntimeError("gda_triton: motif_nb.kernels.gda could not be imported (is triton installed?)")
+    _check_gda_inputs(q, k, v, lam, subln_w, cu_seqlens, return_max_logits, 'gda_triton')
     B, T, G, g1, D = q.shape
     if D < 16 or D & (D - 1): raise ValueError(f"gda_triton: head_dim must be a power of two >= 16, got {D}")
     if settings is not None and not isinstance(settings, GDASettings):
