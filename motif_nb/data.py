@@ -7,22 +7,22 @@ Docs: https://motif-nb.github.io/motif-nb/data.html.md"""
 
 # %% ../nbs/07_data.ipynb #91014d54
 from __future__ import annotations
-import os, io, re, ast, json, math, zlib, bisect, random, hashlib, inspect, warnings, contextlib, sysconfig, platform, time
+import os, io, re, ast, json, math, zlib, bisect, random, shutil, hashlib, inspect, secrets, tempfile, warnings, itertools, contextlib, sysconfig, platform, time
 from fractions import Fraction
 from itertools import accumulate
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 from fastcore.basics import patch
-from .core import atomic_write, atomic_dir
+from .core import atomic_write
 
 # %% auto #0
-__all__ = ['TEXT_SUFFIXES', 'DATA_SUFFIXES', 'CORPUS_SIZES', 'SPECIAL_TOKENS', 'CACHE_FORMAT', 'SPLITS', 'cache_dir',
-           'BadFileWarning', 'read_documents', 'stdlib_code_docs', 'python_prose_docs', 'synthetic_math_docs',
-           'default_corpus', 'train_tokenizer', 'load_tokenizer', 'special_ids', 'CacheError', 'build_token_cache',
-           'TokenCache', 'get_token_cache', 'CurriculumSchedule', 'motif_like_schedule', 'holdout_mask',
-           'CurriculumSampler', 'model_inputs', 'default_token_cache', 'default_sampler']
+__all__ = ['TEXT_SUFFIXES', 'DATA_SUFFIXES', 'CORPUS_SIZES', 'SPECIAL_TOKENS', 'CACHE_FORMAT', 'CACHE_MARKER', 'SPLITS',
+           'cache_dir', 'BadFileWarning', 'read_documents', 'stdlib_code_docs', 'python_prose_docs',
+           'synthetic_math_docs', 'default_corpus', 'train_tokenizer', 'load_tokenizer', 'special_ids', 'CacheError',
+           'build_token_cache', 'TokenCache', 'get_token_cache', 'CurriculumSchedule', 'motif_like_schedule',
+           'holdout_mask', 'CurriculumSampler', 'model_inputs', 'default_token_cache', 'default_sampler']
 
 # %% ../nbs/07_data.ipynb #4e2d72d9
 def cache_dir(*parts:str)->Path:
@@ -49,16 +49,29 @@ class BadFileWarning(UserWarning):
 
 TEXT_SUFFIXES = ('.txt', '.md', '.rst', '.text')
 DATA_SUFFIXES = TEXT_SUFFIXES + ('.jsonl', '.parquet')
+_BOMS = ((b'\xff\xfe\x00\x00', 'UTF-32'), (b'\x00\x00\xfe\xff', 'UTF-32'), (b'\xff\xfe', 'UTF-16'), (b'\xfe\xff', 'UTF-16'))
 
 def _bad(where, why:str, on_error:str):
     if on_error == 'raise': raise ValueError(f"bad data file {where}: {why}")
     warnings.warn(f"skipping bad data file {where}: {why}", BadFileWarning, stacklevel=3)
 
 def _decode(path:Path, data:bytes, on_error:str)->str|None:
-    if not data.strip(): return _bad(path, 'empty', on_error)
-    if b'\x00' in data[:8192]: return _bad(path, 'binary (contains NUL bytes)', on_error)
-    try: return data.decode('utf-8')
+    "The text of a data file: UTF-8 (a leading byte-order mark dropped); anything else is a bad file, with the reason."
+    for bom, enc in _BOMS:
+        if data.startswith(bom): return _bad(path, f'{enc} text (it starts with a {enc} byte-order mark); re-encode it as UTF-8', on_error)
+    if b'\x00' in data[:8192]: return _bad(path, 'binary, or UTF-16/32 without a byte-order mark (it contains NUL bytes); text must be UTF-8', on_error)
+    try: text = data.decode('utf-8-sig')
     except UnicodeDecodeError as e: return _bad(path, f'not valid UTF-8 ({e.reason} at byte {e.start})', on_error)
+    return text if text.strip() else _bad(path, 'empty', on_error)
+
+_JSON_KIND = {list: 'an array', str: 'a string', int: 'a number', float: 'a number', bool: 'true/false', type(None): 'null'}
+
+def _row_error(obj, text_field:str)->str|None:
+    "Why one parsed jsonl line is not a document (None if it is one)."
+    if not isinstance(obj, dict): return f"no string field {text_field!r}: the line is {_JSON_KIND[type(obj)]}, not an object"
+    if text_field not in obj: return f"no string field {text_field!r} (its fields: {', '.join(map(repr, list(obj)[:8])) or 'none'})"
+    if not isinstance(obj[text_field], str):
+        return f"no string field {text_field!r}: its value is {_JSON_KIND.get(type(obj[text_field]), 'an object')}"
 
 def _read_jsonl(path, text_field, on_error):
     text = _decode(path, path.read_bytes(), on_error)
@@ -69,8 +82,7 @@ def _read_jsonl(path, text_field, on_error):
         try: obj = json.loads(line)
         except json.JSONDecodeError as e:
             _bad(f'{path}:{i}', f'invalid JSON ({e.msg})', on_error); continue
-        if not isinstance(obj, dict) or not isinstance(obj.get(text_field), str):
-            _bad(f'{path}:{i}', f'no string field {text_field!r}', on_error); continue
+        if (why := _row_error(obj, text_field)) is not None: _bad(f'{path}:{i}', why, on_error); continue
         if obj[text_field]: docs.append(obj[text_field])
     return docs
 
@@ -93,12 +105,17 @@ def _data_files(path:Path)->list[Path]:
              and not any(part.startswith('.') for part in p.relative_to(path).parts)]
     return sorted(files, key=lambda p: p.relative_to(path).as_posix())
 
+def _check_read_args(op:str, text_field, on_error):
+    if not isinstance(text_field, str): raise TypeError(f"{op}: text_field must be a str (a jsonl field / parquet column), got {text_field!r}")
+    if on_error not in ('skip', 'raise'): raise ValueError(f"{op}: on_error must be 'skip' or 'raise', got {on_error!r}")
+
 def read_documents(path, # a text/jsonl/parquet file, or a directory of them
                    text_field:str='text', # the jsonl field / parquet column holding the text
                    on_error:str='skip', # 'skip' (warn with a `BadFileWarning`) or 'raise' (a `ValueError`) on a bad file
                   )->list[str]:
     "The documents in a text/jsonl/parquet file or a directory of them (sorted order); bad files are skipped with a `BadFileWarning` or raise."
-    if on_error not in ('skip', 'raise'): raise ValueError(f"read_documents: on_error must be 'skip' or 'raise', got {on_error!r}")
+    _check_read_args('read_documents', text_field, on_error)
+    if not isinstance(path, (str, os.PathLike)): raise TypeError(f"read_documents: path must be a file or folder path, got {type(path).__name__}")
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"read_documents: {path} does not exist")
     docs = []
@@ -334,14 +351,17 @@ def special_ids(tokenizer)->dict[str, int|None]:
 
 # %% ../nbs/07_data.ipynb #049c5520
 CACHE_FORMAT = 'motif_nb.tokens/1'
+CACHE_MARKER = '.motif_nb.token_cache'     # the first file of every folder `build_token_cache` creates
 _DOMAIN_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+_CACHE_FILE_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*\.(tokens|offsets)\.bin$')
 
 class CacheError(ValueError):
     "A token cache that is incomplete or corrupted (it must be rebuilt, never used)."
 
-def _check_domain(d):
+def _check_domain(d, where:str='domain names'):
     if not isinstance(d, str) or not _DOMAIN_RE.match(d):
-        raise ValueError(f"domain names must be non-empty strings of letters, digits, '_', '.', '-', got {d!r}")
+        raise ValueError(f"{where}: domain names must be non-empty strings of letters, digits, '_', '.', '-' "
+                         f"that start with a letter or digit, got {d!r}")
 
 def _file_digest(path:Path)->str:
     h = hashlib.sha256()
@@ -349,47 +369,183 @@ def _file_digest(path:Path)->str:
         for block in iter(lambda: f.read(1 << 22), b''): h.update(block)
     return h.hexdigest()
 
-def _write_domain(tmp:Path, d:str, docs:list[str], tokenizer, dtype, eos_id:int|None, batch_docs:int)->dict:
-    "Tokenise one domain into `tmp/d.tokens.bin` and `tmp/d.offsets.bin`; its manifest entry."
-    offsets, n = [0], 0
+def _write_domain(tmp:Path, d:str, docs:list[str], tokenizer, dtype, vocab:int, eos_id:int|None, batch_docs:int)->dict:
+    "Tokenise one domain into `tmp/d.tokens.bin` and `tmp/d.offsets.bin` (ids checked against the vocabulary); its manifest entry."
+    offsets, n, tail = [np.zeros(1, np.int64)], 0, [] if eos_id is None else [eos_id]
     with open(tmp/f'{d}.tokens.bin', 'wb') as f:
         for i in range(0, len(docs), batch_docs):
-            for enc in tokenizer.encode_batch(docs[i:i+batch_docs], add_special_tokens=False):
-                a = np.asarray(enc.ids + ([eos_id] if eos_id is not None else []), dtype=dtype)
-                if not a.size: continue
-                f.write(a.tobytes()); n += a.size; offsets.append(n)
-    np.asarray(offsets, np.int64).tofile(tmp/f'{d}.offsets.bin')
+            seqs = [enc.ids + tail for enc in tokenizer.encode_batch(docs[i:i+batch_docs], add_special_tokens=False)]
+            lens = np.fromiter(map(len, seqs), np.int64, len(seqs))
+            ids = np.fromiter(itertools.chain.from_iterable(seqs), np.int64, int(lens.sum()))
+            if ids.size and (ids.min() < 0 or ids.max() >= vocab):
+                raise ValueError(f"build_token_cache: domain {d!r}: the tokenizer produced token id "
+                                 f"{int(ids.min() if ids.min() < 0 else ids.max())}, outside its vocabulary [0, {vocab})")
+            f.write(ids.astype(dtype).tobytes())
+            lens = lens[lens > 0]; offsets.append(n + np.cumsum(lens)); n += int(lens.sum())
+        f.flush(); os.fsync(f.fileno())
+    with open(tmp/f'{d}.offsets.bin', 'wb') as f: f.write(np.concatenate(offsets).tobytes()); f.flush(); os.fsync(f.fileno())
     files = {name: dict(bytes=(tmp/name).stat().st_size, sha256=_file_digest(tmp/name))
              for name in (f'{d}.tokens.bin', f'{d}.offsets.bin')}
-    return dict(n_docs=len(offsets) - 1, n_tokens=n, files=files)
+    return dict(n_docs=sum(map(len, offsets)) - 1, n_tokens=n, files=files)
+
+# %% ../nbs/07_data.ipynb #08b33ef5
+def _is_cache_dir(path:Path)->bool:
+    "Does folder `path` carry the mark of a token cache of ours (the marker, or a manifest of our format)?"
+    if (path/CACHE_MARKER).is_file(): return True
+    with contextlib.suppress(OSError, ValueError, AttributeError):      # JSON and UTF-8 errors are ValueErrors
+        return json.loads((path/'manifest.json').read_text()).get('format') == CACHE_FORMAT
+    return False
+
+def _foreign_files(path:Path)->list[str]:
+    "The entries of folder `path` that are not files of a token cache of ours (all of them if the folder is not marked as ours)."
+    names = sorted(os.listdir(path))
+    if not names or not _is_cache_dir(path): return names
+    return [n for n in names if not ((n in (CACHE_MARKER, 'manifest.json') or _CACHE_FILE_RE.match(n))
+                                     and (path/n).is_file() and not (path/n).is_symlink())]
+
+def _hidden(path:Path)->list[tuple]:
+    "(kind, token, folder) of the hidden siblings of `path`: 'build' (a cache being written) and 'old' (the previous one, mid-swap)."
+    if not path.parent.is_dir(): return []
+    pat = re.compile(re.escape(f'.{path.name}') + r'\.(build|old)-([0-9a-f]{8})\.tmp')
+    return sorted((m[1], m[2], path.parent/n) for n in os.listdir(path.parent) if (m := pat.fullmatch(n)))
+
+def _rename(src:Path, dst:Path): os.replace(src, dst)    # a function of its own, so a test can kill a build between renames
+
+def _recover(path:Path)->bool:
+    "Finish a swap killed between its two renames (`path` missing, the new and the previous cache hidden beside it); True if there was one."
+    if path.exists() or path.is_symlink(): return False
+    hidden = _hidden(path)
+    builds = {t: p for k, t, p in hidden if k == 'build'}
+    for old, new in [(p, builds.get(t)) for k, t, p in hidden if k == 'old']:
+        src = new if new is not None and (new/'manifest.json').is_file() else old    # the new one was complete before the first rename
+        try: _rename(src, path)
+        except OSError as e:
+            if not path.exists():        # (else another process finished the same swap first)
+                raise CacheError(f"{path}: missing because a build was killed between its two renames; the new cache is {new} and "
+                                 f"the previous one {old}; it could not be finished here ({e.strerror}): rename {src} to {path}") from None
+        if src is new: shutil.rmtree(old, ignore_errors=True)
+        return True
+    return False
+
+# %% ../nbs/07_data.ipynb #cf33773d
+def _probe_writable(d:Path, path:Path, op:str):
+    "A `PermissionError` naming `path` unless a file can be created in folder `d`."
+    try: fd, t = tempfile.mkstemp(dir=d, prefix='.motif_nb-probe-'); os.close(fd); os.unlink(t)
+    except OSError as e: raise PermissionError(f"{op}: {path}: the folder {d} is not writable ({e.strerror}); nothing was written") from None
+
+def _check_target(path:Path, sources:Mapping, op:str='build_token_cache'):
+    "Refuse, before any work, a `path` that is not ours to replace, a source inside it, or a place that cannot be written."
+    _recover(path)
+    if path.is_symlink(): raise FileExistsError(f"{op}: {path} is a symbolic link; pass the folder it points to")
+    if path.exists() and not path.is_dir(): raise FileExistsError(f"{op}: {path} is a file, not a token-cache folder; it is never replaced")
+    for d, src in sources.items():
+        if isinstance(src, (str, os.PathLike)) and (Path(src).resolve() == path.resolve() or path.resolve() in Path(src).resolve().parents):
+            raise ValueError(f"{op}: the source of domain {d!r} ({src}) is inside the cache folder {path}, which the build replaces")
+    if path.is_dir() and (foreign := _foreign_files(path)):
+        shown = ', '.join(foreign[:5]) + (f' and {len(foreign) - 5} more' if len(foreign) > 5 else '')
+        raise FileExistsError(f"{op}: {path} holds {shown}, which are not files of a token cache of ours; a folder is replaced only "
+                              f"if build_token_cache made it (it holds {CACHE_MARKER}); nothing was written: pick a new or empty folder")
+    try: path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise type(e)(f"{op}: {path}: cannot create the folder {path.parent} ({e.strerror}); nothing was written") from None
+    _probe_writable(path.parent, path, op)
+    if path.is_dir(): _probe_writable(path, path, op)
+
+def _read_sources(sources:Mapping, text_field:str, on_error:str, op:str='build_token_cache')->dict:
+    "Every domain's documents, read and checked (a path is read with `read_documents`)."
+    out = {}
+    for d in sorted(sources):
+        src = sources[d]
+        if isinstance(src, (str, os.PathLike)):
+            if not Path(src).exists(): raise FileNotFoundError(f"{op}: the source of domain {d!r} is a path (a str or Path is read as "
+                                                               f"one) and {src} does not exist; pass documents as a list of str")
+            docs = read_documents(src, text_field, on_error)
+        elif isinstance(src, (bytes, Mapping)) or not isinstance(src, Iterable):
+            raise TypeError(f"{op}: the source of domain {d!r} must be a list of str documents or a file or folder path, got {type(src).__name__}")
+        else: docs = list(src)
+        if (i := next((i for i, s in enumerate(docs) if not isinstance(s, str)), None)) is not None:
+            raise TypeError(f"{op}: domain {d!r}: document {i} is a {type(docs[i]).__name__}, not a str")
+        out[d] = [s for s in docs if s]
+        if not out[d]: raise ValueError(f"{op}: domain {d!r} has no documents")
+    return out
 
 # %% ../nbs/07_data.ipynb #935323b1
+def _check_build_args(sources, tokenizer, add_eos, text_field, on_error, batch_docs, op='build_token_cache'):
+    if not isinstance(sources, Mapping) or not sources: raise ValueError(f"{op}: sources must be a non-empty {{domain: documents}} mapping, got {sources!r:.80}")
+    for d in sources: _check_domain(d, f"{op}: sources")
+    if missing := [m for m in ('get_vocab_size', 'token_to_id', 'to_str', 'encode_batch') if not callable(getattr(tokenizer, m, None))]:
+        raise TypeError(f"{op}: tokenizer must be a tokenizers.Tokenizer (or have its methods); a {type(tokenizer).__name__} lacks {', '.join(missing)}")
+    if not isinstance(add_eos, bool): raise TypeError(f"{op}: add_eos must be a bool, got {add_eos!r}")
+    _check_read_args(op, text_field, on_error)
+    if isinstance(batch_docs, bool) or not isinstance(batch_docs, int) or batch_docs < 1: raise ValueError(f"{op}: batch_docs must be an int >= 1, got {batch_docs!r}")
+
+def _swap(new:Path, path:Path, token:str):
+    "Move the complete cache `new` to `path`: a previous cache there is renamed aside first and deleted last."
+    old = path.parent/f'.{path.name}.old-{token}.tmp' if path.exists() else None
+    if old is not None: _rename(path, old)
+    try: _rename(new, path)
+    except BaseException as e:
+        if not (isinstance(e, FileNotFoundError) and (path/'manifest.json').is_file()):   # (else a reader finished it: `_recover`)
+            if old is not None and not path.exists(): _rename(old, path)
+            raise
+    if old is not None: shutil.rmtree(old, ignore_errors=True)
+
+# %% ../nbs/07_data.ipynb #8129859e
 def build_token_cache(sources:Mapping, # {domain: list of str | file | directory (read with `read_documents`)}
-                      tokenizer, # a `tokenizers.Tokenizer` (or anything with `encode_batch`, `token_to_id`, `to_str`)
-                      path, # the cache folder to write (replaced atomically)
+                      tokenizer, # a `tokenizers.Tokenizer` (or anything with `encode_batch`, `token_to_id`, `to_str`, `get_vocab_size`)
+                      path, # the cache folder: new, empty, or a cache this function wrote (replaced whole)
                       *, add_eos:bool=True, # end every document with `<|eos|>`
                       text_field:str='text', on_error:str='skip', # passed to `read_documents` for file sources
                       batch_docs:int=512, # documents per `encode_batch` call
                      )->'TokenCache':
     "Tokenise each domain of `sources` into memmaps at `path`, atomically; the verified `TokenCache`."
-    if not isinstance(sources, Mapping) or not sources: raise ValueError("build_token_cache: sources must be a non-empty {domain: documents} mapping")
-    for d in sources: _check_domain(d)
-    vocab = tokenizer.get_vocab_size()
-    dtype = np.uint16 if vocab <= 2**16 else np.uint32
-    ids = special_ids(tokenizer)
+    if not isinstance(path, (str, os.PathLike)): raise TypeError(f"build_token_cache: path must be a folder path, got {type(path).__name__}")
+    path = Path(os.path.abspath(path))               # '.' and 'a/..' get the name the swap renames
+    if not path.name: raise ValueError(f"build_token_cache: path {path} has no folder name to build under")
+    _check_build_args(sources, tokenizer, add_eos, text_field, on_error, batch_docs)
+    vocab, ids = tokenizer.get_vocab_size(), special_ids(tokenizer)
     if add_eos and ids['eos'] is None: raise ValueError("build_token_cache: add_eos=True needs a tokenizer with an <|eos|> token")
+    _check_target(path, sources)
+    docs = _read_sources(sources, text_field, on_error)          # all of them, before anything is written
+    dtype = np.uint16 if vocab <= 2**16 else np.uint32
     manifest = dict(format=CACHE_FORMAT, dtype=np.dtype(dtype).name, vocab_size=vocab, eos_id=ids['eos'], pad_id=ids['pad'],
                     add_eos=add_eos, tokenizer_sha256=_sha256(tokenizer.to_str()), domains={})
-    with atomic_dir(path) as tmp:
-        for d in sorted(sources):
-            src = sources[d]
-            docs = read_documents(src, text_field, on_error) if isinstance(src, (str, os.PathLike)) else list(src)
-            docs = [s for s in docs if s]
-            if not docs: raise ValueError(f"build_token_cache: domain {d!r} has no documents")
-            if not all(isinstance(s, str) for s in docs): raise TypeError(f"build_token_cache: domain {d!r}: documents must be str")
-            manifest['domains'][d] = _write_domain(tmp, d, docs, tokenizer, dtype, ids['eos'] if add_eos else None, batch_docs)
+    token = secrets.token_hex(4)
+    tmp = path.parent/f'.{path.name}.build-{token}.tmp'
+    tmp.mkdir()
+    try:
+        (tmp/CACHE_MARKER).write_text(CACHE_FORMAT + '\n')
+        for d in sorted(docs): manifest['domains'][d] = _write_domain(tmp, d, docs[d], tokenizer, dtype, vocab, ids['eos'] if add_eos else None, batch_docs)
         with open(tmp/'manifest.json', 'w') as f: json.dump(manifest, f, indent=1); f.flush(); os.fsync(f.fileno())
+        _swap(tmp, path, token)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True); raise
     return TokenCache(path)
+
+# %% ../nbs/07_data.ipynb #ef8e6184
+def _is_int(v)->bool: return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+def _check_manifest(m, mpath:Path)->dict:
+    "`m` if it is a well-formed manifest of our format, else a `CacheError` naming the field."
+    def bad(field, why): raise CacheError(f"{mpath}: {field} {why} (a corrupted or foreign manifest)")
+    if not isinstance(m, dict): bad('the manifest', f'is a JSON {type(m).__name__}, not an object')
+    if m.get('format') != CACHE_FORMAT: raise CacheError(f"{mpath}: format {m.get('format')!r}, expected {CACHE_FORMAT!r}")
+    if m.get('dtype') not in ('uint16', 'uint32'): bad('dtype', f"is {m.get('dtype')!r}, not 'uint16' or 'uint32'")
+    if not (_is_int(m.get('vocab_size')) and m['vocab_size'] > 0): bad('vocab_size', f"is {m.get('vocab_size')!r}, not an int > 0")
+    for k in ('eos_id', 'pad_id'):
+        if m.get(k) is not None and not (_is_int(m[k]) and 0 <= m[k] < m['vocab_size']): bad(k, f'is {m[k]!r}, not a token id below vocab_size')
+    doms, item = m.get('domains'), np.dtype(m['dtype']).itemsize
+    if not isinstance(doms, dict) or not doms: bad('domains', 'is not a non-empty object')
+    for d, info in doms.items():
+        if not _DOMAIN_RE.match(d): bad('domains', f'names {d!r}, which is not a domain name')
+        if not (isinstance(info, dict) and all(_is_int(info.get(k)) and info[k] >= 0 for k in ('n_docs', 'n_tokens'))):
+            bad(f'domains.{d}', 'lacks the ints n_docs and n_tokens')
+        want, files = {f'{d}.tokens.bin': item * info['n_tokens'], f'{d}.offsets.bin': 8 * (info['n_docs'] + 1)}, info.get('files')
+        if not isinstance(files, dict) or set(files) != set(want): bad(f'domains.{d}.files', f'must name exactly {sorted(want)}')
+        for name, size in want.items():
+            fi = files[name]
+            if not (isinstance(fi, dict) and _is_int(fi.get('bytes')) and fi['bytes'] == size and isinstance(fi.get('sha256'), str)):
+                bad(f'domains.{d}.files.{name}', f'must record bytes={size} (from n_tokens and n_docs) and a sha256')
+    return m
 
 # %% ../nbs/07_data.ipynb #64a3486f
 class TokenCache:
@@ -398,16 +554,21 @@ class TokenCache:
                  verify:str='full', # 'full' (sizes and checksums) or 'size' (sizes only, for very large caches)
                 ):
         if verify not in ('full', 'size'): raise ValueError(f"TokenCache: verify must be 'full' or 'size', got {verify!r}")
+        if not isinstance(path, (str, os.PathLike)): raise TypeError(f"TokenCache: path must be a folder path, got {type(path).__name__}")
         self.path = Path(path)
         mpath = self.path/'manifest.json'
-        if not mpath.exists(): raise CacheError(f"{self.path}: no manifest.json (an incomplete or foreign cache)")
-        try: m = json.loads(mpath.read_text())
+        _recover(self.path)
+        if not mpath.is_file():
+            hidden = [p.name for _, _, p in _hidden(self.path)]
+            raise CacheError(f"{self.path}: no manifest.json ({'an incomplete or foreign cache' if self.path.exists() else 'the folder does not exist'})"
+                             + (f"; beside it: {', '.join(hidden)} (hidden folders of interrupted builds)" if hidden else ''))
+        try: m = json.loads(mpath.read_text(encoding='utf-8'))
         except (json.JSONDecodeError, UnicodeDecodeError) as e: raise CacheError(f"{mpath}: unreadable manifest ({e})") from e
-        if m.get('format') != CACHE_FORMAT: raise CacheError(f"{mpath}: format {m.get('format')!r}, expected {CACHE_FORMAT!r}")
+        m = _check_manifest(m, mpath)
         for d, info in m['domains'].items():
             for name, fi in info['files'].items():
                 p = self.path/name
-                if not p.exists(): raise CacheError(f"{p}: missing")
+                if not p.is_file(): raise CacheError(f"{p}: missing")
                 if p.stat().st_size != fi['bytes']: raise CacheError(f"{p}: {p.stat().st_size} bytes, manifest says {fi['bytes']}")
                 if verify == 'full' and _file_digest(p) != fi['sha256']: raise CacheError(f"{p}: checksum mismatch")
         self.manifest, self.dtype = m, np.dtype(m['dtype'])
@@ -418,25 +579,37 @@ class TokenCache:
 
 # %% ../nbs/07_data.ipynb #151ed4b4
 @patch
+def _info(self:TokenCache, domain:str)->dict:
+    if not (isinstance(domain, str) and domain in self.manifest['domains']):
+        raise ValueError(f"TokenCache {self.path}: no domain {domain!r}; it has {list(self.domains)}")
+    return self.manifest['domains'][domain]
+
+@patch
 def tokens(self:TokenCache, domain:str)->np.ndarray:
     "All token ids of `domain` (a read-only memmap)."
-    n = self.manifest['domains'][domain]['n_tokens']
-    return np.memmap(self.path/f'{domain}.tokens.bin', dtype=self.dtype, mode='r', shape=(n,))
+    return np.memmap(self.path/f'{domain}.tokens.bin', dtype=self.dtype, mode='r', shape=(self._info(domain)['n_tokens'],))
 
 @patch
 def offsets(self:TokenCache, domain:str)->np.ndarray:
-    "Document start offsets of `domain` (`n_docs + 1` int64)."
-    return np.fromfile(self.path/f'{domain}.offsets.bin', dtype=np.int64)
+    "Document start offsets of `domain` (`n_docs + 1` int64, from 0 to its token count)."
+    info, p = self._info(domain), self.path/f'{domain}.offsets.bin'
+    o = np.fromfile(p, dtype=np.int64)
+    if len(o) != info['n_docs'] + 1 or o[0] != 0 or o[-1] != info['n_tokens'] or (np.diff(o) < 0).any():
+        raise CacheError(f"{p}: not {info['n_docs'] + 1} increasing offsets from 0 to {info['n_tokens']} (corrupted)")
+    return o
 
 @patch
 def document(self:TokenCache, domain:str, i:int)->np.ndarray:
-    "Token ids of document `i` of `domain`."
-    o = self.offsets(domain); return np.asarray(self.tokens(domain)[o[i]:o[i+1]])
+    "Token ids of document `i` of `domain` (negative `i` counts from the end)."
+    o = self.offsets(domain); n = len(o) - 1
+    if not _is_int(i) or not -n <= i < n: raise IndexError(f"TokenCache.document: i={i!r} is not a document index of domain {domain!r} ({n} documents)")
+    i = int(i) % n
+    return np.asarray(self.tokens(domain)[o[i]:o[i+1]])
 
 @patch
 def n_tokens(self:TokenCache, domain:str|None=None)->int:
     "Tokens in `domain` (all domains if None)."
-    return sum(self.manifest['domains'][d]['n_tokens'] for d in ([domain] if domain else self.domains))
+    return sum(self._info(d)['n_tokens'] for d in (self.domains if domain is None else [domain]))
 
 @patch
 def summary(self:TokenCache):
@@ -446,34 +619,48 @@ def summary(self:TokenCache):
                               mean_doc_tokens=round(i['n_tokens']/max(i['n_docs'], 1), 1)) for d, i in self.manifest['domains'].items()])
 
 # %% ../nbs/07_data.ipynb #b63e9cfc
-def get_token_cache(path, build, verify:str='full', expect:dict|None=None)->TokenCache:
+def get_token_cache(path, # the cache folder
+                    build, # build(path) writes the cache (e.g. a `build_token_cache` call)
+                    verify:str='full', # as in `TokenCache`
+                    expect:dict|None=None, # manifest fields the cache must have, e.g. the tokenizer's checksum
+                   )->TokenCache:
     "The `TokenCache` at `path` if it verifies (and its manifest has the `expect` fields), else what `build(path)` writes."
+    if not isinstance(path, (str, os.PathLike)): raise TypeError(f"get_token_cache: path must be a folder path, got {type(path).__name__}")
+    if not callable(build): raise TypeError(f"get_token_cache: build must be a function of the path, got {type(build).__name__}")
+    if verify not in ('full', 'size'): raise ValueError(f"get_token_cache: verify must be 'full' or 'size', got {verify!r}")
+    if expect is not None and not isinstance(expect, Mapping): raise TypeError(f"get_token_cache: expect must be a dict, got {type(expect).__name__}")
     path = Path(path)
     with _file_lock(path.parent/f'.{path.name}.lock'):
-        if path.exists():
+        if path.exists() or _recover(path):
             try:
                 tc = TokenCache(path, verify=verify)
                 bad = {k: tc.manifest.get(k) for k, v in (expect or {}).items() if tc.manifest.get(k) != v}
                 if bad: raise CacheError(f"{path}: manifest differs from what is expected: {bad}")
                 return tc
-            except CacheError as e: warnings.warn(f"rebuilding the token cache: {e}")
+            except CacheError as e:
+                if not path.is_dir() or _foreign_files(path):
+                    raise FileExistsError(f"get_token_cache: {path} is not a token cache ({e}) and holds files that are not ours; "
+                                          "it is never rebuilt over: pick a new or empty folder") from None
+                warnings.warn(f"rebuilding the token cache: {e}")
         build(path)
         return TokenCache(path, verify=verify)
 
 # %% ../nbs/07_data.ipynb #0afb4fa3
+def _is_num(v)->bool: return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
 def _stage_rows(stages:list, domains:tuple)->tuple[list[float], np.ndarray]:
     "The start tokens and the normalised weight rows of validated `stages`."
     starts, rows = [], []
     for i, (s, w) in enumerate(stages):
-        if isinstance(s, bool) or not isinstance(s, (int, float, np.integer, np.floating)) or not math.isfinite(s) or s < 0:
+        if not _is_num(s) or not math.isfinite(s) or s < 0:
             raise ValueError(f"CurriculumSchedule: stage {i} start_tokens must be a finite number >= 0, got {s!r}")
         unknown = [d for d in w if d not in domains]
         if unknown: raise ValueError(f"CurriculumSchedule: stage {i} has unknown domain(s) {unknown}; domains are {list(domains)}")
         row = np.zeros(len(domains))
         for d, x in w.items():
-            x = float(x)
-            if not math.isfinite(x) or x < 0: raise ValueError(f"CurriculumSchedule: stage {i} weight of {d!r} must be finite and >= 0, got {x}")
-            row[domains.index(d)] = x
+            if not _is_num(x) or not math.isfinite(x) or x < 0:
+                raise ValueError(f"CurriculumSchedule: stage {i} weight of {d!r} must be finite and >= 0, got {x!r}")
+            row[domains.index(d)] = float(x)
         if row.sum() <= 0: raise ValueError(f"CurriculumSchedule: stage {i} has all-zero weights")
         starts.append(float(s)); rows.append(row / row.sum())
     if any(b <= a for a, b in zip(starts, starts[1:])):
@@ -489,16 +676,21 @@ class CurriculumSchedule:
                 ):
         if interpolation not in ('linear', 'step'):
             raise ValueError(f"CurriculumSchedule: interpolation must be 'linear' or 'step', got {interpolation!r}")
+        if isinstance(stages, (str, bytes, Mapping)) or not isinstance(stages, Iterable):
+            raise TypeError(f"CurriculumSchedule: stages must be a list of (start_tokens, {{domain: weight}}), got {type(stages).__name__}")
         stages = list(stages)
         if not stages: raise ValueError("CurriculumSchedule: stages is empty")
         for i, st_ in enumerate(stages):
             if not (isinstance(st_, (tuple, list)) and len(st_) == 2 and isinstance(st_[1], Mapping)):
                 raise ValueError(f"CurriculumSchedule: stage {i} must be (start_tokens, {{domain: weight}}), got {st_!r}")
+            for d in st_[1]: _check_domain(d, f"CurriculumSchedule: stage {i}")
         if domains is None:
             doms = []
             for _, w in stages: doms += [d for d in w if d not in doms]
         else:
+            if isinstance(domains, str): raise TypeError(f"CurriculumSchedule: domains must be a list of names, got the str {domains!r}")
             doms = list(domains)
+            for d in doms: _check_domain(d, "CurriculumSchedule: domains")
             if len(set(doms)) != len(doms): raise ValueError(f"CurriculumSchedule: domains has duplicates: {doms}")
         self.domains, self.interpolation = tuple(doms), interpolation
         self.starts, self.weights = _stage_rows(stages, self.domains)
@@ -510,7 +702,7 @@ class CurriculumSchedule:
 @patch
 def weights_array(self:CurriculumSchedule, tokens:float)->np.ndarray:
     "Weights at `tokens` as an array in the order of `self.domains` (sums to 1)."
-    if not math.isfinite(tokens) or tokens < 0: raise ValueError(f"weights_at: tokens must be finite and >= 0, got {tokens}")
+    if not _is_num(tokens) or not math.isfinite(tokens) or tokens < 0: raise ValueError(f"weights_at: tokens must be a finite number >= 0, got {tokens!r}")
     i = bisect.bisect_right(self.starts, tokens) - 1
     if i < 0: return self.weights[0].copy()
     if self.interpolation == 'step' or i == len(self.starts) - 1: return self.weights[i].copy()
@@ -534,6 +726,10 @@ def motif_like_schedule(total_tokens:float, # the run's length in tokens (the la
                         domains:Sequence[str]=('prose', 'code', 'math'), # (general, code, math) domain names
                        )->CurriculumSchedule:
     "Two linear stages from general text toward code and math, shaped like Motif's (the ratios are illustrative, not Motif's)."
+    if not _is_num(total_tokens) or not math.isfinite(total_tokens) or total_tokens <= 0:
+        raise ValueError(f"motif_like_schedule: total_tokens must be a finite number > 0, got {total_tokens!r}")
+    if isinstance(domains, str) or len(domains := tuple(domains)) != 3:
+        raise ValueError(f"motif_like_schedule: domains must be three names (general, code, math), got {domains!r}")
     g, c, m = domains
     return CurriculumSchedule([(0, {g: 0.7, c: 0.2, m: 0.1}), (total_tokens/2, {g: 0.5, c: 0.3, m: 0.2}),
                                (total_tokens, {g: 0.3, c: 0.4, m: 0.3})])
@@ -568,30 +764,34 @@ def _load_source(name, src, seq_len, split='all', holdout=0.0):
     if isinstance(src, (str, os.PathLike)): src = TokenCache(src)
     if isinstance(src, TokenCache):
         if name not in src.domains: raise ValueError(f"CurriculumSampler: cache {src.path} has no domain {name!r} (it has {list(src.domains)})")
-        return _Domain(name, src.tokens(name).view(np.ndarray), src.offsets(name), seq_len, split, holdout), src.pad_id
+        return _Domain(name, src.tokens(name).view(np.ndarray), src.offsets(name), seq_len, split, holdout), src.pad_id, src.vocab_size
     if isinstance(src, (np.ndarray, torch.Tensor)) and getattr(src, 'ndim', 0) == 1:
         raise TypeError(f"CurriculumSampler: source {name!r} must be a sequence of 1-D documents, got one 1-D array")
     docs = [_as_int_array(a, f"CurriculumSampler: source {name!r} document {i}") for i, a in enumerate(src)]
     lens = np.array([len(a) for a in docs], np.int64)
     offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
     tokens = np.concatenate(docs).astype(np.int64) if docs else np.zeros(0, np.int64)
-    return _Domain(name, tokens, offsets, seq_len, split, holdout), None
+    return _Domain(name, tokens, offsets, seq_len, split, holdout), None, None
 
 # %% ../nbs/07_data.ipynb #2b204682
-def _check_sampler_args(sources, schedule, seq_len, batch_size, seed, rank, world_size, lookahead, split='all', holdout=0.02):
+def _check_sampler_args(sources, schedule, seq_len, batch_size, seed, rank, world_size, lookahead, split='all', holdout=0.02, pad_id=None):
     for name, v, lo in [('seq_len', seq_len, 1), ('batch_size', batch_size, 1), ('world_size', world_size, 1),
                         ('lookahead', lookahead, 1), ('seed', seed, 0)]:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"CurriculumSampler: {name} must be an int >= {lo}, got {v!r}")
-    if not (isinstance(rank, (int, np.integer)) and 0 <= rank < world_size):
-        raise ValueError(f"CurriculumSampler: rank must be in [0, world_size={world_size}), got {rank!r}")
+        if not _is_int(v) or v < lo: raise ValueError(f"CurriculumSampler: {name} must be an int >= {lo}, got {v!r}")
+    if not (_is_int(rank) and 0 <= rank < world_size):
+        raise ValueError(f"CurriculumSampler: rank must be in [0, world_size={world_size}) (an int), got {rank!r}")
+    if pad_id is not None and not (_is_int(pad_id) and pad_id >= 0): raise ValueError(f"CurriculumSampler: pad_id must be None or an int >= 0, got {pad_id!r}")
     if split not in SPLITS: raise ValueError(f"CurriculumSampler: split must be one of {SPLITS}, got {split!r}")
-    if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0 < holdout < 1:
-        raise ValueError(f"CurriculumSampler: holdout must be a fraction in (0, 1), got {holdout!r}")
+    if not _is_num(holdout) or not 0 < holdout < 1: raise ValueError(f"CurriculumSampler: holdout must be a fraction in (0, 1), got {holdout!r}")
     if not isinstance(schedule, CurriculumSchedule): raise TypeError(f"CurriculumSampler: schedule must be a CurriculumSchedule, got {type(schedule).__name__}")
-    if not isinstance(sources, Mapping) or not sources: raise ValueError("CurriculumSampler: sources must be a non-empty {domain: source} mapping")
+    if not isinstance(sources, Mapping) or not sources: raise ValueError(f"CurriculumSampler: sources must be a non-empty {{domain: source}} mapping, got {sources!r:.80}")
     unknown = [d for d in schedule.domains if d not in sources]
     if unknown: raise ValueError(f"CurriculumSampler: schedule domain(s) {unknown} have no source; sources are {list(sources)}")
+    for d in schedule.domains:
+        src = sources[d]
+        if not isinstance(src, (str, os.PathLike, TokenCache)) and (isinstance(src, (bytes, Mapping)) or not isinstance(src, Iterable)):
+            raise TypeError(f"CurriculumSampler: source {d!r} must be a token-cache folder, a TokenCache or a sequence of 1-D "
+                            f"token arrays, got {type(src).__name__}")
 
 # %% ../nbs/07_data.ipynb #f1c85dc2
 SPLITS = ('all', 'train', 'eval')
@@ -610,6 +810,9 @@ def holdout_mask(domain:str, # the domain's name (part of the hash: domains hold
                  fraction:float, # the share of documents to hold out, in (0, 1)
                 )->np.ndarray: # bool [n_docs], True for the documents of the 'eval' split
     "Which documents of `domain` are held out for evaluation: a hash of (domain, document index), the same for every seed and machine."
+    if not isinstance(domain, str): raise TypeError(f"holdout_mask: domain must be a str, got {type(domain).__name__}")
+    if not _is_int(n_docs) or n_docs < 0: raise ValueError(f"holdout_mask: n_docs must be an int >= 0, got {n_docs!r}")
+    if not _is_num(fraction) or not 0 < fraction < 1: raise ValueError(f"holdout_mask: fraction must be in (0, 1), got {fraction!r}")
     key = (zlib.crc32(domain.encode()) * _GOLDEN) % 2**64
     u = (_splitmix64(np.arange(n_docs, dtype=np.uint64) + np.uint64(key)) >> np.uint64(11)).astype(np.float64) / 2.0**53
     held = u < fraction
@@ -632,17 +835,21 @@ class CurriculumSampler:
                  split:str='all', # 'all' documents, or the 'train' / 'eval' side of `holdout_mask`
                  holdout:float=0.02, # the fraction of each domain's documents in the 'eval' split
                 ):
-        _check_sampler_args(sources, schedule, seq_len, batch_size, seed, rank, world_size, lookahead, split, holdout)
+        _check_sampler_args(sources, schedule, seq_len, batch_size, seed, rank, world_size, lookahead, split, holdout, pad_id)
         self.split, self.holdout = split, float(holdout)
         self.seq_len, self.batch_size, self.seed, self.rank, self.world_size, self.lookahead = \
             int(seq_len), int(batch_size), int(seed), int(rank), int(world_size), int(lookahead)
         self.schedule, self.domains = schedule, tuple(schedule.domains)
-        self._dom, pads = [], []
+        self._dom, pads, vocabs = [], [], []
         for d in self.domains:
-            dom, pad = _load_source(d, sources[d], self.seq_len, split, self.holdout); self._dom.append(dom); pads.append(pad)
+            dom, pad, vocab = _load_source(d, sources[d], self.seq_len, split, self.holdout)
+            self._dom.append(dom); pads.append(pad); vocabs.append(vocab)
         for dom, live in zip(self._dom, self.schedule.weights.max(0) > 0):
             if live and dom.n == 0: raise ValueError(f"CurriculumSampler: domain {dom.name!r} has weight > 0 but no tokens" + ('' if split == 'all' else f" in the {split!r} split"))
         self.pad_id = int(pad_id if pad_id is not None else next((p for p in pads if p is not None), 0))
+        vocab = min((v for v in vocabs if v is not None), default=None)
+        if vocab is not None and self.pad_id >= vocab:
+            raise ValueError(f"CurriculumSampler: pad_id={self.pad_id} is outside the token caches' vocabulary of {vocab} ids")
         self._mean = np.array([max(dm.mean_len, 1.0) for dm in self._dom])
         self._tok = [dm.tokens for dm in self._dom]
         self._ustart = [dm.start for dm in self._dom]; self._ulen = [dm.length for dm in self._dom]
@@ -763,14 +970,38 @@ def state_dict(self:CurriculumSampler)->dict:
 @patch
 def load_state_dict(self:CurriculumSampler, state:dict):
     "Resume from `state_dict()`: the next batch is the one the saved sampler would have yielded."
-    fp, mine = state.get('fingerprint', {}), self._fingerprint()
-    bad = [k for k in mine.keys() | fp.keys() if fp.get(k) != mine.get(k)]
-    if bad: raise ValueError(f"CurriculumSampler.load_state_dict: state is from a different sampler ({', '.join(f'{k}: {fp.get(k)!r} != {mine.get(k)!r}' for k in sorted(bad))})")
+    self._check_state(state)
     self._reset()
     self.step, self._cursor = int(state['step']), [int(c) for c in state['cursor']]
     self._rng.bit_generator.state = _copy_state(state['rng'])
-    self._buf = [(j, u, int(self._ulen[j][u]), int(self._ustart[j][u])) for j, u in state['buffer']]
-    self._counts = [list(c) for c in state['counts']]
+    self._buf = [(int(j), int(u), int(self._ulen[j][u]), int(self._ustart[j][u])) for j, u in state['buffer']]
+    self._counts = [[int(x) for x in c] for c in state['counts']]
+
+# %% ../nbs/07_data.ipynb #9d8cf461
+@patch
+def _check_state(self:CurriculumSampler, state):
+    "Refuse, naming the key, a state that is not one this sampler can resume from (before anything is changed)."
+    op, D, nat = 'CurriculumSampler.load_state_dict', len(self.domains), lambda v: _is_int(v) and v >= 0
+    if not isinstance(state, Mapping): raise TypeError(f"{op}: state must be a dict from state_dict(), got {type(state).__name__}")
+    if missing := [k for k in ('version', 'fingerprint', 'step', 'cursor', 'rng', 'buffer', 'counts') if k not in state]:
+        raise ValueError(f"{op}: state lacks {missing} (not a CurriculumSampler state)")
+    if state['version'] != 1: raise ValueError(f"{op}: state version {state['version']!r}; this sampler reads version 1")
+    fp, mine = state['fingerprint'], self._fingerprint()
+    if not isinstance(fp, Mapping): raise ValueError(f"{op}: state['fingerprint'] must be a dict, got {type(fp).__name__}")
+    if bad := sorted(k for k in mine.keys() | fp.keys() if fp.get(k) != mine.get(k)):
+        raise ValueError(f"{op}: state is from a different sampler ({', '.join(f'{k}: {fp.get(k)!r} != {mine.get(k)!r}' for k in bad)})")
+    def need(key, ok, what):
+        if not ok: raise ValueError(f"{op}: state[{key!r}] must be {what}, got {str(state[key])[:80]}")
+    seq = lambda v: isinstance(v, (list, tuple))
+    need('step', nat(state['step']), 'an int >= 0')
+    need('cursor', seq(state['cursor']) and len(state['cursor']) == D and all(map(nat, state['cursor'])), f'{D} ints >= 0 (one per domain)')
+    need('buffer', seq(state['buffer']) and len(state['buffer']) <= self.lookahead and all(
+        seq(e) and len(e) == 2 and _is_int(e[0]) and 0 <= e[0] < D and _is_int(e[1]) and 0 <= e[1] < self._dom[e[0]].n for e in state['buffer']),
+        f'at most lookahead={self.lookahead} [domain, unit] pairs of this data')
+    need('counts', seq(state['counts']) and len(state['counts']) == state['step'] and all(
+        seq(c) and len(c) == D and all(map(nat, c)) for c in state['counts']), f'one list of {D} token counts per step')
+    try: np.random.default_rng().bit_generator.state = _copy_state(state['rng'])
+    except (TypeError, ValueError, KeyError) as e: raise ValueError(f"{op}: state['rng'] is not a generator state ({type(e).__name__}: {e})") from None
 
 # %% ../nbs/07_data.ipynb #d692bf2e
 @patch
@@ -788,23 +1019,30 @@ def realised_proportions(self:CurriculumSampler, window:int=1):
     return pd.DataFrame(rows)
 
 # %% ../nbs/07_data.ipynb #305f47fd
-def _row_offsets(cu, T:int)->torch.Tensor:
-    "Document offsets of one row as int64: strictly increasing from 0 to T (trailing padding entries dropped)."
-    cu = torch.as_tensor(cu).long().flatten()
-    cu = cu[(cu >= 0)]
+def _int_tensor(v, name:str, op:str='model_inputs')->torch.Tensor:
+    if not isinstance(v, torch.Tensor): raise TypeError(f"{op}: {name} must be a tensor, got {type(v).__name__}")
+    if v.dtype.is_floating_point or v.dtype.is_complex or v.dtype == torch.bool: raise TypeError(f"{op}: {name} must hold integers, got {v.dtype}")
+    return v
+
+def _row_offsets(cu, T:int, r:int=0)->torch.Tensor:
+    "Document offsets of row `r` as int64: strictly increasing from 0 to T (repeated trailing entries dropped)."
+    cu = _int_tensor(torch.as_tensor(cu), f'cu_seqlens row {r}').long().flatten()
+    if cu.numel() and (cu.min() < 0 or cu.max() > T or (cu.diff() < 0).any()):
+        raise ValueError(f"model_inputs: cu_seqlens row {r} must be non-decreasing offsets in [0, T={T}], got {cu.tolist()[:16]}")
     cu = torch.unique_consecutive(cu)
     if cu.numel() == 0 or cu[0] != 0: cu = torch.cat([cu.new_zeros(1), cu])
-    if cu[-1] != T: cu = torch.cat([cu[cu < T], cu.new_tensor([T])])
+    if cu[-1] != T: cu = torch.cat([cu, cu.new_tensor([T])])
     return cu
 
 def _flat_offsets(cus, B:int, T:int)->torch.Tensor:
     "int32 offsets of all documents of `B` rows of `T` tokens laid end to end, from per-row offsets (None: one document per row)."
     if cus is None: rows = [torch.tensor([0, T])] * B
     elif isinstance(cus, torch.Tensor) and cus.ndim == 1 and B == 1: rows = [cus]
-    else:
+    elif isinstance(cus, (torch.Tensor, list, tuple)):
         rows = list(cus)
         if len(rows) != B: raise ValueError(f"model_inputs: {len(rows)} cu_seqlens rows for {B} rows of input_ids")
-    return torch.cat([_row_offsets(r, T)[(1 if i else 0):] + i*T for i, r in enumerate(rows)]).to(torch.int32)
+    else: raise TypeError(f"model_inputs: cu_seqlens must be a (B, k) tensor or a list of B 1-D tensors, got {type(cus).__name__}")
+    return torch.cat([_row_offsets(r, T, i)[(1 if i else 0):] + i*T for i, r in enumerate(rows)]).to(torch.int32)
 
 def _positions(cu:torch.Tensor, N:int)->torch.Tensor:
     "Position of each of `N` tokens within its document, for offsets `cu`, as `(1, N)`."
@@ -812,19 +1050,30 @@ def _positions(cu:torch.Tensor, N:int)->torch.Tensor:
     return (torch.arange(N) - torch.repeat_interleave(cu[:-1], cu.diff())).view(1, N)
 
 # %% ../nbs/07_data.ipynb #cd8c2c7b
+def _check_model_batch(batch)->tuple:
+    "`input_ids`, `labels`, `position_ids`, `cu_seqlens_flat` of a packed batch, checked (errors name the key)."
+    if not isinstance(batch, Mapping): raise TypeError(f"model_inputs: batch must be a dict of tensors, got {type(batch).__name__}")
+    if 'input_ids' not in batch: raise ValueError(f"model_inputs: the batch has no 'input_ids' (its keys: {list(batch)})")
+    ids, labels, pos, cu = [batch.get(k) if batch.get(k) is None else _int_tensor(batch[k], k)
+                            for k in ('input_ids', 'labels', 'position_ids', 'cu_seqlens_flat')]
+    if ids.ndim != 2: raise ValueError(f"model_inputs: input_ids must be (B, T), got shape {tuple(ids.shape)}")
+    for k, v in (('labels', labels), ('position_ids', pos)):
+        if v is not None and v.shape != ids.shape:
+            raise ValueError(f"model_inputs: input_ids and {k} must be (B, T) of one shape, got {tuple(ids.shape)} and {tuple(v.shape)}")
+    if cu is not None:
+        N = ids.numel()
+        if cu.ndim != 1 or cu.numel() < 2 or cu[0] != 0 or cu[-1] != N or (cu.diff() <= 0).any():
+            raise ValueError(f"model_inputs: cu_seqlens_flat must be strictly increasing offsets from 0 to B*T={N}, got {cu.tolist()[:16]}")
+    return ids, labels, pos, cu
+
 def model_inputs(batch:dict, # `input_ids` (B, T) and optionally `labels`, `position_ids`, `cu_seqlens`, `cu_seqlens_flat`
                  device=None, # move the tensors there (None: leave them where they are)
                  non_blocking:bool=True, # passed to `Tensor.to`
                 )->dict:
     "Keyword arguments of `model(**...)` for a packed batch: its rows laid end to end as one `(1, B*T)` row, offsets over all documents."
-    ids, labels = batch['input_ids'], batch.get('labels')
-    if ids.ndim != 2: raise ValueError(f"model_inputs: input_ids must be (B, T), got shape {tuple(ids.shape)}")
-    if labels is not None and labels.shape != ids.shape:
-        raise ValueError(f"model_inputs: input_ids and labels must be (B, T) of one shape, got {tuple(ids.shape)} and {tuple(labels.shape)}")
+    ids, labels, pos, cu = _check_model_batch(batch)
     B, T = ids.shape
-    cu = batch.get('cu_seqlens_flat')
     cu = _flat_offsets(batch.get('cu_seqlens'), B, T) if cu is None else cu.to(torch.int32)
-    pos = batch.get('position_ids')
     kw = dict(input_ids=ids.reshape(1, B*T))
     if labels is not None: kw['labels'] = labels.reshape(1, B*T)
     kw['position_ids'] = (pos.reshape(1, B*T) if pos is not None else _positions(cu, B*T)).to(ids.device)
@@ -865,7 +1114,7 @@ def default_sampler(seq_len:int, # tokens per row
                    )->CurriculumSampler:
     "A `CurriculumSampler` over the embedded corpus (built and cached on first use); `sampler.tokenizer` is its tokenizer."
     tc, tok = default_token_cache(vocab_size, size)
-    if schedule is None: schedule = motif_like_schedule(total_tokens or tc.n_tokens())
+    if schedule is None: schedule = motif_like_schedule(tc.n_tokens() if total_tokens is None else total_tokens)
     smp = CurriculumSampler({d: tc for d in schedule.domains}, schedule, seq_len, batch_size, seed=seed, rank=rank,
                             world_size=world_size, lookahead=lookahead, split=split, holdout=holdout)
     smp.tokenizer = tok

@@ -1,5 +1,6 @@
 """Chat conversations from your files or an embedded, checkable default in three themes; a chat template with an
-assistant-only loss mask; best-fit-decreasing packing into batches the model takes as they are
+assistant-only loss mask; best-fit-decreasing packing; and stages run by the trainer, each from the previous
+stage's checkpoint, scored on held-out prompts by program checkers
 
 Docs: https://motif-nb.github.io/motif-nb/sft.html.md"""
 
@@ -7,22 +8,34 @@ Docs: https://motif-nb.github.io/motif-nb/sft.html.md"""
 
 # %% ../nbs/08_sft.ipynb #dcc503b9
 from __future__ import annotations
-import os, re, json, zlib, random, hashlib, warnings
+import os, re, json, zlib, math, time, shutil, random, hashlib, warnings
 from bisect import bisect_left, bisect_right, insort
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, asdict, fields
 from itertools import accumulate
 from pathlib import Path
+from typing import Annotated
 import numpy as np
+import pandas as pd
 import torch
 from fastcore.basics import patch
-from .data import BadFileWarning, SPECIAL_TOKENS, special_ids
+from fastcore.script import call_parse
+from .data import (BadFileWarning, SPECIAL_TOKENS, CORPUS_SIZES, special_ids, model_inputs, load_tokenizer,
+                           default_token_cache)
+from .config import MotifConfig
+from .model import MotifForCausalLM, shift_labels
+from .core import atomic_write, check_owned_dir, sha256_file
+from .checkpoint import CheckpointManager
+from .train import Trainer, TrainConfig, check_number, setup_distributed, read_jsonl
 
 # %% auto #0
-__all__ = ['ROLES', 'BAD_ROW_REASONS', 'TRUNCATION', 'SFT_FAMILIES', 'CHECKS', 'SYSTEM_PROMPTS', 'conversation_error',
-           'read_conversations', 'add_chat_tokens', 'apply_chat_template', 'decode_reply', 'ChatTokens',
-           'tokenize_conversations', 'pack_bfd', 'SFTSampler', 'ChatExample', 'check_answer', 'is_heldout',
-           'sft_examples']
+__all__ = ['ROLES', 'BAD_ROW_REASONS', 'TRUNCATION', 'SFT_FAMILIES', 'CHECKS', 'SYSTEM_PROMPTS', 'MOTIF_3STAGE', 'PIPELINES',
+           'STAGE_FORMAT', 'PIPELINE_FORMAT', 'conversation_error', 'read_conversations', 'add_chat_tokens',
+           'apply_chat_template', 'decode_reply', 'ChatTokens', 'tokenize_conversations', 'pack_bfd', 'SFTSampler',
+           'ChatExample', 'check_answer', 'is_heldout', 'sft_examples', 'Stage', 'Pipeline', 'motif_3stage',
+           'load_pipeline', 'stage_conversations', 'stage_data', 'checkpoint_digest', 'sft_tokenizer',
+           'generate_replies', 'assistant_nll', 'evaluate_examples', 'eval_summary', 'run_stage', 'PipelinePlan',
+           'plan_pipeline', 'run_plan', 'run_pipeline', 'pipeline_results', 'write_results', 'accuracy_table', 'main']
 
 # %% ../nbs/08_sft.ipynb #4cacfd3c
 ROLES = ('system', 'user', 'assistant')
@@ -675,3 +688,555 @@ def sft_examples(family:str, # one of `SFT_FAMILIES`
         out.append(ChatExample(([{'role': 'system', 'content': system}] if system else []) + msgs, rubric))
     if len(out) < n: raise ValueError(f"sft_examples: only {len(out)} distinct {split} prompts of {family!r} after {60 * n + 1000} draws (asked for {n})")
     return out
+
+# %% ../nbs/08_sft.ipynb #efb67fef
+_NAME_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
+_TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name != 'total_steps')
+
+def _sources(owner:str, mixture)->list:
+    "The mixture's sources as plain dicts, checked: {'family', 'n'} or {'path', 'weight'} (weight 1 when left out)."
+    if not isinstance(mixture, (list, tuple)) or not mixture:
+        raise ValueError(f"{owner}.mixture must be a non-empty list of sources, got {mixture!r}")
+    out = []
+    for i, s in enumerate(mixture):
+        where = f"{owner}.mixture[{i}]"
+        if not isinstance(s, dict): raise TypeError(f"{where} must be a dict: {{'family', 'n'}} or {{'path', 'weight'}}, got {s!r}")
+        if set(s) == {'family', 'n'}:
+            if s['family'] not in SFT_FAMILIES: raise ValueError(f"{where}.family must be one of {SFT_FAMILIES}, got {s['family']!r}")
+            out.append(dict(family=s['family'], n=int(check_number(where, 'n', s['n'], integer=True, lo=1))))
+        elif set(s) in ({'path'}, {'path', 'weight'}):
+            if not isinstance(s['path'], (str, os.PathLike)) or not str(s['path']): raise TypeError(f"{where}.path must be a file or folder path, got {s['path']!r}")
+            out.append(dict(path=str(s['path']), weight=float(check_number(where, 'weight', s.get('weight', 1.0), lo=0, lo_open=True))))
+        else: raise ValueError(f"{where} must have the keys {{'family', 'n'}} or {{'path', 'weight'}}, got {sorted(s)}")
+    return out
+
+# %% ../nbs/08_sft.ipynb #298b8d10
+@dataclass
+class Stage:
+    "One supervised stage: a data mixture, a length in steps or epochs, and the trainer's settings (its learning-rate schedule)."
+    name:str                      # the stage's folder in the run directory: letters, digits, '_', '.', '-'
+    mixture:list                  # sources: {'family': f, 'n': count} of the embedded default, or {'path': file or folder, 'weight': w}
+    steps:int|None=None           # optimizer steps, or
+    epochs:float|None=None        # passes over the mixture: steps = ceil(epochs * steps per epoch)
+    train:dict=field(default_factory=dict) # `TrainConfig` fields: lr, schedule, warmup_steps, min_lr_ratio, decay_ratio, optimizer, ...
+    seq_len:int=256               # tokens per packed row; longer conversations keep their leading whole turns
+    batch_size:int=8              # rows of the global batch (all processes and micro-batches together)
+    seed:int=0                    # seeds the generated data, the order of the rows and the trainer
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not _NAME_RE.fullmatch(self.name):
+            raise ValueError(f"Stage.name must be a folder name (letters, digits, '_', '.', '-'), got {self.name!r}")
+        o = f"Stage {self.name!r}"
+        self.mixture = _sources(o, self.mixture)
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError(f"{o}: give its length as steps or as epochs (one of them), got steps={self.steps!r}, epochs={self.epochs!r}")
+        check_number(o, 'steps', self.steps, integer=True, lo=1, none=True); check_number(o, 'epochs', self.epochs, lo=0, lo_open=True, none=True)
+        for n, lo in (('seq_len', 16), ('batch_size', 1), ('seed', 0)): check_number(o, n, getattr(self, n), integer=True, lo=lo)
+        if not isinstance(self.train, dict): raise TypeError(f"{o}: train must be a dict of TrainConfig fields, got {type(self.train).__name__}")
+        if 'total_steps' in self.train: raise ValueError(f"{o}: train.total_steps comes from the stage's steps or epochs; leave it out")
+        if bad := sorted(set(self.train) - set(_TRAIN_KEYS)): raise ValueError(f"{o}: unknown train key(s) {bad}; TrainConfig fields: {', '.join(_TRAIN_KEYS)}")
+        if self.train.get('eval_every'): raise ValueError(f"{o}: train.eval_every: a stage is evaluated by generation after it, its trainer has no held-out batches")
+        self.train = dict(self.train); self.config(1)
+
+# %% ../nbs/08_sft.ipynb #aae72ddf
+@patch
+def config(self:Stage, steps:int, # the stage's length in optimizer steps
+          )->TrainConfig:
+    "The stage's `TrainConfig`: its `train` settings, `total_steps=steps`, and a checkpoint every quarter of the stage unless `save_every` is set."
+    try: return TrainConfig(**{'save_every': max(1, -(-steps // 4)), **self.train, 'total_steps': steps})
+    except (TypeError, ValueError) as e: raise type(e)(f"Stage {self.name!r}: {e}") from None
+
+@patch
+def scaled(self:Stage, f:float, # the factor
+          )->Stage:
+    "A copy `f` times as long: steps (at least 1) or epochs, and `warmup_steps` and `save_every` when the stage sets them."
+    check_number('Stage.scaled', 'f', f, lo=0, lo_open=True)
+    t = {k: (max(int(k == 'save_every'), round(v * f)) if k in ('warmup_steps', 'save_every') and v else v) for k, v in self.train.items()}
+    return Stage(**{**asdict(self), 'train': t, 'steps': None if self.steps is None else max(1, round(self.steps * f)),
+                    'epochs': None if self.epochs is None else self.epochs * f})
+
+# %% ../nbs/08_sft.ipynb #98132281
+_EVAL_KEYS = ('eval_n', 'eval_seed', 'eval_batch_size', 'eval_max_new_tokens')
+
+@dataclass
+class Pipeline:
+    "Stages run in order, each from the previous one's final checkpoint, and how the model is evaluated after each."
+    name:str                      # the pipeline's name
+    stages:list                   # `Stage`s, or dicts of their fields
+    eval_n:int=50                 # held-out prompts per family, generated after each stage and on the base
+    eval_seed:int=0               # seeds the held-out prompts
+    eval_batch_size:int=64        # prompts generated together (left-padded)
+    eval_max_new_tokens:int|None=None # a reply's length limit (None: per family, its longest reference answer + 8 tokens)
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name: raise ValueError(f"Pipeline.name must be a non-empty str, got {self.name!r}")
+        o = f"Pipeline {self.name!r}"
+        if not isinstance(self.stages, (list, tuple)) or not self.stages: raise ValueError(f"{o}: stages must be a non-empty list, got {self.stages!r}")
+        self.stages = [_as_stage(o, i, s) for i, s in enumerate(self.stages)]
+        names = [s.name for s in self.stages]
+        if dup := sorted({n for n in names if names.count(n) > 1}): raise ValueError(f"{o}: stage names must be distinct (each is a folder), {dup} repeat")
+        for n, lo, none in (('eval_n', 1, False), ('eval_seed', 0, False), ('eval_batch_size', 1, False), ('eval_max_new_tokens', 1, True)):
+            check_number(o, n, getattr(self, n), integer=True, lo=lo, none=none)
+
+def _as_stage(o:str, i:int, s)->Stage:
+    "Stage `i` of a pipeline from a `Stage` or a dict of its fields; errors name the stage."
+    if isinstance(s, Stage): return s
+    if not isinstance(s, dict): raise TypeError(f"{o}: stages[{i}] must be a Stage or a dict of its fields, got {type(s).__name__}")
+    known = [f.name for f in fields(Stage)]
+    if bad := sorted(set(s) - set(known)): raise ValueError(f"{o}: stages[{i}] has unknown key(s) {bad}; a stage has {', '.join(known)}")
+    if miss := [k for k in ('name', 'mixture') if k not in s]: raise ValueError(f"{o}: stages[{i}] needs {' and '.join(miss)}")
+    return Stage(**s)
+
+# %% ../nbs/08_sft.ipynb #0de71f53
+@patch
+def to_dict(self:Pipeline)->dict:
+    "The pipeline as plain JSON data (what `from_dict` reads and the run directory records)."
+    return json.loads(json.dumps(asdict(self)))
+
+@patch(cls_method=True)
+def from_dict(cls:Pipeline, d:dict, # `to_dict()`'s form
+              root=None, # relative data paths are relative to this folder (None: to the working directory)
+             )->Pipeline:
+    "A pipeline from plain data; unknown keys are errors that name them."
+    if not isinstance(d, dict): raise TypeError(f"a pipeline must be a JSON object, got {type(d).__name__}")
+    known = [f.name for f in fields(cls)]
+    if bad := sorted(set(d) - set(known)): raise ValueError(f"unknown pipeline key(s) {bad}; a pipeline has {', '.join(known)}")
+    if 'name' not in d or 'stages' not in d: raise ValueError("a pipeline needs 'name' and 'stages'")
+    def place(s):
+        if not (root is not None and isinstance(s, dict) and isinstance(s.get('mixture'), list)): return s
+        return {**s, 'mixture': [{**m, 'path': str(Path(root)/m['path'])} if isinstance(m, dict) and isinstance(m.get('path'), str)
+                                  and not Path(m['path']).is_absolute() else m for m in s['mixture']]}
+    return cls(**{**d, 'stages': [place(s) for s in d['stages']] if isinstance(d['stages'], list) else d['stages']})
+
+@patch(cls_method=True)
+def from_json(cls:Pipeline, path, # a JSON file holding `to_dict()`'s form
+             )->Pipeline:
+    "A pipeline read from a JSON file; its relative data paths are relative to the file's folder; errors name the file."
+    p = Path(path)
+    try: d = json.loads(p.read_text())
+    except FileNotFoundError: raise FileNotFoundError(f"pipeline file {p} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"pipeline file {p}: not JSON ({e})") from None
+    try: return cls.from_dict(d, root=p.parent)
+    except (TypeError, ValueError) as e: raise type(e)(f"pipeline file {p}: {e}") from None
+
+@patch
+def scaled(self:Pipeline, f:float)->Pipeline:
+    "A copy with every stage `f` times as long (`Stage.scaled`)."
+    return Pipeline(**{**asdict(self), 'stages': [s.scaled(f) for s in self.stages]})
+
+# %% ../nbs/08_sft.ipynb #201b02d5
+MOTIF_3STAGE = dict(
+    cpu=dict(n=2000, replay=300, steps=150, seq_len=256, batch_size=4, lr=2e-3, warmup=10, eval_n=100),
+    gpu=dict(n=2400, replay=360, steps=150, seq_len=1024, batch_size=16, lr=3e-4, warmup=15, eval_n=200,
+             train=dict(amp_dtype='bfloat16', save_every=50, keep_last=1, save_threads=8)))
+
+def motif_3stage(scale:str='cpu', # a key of `MOTIF_3STAGE`
+                )->Pipeline:
+    "The report's three stages on the embedded default: instruction adherence, composition, linguistic precision, each replaying a share of the earlier families."
+    if scale not in MOTIF_3STAGE: raise ValueError(f"motif_3stage: scale must be one of {tuple(MOTIF_3STAGE)}, got {scale!r}")
+    s = MOTIF_3STAGE[scale]; N, R = s['n'], s['replay']
+    fam = lambda f, n: dict(family=f, n=n)
+    kw = dict(steps=s['steps'], seq_len=s['seq_len'], batch_size=s['batch_size'],
+              train=dict(lr=s['lr'], schedule='wsd', warmup_steps=s['warmup'], decay_ratio=0.2, min_lr_ratio=0.1, log_every=1, **s.get('train', {})))
+    return Pipeline('motif-3stage' + ('' if scale == 'cpu' else f'-{scale}'), [
+        Stage('instruction', [fam('instruction', N)], **kw),
+        Stage('composition', [fam('composition', N), fam('instruction', R)], **kw),
+        Stage('precision', [fam('precision', N), fam('instruction', R // 2), fam('composition', R // 2)], **kw)], eval_n=s['eval_n'])
+
+PIPELINES = {'motif-3stage': motif_3stage('cpu'), 'motif-3stage-gpu': motif_3stage('gpu')}
+
+def load_pipeline(spec, # a `Pipeline`, a name in `PIPELINES`, or a JSON file
+                 )->Pipeline:
+    "The pipeline `spec` names: a built-in one (a fresh copy) or one read from a JSON file."
+    if isinstance(spec, Pipeline): return spec
+    if not isinstance(spec, (str, os.PathLike)): raise TypeError(f"load_pipeline: expected a name or a file, got {type(spec).__name__}")
+    if str(spec) in PIPELINES: return Pipeline.from_dict(PIPELINES[str(spec)].to_dict())
+    if not Path(spec).is_file(): raise FileNotFoundError(f"pipeline {str(spec)!r} is neither a built-in one ({', '.join(PIPELINES)}) nor a file")
+    return Pipeline.from_json(spec)
+
+# %% ../nbs/08_sft.ipynb #b609bd66
+def stage_conversations(stage:Stage)->list[tuple]:
+    "Each source of `stage`'s mixture: (source, its conversations, skipped rows): generated from the default's 'train' split, or read from files and weighted."
+    out = []
+    for i, s in enumerate(stage.mixture):
+        if 'family' in s: out.append((s, [e.messages for e in sft_examples(s['family'], s['n'], 'train', seed=stage.seed)], Counter())); continue
+        got, skipped = read_conversations(s['path'])
+        whole, part = divmod(s['weight'], 1)
+        extra = np.sort(np.random.default_rng([stage.seed, i]).choice(len(got), round(part * len(got)), replace=False))
+        out.append((s, got * int(whole) + [got[j] for j in extra], skipped))
+    return out
+
+def stage_data(stage:Stage, # the stage
+               tokenizer, # a tokenizer with the chat tokens
+              )->tuple[ChatTokens, dict]:
+    "The stage's conversations tokenised to at most `seq_len` tokens each, and its record of them: digests and counts, in all and per source."
+    srcs, convs = [], []
+    def facts(t:ChatTokens)->dict:
+        return dict(conversations=len(t), tokens=int(t.lengths.sum()), targets=int(t.mask.sum()), digest=t.digest(), stats=dict(t.stats))
+    for s, c, skipped in stage_conversations(stage):
+        srcs.append(dict(s, **facts(tokenize_conversations(c, tokenizer, stage.seq_len)), skipped_rows=dict(skipped))); convs += c
+    chats = tokenize_conversations(convs, tokenizer, stage.seq_len)
+    return chats, dict(facts(chats), sources=srcs)
+
+# %% ../nbs/08_sft.ipynb #a666d918
+_CKPT_FILES = re.compile(r'config\.json|model\.safetensors|model\.safetensors\.index\.json|model-\d{5}-of-\d{5}\.safetensors')
+
+def checkpoint_digest(path, # a Hugging Face checkpoint folder
+                     )->str:
+    "SHA-256 over the names and SHA-256s of a checkpoint's files (config and weights): its manifest's, verified, when it has one."
+    path = Path(path)
+    if not path.is_dir(): raise FileNotFoundError(f"{path}: checkpoint directory does not exist")
+    m = check_owned_dir(path, verify=True, what='checkpoint')
+    names = sorted(n for n in os.listdir(path) if _CKPT_FILES.fullmatch(n))
+    if 'config.json' not in names: raise FileNotFoundError(f"{path}: not a checkpoint (no config.json)")
+    files = {n: m['files'][n]['sha256'] if m and n in m['files'] else sha256_file(path/n) for n in names}
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+
+# %% ../nbs/08_sft.ipynb #6939ac6b
+def sft_tokenizer(spec:str, # 'auto', 'corpus:SIZE' or a tokenizer.json path
+                  checkpoint, # the checkpoint the tokenizer serves
+                 ):
+    "The tokenizer of a run from `checkpoint`: its tokenizer.json ('auto'), the embedded corpus's ('corpus:small'), or a file; with the chat tokens, inside the model's vocabulary."
+    ckpt = Path(checkpoint)
+    V = MotifConfig.from_hf(ckpt/'config.json').vocab_size
+    if spec == 'auto':
+        if not (ckpt/'tokenizer.json').is_file():
+            raise FileNotFoundError(f"--tokenizer auto: {ckpt} has no tokenizer.json; pass --tokenizer corpus:small (the tokenizer of "
+                                    f"`python -m motif_nb.train --preset cpu-small`), corpus:default, or a tokenizer.json file")
+        tok = load_tokenizer(ckpt/'tokenizer.json')
+    elif isinstance(spec, str) and spec.startswith('corpus:'):
+        if spec[7:] not in CORPUS_SIZES: raise ValueError(f"--tokenizer {spec}: the corpus size must be one of {', '.join(CORPUS_SIZES)}")
+        tok = default_token_cache(V, spec[7:])[1]
+    else:
+        if not Path(spec).exists(): raise FileNotFoundError(f"--tokenizer {spec}: no such file (or 'auto', 'corpus:small', 'corpus:default')")
+        tok = load_tokenizer(spec)
+    tok = add_chat_tokens(tok)
+    if tok.get_vocab_size() > V:
+        raise ValueError(f"the model's vocabulary ({V} ids, {ckpt/'config.json'}) does not cover the tokenizer's {tok.get_vocab_size()} ids (chat tokens included)")
+    return tok
+
+# %% ../nbs/08_sft.ipynb #3f98b7a5
+def generate_replies(model:MotifForCausalLM, # the model (in place, on its device)
+                     tokenizer, # the tokenizer of the template
+                     prompts:list, # conversations to answer (lists of messages, ending before the reply)
+                     max_new_tokens:int, # a reply's length limit
+                     batch_size:int=64, # prompts generated together
+                    )->list[str]:
+    "Greedy replies with the KV cache: prompts of similar length batched together (left-padded), each reply read up to its `<|end|>`."
+    sid, dev = special_ids(tokenizer), next(model.parameters()).device
+    ids = [apply_chat_template(p, tokenizer, add_generation_prompt=True) for p in prompts]
+    order, out = sorted(range(len(ids)), key=lambda i: len(ids[i])), [None] * len(ids)
+    was = model.training; model.eval()
+    try:
+        for k in range(0, len(order), batch_size):
+            idx = order[k:k + batch_size]; T = max(len(ids[i]) for i in idx)
+            x = torch.full((len(idx), T), sid['pad'], dtype=torch.long); m = torch.zeros_like(x)
+            for r, i in enumerate(idx): x[r, T - len(ids[i]):] = torch.tensor(ids[i]); m[r, T - len(ids[i]):] = 1
+            g = model.generate(x.to(dev), max_new_tokens, temperature=0.0, eos_token_id=[sid['end'], sid['eos']],
+                               attention_mask=m.to(dev), pad_token_id=sid['pad'])
+            for r, i in enumerate(idx): out[i] = decode_reply(g[r].cpu(), tokenizer, prompt_len=T)
+    finally: model.train(was)
+    return out
+
+# %% ../nbs/08_sft.ipynb #f4e5c825
+def assistant_nll(model:MotifForCausalLM, # the model
+                  chats:ChatTokens, # tokenised conversations
+                  seq_len:int=512, # tokens per packed row (at least the longest conversation)
+                 )->tuple[np.ndarray, np.ndarray]:
+    "Per conversation: the summed cross-entropy of its trained tokens (the assistant's) and their count, computed on packed rows."
+    dev, n = next(model.parameters()).device, len(chats)
+    smp = SFTSampler(chats, max(seq_len, int(chats.lengths.max())), 1, shuffle=False)
+    nll, cnt = np.zeros(n), np.zeros(n, np.int64)
+    was = model.training; model.eval()
+    try:
+        with torch.no_grad():
+            for _ in range(len(smp.epoch_rows(0))):
+                b = next(smp); kw = model_inputs(b, device=dev); labels = kw.pop('labels')
+                tgt = shift_labels(labels, kw['cu_seqlens'])[0]
+                ce = torch.nn.functional.cross_entropy(model(**kw).logits[0].float(), tgt, ignore_index=-100, reduction='none').cpu()
+                s, tgt = 0, tgt.cpu()
+                for c in b['conversations'][0]:
+                    L = int(chats.lengths[c]); nll[c], cnt[c] = float(ce[s:s + L].sum()), int((tgt[s:s + L] != -100).sum()); s += L
+    finally: model.train(was)
+    return nll, cnt
+
+# %% ../nbs/08_sft.ipynb #8a10ec38
+def evaluate_examples(model:MotifForCausalLM, # the model
+                      tokenizer, # the tokenizer of the template
+                      examples:dict, # {family: [ChatExample, ...]}, e.g. held-out prompts of `sft_examples`
+                      max_new_tokens:int|None=None, # a reply's length limit (None: per family, its longest reference answer + 8)
+                      batch_size:int=64, # prompts generated together
+                     )->pd.DataFrame:
+    "One row per example: its family and task, the greedy reply, whether `check_answer` passes it, and the assistant tokens' summed NLL and count."
+    rows = []
+    for fam, exs in examples.items():
+        n_new = max_new_tokens or max(len(tokenizer.encode(e.answer, add_special_tokens=False).ids) for e in exs) + 8
+        replies = generate_replies(model, tokenizer, [e.prompt for e in exs], n_new, batch_size)
+        chats = tokenize_conversations([e.messages for e in exs], tokenizer, max_len=1 << 30)
+        nll, cnt = assistant_nll(model, chats)
+        rows += [dict(family=fam, task=e.rubric.get('task'), ok=check_answer(e.rubric, r), reply=r, nll=float(l), targets=int(c))
+                 for e, r, l, c in zip(exs, replies, nll, cnt)]
+    return pd.DataFrame(rows)
+
+# %% ../nbs/08_sft.ipynb #5ff1220c
+def eval_summary(df:pd.DataFrame, # `evaluate_examples` rows
+                )->pd.DataFrame:
+    "Per family: examples, correct answers, accuracy, and the held-out loss (assistant tokens' mean NLL)."
+    g = df.groupby('family', sort=False)
+    return pd.DataFrame(dict(n=g.size(), correct=g.ok.sum().astype(int), accuracy=g.ok.mean(), loss=g.nll.sum() / g.targets.sum().clip(lower=1))).reset_index()
+
+# %% ../nbs/08_sft.ipynb #e49ebbe9
+def _diff(a, b, at:str='')->list[str]:
+    "The paths at which the JSON values `a` and `b` differ."
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(a.keys() | b.keys(), key=str) for d in _diff(a.get(k, '<absent>'), b.get(k, '<absent>'), f"{at}.{k}" if at else str(k))]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b): return [d for i, (x, y) in enumerate(zip(a, b)) for d in _diff(x, y, f"{at}[{i}]")]
+    return [] if a == b else [f"{at}: {a!r} then, {b!r} now"]
+
+def _write_json(path:Path, obj):
+    with atomic_write(path, 'w') as f: f.write(json.dumps(obj, indent=1, default=str) + '\n')
+
+def _read_json(path:Path): return json.loads(Path(path).read_text())
+
+class _Ranks:
+    "Rank-0 work in a run of one or several processes: `first` runs `fn` on rank 0 and shares its result."
+    def __init__(self, di): self.di = di
+    @property
+    def main(self)->bool: return self.di.rank == 0
+    def first(self, fn):
+        if self.di.world_size == 1: return fn()
+        try: box = [('ok', fn() if self.main else None)]
+        except Exception as e: box = [('error', e)]
+        torch.distributed.broadcast_object_list(box, src=0)
+        if box[0][0] == 'error': raise box[0][1]
+        return box[0][1]
+
+# %% ../nbs/08_sft.ipynb #c695e47e
+STAGE_FORMAT = 'motif_nb.sft.stage/1'
+
+def _stage_inputs(stage:Stage, parent, parent_digest:str, tokenizer, data:dict, steps:int, steps_per_epoch:int)->dict:
+    return dict(stage=_jsonable(asdict(stage)), steps=steps, steps_per_epoch=steps_per_epoch,
+                parent=dict(path=str(Path(parent).resolve()), digest=parent_digest),
+                tokenizer_sha256=hashlib.sha256(tokenizer.to_str().encode()).hexdigest(), data=data)
+
+def _jsonable(x): return json.loads(json.dumps(x))
+
+def _same_inputs(rec:dict, now:dict)->list[str]:
+    "What differs between a stage record's inputs and this run's (the parent's path may move; its digest may not)."
+    strip = lambda d: {**d, 'parent': {'digest': d['parent']['digest']}}
+    return _diff(strip(rec), strip(now))
+
+# %% ../nbs/08_sft.ipynb #da2f61b3
+def run_stage(stage:Stage, # the stage
+              parent, # the checkpoint it starts from (Hugging Face layout)
+              tokenizer, # the tokenizer, with the chat tokens
+              folder, # the stage's folder: run/ (the trainer's checkpoints and logs), model/ (its final export), stage.json
+              device='auto', # where to train ('auto': this process's GPU, else the CPU)
+              parent_digest:str|None=None, # `checkpoint_digest(parent)`, when known
+              callback=None, # called with each log row of the trainer
+              verbose:bool=True, # a line when the stage starts, resumes, ends or is skipped (rank 0)
+              keep_checkpoints:bool=False, # keep the trainer's checkpoints of the finished stage (else deleted once it is recorded)
+             )->dict:
+    "Train `stage` from `parent` in `folder`, resuming from the trainer's newest checkpoint there, or skip it if `stage.json` records it done with the same inputs; its record."
+    di = setup_distributed(device=None if device in (None, 'auto') else device)
+    try: return _run_stage(stage, parent, tokenizer, Path(folder), device, parent_digest, callback, verbose, keep_checkpoints, _Ranks(di))
+    finally: di.close()
+
+# %% ../nbs/08_sft.ipynb #03537488
+def _run_stage(stage, parent, tokenizer, folder, device, parent_digest, callback, verbose, keep_checkpoints, ranks)->dict:
+    say = lambda m: print(f"motif_nb.sft: {m}", flush=True) if verbose and ranks.main else None
+    parent_digest = parent_digest or ranks.first(lambda: checkpoint_digest(parent))
+    chats, data = stage_data(stage, tokenizer)
+    smp = SFTSampler(chats, stage.seq_len, stage.batch_size, seed=stage.seed)
+    spe = smp.steps_per_epoch()
+    steps = stage.steps or max(1, math.ceil(stage.epochs * spe))
+    inputs = _stage_inputs(stage, parent, parent_digest, tokenizer, data, steps, spe)
+    if (folder/'stage.json').exists():
+        rec = _read_json(folder/'stage.json')
+        if bad := _same_inputs(rec['inputs'], inputs):
+            raise ValueError(f"stage {stage.name!r}: {folder} holds this stage done with other inputs ({'; '.join(bad[:6])}); use another run directory")
+        if ranks.first(lambda: checkpoint_digest(folder/'model')) != rec['checkpoint']['digest']:
+            raise ValueError(f"stage {stage.name!r}: {folder/'model'} is not the checkpoint {folder/'stage.json'} records")
+        say(f"stage {stage.name}: done, skipped ({folder/'stage.json'})"); return rec
+    run_info = dict(sft_stage=inputs['stage'], parent=parent_digest, tokenizer=inputs['tokenizer_sha256'], data=data['digest'])
+    tr = Trainer(MotifForCausalLM.from_pretrained(parent), smp, stage.config(steps), out=folder/'run', device=device, run_info=run_info)
+    try:
+        say(f"stage {stage.name}: {steps} steps ({len(chats):,} conversations, {steps / spe:.1f} epochs) from {parent}"
+            + (f", resuming at step {tr.step_idx}" if tr.step_idx else ''))
+        t0 = time.time()
+        tr.fit(max(0, steps - tr.step_idx), callback=callback)
+        tr.export_hf(folder/'model')
+        def record():
+            with atomic_write(folder/'model'/'tokenizer.json', 'w') as f: f.write(tokenizer.to_str())
+            rec = dict(format=STAGE_FORMAT, inputs=inputs, config=_jsonable(asdict(tr.cfg)),
+                       checkpoint=dict(path=str((folder/'model').resolve()), digest=checkpoint_digest(folder/'model')),
+                       result=dict(step=tr.step_idx, tokens=tr.tokens, loss=tr.rows[-1]['loss'] if tr.rows else None, seconds=round(time.time() - t0, 2)))
+            _write_json(folder/'stage.json', rec)
+            if not keep_checkpoints:
+                for p in CheckpointManager(folder/'run').checkpoints(): shutil.rmtree(p)
+            return rec
+        rec = ranks.first(record)
+    finally: tr.close()
+    say(f"stage {stage.name}: done at step {tr.step_idx}" + (f", loss {rec['result']['loss']:.4f}" if rec['result']['loss'] is not None else ''))
+    return rec
+
+# %% ../nbs/08_sft.ipynb #d5b3b853
+PIPELINE_FORMAT = 'motif_nb.sft.pipeline/1'
+
+@dataclass
+class PipelinePlan:
+    "A pipeline checked against its base, tokenizer and run directory, ready to run."
+    pipeline:Pipeline             # the pipeline, scaled
+    base:Path                     # the starting checkpoint
+    out:Path                      # the run directory
+    tokenizer:object              # the tokenizer, with the chat tokens
+    record:dict                   # what `out/pipeline.json` holds
+
+def plan_pipeline(pipeline, # a `Pipeline`, a built-in name or a JSON file
+                  base, # the starting checkpoint (Hugging Face layout)
+                  out, # the run directory
+                  steps_scale:float=1.0, # every stage `steps_scale` times as long (`Stage.scaled`)
+                  tokenizer:str='auto', # see `sft_tokenizer`
+                  eval_n:int|None=None, # held-out prompts per family (None: the pipeline's)
+                 )->PipelinePlan:
+    "Read and check everything a run needs before it starts: the pipeline, the base, the tokenizer, and that `out` holds this run or none."
+    pipe = load_pipeline(pipeline)
+    check_number('--steps-scale', 'value', steps_scale, lo=0, lo_open=True)
+    if steps_scale != 1: pipe = pipe.scaled(steps_scale)
+    if eval_n is not None: pipe = Pipeline(**{**asdict(pipe), 'eval_n': eval_n})
+    base, out = Path(base), Path(out)
+    if not (base/'config.json').is_file(): raise FileNotFoundError(f"--from {base}: not a checkpoint folder (no config.json)")
+    tok = sft_tokenizer(tokenizer, base)
+    rec = dict(format=PIPELINE_FORMAT, pipeline=pipe.to_dict(), steps_scale=steps_scale, base=dict(path=str(base.resolve()), digest=checkpoint_digest(base)),
+               tokenizer=dict(spec=str(tokenizer), sha256=hashlib.sha256(tok.to_str().encode()).hexdigest()))
+    if (out/'pipeline.json').exists():
+        strip = lambda r: {**r, 'pipeline': {k: v for k, v in r['pipeline'].items() if k not in _EVAL_KEYS}, 'base': r['base']['digest'],
+                           'tokenizer': r['tokenizer']['sha256'], 'steps_scale': None}
+        if bad := _diff(strip(_read_json(out/'pipeline.json')), strip(rec)):
+            raise ValueError(f"{out} holds a run of another pipeline or base ({'; '.join(bad[:6])}); use another --out")
+    return PipelinePlan(pipe, base, out, tok, rec)
+
+# %% ../nbs/08_sft.ipynb #0b9ab208
+def _evaluate(ranks, label:str, path:Path, digest:str, plan:PipelinePlan, device, record:Path, say)->None:
+    "Rank 0: evaluate the checkpoint at `path` on the held-out prompts into `record`, unless it holds this evaluation already."
+    p = plan.pipeline
+    settings = dict(checkpoint=digest, **{k: getattr(p, k) for k in _EVAL_KEYS if k != 'eval_batch_size'})
+    def work():
+        if record.exists() and _read_json(record).get('settings') == settings: return
+        t0 = time.time()
+        examples = {f: sft_examples(f, p.eval_n, 'heldout', seed=p.eval_seed) for f in SFT_FAMILIES}
+        df = evaluate_examples(MotifForCausalLM.from_pretrained(path, device=device), plan.tokenizer, examples, p.eval_max_new_tokens, p.eval_batch_size)
+        s = eval_summary(df)
+        _write_json(record, dict(label=label, checkpoint=dict(path=str(Path(path).resolve()), digest=digest), settings=settings,
+                                 seconds=round(time.time() - t0, 2), summary=s.to_dict('records'), examples=df.to_dict('records')))
+        say(f"evaluated {label}: " + ', '.join(f"{r.family} {r.accuracy:.0%}" for r in s.itertuples()) + f" ({time.time() - t0:.0f} s)")
+    ranks.first(work)
+
+# %% ../nbs/08_sft.ipynb #360a82cf
+def run_plan(plan:PipelinePlan, # `plan_pipeline(...)`
+             device='auto', # where to train and evaluate ('auto': this process's GPU, else the CPU)
+             callback=None, # called as `callback(stage_name, log_row)` for each log row of the trainers
+             verbose:bool=True, # progress lines (rank 0)
+             keep_checkpoints:bool=False, # keep the trainer's checkpoints of finished stages
+            )->pd.DataFrame:
+    "Run a planned pipeline: evaluate the base, then train and evaluate each stage in turn; write the results; return the accuracy table."
+    di = setup_distributed(device=None if device in (None, 'auto') else device); ranks = _Ranks(di)
+    say = lambda m: print(f"motif_nb.sft: {m}", flush=True) if verbose and ranks.main else None
+    out = plan.out
+    try:
+        def start():
+            out.mkdir(parents=True, exist_ok=True); _write_json(out/'pipeline.json', plan.record)
+        ranks.first(start)
+        parent, digest = plan.base, plan.record['base']['digest']
+        _evaluate(ranks, 'base', parent, digest, plan, di.device, out/'base-eval.json', say)
+        for i, st in enumerate(plan.pipeline.stages, 1):
+            cb = None if callback is None else (lambda row, name=st.name: callback(name, row))
+            rec = run_stage(st, parent, plan.tokenizer, out/f'{i}-{st.name}', device, digest, cb, verbose, keep_checkpoints)
+            parent, digest = out/f'{i}-{st.name}'/'model', rec['checkpoint']['digest']
+            _evaluate(ranks, st.name, parent, digest, plan, di.device, out/f'{i}-{st.name}'/'eval.json', say)
+        return ranks.first(lambda: write_results(out))
+    finally: di.close()
+
+# %% ../nbs/08_sft.ipynb #42c99279
+def run_pipeline(pipeline, # a `Pipeline`, a built-in name or a JSON file
+                 base, # the starting checkpoint (Hugging Face layout)
+                 out, # the run directory; rerun to skip finished stages and resume the current one
+                 steps_scale:float=1.0, # every stage `steps_scale` times as long
+                 device='auto', # where to train and evaluate
+                 tokenizer:str='auto', # see `sft_tokenizer`
+                 eval_n:int|None=None, # held-out prompts per family (None: the pipeline's)
+                 callback=None, # called as `callback(stage_name, log_row)`
+                 verbose:bool=True, # progress lines (rank 0)
+                 keep_checkpoints:bool=False, # keep the trainer's checkpoints of finished stages
+                )->pd.DataFrame:
+    "`plan_pipeline`, then `run_plan`: the accuracy and held-out loss per family across the base and the stages."
+    return run_plan(plan_pipeline(pipeline, base, out, steps_scale, tokenizer, eval_n), device, callback, verbose, keep_checkpoints)
+
+# %% ../nbs/08_sft.ipynb #5755d9b0
+def pipeline_results(out, # a run directory of `run_pipeline`
+                    )->tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    "(accuracy and held-out loss per checkpoint and family, the same per task, the stages' training-loss curves) of a run directory."
+    out = Path(out)
+    stages = _read_json(out/'pipeline.json')['pipeline']['stages']
+    evals = [(0, 'base', out/'base-eval.json', {})] + [(i, s['name'], out/f"{i}-{s['name']}"/'eval.json', {m['family']: m['n'] for m in s['mixture'] if 'family' in m})
+                                                     for i, s in enumerate(stages, 1)]
+    acc, tasks = [], []
+    for i, label, p, mix in evals:
+        if not p.exists(): continue
+        ev = _read_json(p)
+        own = max(mix, key=mix.get) if mix else None
+        acc += [dict(after=i, checkpoint=label, **r, trained=r['family'] in mix, own=r['family'] == own) for r in ev['summary']]
+        g = pd.DataFrame(ev['examples']).groupby(['family', 'task'], sort=False).ok
+        tasks += [dict(after=i, checkpoint=label, family=f, task=t, n=int(n), accuracy=float(a)) for (f, t), n, a in zip(g.size().index, g.size(), g.mean())]
+    curves, offset = [], 0
+    for i, s in enumerate(stages, 1):
+        d = out/f"{i}-{s['name']}"
+        rows = read_jsonl(d/'run'/'metrics.jsonl')
+        curves += [dict(stage=i, name=s['name'], step=r['step'], global_step=offset + r['step'], loss=r['loss'], lr=r['lr']) for r in rows]
+        offset += _read_json(d/'stage.json')['inputs']['steps'] if (d/'stage.json').exists() else (rows[-1]['step'] if rows else 0)
+    return pd.DataFrame(acc), pd.DataFrame(tasks), pd.DataFrame(curves)
+
+# %% ../nbs/08_sft.ipynb #cd981d13
+def write_results(out)->pd.DataFrame:
+    "Write `results.csv` (per checkpoint and family), `tasks.csv`, `curves.csv` and `results.json` (all three) into the run directory; the first table."
+    out = Path(out); acc, tasks, curves = pipeline_results(out)
+    for name, df in (('results', acc), ('tasks', tasks), ('curves', curves)):
+        with atomic_write(out/f'{name}.csv', 'w') as f: df.to_csv(f, index=False)
+    _write_json(out/'results.json', dict(pipeline=_read_json(out/'pipeline.json'), results=acc.to_dict('records'),
+                                         tasks=tasks.to_dict('records'), curves=curves.to_dict('records')))
+    return acc
+
+# %% ../nbs/08_sft.ipynb #3db64746
+def accuracy_table(acc:pd.DataFrame, # `pipeline_results(...)[0]`
+                   value:str='accuracy', # or 'loss'
+                  )->pd.DataFrame:
+    "One row per family, one column per checkpoint (base, then the stages in order)."
+    t = acc.pivot_table(index='family', columns=['after', 'checkpoint'], values=value, sort=False)
+    t.columns = [c for _, c in t.columns]
+    return t
+
+# %% ../nbs/08_sft.ipynb #3d5d63e1
+_PIPE_HELP = f"a built-in pipeline ({', '.join(PIPELINES)}) or a JSON file of `Pipeline.to_dict()`'s form"
+_FROM_HELP = "the checkpoint the first stage starts from (Hugging Face layout), e.g. the --export of `python -m motif_nb.train`"
+
+@call_parse
+def main(pipeline:Annotated[str, {'help': _PIPE_HELP}]=None,
+         From:Annotated[str, {'help': _FROM_HELP}]=None,
+         out:str=None, # the run directory (required); rerun the same command to skip finished stages and resume the current one
+         steps_scale:float=1.0, # every stage this many times as long (steps or epochs, warm-up, checkpoint interval)
+         device:str='auto', # 'auto' (this process's GPU, else the CPU), 'cpu' or 'cuda'
+         tokenizer:str='auto', # 'auto' (tokenizer.json in the --from folder), 'corpus:small' or 'corpus:default' (the embedded corpus's, as `motif_nb.train` trains with), or a tokenizer.json
+         eval_n:int=None, # held-out prompts per family (default: the pipeline's)
+         keep_checkpoints:bool=False, # keep the trainer's checkpoints of finished stages (by default only the exported models stay)
+        ):
+    "Run a supervised fine-tuning pipeline: each stage with `motif_nb.train.Trainer` from the previous stage's model, the base and every stage scored on held-out prompts."
+    try:
+        for flag, v in (('--pipeline NAME|FILE', pipeline), ('--from CHECKPOINT', From), ('--out DIR', out)):
+            if v is None: raise ValueError(f"{flag} is required")
+        plan = plan_pipeline(pipeline, From, out, steps_scale, tokenizer, eval_n)
+    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as e: raise SystemExit(f"motif_nb.sft: error: {e}") from None
+    acc = run_plan(plan, device, keep_checkpoints=keep_checkpoints)
+    if acc is not None and len(acc) and int(os.environ.get('RANK', 0)) == 0:
+        print(f"motif_nb.sft: accuracy on held-out prompts ({plan.pipeline.eval_n} per family); results in {plan.out/'results.csv'}")
+        print((accuracy_table(acc) * 100).round(1).to_string())
+    return acc

@@ -1,5 +1,6 @@
 """How full best-fit-decreasing packing keeps the rows, against padding each batch to its longest conversation and
-in-order packing, and how fast `SFTSampler` collates batches on one CPU core
+in-order packing, and how fast `SFTSampler` collates batches on one CPU core; and the three-stage SFT experiment
+(a base from the trainer, three stages, held-out accuracy per family after each) with its plots
 
 Docs: https://motif-nb.github.io/motif-nb/bench/sft.html.md"""
 
@@ -7,7 +8,8 @@ Docs: https://motif-nb.github.io/motif-nb/bench/sft.html.md"""
 
 # %% ../../nbs/bench/08_sft.ipynb #1ba2cfd3
 from __future__ import annotations
-import os, time
+import os, json, time, shutil, tempfile, contextlib
+from pathlib import Path
 from collections import Counter
 from typing import Sequence
 import numpy as np
@@ -15,12 +17,16 @@ import pandas as pd
 import torch
 from fastcore.script import call_parse
 from ..data import default_token_cache
+from ..checkpoint import CheckpointManager
 from ..sft import ChatTokens, SFTSampler, SFT_FAMILIES, sft_examples, tokenize_conversations, pack_bfd
+from ..sft import run_pipeline, pipeline_results, accuracy_table
+from ..train import main as train_main, read_run
 from .results import save_result
 
 # %% auto #0
-__all__ = ['long_tail_chats', 'default_chats', 'packing_efficiency', 'collation_speed', 'benchmark_sft', 'plot_sft_bench',
-           'sft_bench_table', 'main']
+__all__ = ['SFT_STAGE_SCALES', 'long_tail_chats', 'default_chats', 'packing_efficiency', 'collation_speed', 'benchmark_sft',
+           'plot_sft_bench', 'sft_bench_table', 'sft_stages_experiment', 'plot_sft_stages', 'sft_stages_table',
+           'sft_stages_summary', 'main']
 
 # %% ../../nbs/bench/08_sft.ipynb #d4196864
 def long_tail_chats(n:int, # conversations
@@ -136,6 +142,117 @@ def sft_bench_table(df:pd.DataFrame)->pd.DataFrame:
     t['mean length'] = b.mean_len.round(1)
     return t.reset_index()
 
+# %% ../../nbs/bench/08_sft.ipynb #ff23eea4
+SFT_STAGE_SCALES = dict(
+    cpu=dict(base=dict(preset='cpu-small', steps=150), pipeline='motif-3stage', tokenizer='corpus:small', threads=1),
+    gpu=dict(base=dict(preset='gpu-1b', steps=500), pipeline='motif-3stage-gpu', tokenizer='corpus:default', threads=None))
+
+@contextlib.contextmanager
+def _torch_threads(n:int|None):
+    "torch's intra-op threads set to `n` inside the block (None: left alone), restored after."
+    old = torch.get_num_threads()
+    if n: torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(old)
+
+# %% ../../nbs/bench/08_sft.ipynb #d4d00982
+def _make_base(S:dict, work:Path, device)->dict:
+    "The experiment's base: the trainer's preset run and its export (skipped when the export is there); what it was."
+    b, run, hf = S['base'], work/'base', work/'base-hf'
+    cmd = f"python -m motif_nb.train --preset {b['preset']} --steps {b['steps']} --out {run} --export {hf}"
+    t0 = time.time()
+    if not (hf/'config.json').exists():
+        train_main(preset=b['preset'], steps=b['steps'], out=str(run), export=str(hf), device=device, set=['progress=false'])
+        for p in CheckpointManager(run).checkpoints(): shutil.rmtree(p)
+    tr, ev = read_run(run)
+    return dict(command=cmd, preset=b['preset'], steps=b['steps'], seconds=round(time.time() - t0, 1), train_loss=float(tr.loss.iloc[-1]),
+                eval_loss=float(ev.loss.iloc[-1]) if len(ev) else None)
+
+# %% ../../nbs/bench/08_sft.ipynb #0fcd0c3c
+def sft_stages_experiment(scale:str='cpu', # a key of `SFT_STAGE_SCALES`
+                          work=None, # the work folder (base, stages; rerun to resume); None: a new temporary folder
+                          device='auto', # where to train and evaluate
+                          save:bool=True, # write figures/sft_stages[-cpu].{csv,png,json}
+                         )->tuple[pd.DataFrame, dict]:
+    "Make the base with the trainer, run the stages of `scale` from it, and save the accuracy table, its plot and the run's facts."
+    if scale not in SFT_STAGE_SCALES: raise ValueError(f"sft_stages_experiment: scale must be one of {tuple(SFT_STAGE_SCALES)}, got {scale!r}")
+    S = SFT_STAGE_SCALES[scale]
+    work = Path(work) if work else Path(tempfile.mkdtemp(prefix=f'motif_sft_stages_{scale}_'))
+    load0 = os.getloadavg()[0]
+    with _torch_threads(S['threads']):
+        base = _make_base(S, work, device)
+        t0 = time.time()
+        run_pipeline(S['pipeline'], work/'base-hf', work/'sft', device=device, tokenizer=S['tokenizer'])
+    acc, tasks, curves = pipeline_results(work/'sft')
+    plan = json.loads((work/'sft'/'pipeline.json').read_text())
+    meta = dict(base=base, pipeline=plan['pipeline'], tokenizer=plan['tokenizer'], work=str(work),
+                pipeline_command=f"python -m motif_nb.sft --pipeline {S['pipeline']} --from {work/'base-hf'} --out {work/'sft'} --tokenizer {S['tokenizer']}",
+                seconds=dict(base=base['seconds'], pipeline=round(time.time() - t0, 1)), threads=S['threads'] or torch.get_num_threads(),
+                curves=curves[['stage', 'name', 'step', 'global_step', 'loss', 'lr']].to_dict('list'), tasks=tasks.to_dict('records'),
+                load_average_1m_before=round(load0, 2), load_average_1m_after=round(os.getloadavg()[0], 2), cpu_count=os.cpu_count())
+    if save:
+        import matplotlib.pyplot as plt
+        fig = plot_sft_stages(acc, curves, title=f"{plan['pipeline']['name']} ({scale} scale)")
+        save_result('sft_stages', acc, fig, scale=scale, command=f'python -m motif_nb.bench.sft --stages {scale}', **meta); plt.close(fig)
+    return acc, meta
+
+# %% ../../nbs/bench/08_sft.ipynb #f393b9aa
+def plot_sft_stages(acc:pd.DataFrame, # `pipeline_results(...)[0]`: after, checkpoint, family, accuracy, loss
+                    curves:pd.DataFrame|None=None, # `pipeline_results(...)[2]`: the stages' loss curves
+                    title:str='SFT stages'):
+    "Accuracy and held-out loss per family after each stage, and the training loss of the stages; the figure."
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(1, 2 + (curves is not None), figsize=(14 if curves is not None else 9, 3.2))
+    ticks = acc.drop_duplicates('after').sort_values('after')
+    names = [c if a == 0 else f'{a}: {c}' for a, c in zip(ticks.after, ticks.checkpoint)]
+    for fam, g in acc.groupby('family', sort=False):
+        ax[0].plot(g.after, 100 * g.accuracy, 'o-', label=fam); ax[1].plot(g.after, g.loss, 'o-', label=fam)
+    ax[0].set(ylabel='held-out accuracy (%)', ylim=(-3, 103), title=title); ax[1].set(ylabel='held-out loss (assistant tokens)', title='after each stage')
+    for a in ax[:2]: a.set_xticks(list(ticks.after), names, fontsize=8); a.grid(alpha=.3); a.legend(fontsize=7)
+    if curves is not None:
+        for (i, name), g in curves.groupby(['stage', 'name'], sort=True):
+            ax[2].plot(g.global_step, g.loss.rolling(5, min_periods=1).mean(), label=f'{i}: {name}')
+        ax[2].set(xlabel='step (stages end to end)', ylabel='training loss', title='training'); ax[2].grid(alpha=.3); ax[2].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+# %% ../../nbs/bench/08_sft.ipynb #4e59f499
+def sft_stages_table(acc:pd.DataFrame)->pd.DataFrame:
+    "One row per family: the accuracy (%) and held-out loss after each checkpoint (base, then the stages)."
+    a, l = (accuracy_table(acc) * 100).round(1), accuracy_table(acc, 'loss').round(3)
+    return pd.concat([a.add_suffix(' %'), l.add_suffix(' loss')], axis=1).reset_index()
+
+def _se2(a:float, b:float, n:int)->float:
+    "Twice the standard error of the difference of two accuracies `a`, `b` measured on `n` examples each (binomial)."
+    return 2 * ((a * (1 - a) + b * (1 - b)) / max(n, 1)) ** 0.5
+
+def _effect(a:float, b:float, la:float, lb:float, n:int)->str:
+    "'better', 'worse' or 'unchanged': by the accuracy when it moved by more than twice its standard error, else by the held-out loss (a 5% change)."
+    if b != a and abs(b - a) > _se2(a, b, n): return 'better' if b > a else 'worse'
+    return 'better' if lb < 0.95 * la else 'worse' if lb > 1.05 * la else 'unchanged'
+
+def _facts(a:float, b:float, la:float, lb:float, n:int)->str:
+    return f"accuracy {100 * a:.0f}% to {100 * b:.0f}%, {100 * (b - a):+.0f} ± {100 * _se2(a, b, n):.0f} points; held-out loss {la:.2f} to {lb:.2f}"
+
+def sft_stages_summary(acc:pd.DataFrame)->str:
+    "Whether each stage improves its own family and what it does to the others, in words, from the numbers of `acc` (Markdown)."
+    out = []
+    for i in sorted(set(acc.after) - {0}):
+        now, before = acc[acc.after == i].set_index('family'), acc[acc.after == i - 1].set_index('family')
+        earlier = set(acc[(acc.after < i) & acc.trained].family)
+        args = lambda f: (before.accuracy[f], now.accuracy[f], before.loss[f], now.loss[f], int(now.n[f]))
+        own = now.index[now.own][0] if now.own.any() else None
+        line = f"- **Stage {i}** (`{now.checkpoint.iloc[0]}`)"
+        if own: line += f" {'improves' if _effect(*args(own)) == 'better' else 'does not improve'} its own family, {own} ({_facts(*args(own))})."
+        verbs = dict(better='improves', unchanged='leaves unchanged', worse='worsens')
+        others = [f"{'forgets part of' if _effect(*args(f)) == 'worse' and f in earlier else verbs[_effect(*args(f))]} {f} ({_facts(*args(f))})"
+                  for f in now.index if f != own]
+        out.append(line + (' On the others it ' + '; it '.join(others) + '.' if others else ''))
+    first, last = acc[acc.after == 0].set_index('family'), acc[acc.after == acc.after.max()].set_index('family')
+    out.append('- **From the base to the last stage**: ' + '; '.join(
+        f"{f} {100 * first.accuracy[f]:.0f}% to {100 * last.accuracy[f]:.0f}% (held-out loss {first.loss[f]:.2f} to {last.loss[f]:.2f})" for f in last.index) + '.')
+    return '\n'.join(out)
+
 # %% ../../nbs/bench/08_sft.ipynb #b7bddb18
 def _length_stats(chats:ChatTokens)->dict:
     l = chats.lengths
@@ -148,9 +265,16 @@ def main(n_batches:int=200, # timed batches per shape
          n_per_family:int=2000, # default data: training examples per family
          n_long:int=20000, # long-tailed data: conversations
          pin_core:bool=True, # pin the process to one core while timing (`--no-pin-core`: do not)
+         stages:str=None, # instead: the three-stage SFT experiment at this scale ('cpu' or 'gpu'), written to figures/sft_stages[-cpu]
+         work:str=None, # --stages: the work folder (base and stages; rerun to resume), default a new temporary folder
+         device:str='auto', # --stages: 'auto' (the GPU if there is one, else the CPU), 'cpu' or 'cuda'
         ):
-    "Benchmark SFT packing efficiency and collation speed on one CPU core; write figures/sft_bench.{csv,png,json}."
+    "Benchmark SFT packing efficiency and collation speed on one CPU core (figures/sft_bench); or, with --stages, run the three-stage SFT experiment."
     import matplotlib; matplotlib.use('Agg')
+    if stages is not None:
+        acc, _ = sft_stages_experiment(stages, work, device)
+        print(sft_stages_table(acc).to_string(index=False))
+        return acc
     t0 = time.time()
     _, tok = default_token_cache(size=size)
     shapes = (('default', 512, 16), ('default', 2048, 4), ('long_tail', 2048, 8), ('long_tail', 4096, 4))
