@@ -21,7 +21,7 @@ from .train import Trainer, TrainConfig
 from .data import default_sampler, CurriculumSchedule, motif_like_schedule
 from .core import atomic_write
 from .hypercloning import hyperclone_config
-from .bench.hypercloning import hypercloning_ablation
+from .bench.hypercloning import hypercloning_ablation, ABLATION_SCALES as HC_SCALES
 from .bench.results import save_result, load_result, figures_dir, env_info, repo_root, result_name, ablation_scale, default_device
 
 # %% auto #0
@@ -844,13 +844,9 @@ def curriculum_spec(scale:str='cpu')->AblationSpec:
                         **_common(S, 'curriculum'))
 
 # %% ../nbs/09_ablate.ipynb #fdb2e183
-HYPERCLONING_SCALES = {   # `motif_nb.bench.hypercloning.hypercloning_ablation` settings, with budgets that fit the suite
-    'cpu': dict(small=dict(vocab_size=4096, hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
-                           num_noise_heads=2, num_key_value_heads=4, head_dim=16, max_position_embeddings=1024, attn_impl='sdpa'),
-                seq_len=64, batch_size=8, pre_steps=60, post_steps=90, lr=3e-3, smooth=10, corpus='default'),
-    'gpu': dict(small=dict(vocab_size=4096, hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=8,
-                           num_noise_heads=4, num_key_value_heads=8, head_dim=64, max_position_embeddings=1024, attn_impl='sdpa'),
-                seq_len=256, batch_size=16, pre_steps=150, post_steps=300, lr=2e-3, smooth=30, corpus='default'),
+HYPERCLONING_SCALES = {   # the HyperCloning ablation's own scales (its models), with budgets that fit the suite
+    'cpu': {**HC_SCALES['cpu'], **dict(seq_len=64, batch_size=8, pre_steps=60, post_steps=90, smooth=10)},
+    'gpu': {**HC_SCALES['gpu'], **dict(pre_steps=150, post_steps=300, smooth=30)},
 }
 
 def hypercloning_spec(scale:str='cpu', noise_snr_db:float=20.0)->AblationSpec:
