@@ -42,6 +42,12 @@ def rope_cos_sin(positions:torch.Tensor, # integer positions, any shape (...)
                  head_dim:int, theta:float=1e6)->tuple[torch.Tensor, torch.Tensor]: # cos, sin of shape (..., head_dim), fp32
     "Neox RoPE tables for `positions` (one opaque op under `torch.compile`, so the trigonometry is not fused per element)."
     if torch.compiler.is_compiling(): return torch.ops.motif_nb.rope_cos_sin(positions, head_dim, float(theta))
+    if not isinstance(positions, torch.Tensor) or positions.is_floating_point() or positions.is_complex() or positions.dtype == torch.bool:
+        raise TypeError(f"rope_cos_sin: positions must be an integer tensor, got {getattr(positions, 'dtype', type(positions).__name__)}")
+    if isinstance(head_dim, bool) or not isinstance(head_dim, int): raise TypeError(f"rope_cos_sin: head_dim must be an int, got {type(head_dim).__name__}")
+    if head_dim <= 0 or head_dim % 2: raise ValueError(f"rope_cos_sin: head_dim must be a positive even number (RoPE rotates pairs), got {head_dim}")
+    if isinstance(theta, bool) or not isinstance(theta, (int, float)): raise TypeError(f"rope_cos_sin: theta must be a number, got {type(theta).__name__}")
+    if not 0 < theta < float('inf'): raise ValueError(f"rope_cos_sin: theta must be a finite positive number, got {theta}")
     return _rope_tables(positions, head_dim, theta)
 
 def apply_rope(x:torch.Tensor, # (B, T, heads, d)

@@ -392,6 +392,7 @@ def load(self:CheckpointManager, state:dict, # DCP values to fill in place, with
     "Load a checkpoint into `state` (every rank calls it) and return its manifest."
     if not isinstance(state, dict) or not state or not all(isinstance(k, str) for k in state):
         raise TypeError('state must be a non-empty dict with str keys')
+    if verify is not None and not isinstance(verify, bool): raise TypeError(f'load: verify must be True, False or None, got {verify!r}')
     verify = self.verify if verify is None else verify
     if path is None:
         path = _on_rank0(lambda: (p := self.latest()) and str(p))

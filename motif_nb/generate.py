@@ -6,7 +6,7 @@ Docs: https://motif-nb.github.io/motif-nb/generate.html.md"""
 
 # %% ../nbs/03a_generate.ipynb #450399df
 from __future__ import annotations
-import time
+import numbers, time
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
@@ -190,6 +190,14 @@ def sample_logits(logits:torch.Tensor, # (B, V)
                   filtered:bool|None=None, # apply top-k / top-p (None: unless both are off numbers)
                  )->torch.Tensor: # (B,) int64 tokens
     "One token per row: greedy, or sampled from logits / temperature cut to top-k and top-p, by racing exponential noise."
+    for name, v in (('temperature', temperature), ('top_k', top_k), ('top_p', top_p)):     # numbers only: a tensor check would sync
+        if isinstance(v, torch.Tensor): continue
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral if name == 'top_k' else numbers.Real):
+            raise TypeError(f"sample_logits: {name} must be {'an int' if name == 'top_k' else 'a number'} or a tensor, got {type(v).__name__} {v!r}")
+    if not isinstance(temperature, torch.Tensor) and not 0 <= temperature < float('inf'):
+        raise ValueError(f"sample_logits: temperature must be >= 0 and finite (0 = greedy), got {temperature}")
+    if not isinstance(top_k, torch.Tensor) and top_k < 0: raise ValueError(f"sample_logits: top_k must be >= 0 (0 = off), got {top_k}")
+    if not isinstance(top_p, torch.Tensor) and not 0 < top_p <= 1: raise ValueError(f"sample_logits: top_p must be in (0, 1], got {top_p}")
     if isinstance(temperature, (int, float)) and temperature == 0: return logits.argmax(-1)
     l = logits.float() / temperature
     if noise is None: noise = torch.empty_like(l).exponential_(generator=generator)
@@ -230,6 +238,21 @@ def _check_mask(input_ids, attention_mask)->torch.Tensor:
     if bool((mask[:, 1:] < mask[:, :-1]).any()): raise ValueError("attention_mask must be left padding (0s then 1s in every row); right padding is not supported")
     if not bool(mask[:, -1].all()): raise ValueError("attention_mask: every row needs at least one real token")
     return mask
+
+def _check_stop_seed(eos_token_id, seed, vocab_size:int):
+    "Raise naming the argument unless `eos_token_id` is None, a token id or a non-empty list of them, and `seed` None or an int >= 0."
+    if eos_token_id is not None:
+        if isinstance(eos_token_id, (list, tuple)):
+            if not eos_token_id: raise ValueError("eos_token_id is an empty list; use None for no stop token")
+            eos = eos_token_id
+        else: eos = [eos_token_id]
+        for e in eos:
+            if isinstance(e, bool) or not isinstance(e, numbers.Integral):
+                raise TypeError(f"eos_token_id must be an int or a list of ints, got {type(e).__name__} {e!r}")
+            if not 0 <= e < vocab_size: raise ValueError(f"eos_token_id: {e} is not a token id in [0, vocab_size={vocab_size})")
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral): raise TypeError(f"seed must be an int or None, got {type(seed).__name__} {seed!r}")
+        if seed < 0: raise ValueError(f"seed must be >= 0, got {seed}")
 
 def _stop_ids(config:MotifConfig, eos_token_id, pad_token_id)->tuple:
     "`(stop ids as a list, pad id)`: the arguments, else the config's; pad falls back to the first stop id, else 0."
@@ -354,6 +377,7 @@ def generate(self:StaticGenerator,
             )->torch.Tensor:
     "Prompt + up to `max_new_tokens` new tokens per row `[B, T0 + n]`, as `MotifForCausalLM.generate` returns them."
     mask = _check_gen_args(input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, streamer, self.model.config.vocab_size)
+    _check_stop_seed(eos_token_id, seed, self.model.config.vocab_size)
     (B, T0), dev = input_ids.shape, self.device
     self.cache.check_fits(B, T0, max_new_tokens)
     if max_new_tokens == 0: return input_ids.clone()
@@ -387,6 +411,7 @@ def fast_generate(model:MotifForCausalLM, input_ids:torch.Tensor, max_new_tokens
                  )->torch.Tensor:
     "Generate with a new `StaticGenerator` sized for this batch: `[B, T0 + n]` ids, as `MotifForCausalLM.generate`."
     _check_gen_args(input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, streamer, model.config.vocab_size)
+    _check_stop_seed(eos_token_id, seed, model.config.vocab_size)
     B, T0 = input_ids.shape
     g = StaticGenerator(model, B, max_len or T0 + max(max_new_tokens, 1), cuda_graph=cuda_graph, compile=compile)
     return g.generate(input_ids, max_new_tokens, temperature, top_p, top_k, eos_token_id, attention_mask, seed, pad_token_id, streamer)

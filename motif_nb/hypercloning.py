@@ -191,6 +191,8 @@ def _zero_sum_noise(t:torch.Tensor, tm:TensorMap, snr_db:float, gen:torch.Genera
 def hyperclone_state_dict(config:MotifConfig, state_dict:dict, hidden_multiplier:int, ffn_multiplier:int,
                           signal_head_multiplier:int=1, noise_snr_db:float|None=None, seed:int=0)->tuple:
     "Grow `state_dict` (HF names) of a model with `config` in width; returns `(new_config, new_state_dict)`."
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"hyperclone: seed must be an int (the noise generator's seed), got {type(seed).__name__} {seed!r}")
     snr = _check_snr(noise_snr_db)
     new_cfg = hyperclone_config(config, hidden_multiplier, ffn_multiplier, signal_head_multiplier)
     check_state_dict(config, state_dict, 'hyperclone')
@@ -223,6 +225,8 @@ def _build_like(model:nn.Module, config:MotifConfig, state_dict:dict, record:dic
 def hyperclone(model:nn.Module, hidden_multiplier:int, ffn_multiplier:int, signal_head_multiplier:int=1,
                noise_snr_db:float|None=None, seed:int=0)->nn.Module:
     "A new model `hidden_multiplier`x wider (FFN `ffn_multiplier`x, signal heads `signal_head_multiplier`x) computing the same function."
+    if not isinstance(model, nn.Module) or not isinstance(getattr(model, 'config', None), MotifConfig):
+        raise TypeError(f"hyperclone: model must be an nn.Module with a MotifConfig `.config` (e.g. MotifForCausalLM), got {type(model).__name__}")
     cfg, sd = hyperclone_state_dict(model.config, model.state_dict(), hidden_multiplier, ffn_multiplier,
                                     signal_head_multiplier, noise_snr_db, seed)
     return _build_like(model, cfg, sd, dict(kind='width', maps=width_maps(model.config, hidden_multiplier, ffn_multiplier, signal_head_multiplier)))

@@ -22,8 +22,8 @@ from .polynorm import MulPolyNorm, PolyNormSettings
 from .attention import GDA, Attention, KVCache, GDASettings
 
 # %% auto #0
-__all__ = ['CausalLMOutput', 'shift_labels', 'causal_lm_loss', 'SwiGLU', 'MotifMLP', 'MotifDecoderLayer', 'MotifModel',
-           'MotifForCausalLM', 'check_token_ids', 'parse_size', 'absorb_lambda_init', 'materialize_buffers',
+__all__ = ['CausalLMOutput', 'check_token_ids', 'shift_labels', 'causal_lm_loss', 'SwiGLU', 'MotifMLP', 'MotifDecoderLayer',
+           'MotifModel', 'MotifForCausalLM', 'parse_size', 'absorb_lambda_init', 'materialize_buffers',
            'attention_train_flops', 'train_flops_per_token']
 
 # %% ../nbs/03_model.ipynb #7f6f22a8
@@ -36,11 +36,30 @@ class CausalLMOutput:
     past_key_values:list|None=None       # the per-layer `KVCache`s when caches were used, else None
 
 # %% ../nbs/03_model.ipynb #de24527d
+def check_token_ids(t:torch.Tensor, # token ids (input_ids) or labels
+                    name:str, # the argument's name, for the message
+                    op:str, # who asks, for the message
+                    vocab_size:int,
+                    ignore_index:int|None=None, # a value that is allowed too (-100 for labels)
+                    device_tensors:bool=False): # also check tensors on an accelerator (costs a host sync)
+    "Raise naming `name` and the first offending position unless every value is a token id (or `ignore_index`)."
+    if torch.compiler.is_compiling() or t.numel() == 0: return
+    if t.device.type != 'cpu' and not device_tensors: return
+    bad = (t < 0) | (t >= vocab_size)
+    if ignore_index is not None: bad &= t != ignore_index
+    if bool(bad.any()):
+        i = int(bad.flatten().nonzero()[0, 0])
+        r, c = divmod(i, t.shape[-1])
+        raise ValueError(f"{op}: {name}[{r}, {c}] = {int(t.flatten()[i])} is not a token id in [0, vocab_size={vocab_size})"
+                         + (f" nor {ignore_index} (ignored)" if ignore_index is not None else ''))
+
 def shift_labels(labels:torch.Tensor, # [..., T] unshifted labels (usually input_ids), -100 = ignore
                  cu_seqlens:torch.Tensor|None=None, # int32 document offsets [0, ..., T] of a packed row
                  ignore_index:int=-100, # the label that counts for nothing
                 )->torch.Tensor:
     "Next-token targets: `labels[..., t+1]` at position t; `ignore_index` at the last position and at each document's last."
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"shift_labels: labels must be an integer tensor of token ids, got {getattr(labels, 'dtype', type(labels).__name__)}")
     T = labels.shape[-1]
     if T == 0: return labels.clone()
     out = torch.cat([labels[..., 1:], labels.new_full((*labels.shape[:-1], 1), ignore_index)], -1)
@@ -57,6 +76,9 @@ def causal_lm_loss(logits:torch.Tensor, # [..., T, vocab_size]
     "fp32 token mean of the next-token cross-entropy over the counted targets (`labels` shifted here); 0 if none counts."
     if labels.shape != logits.shape[:-1]:
         raise ValueError(f"labels must have shape {tuple(logits.shape[:-1])} (the logits without the vocab dim), got {tuple(labels.shape)}")
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"causal_lm_loss: labels must be an integer tensor of token ids, got {getattr(labels, 'dtype', type(labels).__name__)}")
+    check_token_ids(labels, 'labels', 'causal_lm_loss', logits.shape[-1], ignore_index)   # CPU tensors only (no host sync)
     tgt = shift_labels(labels.long(), cu_seqlens, ignore_index).reshape(-1)
     s = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tgt, ignore_index=ignore_index, reduction='sum')
     return s / (tgt != ignore_index).sum().clamp(min=1)
@@ -167,23 +189,6 @@ def _check_ids(t, name:str, op:str, device=None):
     if t.ndim != 2: raise ValueError(f"{op}: {name} must have shape [batch, seq], got {tuple(t.shape)}")
     if device is not None and t.device != device:
         raise ValueError(f"{op}: {name} is on {t.device} but the model is on {device}; move it there first")
-
-def check_token_ids(t:torch.Tensor, # token ids (input_ids) or labels
-                    name:str, # the argument's name, for the message
-                    op:str, # who asks, for the message
-                    vocab_size:int,
-                    ignore_index:int|None=None, # a value that is allowed too (-100 for labels)
-                    device_tensors:bool=False): # also check tensors on an accelerator (costs a host sync)
-    "Raise naming `name` and the first offending position unless every value is a token id (or `ignore_index`)."
-    if torch.compiler.is_compiling() or t.numel() == 0: return
-    if t.device.type != 'cpu' and not device_tensors: return
-    bad = (t < 0) | (t >= vocab_size)
-    if ignore_index is not None: bad &= t != ignore_index
-    if bool(bad.any()):
-        i = int(bad.flatten().nonzero()[0, 0])
-        r, c = divmod(i, t.shape[-1])
-        raise ValueError(f"{op}: {name}[{r}, {c}] = {int(t.flatten()[i])} is not a token id in [0, vocab_size={vocab_size})"
-                         + (f" nor {ignore_index} (ignored)" if ignore_index is not None else ''))
 
 def _check_flag(v, name:str, op:str):
     if not isinstance(v, bool): raise TypeError(f"{op}: {name} must be a bool, got {type(v).__name__} {v!r}")

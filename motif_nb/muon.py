@@ -285,6 +285,8 @@ def qk_clip_factors(max_logits:torch.Tensor, # S_h [..., H]: each query head's m
                     layout:dict, # the head layout (`qk_layout(config)`)
                    )->tuple[torch.Tensor, torch.Tensor]: # (q_scale [..., H], k_scale [..., KV])
     "Row-scale factors (q_scale [..., H], k_scale [..., KV]) that bring every head's max logit to min(S_h, tau)."
+    if not isinstance(tau, (int, float)) or isinstance(tau, bool): raise TypeError(f"qk_clip: tau must be a number, got {type(tau).__name__}")
+    if not (math.isfinite(tau) and tau > 0): raise ValueError(f"qk_clip: tau must be a finite number > 0, got {tau!r}")
     _check_layout(layout)
     H, G, KV = layout['num_attention_heads'], layout['num_noise_heads'], layout['num_key_value_heads']
     if max_logits.shape[-1] != H: raise ValueError(f"qk_clip: max_logits must have num_attention_heads={H} entries in its last dim, got shape {tuple(max_logits.shape)}")
@@ -316,6 +318,7 @@ def muon_param_groups(model:nn.Module, # a model with Hugging Face parameter nam
                       vector_weight_decay:float|None=0.0, # weight decay of norms, biases and vectors; None: the optimizer's
                      )->list[dict]: # param groups for `Muon`
     "Param groups for `Muon`: matrices (Muon), embeddings + lm_head (AdamW), vectors and norms (AdamW, `vector_weight_decay`)."
+    if not isinstance(model, nn.Module): raise TypeError(f"muon_param_groups: model must be an nn.Module, got {type(model).__name__}")
     config = config if config is not None else getattr(model, 'config', None)
     layout = qk_layout(config) if config is not None and hasattr(config, 'attention_kind') else None
     emb, norm = set(), set()
@@ -356,6 +359,14 @@ def _check_hparams(lr, weight_decay, momentum, ns_steps, ns_coefficients, adamw_
     if ns_impl not in ('auto', 'torch', 'triton'): raise ValueError(f"Muon: ns_impl must be 'auto', 'torch' or 'triton', got {ns_impl!r}")
     if ns_method not in ('auto', 'standard', 'gram'): raise ValueError(f"Muon: ns_method must be 'auto', 'standard' or 'gram', got {ns_method!r}")
     _resolve_ns(ns_coefficients, ns_steps)                                 # validates both
+
+def _check_group(gi, g):
+    "Check a group's own (possibly overridden) hyper-parameters; errors name `param_groups[gi]['key']`."
+    n = lambda k: f"param_groups[{gi}]['{k}']"
+    if not isinstance(g['nesterov'], bool): raise TypeError(f"Muon: {n('nesterov')} must be a bool, got {g['nesterov']!r}")
+    for k in ('lr', 'weight_decay', 'eps', 'adamw_eps'): _check_num(n(k), g[k])
+    _check_num(n('momentum'), g['momentum'], hi=1.0)
+    _resolve_ns(g['ns_coefficients'], g['ns_steps'])
 
 # %% ../nbs/05_muon.ipynb #511337f5
 def _check_groups(param_groups)->tuple[list, dict]:
@@ -417,13 +428,14 @@ class Muon(torch.optim.Optimizer):
                  mode:str='parallel', # DTensor (FSDP2) parameters: 'parallel' (owner ranks, all-to-all) or 'distributed' (all-gather) Muon
                  parallel_settings=None, # the engine's other settings: a dict of `ParallelMuonSettings` fields, or one
                 ):
+        if not isinstance(nesterov, bool): raise TypeError(f"Muon: nesterov must be a bool, got {nesterov!r}")
         _check_hparams(lr, weight_decay, momentum, ns_steps, ns_coefficients, adamw_betas, adamw_eps, qk_clip_tau, ns_impl, ns_method, eps)
         groups, self._names = _check_groups(param_groups)
         defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps,
                         ns_coefficients=ns_coefficients, adamw_betas=tuple(adamw_betas), adamw_eps=adamw_eps, ns_impl=ns_impl,
                         ns_method=ns_method, eps=eps)
         super().__init__(groups, defaults)
-        for g in self.param_groups: _resolve_ns(g['ns_coefficients'], g['ns_steps'])   # per-group overrides too
+        for gi, g in enumerate(self.param_groups): _check_group(gi, g)      # per-group overrides too
         self.qk_clip_tau, self.mode, self.found_inf, self.last_stats = qk_clip_tau, mode, None, None
         self.engine = _make_engine(mode, parallel_settings)
         self._qk_layers, self._qk_layout = self._find_qk()

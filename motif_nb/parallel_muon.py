@@ -25,14 +25,28 @@ def shard_rows(n:int, # rows of the global tensor (its dim 0)
                world_size:int, # ranks of the shard mesh
               )->list[tuple[int, int]]: # (rows, offset) of each rank's shard
     "Each rank's (rows, offset) of an `n`-row tensor cut on dim 0 as FSDP2 and `Shard(0)` cut it: `ceil(n/world_size)` rows a rank, the last shards short or empty."
+    for k, v, lo in (('n', n, 0), ('world_size', world_size, 1)):
+        if not isinstance(v, int) or isinstance(v, bool): raise TypeError(f"shard_rows: {k} (rows={n!r}, world_size={world_size!r}) must be an int, got {type(v).__name__}")
+        if v < lo: raise ValueError(f"shard_rows: {k} (rows={n!r}, world_size={world_size!r}) must be >= {lo}, got {v}")
     s = -(-n // world_size)
     return [(max(0, min(s, n - j * s)), min(j * s, n)) for j in range(world_size)]
 
 # %% ../nbs/05b_parallel_muon.ipynb #538d90e6
+def _check_shape(fn, s)->tuple:
+    "`s` as a tuple of >= 2 non-negative ints, else an error naming the shape."
+    if not isinstance(s, (tuple, list, torch.Size)) or not all(isinstance(d, int) and not isinstance(d, bool) for d in s):
+        raise TypeError(f"{fn}: shape must be a tuple of ints, got {s!r}")
+    if len(s) < 2 or any(d < 0 for d in s): raise ValueError(f"{fn}: shape {tuple(s)} is not a matrix shape (Muon needs >= 2 dims, none negative)")
+    return tuple(s)
+
+def _check_steps(fn, k):
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1: raise ValueError(f"{fn}: steps must be an integer >= 1, got {k!r}")
+
 def ns_cost(shape, # a parameter's shape; its matrices are the last two dims
             steps:int=5, # Newton-Schulz steps
            )->int: # FLOPs
     "Newton-Schulz FLOPs of a parameter: `ns_flops` of its last two dims times the number of matrices (its leading dims)."
+    shape = _check_shape('ns_cost', shape); _check_steps('ns_cost', steps)
     return math.prod(shape[:-2]) * ns_flops(shape[-2], shape[-1], steps)
 
 @dataclass
@@ -62,10 +76,10 @@ def muon_plan(shapes, # global shapes of the Muon parameters, in the order every
     "Owners by Newton-Schulz cost, descending, round-robin over the ranks; chunks of `chunk_factor * world_size` matrices in that order."
     for k, v, lo in (('world_size', world_size, 1), ('chunk_factor', chunk_factor, 1), ('small_numel', small_numel, 0)):
         if not isinstance(v, int) or isinstance(v, bool) or v < lo: raise ValueError(f"muon_plan: {k} must be an integer >= {lo}, got {v!r}")
-    shapes = [tuple(s) for s in shapes]
+    shapes = [_check_shape('muon_plan', s) for s in shapes]
     steps = list(steps) if isinstance(steps, (list, tuple)) else [steps] * len(shapes)
-    for s in shapes:
-        if len(s) < 2: raise ValueError(f"muon_plan: shape {s} is not a matrix (Muon needs >= 2 dims)")
+    if len(steps) != len(shapes): raise ValueError(f"muon_plan: steps has {len(steps)} entries for {len(shapes)} shapes")
+    for k in steps: _check_steps('muon_plan', k)
     costs = [ns_cost(s, k) for s, k in zip(shapes, steps)]
     order = sorted((i for i, s in enumerate(shapes) if math.prod(s) > small_numel), key=lambda i: -costs[i])   # stable
     owners = [-1] * len(shapes)
@@ -374,6 +388,9 @@ def sharded_qk_clip_(qk_layers:dict, # {layer: {'q': q_proj.weight, 'k': k_proj.
 def motif_muon_shapes(config, # a `MotifConfig`
                      )->list[tuple]: # one shape per matrix, layer by layer: q, k, v, o, gate, up, down
     "The shapes of the matrices that Muon trains in a Motif model (the hidden layers' projections)."
+    need = ('hidden_size', 'intermediate_size', 'head_dim', 'num_attention_heads', 'num_key_value_heads', 'attn_output_size', 'num_hidden_layers')
+    if missing := [k for k in need if not hasattr(config, k)]:
+        raise TypeError(f"motif_muon_shapes: config must be a MotifConfig, got {type(config).__name__} (no {', '.join(missing)})")
     D, F, d = config.hidden_size, config.intermediate_size, config.head_dim
     layer = [(config.num_attention_heads * d, D), (config.num_key_value_heads * d, D), (config.num_key_value_heads * d, D),
              (D, config.attn_output_size), (F, D), (F, D), (D, F)]

@@ -62,8 +62,19 @@ def conversation_error(messages, # a conversation: a list of {'role', 'content'}
     return None
 
 # %% ../nbs/08_sft.ipynb #e2954984
+_BOMS = ((b'\xff\xfe\x00\x00', 'UTF-32'), (b'\x00\x00\xfe\xff', 'UTF-32'), (b'\xff\xfe', 'UTF-16'), (b'\xfe\xff', 'UTF-16'))
+
+def _encoding_error(path:Path)->str|None:
+    "Why a JSONL file is not UTF-8 text (a UTF-16/32 byte-order mark or NUL bytes), as `motif_nb.data` reports it; None if it may be."
+    with open(path, 'rb') as f: head = f.read(8192)
+    for bom, enc in _BOMS:
+        if head.startswith(bom): return f'{enc} text (it starts with a {enc} byte-order mark); re-encode it as UTF-8'
+    if b'\x00' in head: return 'binary, or UTF-16/32 without a byte-order mark (it contains NUL bytes); text must be UTF-8'
+    return None
+
 def _jsonl_rows(path:Path, key:str):
     "(where, messages, reason) for each non-blank line of a JSONL file (reason None when the line parsed)."
+    if (why := _encoding_error(path)): yield f'{path} ({why})', None, 'unreadable_file'; return
     with open(path, 'rb') as f:
         for i, line in enumerate(f, 1):
             if not line.strip(): continue
@@ -98,6 +109,10 @@ def read_conversations(paths, # a .jsonl/.parquet file, a directory of them, or 
                       )->tuple[list, Counter]:
     "The good conversations in `paths` (in order) and a `Counter` of the skipped rows per reason."
     if on_error not in ('skip', 'raise'): raise ValueError(f"read_conversations: on_error must be 'skip' or 'raise', got {on_error!r}")
+    if max_chars is not None:
+        if not isinstance(max_chars, (int, np.integer)) or isinstance(max_chars, bool):
+            raise TypeError(f"read_conversations: max_chars must be a positive int or None, got {max_chars!r}")
+        if max_chars < 1: raise ValueError(f"read_conversations: max_chars must be a positive int or None, got {max_chars!r}")
     convs, skipped = [], Counter()
     for f in _chat_files(paths):
         suf = f.suffix.lower()
@@ -159,6 +174,8 @@ def apply_chat_template(messages, # [{'role', 'content'}, ...]
         if return_assistant_tokens_mask: raise ValueError("apply_chat_template: return_assistant_tokens_mask needs tokenize=True")
         return ('<|bos|>' + ''.join(f"<|{m['role']}|>{m['content']}<|end|>" for m in messages)
                 + ('<|assistant|>' if add_generation_prompt else ''))
+    if not all(hasattr(tokenizer, a) for a in ('encode_batch', 'token_to_id')):
+        raise TypeError(f"apply_chat_template: tokenizer must be a tokenizers.Tokenizer, got {type(tokenizer).__name__}")
     ids = _chat_ids(tokenizer)
     enc = tokenizer.encode_batch([m['content'] for m in messages], add_special_tokens=False)
     out, mask = _render(messages, [e.ids for e in enc], ids, add_generation_prompt)
@@ -170,7 +187,13 @@ def decode_reply(ids, # generated token ids (a list or a 1-D tensor), prompt inc
                  prompt_len:int=0, # how many leading ids are the prompt
                 )->str:
     "The text of the assistant's reply in `ids`: after the prompt, up to its first `<|end|>` or `<|eos|>`."
-    ids = [int(i) for i in (ids.tolist() if hasattr(ids, 'tolist') else ids)][prompt_len:]
+    if not isinstance(prompt_len, (int, np.integer)) or isinstance(prompt_len, bool):
+        raise TypeError(f"decode_reply: prompt_len must be an int >= 0, got {prompt_len!r}")
+    if prompt_len < 0: raise ValueError(f"decode_reply: prompt_len must be an int >= 0, got {prompt_len!r}")
+    ids = [int(i) for i in (ids.tolist() if hasattr(ids, 'tolist') else ids)]
+    V = tokenizer.get_vocab_size()
+    if (bad := [i for i in ids if not 0 <= i < V]): raise ValueError(f"decode_reply: ids outside the vocabulary [0, {V}): {bad[:5]}")
+    ids = ids[prompt_len:]
     sid = special_ids(tokenizer); stops = {sid['end'], sid['eos']} - {None}
     cut = next((i for i, t in enumerate(ids) if t in stops), len(ids))
     return tokenizer.decode(ids[:cut], skip_special_tokens=True)
@@ -254,6 +277,8 @@ def pack_bfd(lengths, # the length of each item (each at most `seq_len`)
              seq_len:int, # the capacity of a row
             )->list[list[int]]:
     "Best-fit decreasing: the indices of `lengths` grouped into rows of at most `seq_len` tokens, rows in order of opening."
+    if (bad := [l for l in lengths if not isinstance(l, (int, np.integer)) or isinstance(l, bool)]):
+        raise TypeError(f"pack_bfd: lengths must be ints, got {bad[0]!r}")
     lengths = [int(l) for l in lengths]
     if lengths and (min(lengths) < 1 or max(lengths) > seq_len):
         raise ValueError(f"pack_bfd: lengths must be in [1, seq_len={seq_len}], got {min(lengths)}..{max(lengths)}")
@@ -280,6 +305,8 @@ class SFTSampler:
                 ):
         for name, v, lo in (('seq_len', seq_len, 1), ('batch_size', batch_size, 1), ('world_size', world_size, 1), ('window', window, 1)):
             if not isinstance(v, int) or v < lo: raise ValueError(f"SFTSampler: {name} must be an int >= {lo}, got {v!r}")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0: raise ValueError(f"SFTSampler: seed must be an int >= 0, got {seed!r}")
+        if not isinstance(shuffle, bool): raise TypeError(f"SFTSampler: shuffle must be a bool, got {shuffle!r}")
         if not isinstance(rank, int) or not 0 <= rank < world_size: raise ValueError(f"SFTSampler: rank must be in [0, {world_size}), got {rank!r}")
         if not isinstance(chats, ChatTokens) or not len(chats): raise ValueError("SFTSampler: chats must be a non-empty ChatTokens")
         if int(chats.lengths.max()) > seq_len:
@@ -396,6 +423,7 @@ def state_dict(self:SFTSampler)->dict:
 @patch
 def load_state_dict(self:SFTSampler, state:dict):
     "Resume from `state_dict()`: the next batch is the one the saved sampler would have yielded."
+    if not isinstance(state, dict): raise TypeError(f"SFTSampler.load_state_dict: state must be a dict from state_dict(), got {type(state).__name__}")
     fp, mine = state.get('fingerprint', {}), self._fingerprint()
     bad = [k for k in mine if fp.get(k) != mine[k]]
     if bad: raise ValueError(f"SFTSampler.load_state_dict: state is from a different sampler ({', '.join(f'{k}: {fp.get(k)!r} != {mine[k]!r}' for k in bad)})")
@@ -934,7 +962,8 @@ def generate_replies(model:MotifForCausalLM, # the model (in place, on its devic
             for r, i in enumerate(idx): x[r, T - len(ids[i]):] = torch.tensor(ids[i]); m[r, T - len(ids[i]):] = 1
             g = model.generate(x.to(dev), max_new_tokens, temperature=0.0, eos_token_id=[sid['end'], sid['eos']],
                                attention_mask=m.to(dev), pad_token_id=sid['pad'])
-            for r, i in enumerate(idx): out[i] = decode_reply(g[r].cpu(), tokenizer, prompt_len=T)
+            for r, i in enumerate(idx):      # ids past the tokenizer's (a padded model vocabulary) decode to nothing
+                rep = g[r, T:].cpu(); out[i] = decode_reply(rep[rep < tokenizer.get_vocab_size()], tokenizer)
     finally: model.train(was)
     return out
 

@@ -122,6 +122,8 @@ def lr_multiplier(step:int, # optimizer step, 0-based
                   cfg:TrainConfig, # the schedule's settings
                  )->float:
     "Multiplier of the peak learning rate at optimizer step `step`."
+    if not isinstance(step, int) or isinstance(step, bool): raise TypeError(f"lr_multiplier: step must be an int, got {step!r}")
+    if step < 0: raise ValueError(f"lr_multiplier: step must be >= 0 (0-based), got {step}")
     W, T, r = cfg.warmup_steps, cfg.total_steps, cfg.min_lr_ratio
     if step < W: return (step + 1) / (W + 1)
     if cfg.schedule == 'constant': return 1.0
