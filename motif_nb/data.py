@@ -19,7 +19,7 @@ from .core import atomic_write
 
 # %% auto #0
 __all__ = ['TEXT_SUFFIXES', 'DATA_SUFFIXES', 'CORPUS_SIZES', 'SPECIAL_TOKENS', 'CACHE_FORMAT', 'CACHE_MARKER', 'SPLITS',
-           'cache_dir', 'BadFileWarning', 'read_documents', 'stdlib_code_docs', 'python_prose_docs',
+           'cache_dir', 'BadFileWarning', 'encoding_problem', 'read_documents', 'stdlib_code_docs', 'python_prose_docs',
            'synthetic_math_docs', 'default_corpus', 'train_tokenizer', 'load_tokenizer', 'special_ids', 'CacheError',
            'build_token_cache', 'TokenCache', 'get_token_cache', 'CurriculumSchedule', 'motif_like_schedule',
            'holdout_mask', 'CurriculumSampler', 'model_inputs', 'default_token_cache', 'default_sampler']
@@ -55,11 +55,16 @@ def _bad(where, why:str, on_error:str):
     if on_error == 'raise': raise ValueError(f"bad data file {where}: {why}")
     warnings.warn(f"skipping bad data file {where}: {why}", BadFileWarning, stacklevel=3)
 
+def encoding_problem(head:bytes)->str|None:
+    "Why bytes starting with `head` are not UTF-8 text (a UTF-16/32 byte-order mark, or NUL bytes), or None if they may be."
+    for bom, enc in _BOMS:
+        if head.startswith(bom): return f'{enc} text (it starts with a {enc} byte-order mark); re-encode it as UTF-8'
+    if b'\x00' in head[:8192]: return 'binary, or UTF-16/32 without a byte-order mark (it contains NUL bytes); text must be UTF-8'
+    return None
+
 def _decode(path:Path, data:bytes, on_error:str)->str|None:
     "The text of a data file: UTF-8 (a leading byte-order mark dropped); anything else is a bad file, with the reason."
-    for bom, enc in _BOMS:
-        if data.startswith(bom): return _bad(path, f'{enc} text (it starts with a {enc} byte-order mark); re-encode it as UTF-8', on_error)
-    if b'\x00' in data[:8192]: return _bad(path, 'binary, or UTF-16/32 without a byte-order mark (it contains NUL bytes); text must be UTF-8', on_error)
+    if (why := encoding_problem(data)) is not None: return _bad(path, why, on_error)
     try: text = data.decode('utf-8-sig')
     except UnicodeDecodeError as e: return _bad(path, f'not valid UTF-8 ({e.reason} at byte {e.start})', on_error)
     return text if text.strip() else _bad(path, 'empty', on_error)

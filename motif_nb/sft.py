@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from fastcore.basics import patch
 from fastcore.script import call_parse
-from .data import (BadFileWarning, SPECIAL_TOKENS, CORPUS_SIZES, special_ids, model_inputs, load_tokenizer,
+from .data import (encoding_problem, BadFileWarning, SPECIAL_TOKENS, CORPUS_SIZES, special_ids, model_inputs, load_tokenizer,
                            default_token_cache)
 from .config import MotifConfig
 from .model import MotifForCausalLM, shift_labels
@@ -62,15 +62,9 @@ def conversation_error(messages, # a conversation: a list of {'role', 'content'}
     return None
 
 # %% ../nbs/08_sft.ipynb #e2954984
-_BOMS = ((b'\xff\xfe\x00\x00', 'UTF-32'), (b'\x00\x00\xfe\xff', 'UTF-32'), (b'\xff\xfe', 'UTF-16'), (b'\xfe\xff', 'UTF-16'))
-
 def _encoding_error(path:Path)->str|None:
-    "Why a JSONL file is not UTF-8 text (a UTF-16/32 byte-order mark or NUL bytes), as `motif_nb.data` reports it; None if it may be."
-    with open(path, 'rb') as f: head = f.read(8192)
-    for bom, enc in _BOMS:
-        if head.startswith(bom): return f'{enc} text (it starts with a {enc} byte-order mark); re-encode it as UTF-8'
-    if b'\x00' in head: return 'binary, or UTF-16/32 without a byte-order mark (it contains NUL bytes); text must be UTF-8'
-    return None
+    "Why a JSONL file is not UTF-8 text, as `motif_nb.data` reports it; None if it may be."
+    with open(path, 'rb') as f: return encoding_problem(f.read(8192))
 
 def _jsonl_rows(path:Path, key:str):
     "(where, messages, reason) for each non-blank line of a JSONL file (reason None when the line parsed)."
