@@ -26,9 +26,9 @@ from .core import atomic_write
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'PEAK_BF16_TFLOPS', 'RESUMABLE', 'DATA_SOURCES', 'DOMAINS', 'RUN_PRESETS',
            'check_number', 'TrainConfig', 'lr_multiplier', 'make_optimizer', 'skips_on_device', 'check_optimizer',
-           'DistInfo', 'setup_distributed', 'decoder_blocks', 'parallelize', 'take_rows', 'split_batch', 'Trainer',
-           'device_peak_flops', 'append_jsonl', 'read_jsonl', 'run_mismatch', 'read_run', 'plot_run', 'DataConfig',
-           'make_batches', 'settings_help', 'run_settings', 'build_trainer', 'main']
+           'DistInfo', 'process_device', 'setup_distributed', 'decoder_blocks', 'parallelize', 'take_rows',
+           'split_batch', 'Trainer', 'device_peak_flops', 'append_jsonl', 'read_jsonl', 'run_mismatch', 'read_run',
+           'plot_run', 'DataConfig', 'make_batches', 'settings_help', 'run_settings', 'build_trainer', 'main']
 
 # %% ../nbs/06_train.ipynb #88096f33
 def check_number(owner:str, name:str, # the error names `owner.name`
@@ -191,6 +191,21 @@ def _env_int(name:str, default:int)->int:
     except ValueError: raise ValueError(f"environment variable {name}={v!r} is not an int") from None
 
 # %% ../nbs/06_train.ipynb #ece8e144
+def process_device(device=None, # 'cuda', 'cuda:K', 'cpu', a torch.device, or None (CUDA when available, else the CPU)
+                   local_rank:int=0, # this process's rank on its machine (torchrun's LOCAL_RANK)
+                  )->torch.device:
+    "The device of this process: a CUDA device without an index means `cuda:local_rank`; one that is not there is refused."
+    try: dev = torch.device(device if device is not None else 'cuda' if torch.cuda.is_available() else 'cpu')
+    except (RuntimeError, TypeError) as e: raise ValueError(f"device: {device!r} is not a device ({e})") from None
+    if dev.type != 'cuda': return dev
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n == 0: raise ValueError(f"device {str(dev)!r}: CUDA is not available on this machine; use device='cpu'")
+    if dev.index is None: dev = torch.device('cuda', local_rank)
+    if dev.index >= n:
+        raise ValueError(f"device: this process (LOCAL_RANK={local_rank}) would use {dev}, but this machine has {n} CUDA "
+                         f"device(s): start at most {n} processes per machine, or use device='cpu' (gloo)")
+    return dev
+
 def setup_distributed(group:bool|None=None, # None: a process group when launched by torchrun with WORLD_SIZE > 1; True: always
                       device=None, # the device to use (default: cuda:LOCAL_RANK when CUDA is available, else the CPU)
                      )->DistInfo:
@@ -198,7 +213,7 @@ def setup_distributed(group:bool|None=None, # None: a process group when launche
     ws, local = _env_int('WORLD_SIZE', 1), _env_int('LOCAL_RANK', 0)
     launched = 'RANK' in os.environ and 'WORLD_SIZE' in os.environ
     if group is False and ws > 1: raise ValueError(f"setup_distributed: group=False, but torchrun started {ws} processes")
-    dev = torch.device(device) if device is not None else torch.device('cuda', local) if torch.cuda.is_available() else torch.device('cpu')
+    dev = process_device(device, local)
     if dev.type == 'cuda': torch.cuda.set_device(dev)
     if not (dist.is_initialized() or (launched and ws > 1) or group): return DistInfo(device=dev, local_rank=local)
     created = not dist.is_initialized()

@@ -13,8 +13,8 @@ import torch
 from ..core import atomic_write
 
 # %% auto #0
-__all__ = ['repo_root', 'figures_dir', 'env_info', 'result_name', 'save_result', 'load_result', 'bench_ms', 'copy_bandwidth',
-           'matmul_tflops', 'ablation_scale', 'default_device']
+__all__ = ['repo_root', 'figures_dir', 'invocation', 'env_info', 'result_name', 'save_result', 'load_result', 'bench_ms',
+           'copy_bandwidth', 'matmul_tflops', 'ablation_scale', 'default_device']
 
 # %% ../../nbs/bench/00_results.ipynb #ea224d78
 def repo_root()->Path:
@@ -38,6 +38,17 @@ def _git_commit(root):
         return c + ('+dirty' if dirty else '')
     except Exception: return 'unknown'
 
+def invocation(argv:list|None=None)->str:
+    "The command line that started this process, with a module run as `python -m motif_nb...` rather than its file's path."
+    argv = list(sys.argv if argv is None else argv)
+    if not argv: return ''
+    p = Path(argv[0])
+    if p.suffix == '.py' and 'motif_nb' in p.parts:
+        parts = p.with_suffix('').parts
+        mod = '.'.join(parts[parts.index('motif_nb'):])
+        argv[:1] = ['python', '-m', mod.removesuffix('.__main__')]
+    return ' '.join(argv)
+
 def env_info(command:str|None=None)->dict:
     "Provenance of a run: device, library versions, git commit, command, time."
     try: import triton; tv = triton.__version__
@@ -45,7 +56,7 @@ def env_info(command:str|None=None)->dict:
     cuda = torch.cuda.is_available()
     return dict(device=torch.cuda.get_device_name() if cuda else f'cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)',
                 torch=torch.__version__, triton=tv, cuda=torch.version.cuda if cuda else None, python=platform.python_version(),
-                commit=_git_commit(repo_root()), command=command or os.environ.get('MOTIF_COMMAND') or ' '.join(sys.argv),
+                commit=_git_commit(repo_root()), command=command or os.environ.get('MOTIF_COMMAND') or invocation(),
                 time=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
 
 # %% ../../nbs/bench/00_results.ipynb #77ff2572
