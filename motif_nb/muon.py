@@ -547,19 +547,8 @@ def _qk_clip(self:Muon, qk_logits, skip=None):
 # %% ../nbs/05_muon.ipynb #66a2ad49
 @patch
 def _engine_step(self:Muon, groups, skip=None)->dict:
-    "The Muon groups through `self.engine` (`ParallelMuon`); where `skip`, parameters and momenta are put back from copies."
-    saved = []
-    if skip is not None:
-        for g in groups:
-            for p in self._grads(g):
-                buf = self.state[p].get('momentum_buffer')
-                saved.append((p, _local(p).clone(), None if buf is None else _local(buf).clone()))
-    stats = self.engine.step(groups, self.state, self._names)
-    for p, p0, b0 in saved:
-        sk, P, B = skip.to(p0.device), _local(p), _local(self.state[p]['momentum_buffer'])
-        P.copy_(torch.where(sk, p0, P))
-        B.copy_(torch.where(sk, b0 if b0 is not None else 0., B))
-    return stats
+    "The Muon groups through `self.engine` (`ParallelMuon`), which leaves parameters and momenta unchanged where `skip`."
+    return self.engine.step(groups, self.state, self._names, skip=skip)
 
 # %% ../nbs/05_muon.ipynb #73d0fa9d
 @patch

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from torch.distributed.tensor import DTensor, Shard
 from fastcore.basics import patch
-from .muon import ns_flops, newton_schulz, muon_momentum_, muon_lr_scale, muon_apply_, qk_clip_factors
+from .muon import ns_flops, newton_schulz, muon_momentum_, muon_lr_scale, muon_apply_, qk_clip_factors, _keep_where, _local
 
 # %% auto #0
 __all__ = ['shard_rows', 'ns_cost', 'MuonPlan', 'muon_plan', 'ParallelMuonSettings', 'ParallelMuon', 'sharded_qk_clip_',
@@ -166,9 +166,9 @@ def _check_items(items)->object:
 
 # %% ../nbs/05b_parallel_muon.ipynb #08234bf0
 class _Mat:
-    "One sharded matrix in a step: its parameter, hyper-parameters, momentum and layout over the ranks."
-    def __init__(self, p, name, hp, buf, ws, me):
-        self.p, self.name, self.hp, self.buf = p, name, hp, buf
+    "One matrix in a step (a DTensor's local shard, or a plain tensor with ws=1): parameter, hyper-parameters, momentum, layout over the ranks, skip flag."
+    def __init__(self, p, name, hp, buf, ws, me, skip=None):
+        self.p, self.name, self.hp, self.buf, self.skip = p, name, hp, buf, skip
         self.shape, self.numel, self.inner = tuple(p.shape), p.numel(), math.prod(p.shape[1:])
         self.rows = shard_rows(p.shape[0], ws)                 # (rows, offset) on every rank
         self.n, self.off = self.rows[me]
@@ -176,12 +176,18 @@ class _Mat:
 
     def direction(self, out):
         "Momentum on the local shard; the direction is written into `out` (flat, `size` elements, any float dtype)."
-        return muon_momentum_(self.p.grad.to_local(), self.buf.to_local(), self.hp['momentum'], self.hp['nesterov'],
-                              out=out.view(self.n, *self.shape[1:]))
+        B = _local(self.buf)
+        b = B if self.skip is None else B.clone()
+        u = muon_momentum_(_local(self.p.grad), b, self.hp['momentum'], self.hp['nesterov'], out=out.view(self.n, *self.shape[1:]))
+        if self.skip is not None: _keep_where(self.skip, B, b)
+        return u
 
     def apply(self, upd):
         "Weight decay and the scaled step on the local rows; `upd` holds this rank's rows of O (flat or shaped)."
-        muon_apply_(self.p.to_local(), upd.view(self.n, *self.shape[1:]), self.hp['lr'], self.hp['weight_decay'], muon_lr_scale(self.shape))
+        P = _local(self.p)
+        new = muon_apply_(P if self.skip is None else P.clone(), upd.view(self.n, *self.shape[1:]), self.hp['lr'],
+                          self.hp['weight_decay'], muon_lr_scale(self.shape))
+        if self.skip is not None: _keep_where(self.skip, P, new)
 
 # %% ../nbs/05b_parallel_muon.ipynb #1402c520
 def _buf(state, p):
@@ -191,14 +197,15 @@ def _buf(state, p):
     return st['momentum_buffer']
 
 @patch
-def _local_step(self:ParallelMuon, items, state):
-    "Momentum, Newton-Schulz batched per shape, apply: the step of `Muon` for plain tensors."
+def _local_step(self:ParallelMuon, items, state, skip=None):
+    "Momentum, Newton-Schulz batched per shape, apply: the step of `Muon` for plain tensors (nothing changes where `skip`)."
     buckets = {}
     for p, _, hp in items: buckets.setdefault((tuple(p.shape), p.grad.dtype, p.device, _ns_key(hp)), []).append((p, hp))
     for (shape, dtype, device, nsk), ps in buckets.items():
         ub = torch.empty((len(ps), *shape), dtype=dtype, device=device)
-        for i, (p, hp) in enumerate(ps): muon_momentum_(p.grad, _buf(state, p), hp['momentum'], hp['nesterov'], out=ub[i])
-        for (p, hp), u in zip(ps, newton_schulz(ub, **dict(nsk))): muon_apply_(p, u, hp['lr'], hp['weight_decay'], muon_lr_scale(shape))
+        ms = [_Mat(p, None, hp, _buf(state, p), 1, 0, None if skip is None else skip.to(device)) for p, hp in ps]
+        for i, m in enumerate(ms): m.direction(ub[i])
+        for m, u in zip(ms, newton_schulz(ub, **dict(nsk))): m.apply(u)
         self.stats['ns_matrices'] += len(ps) * math.prod(shape[:-2])
 
 # %% ../nbs/05b_parallel_muon.ipynb #88686df5
@@ -317,6 +324,7 @@ def step(self:ParallelMuon,
          groups, # the Muon param groups (dicts with 'params' and, optionally, 'param_names' and hyper-parameters)
          state, # the optimizer's state: {param: {'momentum_buffer': ...}}, filled on first use
          names:dict|None=None, # {id(param): name} for error messages (`Muon._names`)
+         skip:torch.Tensor|None=None, # a 0-d bool tensor on the device: True leaves parameters and momenta unchanged (no host sync)
         )->dict: # `self.stats`
     "One Muon step over the parameters with gradients in `groups`: DTensors by the sharded path (mode of the settings), plain tensors by the single-device path."
     items = _items(groups, names)
@@ -324,14 +332,17 @@ def step(self:ParallelMuon,
     self.stats = dict(mode=self.settings.mode, world_size=1, rank=0, bytes_sent=0, bytes_recv=0, peak_full_elems=0, ns_matrices=0, chunks=0)
     self._held = 0
     local = [it for it in items if not isinstance(it[0], DTensor)]
-    if local: self._local_step(local, state)
+    if skip is not None and (not isinstance(skip, torch.Tensor) or skip.numel() != 1 or skip.dtype != torch.bool):
+        raise TypeError(f"ParallelMuon.step: skip must be a one-element bool tensor or None, got {skip!r:.60}")
+    if skip is not None: skip = skip.reshape(())
+    if local: self._local_step(local, state, skip)
     sharded = [it for it in items if isinstance(it[0], DTensor)]
-    if sharded: self._sharded_step(sharded, state, mesh)
+    if sharded: self._sharded_step(sharded, state, mesh, skip)
     return self.stats
 
 # %% ../nbs/05b_parallel_muon.ipynb #f0b28e33
 @patch
-def _sharded_step(self:ParallelMuon, items, state, mesh):
+def _sharded_step(self:ParallelMuon, items, state, mesh, skip=None):
     "Plan (cached), then the small matrices' all-gathers and the chunk pipeline."
     s = self.settings
     self._mesh, self._pg, self._ws, self._me = mesh, mesh.get_group(), mesh.size(), mesh.get_local_rank()
@@ -341,7 +352,8 @@ def _sharded_step(self:ParallelMuon, items, state, mesh):
         self.plan = muon_plan([p.shape for p, _, _ in items], self._ws, s.chunk_factor,
                               s.small_numel if s.mode == 'parallel' else 0, [hp['ns_steps'] for _, _, hp in items])
         self._plan_key = key
-    self._mats = [_Mat(p, nm, hp, _buf(state, p), self._ws, self._me) for p, nm, hp in items]
+    sk = None if skip is None else skip.to(self._dev)
+    self._mats = [_Mat(p, nm, hp, _buf(state, p), self._ws, self._me, sk) for p, nm, hp in items]
     self.stats.update(world_size=self._ws, rank=self._me, chunks=len(self.plan.chunks))
     small = [m for m, o in zip(self._mats, self.plan.owners) if o < 0]
     pend = self._allgather(small) if small else None          # in flight while the pipeline runs
