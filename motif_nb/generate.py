@@ -13,7 +13,7 @@ from fastcore.basics import patch
 from fastcore.meta import delegates
 from .config import MotifConfig
 from .attention import GDA, apply_rope, rope_cos_sin, gda_epilogue, doc_ids, doc_positions
-from .model import MotifForCausalLM
+from .model import MotifForCausalLM, flag_nonfinite_logits, check_nonfinite_logits, check_generate_args, check_generate_tokens
 
 # %% auto #0
 __all__ = ['MAX_STOP_TOKENS', 'StaticKVCache', 'project_q', 'project_kv', 'decode_qkv', 'decode_attn_mlp', 'prefill',
@@ -213,46 +213,13 @@ def sample_logits(logits:torch.Tensor, # (B, V)
 # %% ../nbs/03a_generate.ipynb #05c237e8
 MAX_STOP_TOKENS = 16       # stop ids a call may pass (the buffer the captured step compares against)
 
-def _check_gen_args(input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, streamer, vocab_size:int)->torch.Tensor|None:
-    "Raise on a bad argument of a generation call; return the attention mask as bool (None without one)."
-    if not isinstance(input_ids, torch.Tensor): raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
-    if input_ids.dtype not in (torch.int64, torch.int32): raise TypeError(f"input_ids must be an int64/int32 tensor, got {input_ids.dtype}")
-    if input_ids.ndim != 2 or input_ids.shape[1] == 0: raise ValueError(f"input_ids must be [batch, seq] with seq >= 1, got {tuple(input_ids.shape)}")
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 0: raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    if not temperature >= 0: raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-    if not 0 < top_p <= 1: raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-    if not isinstance(top_k, int) or top_k < 0: raise ValueError(f"top_k must be an int >= 0 (0 = off), got {top_k!r}")
-    if streamer is not None and not callable(streamer): raise TypeError(f"streamer must be callable, got {type(streamer).__name__}")
-    if attention_mask is None: mask = None
-    else: mask = _check_mask(input_ids, attention_mask)
-    real = input_ids if mask is None else input_ids[mask]
-    bad = (real < 0) | (real >= vocab_size)
-    if bool(bad.any()): raise ValueError(f"input_ids: {int(real[bad][0])} is not a token id in [0, vocab_size={vocab_size})")
+def _check_gen_args(model, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, streamer,
+                    eos_token_id, pad_token_id, seed, op:str)->torch.Tensor|None:
+    "The checks of `MotifForCausalLM.generate` (prompts may be on another device: they are moved), and a callable streamer."
+    mask = check_generate_args(model, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, op, same_device=False)
+    check_generate_tokens(model.config, eos_token_id, pad_token_id, seed, op)
+    if streamer is not None and not callable(streamer): raise TypeError(f"{op}: streamer must be callable, got {type(streamer).__name__}")
     return mask
-
-def _check_mask(input_ids, attention_mask)->torch.Tensor:
-    "The left-padding `attention_mask` as bool on the device of `input_ids`, checked."
-    if attention_mask.shape != input_ids.shape:
-        raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(attention_mask.shape)}")
-    mask = attention_mask.to(input_ids.device).bool()
-    if bool((mask[:, 1:] < mask[:, :-1]).any()): raise ValueError("attention_mask must be left padding (0s then 1s in every row); right padding is not supported")
-    if not bool(mask[:, -1].all()): raise ValueError("attention_mask: every row needs at least one real token")
-    return mask
-
-def _check_stop_seed(eos_token_id, seed, vocab_size:int):
-    "Raise naming the argument unless `eos_token_id` is None, a token id or a non-empty list of them, and `seed` None or an int >= 0."
-    if eos_token_id is not None:
-        if isinstance(eos_token_id, (list, tuple)):
-            if not eos_token_id: raise ValueError("eos_token_id is an empty list; use None for no stop token")
-            eos = eos_token_id
-        else: eos = [eos_token_id]
-        for e in eos:
-            if isinstance(e, bool) or not isinstance(e, numbers.Integral):
-                raise TypeError(f"eos_token_id must be an int or a list of ints, got {type(e).__name__} {e!r}")
-            if not 0 <= e < vocab_size: raise ValueError(f"eos_token_id: {e} is not a token id in [0, vocab_size={vocab_size})")
-    if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral): raise TypeError(f"seed must be an int or None, got {type(seed).__name__} {seed!r}")
-        if seed < 0: raise ValueError(f"seed must be >= 0, got {seed}")
 
 def _stop_ids(config:MotifConfig, eos_token_id, pad_token_id)->tuple:
     "`(stop ids as a list, pad id)`: the arguments, else the config's; pad falls back to the first stop id, else 0."
@@ -273,7 +240,7 @@ class StaticGenerator:
                  max_len:int, # most tokens per row, prompt + new ones (the cache capacity, rounded up to 16)
                  cuda_graph:bool|None=None, # capture the decode step (None: when the model is on CUDA)
                  compile:bool=False, # compile the two halves of a layer with Inductor (fused kernels; longer warm-up)
-                 sync_every:int=16, # with a graph and stop ids: steps between checks that every row has finished
+                 sync_every:int=16, # with a graph and stop ids: steps between checks that every row has finished (or has non-finite logits)
                 ):
         if not isinstance(model, MotifForCausalLM): raise TypeError(f"StaticGenerator: model must be a MotifForCausalLM, got {type(model).__name__}")
         self.model, self.cache = model, StaticKVCache.for_model(model, max_batch, max_len)
@@ -284,6 +251,7 @@ class StaticGenerator:
         i64, f32 = dict(dtype=torch.long, device=dev), dict(dtype=torch.float32, device=dev)
         self.tokens, self.out, self.col = torch.zeros(B, **i64), torch.zeros(B, S, **i64), torch.zeros(1, **i64)
         self.finished = torch.zeros(B, dtype=torch.bool, device=dev)
+        self.bad_at = torch.full((B,), -1, **i64)            # per row: the column whose logits were first non-finite (-1: none)
         self.stop, self.pad = torch.full((MAX_STOP_TOKENS,), -1, **i64), torch.zeros(1, **i64)
         self.temperature, self.top_k, self.top_p = torch.ones(1, **f32), torch.zeros(1, **i64), torch.ones(1, **f32)
         self.noise = None                                     # (max_batch, vocab_size) Exp(1) draws
@@ -303,10 +271,11 @@ class StaticGenerator:
 # %% ../nbs/03a_generate.ipynb #f51e3b91
 @patch
 def _emit(self:StaticGenerator, logits:torch.Tensor, B:int, mode:str):
-    "Sample every row's next token from `logits` (B, V), apply stopping, write it to `out` and `tokens`."
+    "Flag unfinished rows whose `logits` (B, V) are non-finite, sample every row's next token, apply stopping, write it to `out` and `tokens`."
+    fin = self.finished[:B]
+    flag_nonfinite_logits(self.bad_at[:B], logits, self.col, ~fin)
     if mode == 'greedy': tok = logits.argmax(-1)
     else: tok = sample_logits(logits, self.temperature, self.top_k, self.top_p, self.noise[:B], filtered=mode == 'filtered')
-    fin = self.finished[:B]
     tok = torch.where(fin, self.pad, tok)
     fin |= (tok[:, None] == self.stop).any(-1)
     self.out[:B].index_copy_(1, self.col, tok[:, None]); self.col.add_(1)
@@ -376,8 +345,8 @@ def generate(self:StaticGenerator,
              streamer=None, # called with each new token column (a CPU int64 tensor [B]); synchronises every step
             )->torch.Tensor:
     "Prompt + up to `max_new_tokens` new tokens per row `[B, T0 + n]`, as `MotifForCausalLM.generate` returns them."
-    mask = _check_gen_args(input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, streamer, self.model.config.vocab_size)
-    _check_stop_seed(eos_token_id, seed, self.model.config.vocab_size)
+    mask = _check_gen_args(self.model, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, streamer,
+                           eos_token_id, pad_token_id, seed, 'StaticGenerator.generate')
     (B, T0), dev = input_ids.shape, self.device
     self.cache.check_fits(B, T0, max_new_tokens)
     if max_new_tokens == 0: return input_ids.clone()
@@ -389,17 +358,19 @@ def generate(self:StaticGenerator,
     graph = self.graph(B, mode) if self.cuda_graph else None
     ids = input_ids.to(dev)
     logits = prefill(self.model, self.cache, ids, mask)
-    self.out[:B, :T0] = ids; self.col.fill_(T0); self.finished[:B] = False
+    self.out[:B, :T0] = ids; self.col.fill_(T0); self.finished[:B] = False; self.bad_at[:B] = -1
     draw(); self._emit(logits, B, mode)
     n, every = 1, (1 if streamer is not None or graph is None else self.sync_every)
-    if streamer is not None: streamer(self.out[:B, T0].cpu())
+    check = lambda: check_nonfinite_logits(self.bad_at[:B], 'StaticGenerator.generate', offset=T0)    # a host sync
+    if streamer is not None: check(); streamer(self.out[:B, T0].cpu())
     while n < max_new_tokens:
-        if eos and n % every == 0 and bool(self.finished[:B].all()): break
+        if eos and n % every == 0 and bool((self.finished[:B] | (self.bad_at[:B] >= 0)).all()): break
         draw()
         if graph is not None: graph.replay()
         else: self._step(B, mode)
         n += 1
-        if streamer is not None: streamer(self.out[:B, T0 + n - 1].cpu())
+        if streamer is not None: check(); streamer(self.out[:B, T0 + n - 1].cpu())
+    check()
     return self._result(B, T0, n, bool(eos))
 
 # %% ../nbs/03a_generate.ipynb #3a742a6d
@@ -410,8 +381,8 @@ def fast_generate(model:MotifForCausalLM, input_ids:torch.Tensor, max_new_tokens
                   cuda_graph:bool|None=None, compile:bool=False, # as in `StaticGenerator`
                  )->torch.Tensor:
     "Generate with a new `StaticGenerator` sized for this batch: `[B, T0 + n]` ids, as `MotifForCausalLM.generate`."
-    _check_gen_args(input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, streamer, model.config.vocab_size)
-    _check_stop_seed(eos_token_id, seed, model.config.vocab_size)
+    _check_gen_args(model, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, streamer,
+                    eos_token_id, pad_token_id, seed, 'fast_generate')
     B, T0 = input_ids.shape
     g = StaticGenerator(model, B, max_len or T0 + max(max_new_tokens, 1), cuda_graph=cuda_graph, compile=compile)
     return g.generate(input_ids, max_new_tokens, temperature, top_p, top_k, eos_token_id, attention_mask, seed, pad_token_id, streamer)

@@ -24,6 +24,7 @@ from .attention import GDA, Attention, KVCache, GDASettings
 # %% auto #0
 __all__ = ['CausalLMOutput', 'check_token_ids', 'shift_labels', 'causal_lm_loss', 'SwiGLU', 'MotifMLP', 'MotifDecoderLayer',
            'MotifModel', 'MotifForCausalLM', 'parse_size', 'absorb_lambda_init', 'materialize_buffers',
+           'flag_nonfinite_logits', 'check_nonfinite_logits', 'check_generate_tokens', 'check_generate_args',
            'attention_train_flops', 'train_flops_per_token']
 
 # %% ../nbs/03_model.ipynb #7f6f22a8
@@ -74,10 +75,10 @@ def causal_lm_loss(logits:torch.Tensor, # [..., T, vocab_size]
                    ignore_index:int=-100, # the label that counts for nothing
                   )->torch.Tensor:
     "fp32 token mean of the next-token cross-entropy over the counted targets (`labels` shifted here); 0 if none counts."
-    if labels.shape != logits.shape[:-1]:
-        raise ValueError(f"labels must have shape {tuple(logits.shape[:-1])} (the logits without the vocab dim), got {tuple(labels.shape)}")
     if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise TypeError(f"causal_lm_loss: labels must be an integer tensor of token ids, got {getattr(labels, 'dtype', type(labels).__name__)}")
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(f"causal_lm_loss: labels must have shape {tuple(logits.shape[:-1])} (the logits without the vocab dim), got {tuple(labels.shape)}")
     check_token_ids(labels, 'labels', 'causal_lm_loss', logits.shape[-1], ignore_index)   # CPU tensors only (no host sync)
     tgt = shift_labels(labels.long(), cu_seqlens, ignore_index).reshape(-1)
     s = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tgt, ignore_index=ignore_index, reduction='sum')
@@ -530,6 +531,30 @@ def _sample(logits:torch.Tensor, temperature:float, top_k:int, top_p:float, gene
         logits = logits.scatter(-1, idx, srt.masked_fill(drop, float('-inf')))
     return torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
 
+# %% ../nbs/03_model.ipynb #a4c1e385
+def flag_nonfinite_logits(first_bad:torch.Tensor, # (B,) int64, updated in place: the step each row was first flagged at (-1: never)
+                          logits:torch.Tensor, # (B, V) this step's logits
+                          step:int|torch.Tensor, # the step to record: an int, or a 1-element int64 tensor on the device
+                          live:torch.Tensor|None=None, # (B,) bool: rows whose token is used (None: every row)
+                         )->torch.Tensor: # (B,) bool: rows of `logits` without a finite maximum, live or not
+    "Record `step` in `first_bad` for every live, not yet flagged row whose logits have no finite maximum; on the device, no host sync."
+    nf = ~torch.isfinite(logits.amax(-1))
+    hit = nf & (first_bad < 0) if live is None else nf & (first_bad < 0) & live
+    first_bad.copy_(torch.where(hit, step, first_bad))
+    return nf
+
+def check_nonfinite_logits(first_bad:torch.Tensor, # (B,) as `flag_nonfinite_logits` fills it
+                           op:str, # the operation named in the error
+                           offset:int=0, # subtracted from the recorded steps (a step recorded as an output column)
+                          ):
+    "Raise a `FloatingPointError` naming every flagged row and the step it was first flagged at (0: the first new token); one host read."
+    bad = [(r, s - offset) for r, s in enumerate(first_bad.tolist()) if s >= 0]
+    if not bad: return
+    rows = ', '.join(f'row {r} (first at step {s})' for r, s in bad[:8]) + (f' and {len(bad) - 8} more rows' if len(bad) > 8 else '')
+    raise FloatingPointError(f"{op}: the model's logits are non-finite in {rows}: no finite maximum (a NaN, a +inf, or every logit -inf), "
+                             "so no token is the most likely and the tokens generated from there on would be garbage; "
+                             "check the weights and the activations for NaN/inf (an overflow in a low-precision dtype?)")
+
 # %% ../nbs/03_model.ipynb #879cf6e5
 def _gen_int(v, name:str, op:str, lo:int|None=0)->int:
     "`v` if it is an integer (not a bool, float or string) >= `lo`; else a TypeError/ValueError naming `name`."
@@ -542,8 +567,11 @@ def _gen_real(v, name:str, op:str)->float:
     if isinstance(v, bool) or not isinstance(v, numbers.Real): raise TypeError(f"{op}: {name} must be a number, got {type(v).__name__} {v!r}")
     return v
 
-def _check_gen_tokens(config:MotifConfig, eos_token_id, pad_token_id, seed, op:str):
-    "Token ids in the vocabulary (`eos_token_id` may be a non-empty list), an int seed."
+def check_generate_tokens(config:MotifConfig, # the model's config (its vocabulary)
+                          eos_token_id, pad_token_id, seed, # as `generate` takes them
+                          op:str='generate', # the caller, for the message
+                         ):
+    "Raise naming the argument unless the stop and pad ids are token ids of the vocabulary (`eos_token_id` may be a non-empty list) and `seed` is None or an int >= 0."
     V = config.vocab_size
     eos = eos_token_id if isinstance(eos_token_id, (list, tuple)) else [] if eos_token_id is None else [eos_token_id]
     if isinstance(eos_token_id, (list, tuple)) and not eos: raise ValueError(f"{op}: eos_token_id is an empty list; use None for no stop token")
@@ -551,9 +579,13 @@ def _check_gen_tokens(config:MotifConfig, eos_token_id, pad_token_id, seed, op:s
         if not 0 <= _gen_int(v, name, op, lo=None) < V: raise ValueError(f"{op}: {name} {v} is not a token id in [0, vocab_size={V})")
     if seed is not None: _gen_int(seed, 'seed', op)
 
-def _check_gen_args(model, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, op:str):
-    "Raise on a bad argument of `generate`; return the attention mask as bool (None without one)."
-    _check_ids(input_ids, 'input_ids', op, model.model.embed_tokens.weight.device)
+def check_generate_args(model, # the `MotifForCausalLM` that generates
+                        input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, # as `generate` takes them
+                        op:str='generate', # the caller, for the message
+                        same_device:bool=True, # input_ids (and the mask) must be on the model's device
+                       )->torch.Tensor|None: # the attention mask as bool (None without one)
+    "Raise naming the argument on a bad argument of a generation call, before any work; return the attention mask as bool."
+    _check_ids(input_ids, 'input_ids', op, model.model.embed_tokens.weight.device if same_device else None)
     if 0 in input_ids.shape: raise ValueError(f"{op}: input_ids needs at least one prompt of at least one token, got shape {tuple(input_ids.shape)}")
     check_token_ids(input_ids, 'input_ids', op, model.config.vocab_size, device_tensors=True)
     _gen_int(max_new_tokens, 'max_new_tokens', op); _gen_int(top_k, 'top_k', op)
@@ -608,8 +640,8 @@ def generate(self:MotifForCausalLM,
             )->torch.Tensor:
     "Prompt + up to `max_new_tokens` new tokens per row [B, T0 + n], decoded with the layers' KV caches."
     op = 'MotifForCausalLM.generate'
-    mask = _check_gen_args(self, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, op)
-    _check_gen_tokens(self.config, eos_token_id, pad_token_id, seed, op)
+    mask = check_generate_args(self, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, op)
+    check_generate_tokens(self.config, eos_token_id, pad_token_id, seed, op)
     if max_new_tokens == 0: return input_ids.clone()
     dev, ids = input_ids.device, input_ids
     eos, pad = _stop_tokens(self.config, eos_token_id, pad_token_id, dev)
@@ -617,15 +649,18 @@ def generate(self:MotifForCausalLM,
     with torch.no_grad():
         logits, nxt, caches = self._prefill(ids, mask, ids.shape[1] + max_new_tokens)
         out, finished = [ids], torch.zeros(ids.shape[0], dtype=torch.bool, device=dev)
+        first_bad = torch.full((ids.shape[0],), -1, dtype=torch.long, device=dev)     # rows whose logits went non-finite
         for step in range(max_new_tokens):
-            tok = _sample(logits, temperature, top_k, top_p, gen)
+            nf = flag_nonfinite_logits(first_bad, logits, step, ~finished)
+            tok = _sample(logits.masked_fill(nf[:, None], 0.), temperature, top_k, top_p, gen)   # multinomial refuses NaN; raised below
             if eos is not None:
                 tok = torch.where(finished, torch.full_like(tok, pad), tok)
                 finished |= torch.isin(tok, eos)
             out.append(tok[:, None])
-            if step == max_new_tokens - 1 or (eos is not None and bool(finished.all())): break
+            if step == max_new_tokens - 1 or (eos is not None and bool((finished | (first_bad >= 0)).all())): break
             h, _ = self.model(tok[:, None], position_ids=nxt, past_key_values=caches)
             logits, nxt = self.lm_head(h[:, -1]), nxt + 1
+    check_nonfinite_logits(first_bad, op)
     return torch.cat(out, 1)
 
 # %% ../nbs/03_model.ipynb #565480c5
