@@ -199,7 +199,8 @@ def sample_logits(logits:torch.Tensor, # (B, V)
     if not isinstance(top_k, torch.Tensor) and top_k < 0: raise ValueError(f"sample_logits: top_k must be >= 0 (0 = off), got {top_k}")
     if not isinstance(top_p, torch.Tensor) and not 0 < top_p <= 1: raise ValueError(f"sample_logits: top_p must be in (0, 1], got {top_p}")
     if isinstance(temperature, (int, float)) and temperature == 0: return logits.argmax(-1)
-    l = logits.float() / temperature
+    l = logits.float()
+    l = (l - l.amax(-1, keepdim=True)) / temperature      # shifted first: a tiny temperature cannot overflow to inf
     if noise is None: noise = torch.empty_like(l).exponential_(generator=generator)
     noise = noise.clamp_min(1e-30)
     if filtered is None: filtered = isinstance(top_k, torch.Tensor) or isinstance(top_p, torch.Tensor) or top_k > 0 or top_p < 1

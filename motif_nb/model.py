@@ -520,7 +520,8 @@ def from_pretrained(cls:MotifForCausalLM,
 def _sample(logits:torch.Tensor, temperature:float, top_k:int, top_p:float, generator=None)->torch.Tensor:
     "Next token per row of `logits` [B, V]: argmax at temperature 0, else top-k / top-p (nucleus) sampling."
     if temperature == 0: return logits.argmax(-1)
-    logits = logits.float() / temperature
+    logits = logits.float()
+    logits = (logits - logits.amax(-1, keepdim=True)) / temperature     # shifted first: a tiny temperature cannot overflow
     if 0 < top_k < logits.shape[-1]:
         kth = logits.topk(top_k, -1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float('-inf'))
