@@ -193,6 +193,7 @@ def hyperclone_state_dict(config:MotifConfig, state_dict:dict, hidden_multiplier
     "Grow `state_dict` (HF names) of a model with `config` in width; returns `(new_config, new_state_dict)`."
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"hyperclone: seed must be an int (the noise generator's seed), got {type(seed).__name__} {seed!r}")
+    if seed < 0: raise ValueError(f"hyperclone: seed must be >= 0, got {seed}")
     snr = _check_snr(noise_snr_db)
     new_cfg = hyperclone_config(config, hidden_multiplier, ffn_multiplier, signal_head_multiplier)
     check_state_dict(config, state_dict, 'hyperclone')

@@ -349,24 +349,26 @@ def _check_num(name, v, lo=0.0, hi=None, open_lo=False):
     if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < lo or (open_lo and v == lo) or (hi is not None and v >= hi):
         raise ValueError(f"Muon: {name} must be a finite number {'>' if open_lo else '>='} {lo}{f' and < {hi}' if hi is not None else ''}, got {v!r}")
 
-def _check_hparams(lr, weight_decay, momentum, ns_steps, ns_coefficients, adamw_betas, adamw_eps, qk_clip_tau, ns_impl, ns_method, eps):
-    "Raise a `ValueError` naming the first bad optimizer-wide hyper-parameter."
-    for n, v in dict(lr=lr, weight_decay=weight_decay, eps=eps).items(): _check_num(n, v)
-    _check_num('momentum', momentum, hi=1.0); _check_num('adamw_eps', adamw_eps)
-    if not (isinstance(adamw_betas, (tuple, list)) and len(adamw_betas) == 2): raise ValueError(f"Muon: adamw_betas must be a pair, got {adamw_betas!r}")
-    for b in adamw_betas: _check_num('adamw_betas', b, hi=1.0)
-    if qk_clip_tau is not None: _check_num('qk_clip_tau', qk_clip_tau, open_lo=True)
-    if ns_impl not in ('auto', 'torch', 'triton'): raise ValueError(f"Muon: ns_impl must be 'auto', 'torch' or 'triton', got {ns_impl!r}")
-    if ns_method not in ('auto', 'standard', 'gram'): raise ValueError(f"Muon: ns_method must be 'auto', 'standard' or 'gram', got {ns_method!r}")
+def _check_hparams(lr, weight_decay, momentum, ns_steps, ns_coefficients, adamw_betas, adamw_eps, qk_clip_tau, ns_impl, ns_method, eps,
+                   n=str, # a key's name in the messages: the key itself, or `param_groups[i]['key']` for a group's own value
+                  ):
+    "Raise a `ValueError` naming the first bad hyper-parameter (optimizer-wide, or one group's)."
+    for k, v in dict(lr=lr, weight_decay=weight_decay, eps=eps).items(): _check_num(n(k), v)
+    _check_num(n('momentum'), momentum, hi=1.0); _check_num(n('adamw_eps'), adamw_eps)
+    if not (isinstance(adamw_betas, (tuple, list)) and len(adamw_betas) == 2): raise ValueError(f"Muon: {n('adamw_betas')} must be a pair, got {adamw_betas!r}")
+    for b in adamw_betas: _check_num(n('adamw_betas'), b, hi=1.0)
+    if qk_clip_tau is not None: _check_num(n('qk_clip_tau'), qk_clip_tau, open_lo=True)
+    if ns_impl not in ('auto', 'torch', 'triton'): raise ValueError(f"Muon: {n('ns_impl')} must be 'auto', 'torch' or 'triton', got {ns_impl!r}")
+    if ns_method not in ('auto', 'standard', 'gram'): raise ValueError(f"Muon: {n('ns_method')} must be 'auto', 'standard' or 'gram', got {ns_method!r}")
     _resolve_ns(ns_coefficients, ns_steps)                                 # validates both
 
+_GROUP_KEYS = ('lr', 'weight_decay', 'momentum', 'ns_steps', 'ns_coefficients', 'adamw_betas', 'adamw_eps', 'ns_impl', 'ns_method', 'eps')
+
 def _check_group(gi, g):
-    "Check a group's own (possibly overridden) hyper-parameters; errors name `param_groups[gi]['key']`."
+    "Check a group's own (possibly overridden) hyper-parameters as `_check_hparams` checks the defaults; errors name `param_groups[gi]['key']`."
     n = lambda k: f"param_groups[{gi}]['{k}']"
     if not isinstance(g['nesterov'], bool): raise TypeError(f"Muon: {n('nesterov')} must be a bool, got {g['nesterov']!r}")
-    for k in ('lr', 'weight_decay', 'eps', 'adamw_eps'): _check_num(n(k), g[k])
-    _check_num(n('momentum'), g['momentum'], hi=1.0)
-    _resolve_ns(g['ns_coefficients'], g['ns_steps'])
+    _check_hparams(**{k: g[k] for k in _GROUP_KEYS}, qk_clip_tau=None, n=n)     # qk_clip_tau is optimizer-wide
 
 # %% ../nbs/05_muon.ipynb #511337f5
 def _check_groups(param_groups)->tuple[list, dict]:

@@ -271,6 +271,8 @@ def pack_bfd(lengths, # the length of each item (each at most `seq_len`)
              seq_len:int, # the capacity of a row
             )->list[list[int]]:
     "Best-fit decreasing: the indices of `lengths` grouped into rows of at most `seq_len` tokens, rows in order of opening."
+    if not isinstance(seq_len, (int, np.integer)) or isinstance(seq_len, bool): raise TypeError(f"pack_bfd: seq_len must be an int >= 1, got {seq_len!r}")
+    if seq_len < 1: raise ValueError(f"pack_bfd: seq_len must be an int >= 1, got {seq_len!r}")
     if (bad := [l for l in lengths if not isinstance(l, (int, np.integer)) or isinstance(l, bool)]):
         raise TypeError(f"pack_bfd: lengths must be ints, got {bad[0]!r}")
     lengths = [int(l) for l in lengths]
