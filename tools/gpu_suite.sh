@@ -15,16 +15,8 @@
 # Each notebook's line "NAME rc=RC SECONDS s" is printed as it ends; tools/.nbtest-summary gets "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export MOTIF_COMMAND="${MOTIF_COMMAND:-bash tools/gpu_suite.sh $*}" MPLBACKEND=Agg PYTHONHASHSEED=0 MOTIF_SCALE=${MOTIF_SCALE:-gpu} PYTHONUNBUFFERED=1
-PY=${PYTHON:-python3}
-if ! "$PY" -c 'import nbdev, execnb, IPython' 2>/dev/null; then
-  wh=${MOTIF_WHEELHOUSE:-.whl}
-  [ -d "$wh" ] || { echo "gpu_suite: nbdev is not installed and no wheelhouse at $wh (see README: air-gapped GPU boxes)"; exit 1; }
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/motif-site "$wh"/*.whl || exit 1
-  export PYTHONPATH="/tmp/motif-site:${PYTHONPATH:-}"
-fi
-export PYTHONPATH="$PWD:${PYTHONPATH:-}"
-"$PY" -c 'import torch; assert torch.cuda.is_available(), "the GPU suite needs a CUDA GPU"' || exit 1
+export MOTIF_COMMAND="${MOTIF_COMMAND:-bash tools/gpu_suite.sh $*}" MOTIF_SCALE=${MOTIF_SCALE:-gpu}
+source tools/gpu_env.sh
 
 flags=${MOTIF_SUITE_FLAGS:-cuda slow}; jobs=${MOTIF_SUITE_JOBS:-1}; per=${MOTIF_SUITE_TIMEOUT:-0}; budget=${MOTIF_SUITE_BUDGET:-0}
 for v in "$jobs" "$per" "$budget"; do [[ "$v" =~ ^[0-9]+$ ]] || { echo "gpu_suite: MOTIF_SUITE_JOBS/TIMEOUT/BUDGET must be whole numbers, got '$v'"; exit 1; }; done
