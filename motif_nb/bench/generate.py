@@ -12,12 +12,12 @@ import pandas as pd
 from fastcore.script import call_parse
 from ..config import MotifConfig
 from ..model import MotifForCausalLM
-from ..generate import StaticGenerator, prefill
+from ..generate import StaticGenerator, prefill, decode_step
 from .results import save_result, load_result, figures_dir, copy_bandwidth
 
 # %% auto #0
 __all__ = ['CASES', 'KINDS', 'weight_bytes', 'argmax_gap', 'hf_llama', 'benchmark_generate', 'plot_generate_bench',
-           'generate_bench_summary', 'generate_bench_markdown', 'main']
+           'generate_bench_summary', 'generate_bench_markdown', 'profile_generate', 'main']
 
 # %% ../../nbs/bench/03a_generate.ipynb #95e6f63f
 CASES = ('motif-1b:eager', 'motif-1b:static', 'motif-1b:static+compile',
@@ -216,6 +216,56 @@ def generate_bench_markdown(res:pd.DataFrame, meta:dict|None=None)->str:
                f"largest gap between a chosen token's logit and the top logit of a full forward is {ours.argmax_gap.max():.3f}.")
     return ' '.join(out)
 
+# %% ../../nbs/bench/03a_generate.ipynb #f0933347
+def _phase_rows(prof, phase:str, steps:int, device_type:str)->tuple:
+    "(rows per kernel or operator, host aten calls) of one profiled phase, per step."
+    ev = prof.key_averages()
+    aten = sum(e.count for e in ev if e.key.startswith('aten::'))
+    rows = []
+    for e in ev:
+        t = e.device_time_total if device_type == 'cuda' else e.self_cpu_time_total
+        if device_type == 'cuda' and (e.device_type.name != 'CUDA' or t <= 0): continue
+        if device_type != 'cuda' and not e.key.startswith('aten::'): continue
+        rows.append(dict(phase=phase, name=e.key[:120], calls_per_step=e.count / steps, ms_per_step=t / 1e3 / steps))
+    return rows, aten / steps
+
+def profile_generate(preset:str='motif-1b', # the model preset (random weights)
+                     batch:int=1, prompt:int=128, # rows and prompt tokens
+                     steps:int=8, # profiled decode steps
+                     compile:bool=True, # the decode step's layer halves compiled (as `StaticGenerator(compile=True)`)
+                     device=None, dtype=torch.bfloat16, # default: CUDA when available, else the CPU
+                     presets_override:dict|None=None, # config fields changed (smoke tests)
+                     save:bool=True, # write figures/generate_profile.* (GPU runs)
+                    )->pd.DataFrame: # one row per (phase, kernel or operator), per step, largest first
+    "Kernels (operators on a CPU), their time and the host operator count per prefill and per decode step of the static path; totals in `.attrs['summary']`."
+    from torch.profiler import profile, ProfilerActivity
+    device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    cfg = MotifConfig.from_preset(preset, **(presets_override or {}))
+    torch.manual_seed(0)
+    with torch.device(device): model = MotifForCausalLM(cfg).to(dtype).eval()
+    g = StaticGenerator(model, batch, prompt + steps + 2, cuda_graph=False, compile=compile)
+    ids = torch.randint(0, cfg.vocab_size, (batch, prompt), generator=torch.Generator().manual_seed(0)).to(device)
+    tok = ids[:, -1].contiguous()
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == 'cuda' else [])
+    def run_prefill(): return prefill(model, g.cache, ids)
+    def run_decode(n):
+        for _ in range(n): decode_step(model, g.cache, tok, g.gda_consts, g.fns)
+    with torch.no_grad():
+        run_prefill(); run_decode(2)                                   # warm-up: compilation, autotuning, allocator
+        _sync(device)
+        with profile(activities=acts) as pp: run_prefill(); _sync(device)
+        run_prefill()
+        with profile(activities=acts) as pd_: run_decode(steps); _sync(device)
+    (r1, a1), (r2, a2) = _phase_rows(pp, 'prefill', 1, device.type), _phase_rows(pd_, 'decode', steps, device.type)
+    df = pd.DataFrame(r1 + r2).sort_values(['phase', 'ms_per_step'], ascending=[False, False]).reset_index(drop=True)
+    summary = {ph: dict(host_aten_calls=a, calls=float(df[df.phase == ph].calls_per_step.sum()),   # kernels (CUDA) or operators (CPU)
+                        ms=float(df[df.phase == ph].ms_per_step.sum()))                           # their device (CUDA) or self CPU time
+               for ph, a in (('prefill', a1), ('decode', a2))}
+    if save: save_result('generate_profile', df, preset=preset, batch=batch, prompt=prompt, steps=steps, compile=compile,
+                         dtype=str(dtype), summary=summary)
+    df.attrs['summary'] = summary
+    return df
+
 # %% ../../nbs/bench/03a_generate.ipynb #4a38e8dc
 @call_parse
 def main(cases:str='', # 'preset:kind,...' (kinds: eager, static, static+compile, hf-eager, hf-static; '': the standard set)
@@ -223,10 +273,14 @@ def main(cases:str='', # 'preset:kind,...' (kinds: eager, static, static+compile
          prompt:int=128, # prompt tokens per row
          new:int=128, # new tokens per row
          reps:int=3, # timed calls of the fast kinds
+         profile:bool=False, # instead: profile motif-1b's static path (compiled) at the first batch size -> figures/generate_profile.*
         ):
     "Generation tokens/s on the GPU, against eager `generate` and transformers: writes figures/generate_bench.*"
     if not torch.cuda.is_available(): raise SystemExit('python -m motif_nb.bench.generate needs a CUDA GPU')
     pd.set_option('display.width', 250); pd.set_option('display.max_columns', 30)
+    if profile:
+        p = profile_generate('motif-1b', int(batches.split(',')[0]), prompt)
+        print(p.attrs['summary']); print(p.groupby('phase').head(15).round(4).to_string()); return
     bw = copy_bandwidth()
     print(f'device copy bandwidth: {bw:.2f} TB/s', flush=True)
     df = benchmark_generate(tuple(cases.split(',')) if cases else CASES, tuple(int(b) for b in batches.split(',')),
