@@ -216,7 +216,7 @@ def generate_bench_markdown(res:pd.DataFrame, meta:dict|None=None)->str:
                f"largest gap between a chosen token's logit and the top logit of a full forward is {ours.argmax_gap.max():.3f}.")
     return ' '.join(out)
 
-# %% ../../nbs/bench/03a_generate.ipynb #f0933347
+# %% ../../nbs/bench/03a_generate.ipynb #ae658134
 def _phase_rows(prof, phase:str, steps:int, device_type:str)->tuple:
     "(rows per kernel or operator, host aten calls) of one profiled phase, per step."
     ev = prof.key_averages()
