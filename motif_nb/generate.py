@@ -13,7 +13,7 @@ from fastcore.basics import patch
 from fastcore.meta import delegates
 from .config import MotifConfig
 from .attention import GDA, apply_rope, rope_cos_sin, gda_epilogue, doc_ids, doc_positions
-from .model import MotifForCausalLM, flag_nonfinite_logits, check_nonfinite_logits, check_generate_args, check_generate_tokens
+from .model import MotifForCausalLM, flag_nonfinite_logits, check_nonfinite_logits, check_generate_args, check_generate_tokens, stop_tokens
 
 # %% auto #0
 __all__ = ['MAX_STOP_TOKENS', 'StaticKVCache', 'project_q', 'project_kv', 'decode_qkv', 'decode_attn_mlp', 'prefill',
@@ -223,14 +223,9 @@ def _check_gen_args(model, input_ids, max_new_tokens, temperature, top_p, top_k,
     return mask
 
 def _stop_ids(config:MotifConfig, eos_token_id, pad_token_id)->tuple:
-    "`(stop ids as a list, pad id)`: the arguments, else the config's; pad falls back to the first stop id, else 0."
-    eos = config.eos_token_id if eos_token_id is None else eos_token_id
-    eos = [] if eos is None else [int(eos)] if isinstance(eos, int) else [int(e) for e in eos]
+    "`stop_tokens`, with at most `MAX_STOP_TOKENS` stop ids (the captured step's buffer)."
+    eos, pad = stop_tokens(config, eos_token_id, pad_token_id)
     if len(eos) > MAX_STOP_TOKENS: raise ValueError(f"eos_token_id: at most {MAX_STOP_TOKENS} stop tokens, got {len(eos)}")
-    pad = next((p for p in (pad_token_id, config.pad_token_id) if p is not None), None)
-    pad = int(pad if pad is not None else eos[0] if eos else 0)
-    if not 0 <= pad < config.vocab_size:     # finished rows feed it back to the model
-        raise ValueError(f"pad_token_id: {pad} is not a token id in [0, vocab_size={config.vocab_size}); finished rows feed it to the model")
     return eos, pad
 
 # %% ../nbs/03a_generate.ipynb #3a56ffc1

@@ -25,7 +25,7 @@ from .attention import GDA, Attention, KVCache, GDASettings
 __all__ = ['CausalLMOutput', 'check_token_ids', 'shift_labels', 'causal_lm_loss', 'SwiGLU', 'MotifMLP', 'MotifDecoderLayer',
            'MotifModel', 'MotifForCausalLM', 'parse_size', 'absorb_lambda_init', 'materialize_buffers',
            'flag_nonfinite_logits', 'check_nonfinite_logits', 'check_generate_tokens', 'check_generate_args',
-           'attention_train_flops', 'train_flops_per_token']
+           'stop_tokens', 'attention_train_flops', 'train_flops_per_token']
 
 # %% ../nbs/03_model.ipynb #7f6f22a8
 @dataclass
@@ -605,12 +605,12 @@ def check_generate_args(model, # the `MotifForCausalLM` that generates
     if not bool(mask[:, -1].all()): raise ValueError(f"{op}: attention_mask: every row needs at least one real token")
     return mask
 
-def _stop_tokens(config:MotifConfig, eos_token_id, pad_token_id, device)->tuple:
-    "`(eos ids as a tensor or None, pad id)`: the arguments, else the config's; pad falls back to the first EOS id, else 0."
+def stop_tokens(config:MotifConfig, eos_token_id, pad_token_id)->tuple:
+    "`(stop ids as a list, pad id)`: the arguments, else the config's; the pad falls back to the first stop id, else 0."
     eos = config.eos_token_id if eos_token_id is None else eos_token_id
-    eos = None if eos is None else torch.tensor([eos] if isinstance(eos, int) else list(eos), device=device)
+    eos = [] if eos is None else [int(eos)] if isinstance(eos, numbers.Integral) else [int(e) for e in eos]
     pad = next((p for p in (pad_token_id, config.pad_token_id) if p is not None), None)
-    return eos, (pad if pad is not None else int(eos[0]) if eos is not None else 0)
+    return eos, int(pad if pad is not None else eos[0] if eos else 0)
 
 # %% ../nbs/03_model.ipynb #cd8bf5eb
 @patch
@@ -645,7 +645,8 @@ def generate(self:MotifForCausalLM,
     check_generate_tokens(self.config, eos_token_id, pad_token_id, seed, op)
     if max_new_tokens == 0: return input_ids.clone()
     dev, ids = input_ids.device, input_ids
-    eos, pad = _stop_tokens(self.config, eos_token_id, pad_token_id, dev)
+    eos, pad = stop_tokens(self.config, eos_token_id, pad_token_id)
+    eos = torch.tensor(eos, device=dev) if eos else None
     gen = None if seed is None else torch.Generator(device=dev).manual_seed(seed)
     with torch.no_grad():
         logits, nxt, caches = self._prefill(ids, mask, ids.shape[1] + max_new_tokens)
