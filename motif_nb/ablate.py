@@ -19,7 +19,7 @@ from .config import MotifConfig, MLP_ACTS
 from .model import train_flops_per_token, MotifForCausalLM
 from .train import Trainer, TrainConfig
 from .data import default_sampler, CurriculumSchedule, motif_like_schedule
-from .core import atomic_write
+from .core import atomic_write, atomic_write_json
 from .hypercloning import hyperclone_config
 from .bench.hypercloning import hypercloning_ablation, ABLATION_SCALES as HC_SCALES
 from .bench.results import save_result, load_result, figures_dir, env_info, repo_root, result_name, ablation_scale, default_device
@@ -329,13 +329,10 @@ def train_run(spec:AblationSpec, v:Variant, seed:int, run_dir, # the run's folde
     finally: tr.close()
     res = _run_result(spec, tr, cfg, diverged, time.perf_counter() - t0)
     res.update(key=run_key(defn), definition=defn, data_digest=digest, provenance=env_info(), variant=v.name, seed=seed)
-    _write_json(run_dir/'result.json', res)
+    atomic_write_json(run_dir/'result.json', res)
     if not keep_checkpoints:
         for p in run_dir.glob('step_*'): shutil.rmtree(p, ignore_errors=True)
     return res
-
-def _write_json(path:Path, obj):
-    with atomic_write(path, 'w') as f: f.write(json.dumps(obj, indent=1, default=str) + '\n')
 
 # %% ../nbs/09_ablate.ipynb #b08fec59
 def _run_result(spec:AblationSpec, tr:Trainer, cfg:MotifConfig, diverged, seconds:float)->dict:
@@ -394,7 +391,7 @@ def run_job(spec:AblationSpec, v:Variant|None, seed:int, root, # the runs folder
         run_dir.mkdir(parents=True, exist_ok=True)
         res = CUSTOM_RUNS[spec.custom](spec, seed, run_dir, device=device)
         res.update(key=key, definition=defn, provenance=env_info(), seed=seed)
-        _write_json(run_dir/'result.json', res)
+        atomic_write_json(run_dir/'result.json', res)
     return res, 'trained'
 
 # %% ../nbs/09_ablate.ipynb #2e163d75

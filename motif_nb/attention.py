@@ -391,8 +391,7 @@ class _AttnBase(nn.Module):
             docs = doc_ids(cu_seqlens)
         if kv_cache is not None:         # the keys it will store: the projections' dtype (autocast's, under autocast)
             if not isinstance(kv_cache, KVCache): raise TypeError(f"{op}: kv_cache must be a KVCache, got {type(kv_cache).__name__}")
-            kdt = torch.get_autocast_dtype(x.device.type) if autocast else w.dtype
-            kv_cache.check(self.layer_idx, self.config.attention_kind, self._cache_heads, self.head_dim, B, op, kdt, x.device)
+            kv_cache.check(self.layer_idx, self.config.attention_kind, self._cache_heads, self.head_dim, B, op, self.cache_dtype(), x.device)
         if positions is None:
             start = kv_cache.length if kv_cache is not None else 0
             positions = (doc_positions(cu_seqlens) if cu_seqlens is not None else torch.arange(start, start + T, device=x.device))[None]
@@ -406,10 +405,14 @@ class _AttnBase(nn.Module):
         cos, sin = rope_cos_sin(positions, self.head_dim, self.config.rope_theta)
         return B, T, cos, sin, docs, cu_seqlens
 
-    def new_cache(self, batch_size:int, max_len:int|None=None)->KVCache:
-        "An empty `KVCache` for this layer, in the dtype and device of its weights."
+    def cache_dtype(self)->torch.dtype:
+        "The dtype of the keys this layer stores: autocast's while autocast is on for its weights' device, else its weights'."
         w = self.k_proj.weight
-        return KVCache(self.config, self.layer_idx, batch_size, max_len, dtype=w.dtype, device=w.device)
+        return torch.get_autocast_dtype(w.device.type) if torch.is_autocast_enabled(w.device.type) else w.dtype
+
+    def new_cache(self, batch_size:int, max_len:int|None=None)->KVCache:
+        "An empty `KVCache` for this layer, on its weights' device, in the dtype it stores keys in (`cache_dtype`)."
+        return KVCache(self.config, self.layer_idx, batch_size, max_len, dtype=self.cache_dtype(), device=self.k_proj.weight.device)
 
 # %% ../nbs/02_attention.ipynb #01fc146e
 GDASettings = _kgda.GDASettings if _kgda is not None else None    # the Triton kernels' settings (kernels/gda.py)

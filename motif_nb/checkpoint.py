@@ -15,7 +15,7 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from fastcore.basics import patch
-from .core import atomic_write
+from .core import atomic_write, sha256_file
 
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'CKPT_VERSION', 'MANIFEST', 'OWNER', 'CheckpointError', 'read_manifest', 'verify_checkpoint',
@@ -65,14 +65,10 @@ def _quiet():
         yield
 
 # %% ../nbs/06a_checkpoint.ipynb #42c6c7c7
-def _sha256(path)->str:
-    "The hex sha256 of the file at `path`, read in blocks."
-    with open(path, 'rb') as f: return hashlib.file_digest(f, 'sha256').hexdigest()
-
 def _hash_shared(d:Path, names:list, threads:int=4)->dict:
     "`{name: (bytes, sha256)}` for `names` in `d` (an error string for an unreadable one); a collective with a process group."
     def one(n):
-        try: return n, (os.path.getsize(d/n), _sha256(d/n))
+        try: return n, (os.path.getsize(d/n), sha256_file(d/n))
         except OSError as e: return n, f'{d/n}: unreadable ({e.strerror or e})'
     mine = sorted(names)[_rank()::_world()]
     with ThreadPoolExecutor(max(1, min(threads, len(mine)))) as ex: out = dict(ex.map(one, mine))

@@ -12,8 +12,8 @@ import torch
 
 # %% auto #0
 __all__ = ['IMPLS', 'HAS_TRITON', 'MANIFEST', 'PENDING', 'MANIFEST_FORMAT', 'ensure_kernels', 'interpreting', 'triton_available',
-           'resolve_impl', 'check_float', 'rel_err', 'atomic_write', 'atomic_dir', 'sha256_file', 'read_manifest',
-           'finish_write', 'OwnedDirWriter', 'owned_dir', 'check_owned_dir']
+           'resolve_impl', 'check_float', 'rel_err', 'atomic_write', 'atomic_write_json', 'atomic_dir', 'sha256_file',
+           'read_manifest', 'finish_write', 'OwnedDirWriter', 'owned_dir', 'check_owned_dir']
 
 # %% ../nbs/00a_core.ipynb #7d45b9c1
 def ensure_kernels():
@@ -110,6 +110,10 @@ def atomic_write(path, mode:str='wb'):
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
+
+def atomic_write_json(path, obj):
+    "`obj` as indented JSON through `atomic_write` (values JSON does not know are written as `str`)."
+    with atomic_write(path, 'w') as f: f.write(json.dumps(obj, indent=1, default=str) + '\n')
 
 @contextlib.contextmanager
 def atomic_dir(path):

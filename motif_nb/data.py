@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 from fastcore.basics import patch
-from .core import atomic_write
+from .core import atomic_write, sha256_file, _rename, _probe
 
 # %% auto #0
 __all__ = ['TEXT_SUFFIXES', 'DATA_SUFFIXES', 'CORPUS_SIZES', 'SPECIAL_TOKENS', 'CACHE_FORMAT', 'CACHE_MARKER', 'SPLITS',
@@ -368,12 +368,6 @@ def _check_domain(d, where:str='domain names'):
         raise ValueError(f"{where}: domain names must be non-empty strings of letters, digits, '_', '.', '-' "
                          f"that start with a letter or digit, got {d!r}")
 
-def _file_digest(path:Path)->str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 22), b''): h.update(block)
-    return h.hexdigest()
-
 def _write_domain(tmp:Path, d:str, docs:list[str], tokenizer, dtype, vocab:int, eos_id:int|None, batch_docs:int)->dict:
     "Tokenise one domain into `tmp/d.tokens.bin` and `tmp/d.offsets.bin` (ids checked against the vocabulary); its manifest entry."
     offsets, n, tail = [np.zeros(1, np.int64)], 0, [] if eos_id is None else [eos_id]
@@ -389,7 +383,7 @@ def _write_domain(tmp:Path, d:str, docs:list[str], tokenizer, dtype, vocab:int, 
             lens = lens[lens > 0]; offsets.append(n + np.cumsum(lens)); n += int(lens.sum())
         f.flush(); os.fsync(f.fileno())
     with open(tmp/f'{d}.offsets.bin', 'wb') as f: f.write(np.concatenate(offsets).tobytes()); f.flush(); os.fsync(f.fileno())
-    files = {name: dict(bytes=(tmp/name).stat().st_size, sha256=_file_digest(tmp/name))
+    files = {name: dict(bytes=(tmp/name).stat().st_size, sha256=sha256_file(tmp/name))
              for name in (f'{d}.tokens.bin', f'{d}.offsets.bin')}
     return dict(n_docs=sum(map(len, offsets)) - 1, n_tokens=n, files=files)
 
@@ -414,8 +408,6 @@ def _hidden(path:Path)->list[tuple]:
     pat = re.compile(re.escape(f'.{path.name}') + r'\.(build|old)-([0-9a-f]{8})\.tmp')
     return sorted((m[1], m[2], path.parent/n) for n in os.listdir(path.parent) if (m := pat.fullmatch(n)))
 
-def _rename(src:Path, dst:Path): os.replace(src, dst)    # a function of its own, so a test can kill a build between renames
-
 def _recover(path:Path)->bool:
     "Finish a swap killed between its two renames (`path` missing, the new and the previous cache hidden beside it); True if there was one."
     if path.exists() or path.is_symlink(): return False
@@ -433,11 +425,6 @@ def _recover(path:Path)->bool:
     return False
 
 # %% ../nbs/07_data.ipynb #cf33773d
-def _probe_writable(d:Path, path:Path, op:str):
-    "A `PermissionError` naming `path` unless a file can be created in folder `d`."
-    try: fd, t = tempfile.mkstemp(dir=d, prefix='.motif_nb-probe-'); os.close(fd); os.unlink(t)
-    except OSError as e: raise PermissionError(f"{op}: {path}: the folder {d} is not writable ({e.strerror}); nothing was written") from None
-
 def _check_target(path:Path, sources:Mapping, op:str='build_token_cache'):
     "Refuse, before any work, a `path` that is not ours to replace, a source inside it, or a place that cannot be written."
     _recover(path)
@@ -452,8 +439,8 @@ def _check_target(path:Path, sources:Mapping, op:str='build_token_cache'):
                               f"if build_token_cache made it (it holds {CACHE_MARKER}); nothing was written: pick a new or empty folder")
     try: path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise type(e)(f"{op}: {path}: cannot create the folder {path.parent} ({e.strerror}); nothing was written") from None
-    _probe_writable(path.parent, path, op)
-    if path.is_dir(): _probe_writable(path, path, op)
+    _probe(path.parent, f'{op}:', path)
+    if path.is_dir(): _probe(path, f'{op}:', path)
 
 def _read_sources(sources:Mapping, text_field:str, on_error:str, op:str='build_token_cache')->dict:
     "Every domain's documents, read and checked (a path is read with `read_documents`)."
@@ -575,7 +562,7 @@ class TokenCache:
                 p = self.path/name
                 if not p.is_file(): raise CacheError(f"{p}: missing")
                 if p.stat().st_size != fi['bytes']: raise CacheError(f"{p}: {p.stat().st_size} bytes, manifest says {fi['bytes']}")
-                if verify == 'full' and _file_digest(p) != fi['sha256']: raise CacheError(f"{p}: checksum mismatch")
+                if verify == 'full' and sha256_file(p) != fi['sha256']: raise CacheError(f"{p}: checksum mismatch")
         self.manifest, self.dtype = m, np.dtype(m['dtype'])
         self.vocab_size, self.eos_id, self.pad_id = m['vocab_size'], m['eos_id'], m['pad_id']
         self.domains = tuple(sorted(m['domains']))

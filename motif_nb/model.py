@@ -210,10 +210,10 @@ def _check_caches(self:MotifForCausalLM, caches, batch_size:int, op:str):
         if not isinstance(c, KVCache): raise TypeError(f"{op}: past_key_values[{i}] must be a KVCache (layer.self_attn.new_cache), got {type(c).__name__}")
         if c.layer_idx != i: raise ValueError(f"{op}: past_key_values[{i}] was made for layer {c.layer_idx}")
         if c.batch_size != batch_size: raise ValueError(f"{op}: past_key_values[{i}] holds {c.batch_size} rows, input_ids has {batch_size}")
-        w = layer.self_attn.k_proj.weight
-        if (c.dtype, c.device) != (w.dtype, w.device):
-            raise ValueError(f"{op}: past_key_values[{i}] is {c.dtype} on {c.device}, layer {i} computes in {w.dtype} on {w.device} "
-                             "(a cache made before the model's .to()?)")
+        a = layer.self_attn; dt, dev = a.cache_dtype(), a.k_proj.weight.device
+        if (c.dtype, c.device) != (dt, dev):
+            raise ValueError(f"{op}: past_key_values[{i}] is {c.dtype} on {c.device}, layer {i} stores {dt} on {dev} "
+                             "(a cache made before the model's .to(), or outside the autocast it is used in?)")
 
 # %% ../nbs/03_model.ipynb #3aa7d37c
 @patch

@@ -398,14 +398,15 @@ def sharded_qk_clip_(qk_layers:dict, # {layer: {'q': q_proj.weight, 'k': k_proj.
 
 # %% ../nbs/05b_parallel_muon.ipynb #976258b5
 def motif_muon_shapes(config, # a `MotifConfig`
-                     )->list[tuple]: # one shape per matrix, layer by layer: q, k, v, o, gate, up, down
+                     )->list[tuple]: # one shape per matrix, layer by layer: q, k, v, o, gate (not for gelu), up, down
     "The shapes of the matrices that Muon trains in a Motif model (the hidden layers' projections)."
     need = ('hidden_size', 'intermediate_size', 'head_dim', 'num_attention_heads', 'num_key_value_heads', 'attn_output_size', 'num_hidden_layers')
     if missing := [k for k in need if not hasattr(config, k)]:
         raise TypeError(f"motif_muon_shapes: config must be a MotifConfig, got {type(config).__name__} (no {', '.join(missing)})")
     D, F, d = config.hidden_size, config.intermediate_size, config.head_dim
+    mlp = [(F, D), (D, F)] if getattr(config, 'mlp_act', None) == 'gelu' else [(F, D), (F, D), (D, F)]   # gelu: no gate
     layer = [(config.num_attention_heads * d, D), (config.num_key_value_heads * d, D), (config.num_key_value_heads * d, D),
-             (D, config.attn_output_size), (F, D), (F, D), (D, F)]
+             (D, config.attn_output_size), *mlp]
     return layer * config.num_hidden_layers
 
 # %% ../nbs/05b_parallel_muon.ipynb #688acd82

@@ -24,9 +24,9 @@ from .data import (encoding_problem, BadFileWarning, SPECIAL_TOKENS, CORPUS_SIZE
                            default_token_cache)
 from .config import MotifConfig
 from .model import MotifForCausalLM, shift_labels
-from .core import atomic_write, check_owned_dir, sha256_file
+from .core import atomic_write, atomic_write_json, check_owned_dir, sha256_file
 from .checkpoint import CheckpointManager
-from .train import Trainer, TrainConfig, check_number, setup_distributed, read_jsonl
+from .train import Trainer, TrainConfig, check_number, setup_distributed, read_jsonl, _jsonable
 
 # %% auto #0
 __all__ = ['ROLES', 'BAD_ROW_REASONS', 'TRUNCATION', 'SFT_FAMILIES', 'CHECKS', 'SYSTEM_PROMPTS', 'MOTIF_3STAGE', 'PIPELINES',
@@ -958,8 +958,9 @@ def generate_replies(model:MotifForCausalLM, # the model (in place, on its devic
             for r, i in enumerate(idx): x[r, T - len(ids[i]):] = torch.tensor(ids[i]); m[r, T - len(ids[i]):] = 1
             g = model.generate(x.to(dev), max_new_tokens, temperature=0.0, eos_token_id=[sid['end'], sid['eos']],
                                attention_mask=m.to(dev), pad_token_id=sid['pad'])
+            g, V = g[:, T:].cpu(), tokenizer.get_vocab_size()      # one copy per batch
             for r, i in enumerate(idx):      # ids past the tokenizer's (a padded model vocabulary) decode to nothing
-                rep = g[r, T:].cpu(); out[i] = decode_reply(rep[rep < tokenizer.get_vocab_size()], tokenizer)
+                out[i] = decode_reply(g[r][g[r] < V], tokenizer)
     finally: model.train(was)
     return out
 
@@ -1018,8 +1019,6 @@ def _diff(a, b, at:str='')->list[str]:
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b): return [d for i, (x, y) in enumerate(zip(a, b)) for d in _diff(x, y, f"{at}[{i}]")]
     return [] if a == b else [f"{at}: {a!r} then, {b!r} now"]
 
-def _write_json(path:Path, obj):
-    with atomic_write(path, 'w') as f: f.write(json.dumps(obj, indent=1, default=str) + '\n')
 
 def _read_json(path:Path): return json.loads(Path(path).read_text())
 
@@ -1044,7 +1043,6 @@ def _stage_inputs(stage:Stage, parent, parent_digest:str, tokenizer, data:dict, 
                 parent=dict(path=str(Path(parent).resolve()), digest=parent_digest),
                 tokenizer_sha256=hashlib.sha256(tokenizer.to_str().encode()).hexdigest(), data=data)
 
-def _jsonable(x): return json.loads(json.dumps(x))
 
 def _same_inputs(rec:dict, now:dict)->list[str]:
     "What differs between a stage record's inputs and this run's (the parent's path may move; its digest may not)."
@@ -1096,7 +1094,7 @@ def _run_stage(stage, parent, tokenizer, folder, device, parent_digest, callback
             rec = dict(format=STAGE_FORMAT, inputs=inputs, config=_jsonable(asdict(tr.cfg)),
                        checkpoint=dict(path=str((folder/'model').resolve()), digest=checkpoint_digest(folder/'model')),
                        result=dict(step=tr.step_idx, tokens=tr.tokens, loss=tr.rows[-1]['loss'] if tr.rows else None, seconds=round(time.time() - t0, 2)))
-            _write_json(folder/'stage.json', rec)
+            atomic_write_json(folder/'stage.json', rec)
             if not keep_checkpoints:
                 for p in CheckpointManager(folder/'run').checkpoints(): shutil.rmtree(p)
             return rec
@@ -1152,7 +1150,7 @@ def _evaluate(ranks, label:str, path:Path, digest:str, plan:PipelinePlan, device
         examples = {f: sft_examples(f, p.eval_n, 'heldout', seed=p.eval_seed) for f in SFT_FAMILIES}
         df = evaluate_examples(MotifForCausalLM.from_pretrained(path, device=device), plan.tokenizer, examples, p.eval_max_new_tokens, p.eval_batch_size)
         s = eval_summary(df)
-        _write_json(record, dict(label=label, checkpoint=dict(path=str(Path(path).resolve()), digest=digest), settings=settings,
+        atomic_write_json(record, dict(label=label, checkpoint=dict(path=str(Path(path).resolve()), digest=digest), settings=settings,
                                  seconds=round(time.time() - t0, 2), summary=s.to_dict('records'), examples=df.to_dict('records')))
         say(f"evaluated {label}: " + ', '.join(f"{r.family} {r.accuracy:.0%}" for r in s.itertuples()) + f" ({time.time() - t0:.0f} s)")
     ranks.first(work)
@@ -1170,7 +1168,7 @@ def run_plan(plan:PipelinePlan, # `plan_pipeline(...)`
     out = plan.out
     try:
         def start():
-            out.mkdir(parents=True, exist_ok=True); _write_json(out/'pipeline.json', plan.record)
+            out.mkdir(parents=True, exist_ok=True); atomic_write_json(out/'pipeline.json', plan.record)
         ranks.first(start)
         parent, digest = plan.base, plan.record['base']['digest']
         _evaluate(ranks, 'base', parent, digest, plan, di.device, out/'base-eval.json', say)
@@ -1227,7 +1225,7 @@ def write_results(out)->pd.DataFrame:
     out = Path(out); acc, tasks, curves = pipeline_results(out)
     for name, df in (('results', acc), ('tasks', tasks), ('curves', curves)):
         with atomic_write(out/f'{name}.csv', 'w') as f: df.to_csv(f, index=False)
-    _write_json(out/'results.json', dict(pipeline=_read_json(out/'pipeline.json'), results=acc.to_dict('records'),
+    atomic_write_json(out/'results.json', dict(pipeline=_read_json(out/'pipeline.json'), results=acc.to_dict('records'),
                                          tasks=tasks.to_dict('records'), curves=curves.to_dict('records')))
     return acc
 

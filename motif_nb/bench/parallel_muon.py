@@ -24,6 +24,10 @@ __all__ = ['layer_stack', 'random_grads_', 'time_step', 'ns_times', 'benchmark_p
            'main']
 
 # %% ../../nbs/bench/05b_parallel_muon.ipynb #75ef2616
+def _layer_shapes(config)->list:
+    "The Muon matrices of one decoder layer (7, or 6 with an ungated MLP)."
+    s = motif_muon_shapes(config); return s[:len(s) // config.num_hidden_layers]
+
 class _Layer(nn.Module):
     "One decoder layer's Muon matrices, no forward: what the optimizer step sees."
     def __init__(self, shapes, device):
@@ -36,7 +40,7 @@ def layer_stack(config:MotifConfig, # the model whose layer shapes are stacked
                )->nn.Module: # a module whose `.layers` each hold one layer's seven matrices
     "A stack of `layers` decoder layers' Muon matrices (fp32, init 0.02 * N(0, 1)), for the optimizer benchmark."
     stack = nn.Module()
-    stack.layers = nn.ModuleList(_Layer(motif_muon_shapes(config)[:7], device) for _ in range(layers))
+    stack.layers = nn.ModuleList(_Layer(_layer_shapes(config), device) for _ in range(layers))
     return stack
 
 def random_grads_(params:list, # parameters (DTensors are given DTensor gradients sharded like them)
@@ -125,9 +129,9 @@ def benchmark_parallel_muon(config:MotifConfig|None=None, # the model whose laye
     stack = layer_stack(config, layers, device)
     for l in stack.layers: fully_shard(l, mesh=mesh)
     params = list(stack.parameters()); random_grads_(params)
-    ns = ns_times(motif_muon_shapes(config)[:7], device)
+    ns = ns_times(_layer_shapes(config), device)
     rows = [dict(bench='newton_schulz', case=f'{a}x{b}', impl="newton_schulz (bf16, impl='auto')", world_size=W, ms=ms) for (a, b), ms in ns.items()]
-    shapes = motif_muon_shapes(config)[:7] * layers
+    shapes = _layer_shapes(config) * layers
     pred = parallel_muon_cost(shapes, ns, world_sizes=(W,), gpus_per_node=max(W, 1), chunk_factor=chunk_factor).set_index('mode').step_ms
     for label, (fn, eng) in _optimizers(params, W, chunk_factor).items():
         r = time_step(fn, device, warmup, rep)
