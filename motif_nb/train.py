@@ -20,15 +20,16 @@ from .config import MotifConfig, PRESETS
 from .model import MotifForCausalLM, shift_labels, train_flops_per_token, check_token_ids
 from .data import (model_inputs, CurriculumSampler, CurriculumSchedule, default_sampler, python_prose_docs,
                            stdlib_code_docs, synthetic_math_docs, CORPUS_SIZES)
-from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest
+from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest, _on_rank0
 from .core import atomic_write
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'PEAK_BF16_TFLOPS', 'RESUMABLE', 'DATA_SOURCES', 'DOMAINS', 'RUN_PRESETS',
            'check_number', 'TrainConfig', 'lr_multiplier', 'make_optimizer', 'skips_on_device', 'check_optimizer',
-           'DistInfo', 'process_device', 'setup_distributed', 'decoder_blocks', 'parallelize', 'take_rows',
-           'split_batch', 'Trainer', 'device_peak_flops', 'append_jsonl', 'read_jsonl', 'run_mismatch', 'read_run',
-           'plot_run', 'DataConfig', 'make_batches', 'settings_help', 'run_settings', 'build_trainer', 'main']
+           'DistInfo', 'process_device', 'setup_distributed', 'decoder_blocks', 'parallelize', 'compile_limit',
+           'take_rows', 'split_batch', 'Trainer', 'device_peak_flops', 'append_jsonl', 'read_jsonl', 'run_mismatch',
+           'read_run', 'plot_run', 'DataConfig', 'make_batches', 'settings_help', 'run_settings', 'build_trainer',
+           'main']
 
 # %% ../nbs/06_train.ipynb #88096f33
 def check_number(owner:str, name:str, # the error names `owner.name`
@@ -251,7 +252,7 @@ def parallelize(model:nn.Module, # a `MotifForCausalLM`
     return model
 
 @contextlib.contextmanager
-def _compile_limit(on:bool, n:int=64):
+def compile_limit(on:bool, n:int=64):
     "Let dynamo keep `n` compiled variants per code object inside the block (restored after): every decoder block shares one."
     if not on: yield; return
     import torch._dynamo
@@ -409,14 +410,14 @@ def _apply(self:Trainer, fresh:torch.Tensor, qk_logits:dict|None):
 # %% ../nbs/06_train.ipynb #fe4e7270
 @patch
 def step(self:Trainer)->tuple:
-    "One optimizer step on the next global batch; returns (loss, max logit or None, grad norm) as device tensors (no host sync)."
+    "One optimizer step on the next global batch; returns (loss, this rank's max logit or None, grad norm) as device tensors (no host sync)."
     self.model.train()
     mine, N, positions = self._split(self._next_batch())
     W, want = self.dist.world_size, self._wants_logits or self.cfg.track_max_logit
     loss, ml = torch.zeros((), device=self.device), None
     for i, (kw, n) in enumerate(mine):
         if self.sharded: self.model.set_requires_gradient_sync(i == len(mine) - 1)
-        with _compile_limit(self.cfg.compile):
+        with compile_limit(self.cfg.compile):
             with self._amp(): out = self.model(**self._to_device(kw), return_max_logits=want)
             (out.loss * (n * W / N if N else 0.0)).backward()
         loss += out.loss.detach().float() * (n / N if N else 0.0)
@@ -426,8 +427,8 @@ def step(self:Trainer)->tuple:
             ml = s if ml is None else torch.maximum(ml, s)
         del out                                                       # the logits go before the next micro-batch
     if W > 1:
-        dist.all_reduce(loss)
-        if want: dist.all_reduce(ml, op=dist.ReduceOp.MAX)
+        dist.all_reduce(loss)                                         # every rank takes the same skip decision
+        if self._wants_logits and not self.sharded: dist.all_reduce(ml, op=dist.ReduceOp.MAX)   # a sharded Muon takes the max itself
     gn = self._grad_norm()
     ok = torch.isfinite(loss) & torch.isfinite(gn)
     fresh = ok & (self._bad < 0)
@@ -505,6 +506,8 @@ def _write_row(self:Trainer, name:str, row:dict):
 def _log_row(self:Trainer, loss, mx, gn, lr:float, t0:float)->dict:
     "Read the step's values (the one host sync of a log step), check for a non-finite step, write and return the row."
     nan = torch.full((), float('nan'), device=self.device)
+    if mx is not None and self.dist.world_size > 1:                  # the max over ranks: one number, on log steps only
+        mx = mx.detach().float().clone(); dist.all_reduce(mx, op=dist.ReduceOp.MAX)
     loss, gn, mx, bad = torch.stack([loss.float(), gn.float(), nan if mx is None else mx.float(), self._bad.float()]).tolist()
     self._raise_if_bad(int(bad))
     now, (t, pos, step, wait) = time.perf_counter(), self._mark
@@ -578,7 +581,7 @@ def evaluate(self:Trainer)->dict:
     W, m, r = self.dist.world_size, self.cfg.micro_batches, self.dist.rank
     sums, cnts = torch.zeros(len(names) + 1, device=self.device), torch.zeros(len(names) + 1, device=self.device)
     was = self.model.training; self.model.eval()
-    with torch.no_grad(), self._amp(), _compile_limit(self.cfg.compile):
+    with torch.no_grad(), self._amp(), compile_limit(self.cfg.compile):
         for b in bs:
             for part in split_batch(b, W * m)[r * m:(r + 1) * m]:
                 kw = model_inputs(part); d = _domain_ids(part, names).to(self.device)
@@ -679,18 +682,12 @@ def _init_optimizer_state(self:Trainer):
     for g, lr in zip(self.opt.param_groups, lrs): g['lr'] = lr
     self.opt.zero_grad(set_to_none=True)
 
-@patch
-def _on_rank0(self:Trainer, fn):
-    "`fn()` computed by rank 0 and shared with every process."
-    box = [fn() if self.dist.rank == 0 else None]
-    if self.dist.world_size > 1: dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 # %% ../nbs/06_train.ipynb #35f4081b
 @patch
 def resume(self:Trainer)->bool:
     "Load the newest complete checkpoint of the run directory after checking it is this run's; False if there is none."
-    path = self._on_rank0(lambda: (p := self.ckpt.latest()) and str(p))
+    path = _on_rank0(lambda: (p := self.ckpt.latest()) and str(p))      # rank 0's answer (or error) on every rank
     if path is None: return False
     if bad := run_mismatch(read_manifest(path).get('meta', {}), self._meta()):
         raise ValueError(f"Trainer: {path} is a checkpoint of another run: {'; '.join(bad)}. Use another run directory, or the checkpoint's settings")

@@ -13,6 +13,7 @@ import pandas as pd
 from fastcore.script import call_parse, store_true
 from ..config import MotifConfig
 from ..model import MotifForCausalLM, train_flops_per_token
+from ..train import compile_limit
 from .results import save_result, load_result, figures_dir, matmul_tflops, bench_ms
 
 # %% auto #0
@@ -27,12 +28,9 @@ def _sync(device):
 
 def _median(xs): xs = sorted(xs); return xs[len(xs) // 2]
 
-@contextlib.contextmanager
 def dynamo_limits(n:int=64):
-    "Inside the block, dynamo may compile `n` variants of a code object (one per decoder layer); restored after."
-    import torch._dynamo
-    name = 'recompile_limit' if hasattr(torch._dynamo.config, 'recompile_limit') else 'cache_size_limit'
-    with torch._dynamo.config.patch(**{name: n}): yield
+    "Inside the block, dynamo may compile `n` variants of a code object (one per decoder layer); restored after (the trainer's setting)."
+    return compile_limit(True, n)
 
 # %% ../../nbs/bench/03_model.ipynb #3de0ef99
 def _bench_train(cfg, batch, seq, steps, warmup, device, dtype, compile):

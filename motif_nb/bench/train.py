@@ -14,7 +14,7 @@ from ..config import MotifConfig
 from ..model import MotifForCausalLM, train_flops_per_token
 from ..data import model_inputs
 from ..checkpoint import CheckpointManager
-from ..train import Trainer, TrainConfig, DataConfig, make_batches, device_peak_flops
+from ..train import Trainer, TrainConfig, DataConfig, make_batches, device_peak_flops, compile_limit
 from .results import save_result, load_result, figures_dir
 
 # %% auto #0
@@ -33,13 +33,6 @@ class FixedBatches:
 
 def _sync(device):
     if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
-
-@contextlib.contextmanager
-def _compile_limit(n:int=64):
-    "Dynamo may keep `n` compiled variants per code object (one per decoder block) inside the block; restored after."
-    import torch._dynamo
-    name = 'recompile_limit' if hasattr(torch._dynamo.config, 'recompile_limit') else 'cache_size_limit'
-    with torch._dynamo.config.patch(**{name: n}): yield
 
 def _reset_memory(device):
     if torch.device(device).type == 'cuda': torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(device)
@@ -61,7 +54,7 @@ def bare_step(cfg:MotifConfig, batch:dict, device, amp:bool, compile:bool, steps
     def step():
         with amp_ctx(): loss = model(**kw).loss
         loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
-    with _compile_limit():
+    with compile_limit(True):
         for _ in range(warmup): step()
         _sync(device); t = time.perf_counter()
         for _ in range(steps): step()
