@@ -391,7 +391,7 @@ class _AttnBase(nn.Module):
             docs = doc_ids(cu_seqlens)
         if kv_cache is not None:         # the keys it will store: the projections' dtype (autocast's, under autocast)
             if not isinstance(kv_cache, KVCache): raise TypeError(f"{op}: kv_cache must be a KVCache, got {type(kv_cache).__name__}")
-            kv_cache.check(self.layer_idx, self.config.attention_kind, self._cache_heads, self.head_dim, B, op, self.cache_dtype(), x.device)
+            kv_cache.check(self.layer_idx, self.config.attention_kind, self.cache_heads, self.head_dim, B, op, self.cache_dtype(), x.device)
         if positions is None:
             start = kv_cache.length if kv_cache is not None else 0
             positions = (doc_positions(cu_seqlens) if cu_seqlens is not None else torch.arange(start, start + T, device=x.device))[None]
@@ -427,7 +427,7 @@ class GDA(_AttnBase):
         self.config, self.layer_idx, self.impl = config, layer_idx, config.attn_impl
         self.settings = GDASettings() if GDASettings is not None else None     # this layer's Triton kernel settings
         self.num_groups, self.group_size, self.head_dim = G, config.signal_heads_per_group, d
-        self._cache_heads = G
+        self.cache_heads = G
         self.q_proj = nn.Linear(D, H * d, bias=False)
         self.k_proj = nn.Linear(D, KV * d, bias=False)
         self.v_proj = nn.Linear(D, KV * d, bias=False)
@@ -483,8 +483,7 @@ def forward(self:GDA, x:torch.Tensor, # (B, T, hidden_size), or (1, N, hidden_si
     v = self.v_proj(x).view(B, T, G, 2 * d)                  # interleaved heads: [V1 || V2] per group, no copy
     lam, w, eps, scale = self.lambda_full(), self.subln.weight, self.subln.eps, self.out_scale
     if impl == 'triton':       # the fused kernels read the projection layouts directly
-        res = gda_triton(q, k, v, lam, w, eps, scale, cu_seqlens=cu_seqlens, return_max_logits=return_max_logits,
-                         settings=self.settings)
+        res = _gda_triton(q, k, v, lam, w, eps, scale, cu_seqlens, return_max_logits, self.settings)   # inputs checked by _prepare
     else:
         q1, q2, k1, k2, vv = split_gda_heads(q, k, v)
         q_start, key_valid, bad = 0, None, None
@@ -534,7 +533,7 @@ class Attention(_AttnBase):
         H, KV, d, D = config.num_attention_heads, config.num_key_value_heads, config.head_dim, config.hidden_size
         check_head_layout('standard', H, 0, KV, op='Attention')     # GQA: kv heads divide the query heads
         self.config, self.layer_idx, self.impl = config, layer_idx, config.attn_impl
-        self.num_heads, self.num_kv_heads, self.head_dim, self._cache_heads = H, KV, d, KV
+        self.num_heads, self.num_kv_heads, self.head_dim, self.cache_heads = H, KV, d, KV
         self.q_proj = nn.Linear(D, H * d, bias=False)
         self.k_proj = nn.Linear(D, KV * d, bias=False)
         self.v_proj = nn.Linear(D, KV * d, bias=False)
@@ -598,6 +597,10 @@ def gda_triton(q:torch.Tensor, # (B, T, G, g+1, d) after RoPE: g signal queries 
     "Fused causal GDA, forward and backward in Triton; returns (B, T, G, g, 2d) [and the max logits]."
     if _kgda is None: raise RuntimeError("gda_triton: motif_nb.kernels.gda could not be imported (is triton installed?)")
     _check_gda_inputs(q, k, v, lam, subln_w, cu_seqlens, return_max_logits, 'gda_triton')
+    return _gda_triton(q, k, v, lam, subln_w, eps, out_scale, cu_seqlens, return_max_logits, settings)
+
+def _gda_triton(q, k, v, lam, subln_w, eps, out_scale, cu_seqlens, return_max_logits, settings):
+    "`gda_triton` without the input checks, for callers that checked already (`GDA.forward`: no second host read of `cu_seqlens`)."
     B, T, G, g1, D = q.shape
     if D < 16 or D & (D - 1): raise ValueError(f"gda_triton: head_dim must be a power of two >= 16, got {D}")
     if settings is not None and not isinstance(settings, GDASettings):

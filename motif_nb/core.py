@@ -12,7 +12,7 @@ import torch
 
 # %% auto #0
 __all__ = ['IMPLS', 'HAS_TRITON', 'MANIFEST', 'PENDING', 'MANIFEST_FORMAT', 'ensure_kernels', 'interpreting', 'triton_available',
-           'resolve_impl', 'check_float', 'rel_err', 'atomic_write', 'atomic_write_json', 'atomic_dir', 'sha256_file',
+           'resolve_impl', 'check_float', 'rel_err', 'atomic_write', 'atomic_write_json', 'sha256_file',
            'read_manifest', 'finish_write', 'OwnedDirWriter', 'owned_dir', 'check_owned_dir']
 
 # %% ../nbs/00a_core.ipynb #7d45b9c1
@@ -114,25 +114,6 @@ def atomic_write(path, mode:str='wb'):
 def atomic_write_json(path, obj):
     "`obj` as indented JSON through `atomic_write` (values JSON does not know are written as `str`)."
     with atomic_write(path, 'w') as f: f.write(json.dumps(obj, indent=1, default=str) + '\n')
-
-@contextlib.contextmanager
-def atomic_dir(path):
-    "Yield a fresh temporary directory; on success it replaces `path` (the old content is removed only after the swap)."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'))
-    os.chmod(tmp, 0o777 & ~_umask())
-    try:
-        yield tmp
-        old = None
-        if path.exists():
-            old = path.parent/f'.{path.name}.old-{os.getpid()}'
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None: shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 # %% ../nbs/00a_core.ipynb #2f35a0b7
 MANIFEST = 'motif_nb.manifest.json'       # written last by `owned_dir`: {name: {size, sha256}} of the files it wrote

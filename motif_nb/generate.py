@@ -80,8 +80,6 @@ def lengths(self:StaticKVCache)->torch.Tensor:
     return self.valid.sum(-1)
 
 # %% ../nbs/03a_generate.ipynb #91d42104
-def _cache_heads(attn)->int: return attn.num_groups if isinstance(attn, GDA) else attn.num_kv_heads
-
 def project_q(attn, # a layer's `GDA` or `Attention`
               x:torch.Tensor, # (B, T, hidden_size), after `input_layernorm`
               cos:torch.Tensor, sin:torch.Tensor, # RoPE tables (B or 1, T, head_dim)
@@ -93,8 +91,8 @@ def project_q(attn, # a layer's `GDA` or `Attention`
 def project_kv(attn, x:torch.Tensor, cos:torch.Tensor, sin:torch.Tensor)->tuple:
     "Keys after RoPE (B, T, h, nc, d) and values (B, T, h, nc*d): per GDA group (K1, K2) and [V1 ‖ V2]; per kv head K and V."
     B, T, _ = x.shape; d = attn.head_dim
-    k = apply_rope(attn.k_proj(x).view(B, T, -1, d), cos, sin).view(B, T, _cache_heads(attn), -1, d)
-    return k, attn.v_proj(x).view(B, T, _cache_heads(attn), -1)
+    k = apply_rope(attn.k_proj(x).view(B, T, -1, d), cos, sin).view(B, T, attn.cache_heads, -1, d)
+    return k, attn.v_proj(x).view(B, T, attn.cache_heads, -1)
 
 # %% ../nbs/03a_generate.ipynb #1b813fd2
 def decode_qkv(layer, # a `MotifDecoderLayer`
@@ -106,7 +104,7 @@ def decode_qkv(layer, # a `MotifDecoderLayer`
     x = layer.input_layernorm(h)
     q = project_q(a, x, cos, sin)
     k, v = project_kv(a, x, cos, sin)
-    return q.view(h.shape[0], _cache_heads(a), -1, a.head_dim), k.permute(3, 0, 2, 1, 4), v.transpose(1, 2)
+    return q.view(h.shape[0], a.cache_heads, -1, a.head_dim), k.permute(3, 0, 2, 1, 4), v.transpose(1, 2)
 
 def decode_attn_mlp(layer, h:torch.Tensor, # the layer and its input residual stream (B, 1, hidden_size)
                     q:torch.Tensor, # from `decode_qkv`
