@@ -587,8 +587,8 @@ def evaluate(self:Trainer)->dict:
                 kw = model_inputs(part); d = _domain_ids(part, names).to(self.device)
                 tgt = shift_labels(kw.pop('labels'), kw['cu_seqlens']).view(-1).to(self.device)
                 ce = F.cross_entropy(self.model(**self._to_device(kw)).logits[0].float(), tgt, ignore_index=-100, reduction='none')
-                k = (tgt != -100) & (d >= 0)
-                sums[:-1].index_add_(0, d[k], ce[k]); cnts[:-1].index_add_(0, d[k], torch.ones_like(ce[k]))
+                hit = (d[None] == torch.arange(len(names), device=self.device)[:, None]) & (tgt != -100)[None]
+                sums[:-1] += torch.where(hit, ce[None], 0.).sum(1); cnts[:-1] += hit.sum(1)
                 sums[-1] += ce.sum(); cnts[-1] += (tgt != -100).sum()
     self.model.train(was)
     if W > 1: dist.all_reduce(sums); dist.all_reduce(cnts)

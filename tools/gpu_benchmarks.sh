@@ -24,7 +24,7 @@ declare -A CMD=(
   [generate]="$PY -m motif_nb.bench.generate"
   [generate_profile]="$PY -m motif_nb.bench.generate --profile"
 )
-declare -A LIMIT=([attention]=300 [polynorm]=240 [muon]=200 [model]=420 [train]=360 [parallel_muon]=240 [generate]=420 [generate_profile]=240)
+declare -A LIMIT=([attention]=300 [polynorm]=240 [muon]=200 [model]=420 [train]=500 [parallel_muon]=240 [generate]=420 [generate_profile]=240)
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=(attention polynorm muon model train parallel_muon generate)
 for n in "${names[@]}"; do [ -n "${CMD[$n]:-}" ] || { echo "gpu_benchmarks: unknown benchmark '$n'; use: ${!CMD[*]}"; exit 1; }; done
 budget=${MOTIF_BENCH_BUDGET:-0}

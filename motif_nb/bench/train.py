@@ -94,6 +94,7 @@ def benchmark_trainer(preset:str='motif-1b', # the model (a `MotifConfig` preset
                       amp:bool|None=None, compile:bool|None=None, # bf16 with fp32 master weights; compiled blocks (default: on CUDA)
                       data:str='corpus', # the sampler case's data: 'corpus' (default corpus, BPE) or 'bytes' (small, for smoke runs)
                       save:bool=True, # time one checkpoint save
+                      progress:bool=False, # print each case as it starts and ends (compilation included)
                      )->pd.DataFrame:
     "The bare compiled step against the trainer (one process, FSDP2 on one rank, on the corpus sampler): one row per case."
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
@@ -101,16 +102,22 @@ def benchmark_trainer(preset:str='motif-1b', # the model (a `MotifConfig` preset
     compile = device.type == 'cuda' if compile is None else compile
     cfg = MotifConfig.from_preset(preset)
     fixed = FixedBatches(cfg.vocab_size, seq, batch)
-    rows = [bare_step(cfg, fixed.batch, device, amp, compile, steps, warmup)]
+    def run(fn, case, *a, **kw):
+        if progress: print(f'{case}: started', flush=True)
+        t = time.perf_counter(); r = fn(*a, **kw)
+        if progress: print(f"{case}: {r['seconds_per_step'] * 1e3:.1f} ms/step, {time.perf_counter() - t:.0f} s with warm-up", flush=True)
+        return r
+    rows = [run(bare_step, 'bare step', cfg, fixed.batch, device, amp, compile, steps, warmup)]
     tmp = tempfile.mkdtemp(prefix='motif_train_bench_')
     try:
-        rows.append(trainer_case('trainer', cfg, FixedBatches(cfg.vocab_size, seq, batch), device, amp, compile, steps, warmup,
-                                 save_dir=tmp if save else None))
-        rows.append(trainer_case('trainer, FSDP2 (1 rank)', cfg, FixedBatches(cfg.vocab_size, seq, batch), device, amp, compile, steps, warmup, fsdp=True))
+        rows.append(run(trainer_case, 'trainer', 'trainer', cfg, FixedBatches(cfg.vocab_size, seq, batch), device, amp, compile, steps, warmup,
+                        save_dir=tmp if save else None))
+        rows.append(run(trainer_case, 'trainer, FSDP2 (1 rank)', 'trainer, FSDP2 (1 rank)', cfg, FixedBatches(cfg.vocab_size, seq, batch),
+                        device, amp, compile, steps, warmup, fsdp=True))
         dc = DataConfig(source=data, corpus='default', seq_len=seq, batch_size=batch) if data == 'corpus' else \
              DataConfig(source='bytes', corpus='small', domains=('prose', 'math'), seq_len=seq, batch_size=batch)
         smp, _ = make_batches(dc, 10**6, vocab_size=cfg.vocab_size)
-        rows.append(trainer_case('trainer + sampler', cfg, smp, device, amp, compile, steps, warmup))
+        rows.append(run(trainer_case, 'trainer + sampler', 'trainer + sampler', cfg, smp, device, amp, compile, steps, warmup))
     finally: shutil.rmtree(tmp, ignore_errors=True)
     df = pd.DataFrame(rows)
     df['tokens_per_s'] = batch * seq / df.seconds_per_step
@@ -152,7 +159,7 @@ def main(preset:str='motif-1b', # the model preset
     "Benchmark the trainer against the bare compiled step and write figures/train_bench.{csv,png,json}."
     import matplotlib; matplotlib.use('Agg')
     pd.set_option('display.width', 200); pd.set_option('display.max_columns', 20)
-    df = benchmark_trainer(preset, batch, seq, steps, warmup, data=data)
+    df = benchmark_trainer(preset, batch, seq, steps, warmup, data=data, progress=True)
     scale = None if (preset, batch, seq) == ('motif-1b', 8, 2048) else f'{preset}-{batch}x{seq}'
     path = save_result('train_bench', df, plot_train_bench(df), scale=scale,
                        command=f'python -m motif_nb.bench.train --preset {preset} --batch {batch} --seq {seq} --steps {steps} --warmup {warmup} --data {data}',
