@@ -60,6 +60,7 @@ def apply_rope(x:torch.Tensor, # (B, T, heads, d)
     return (xf * cos[:, :, None] + rot * sin[:, :, None]).to(x.dtype)
 
 # %% ../nbs/02_attention.ipynb #f4528c27
+@torch.compiler.disable
 def check_cu_seqlens(cu_seqlens, N:int, op:str='attention',
                      device=None)->torch.Tensor: # the input's device: cu_seqlens must be on it or on the CPU
     "Validate FlashAttention-style document offsets for a packed row of `N` tokens."
@@ -74,12 +75,14 @@ def check_cu_seqlens(cu_seqlens, N:int, op:str='attention',
     if c[-1] != N: raise ValueError(f"{op}: cu_seqlens must end at the number of tokens N={N}, got {c[-1]}")
     return cu_seqlens
 
+@torch.compiler.disable
 def doc_positions(cu_seqlens:torch.Tensor)->torch.Tensor:
     "Positions 0..n-1 restarting at every document, as an int64 tensor (N,)."
     cu = cu_seqlens.long()
     lens = cu[1:] - cu[:-1]
     return torch.arange(int(cu[-1]), device=cu.device) - torch.repeat_interleave(cu[:-1], lens)
 
+@torch.compiler.disable
 def doc_ids(cu_seqlens:torch.Tensor)->torch.Tensor:
     "Document index of every token, int32 (N,)."
     cu = cu_seqlens.long()
@@ -303,19 +306,24 @@ def max_logits_chunked(q:torch.Tensor, # (B, Hq, T, d)
         out = torch.maximum(out, s.amax(dim=(0, 3, 4)).flatten())
     return out
 
+@torch.compiler.disable
 def max_logits_varlen(q:torch.Tensor, k:torch.Tensor, cu_seqlens:torch.Tensor)->torch.Tensor:
     "`max_logits_chunked` over the packed documents of `cu_seqlens` one at a time: sum of T_i^2 work, not N^2."
     c = cu_seqlens.tolist()
     return torch.stack([max_logits_chunked(q[:, :, a:b], k[:, :, a:b]) for a, b in zip(c, c[1:])]).amax(0)
 
 # %% ../nbs/02_attention.ipynb #0efc1dd2
+@torch.compiler.disable
+def _sdpa_docs(q, k, v, cu_seqlens):
+    "Causal SDPA one packed document at a time (eager under `torch.compile`: the loop follows the offsets)."
+    c = cu_seqlens.tolist()
+    return torch.cat([F.scaled_dot_product_attention(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b], is_causal=True)
+                      for a, b in zip(c, c[1:])], 2)
+
 def _sdpa(q, k, v, q_start, key_valid, cu_seqlens):
     "Causal SDPA with a cache offset, a padding mask, or per-document calls."
     T, S = q.shape[2], k.shape[2]
-    if cu_seqlens is not None:
-        c = cu_seqlens.tolist()
-        return torch.cat([F.scaled_dot_product_attention(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b], is_causal=True)
-                          for a, b in zip(c, c[1:])], 2)
+    if cu_seqlens is not None: return _sdpa_docs(q, k, v, cu_seqlens)
     if key_valid is None and q_start == 0 and T == S: return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     if key_valid is None and T == 1: return F.scaled_dot_product_attention(q, k, v)
     m = attn_mask(T, S, q_start, None, key_valid, device=q.device)[:, None]
