@@ -13,16 +13,14 @@ import pandas as pd
 from fastcore.script import call_parse, store_true
 from ..config import MotifConfig
 from ..model import MotifForCausalLM, train_flops_per_token
-from ..train import compile_limit
+from ..train import compile_limit, device_peak_flops
 from .results import save_result, load_result, figures_dir, matmul_tflops, bench_ms
 
 # %% auto #0
-__all__ = ['PEAK_BF16_TFLOPS', 'dynamo_limits', 'benchmark_model', 'plot_model_bench', 'model_bench_summary',
-           'model_bench_markdown', 'kernel_kind', 'profile_model', 'profile_attention', 'main']
+__all__ = ['dynamo_limits', 'benchmark_model', 'plot_model_bench', 'model_bench_summary', 'model_bench_markdown', 'kernel_kind',
+           'profile_model', 'profile_attention', 'main']
 
 # %% ../../nbs/bench/03_model.ipynb #1cc87ff7
-PEAK_BF16_TFLOPS = 989.4        # H100 / H200 SXM dense bf16
-
 def _sync(device):
     if torch.device(device).type == 'cuda': torch.cuda.synchronize()
 
@@ -106,10 +104,11 @@ def benchmark_model(cases=(('motif-1b', 'sdpa'), ('motif-1b', 'triton'), ('llama
                     decode_batches=(1, 32), decode_prompt:int=128, decode_new:int=128, # decoding runs
                     device='cuda', dtype=torch.bfloat16, compile:bool=True, # compile: per-layer torch.compile (Inductor)
                     presets_override:dict|None=None, # config fields changed in every case (smoke tests)
-                    peak_tflops:float=PEAK_BF16_TFLOPS, matmul_ceiling:float|None=None, # MFU and matmul-ceiling fractions
+                    peak_tflops:float|None=None, # the MFU denominator (default: `device_peak_flops(device)`; NaN off the table)
+                    matmul_ceiling:float|None=None, # TFLOP/s of a large matmul, for the fraction of the practical ceiling
                    )->pd.DataFrame:
     "Training tokens/s + MFU and decoding tokens/s of each (preset, attn_impl) case; one row per measurement."
-    rows = []
+    rows, peak_tflops = [], device_peak_flops(device) / 1e12 if peak_tflops is None else peak_tflops
     with dynamo_limits():
         for preset, impl in cases:
             cfg = MotifConfig.from_preset(preset, attn_impl=impl, **(presets_override or {}))
@@ -264,7 +263,7 @@ def _profile_case(case:str, batch:int, seq:int, warmup:int, steps:int)->tuple:
     rows = _kernel_rows(prof, case, steps)
     summary = dict(model=case, step_ms=ms, kernel_ms=sum(r['ms_per_step'] for r in rows), warmup_s=warm, graph_breaks=gb,
                    unique_graphs=st.get('unique_graphs'), recompiles=recomp,
-                   mfu=train_flops_per_token(cfg, seq) * batch * seq / ms / 1e9 / PEAK_BF16_TFLOPS, **_gaps(prof, steps))
+                   mfu=train_flops_per_token(cfg, seq) * batch * seq / ms * 1e3 / device_peak_flops('cuda'), **_gaps(prof, steps))
     return rows, summary
 
 # %% ../../nbs/bench/03_model.ipynb #f30ba7f6
@@ -422,5 +421,5 @@ def main(profile:str='', # run profile jobs instead of the benchmark: 'attn', 'm
     print(f'bf16 matmul ceiling: {mm:.0f} TFLOP/s', flush=True)
     kw = dict(cases=tuple(tuple(c.split(':')) for c in cases.split(','))) if cases else {}
     df = benchmark_model(batch=batch, seq=seq, steps=steps, matmul_ceiling=mm, **kw)
-    save_result('model_bench', df, fig=plot_model_bench(df), matmul_tflops=mm, peak_tflops=PEAK_BF16_TFLOPS)
+    save_result('model_bench', df, fig=plot_model_bench(df), matmul_tflops=mm, peak_tflops=device_peak_flops('cuda') / 1e12)
     print(df.round(3).to_string(), flush=True)
