@@ -15,7 +15,7 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from fastcore.basics import patch
-from .core import atomic_write, sha256_file
+from .core import atomic_write, sha256_file, on_rank0
 
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'CKPT_VERSION', 'MANIFEST', 'OWNER', 'CheckpointError', 'read_manifest', 'verify_checkpoint',
@@ -39,18 +39,8 @@ def _rank()->int: return dist.get_rank() if _dist() else 0
 def _world()->int: return dist.get_world_size() if _dist() else 1
 
 def _on_rank0(fn, *args):
-    "Run `fn(*args)` on rank 0 only; every rank returns its result or raises its error (a barrier when a group exists)."
-    res, err = None, None
-    if _rank() == 0:
-        try: res = fn(*args)
-        except Exception as e: err = e
-    if _dist():
-        box = [(res, None if err is None else f'{type(err).__name__}: {err}')]
-        dist.broadcast_object_list(box, src=0)
-        res, msg = box[0]
-        if err is None and msg is not None: raise CheckpointError(f'rank 0 failed: {msg}')
-    if err is not None: raise err
-    return res
+    "`core.on_rank0` whose other ranks raise a `CheckpointError`."
+    return on_rank0(fn, *args, error=CheckpointError)
 
 def _dcp_error(e:dcp.CheckpointException, what:str)->CheckpointError:
     "DCP's exception (a `BaseException` carrying every failed rank's traceback) as a one-line `CheckpointError`."

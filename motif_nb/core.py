@@ -13,7 +13,7 @@ import torch
 # %% auto #0
 __all__ = ['IMPLS', 'HAS_TRITON', 'MANIFEST', 'PENDING', 'MANIFEST_FORMAT', 'ensure_kernels', 'interpreting', 'triton_available',
            'resolve_impl', 'check_float', 'rel_err', 'atomic_write', 'atomic_write_json', 'sha256_file',
-           'read_manifest', 'finish_write', 'OwnedDirWriter', 'owned_dir', 'check_owned_dir']
+           'read_manifest', 'finish_write', 'OwnedDirWriter', 'owned_dir', 'check_owned_dir', 'on_rank0']
 
 # %% ../nbs/00a_core.ipynb #7d45b9c1
 def ensure_kernels():
@@ -303,3 +303,20 @@ def check_owned_dir(path, # a folder, written by `owned_dir` or by another tool
             raise ValueError(f"{p}: its sha256 differs from the one in {MANIFEST}: the file is corrupted or was changed since "
                              "it was written (verify=False skips this check)")
     return m
+
+# %% ../nbs/00a_core.ipynb #a1a7f1eb
+def on_rank0(fn, *args, error:type=RuntimeError):
+    "Run `fn(*args)` on rank 0 only and return its result on every rank; a failure raises on rank 0 as itself, elsewhere as `error`."
+    import torch.distributed as dist
+    group = dist.is_available() and dist.is_initialized()
+    res, err = None, None
+    if not group or dist.get_rank() == 0:
+        try: res = fn(*args)
+        except Exception as e: err = e
+    if group:
+        box = [(res, None if err is None else f'{type(err).__name__}: {err}')]
+        dist.broadcast_object_list(box, src=0)
+        res, msg = box[0]
+        if err is None and msg is not None: raise error(f'rank 0 failed: {msg}')
+    if err is not None: raise err
+    return res

@@ -24,7 +24,7 @@ from .data import (encoding_problem, BadFileWarning, SPECIAL_TOKENS, CORPUS_SIZE
                            default_token_cache)
 from .config import MotifConfig
 from .model import MotifForCausalLM, shift_labels
-from .core import atomic_write, atomic_write_json, check_owned_dir, sha256_file
+from .core import atomic_write, atomic_write_json, check_owned_dir, sha256_file, on_rank0
 from .checkpoint import CheckpointManager
 from .train import Trainer, TrainConfig, check_number, setup_distributed, read_jsonl, _jsonable
 
@@ -1022,19 +1022,6 @@ def _diff(a, b, at:str='')->list[str]:
 
 def _read_json(path:Path): return json.loads(Path(path).read_text())
 
-class _Ranks:
-    "Rank-0 work in a run of one or several processes: `first` runs `fn` on rank 0 and shares its result."
-    def __init__(self, di): self.di = di
-    @property
-    def main(self)->bool: return self.di.rank == 0
-    def first(self, fn):
-        if self.di.world_size == 1: return fn()
-        try: box = [('ok', fn() if self.main else None)]
-        except Exception as e: box = [('error', e)]
-        torch.distributed.broadcast_object_list(box, src=0)
-        if box[0][0] == 'error': raise box[0][1]
-        return box[0][1]
-
 # %% ../nbs/08_sft.ipynb #c695e47e
 STAGE_FORMAT = 'motif_nb.sft.stage/1'
 
@@ -1062,13 +1049,13 @@ def run_stage(stage:Stage, # the stage
              )->dict:
     "Train `stage` from `parent` in `folder`, resuming from the trainer's newest checkpoint there, or skip it if `stage.json` records it done with the same inputs; its record."
     di = setup_distributed(device=None if device in (None, 'auto') else device)
-    try: return _run_stage(stage, parent, tokenizer, Path(folder), device, parent_digest, callback, verbose, keep_checkpoints, _Ranks(di))
+    try: return _run_stage(stage, parent, tokenizer, Path(folder), device, parent_digest, callback, verbose, keep_checkpoints, di.rank == 0)
     finally: di.close()
 
 # %% ../nbs/08_sft.ipynb #03537488
-def _run_stage(stage, parent, tokenizer, folder, device, parent_digest, callback, verbose, keep_checkpoints, ranks)->dict:
-    say = lambda m: print(f"motif_nb.sft: {m}", flush=True) if verbose and ranks.main else None
-    parent_digest = parent_digest or ranks.first(lambda: checkpoint_digest(parent))
+def _run_stage(stage, parent, tokenizer, folder, device, parent_digest, callback, verbose, keep_checkpoints, main:bool)->dict:
+    say = lambda m: print(f"motif_nb.sft: {m}", flush=True) if verbose and main else None
+    parent_digest = parent_digest or on_rank0(lambda: checkpoint_digest(parent))
     chats, data = stage_data(stage, tokenizer)
     smp = SFTSampler(chats, stage.seq_len, stage.batch_size, seed=stage.seed)
     spe = smp.steps_per_epoch()
@@ -1078,7 +1065,7 @@ def _run_stage(stage, parent, tokenizer, folder, device, parent_digest, callback
         rec = _read_json(folder/'stage.json')
         if bad := _same_inputs(rec['inputs'], inputs):
             raise ValueError(f"stage {stage.name!r}: {folder} holds this stage done with other inputs ({'; '.join(bad[:6])}); use another run directory")
-        if ranks.first(lambda: checkpoint_digest(folder/'model')) != rec['checkpoint']['digest']:
+        if on_rank0(lambda: checkpoint_digest(folder/'model')) != rec['checkpoint']['digest']:
             raise ValueError(f"stage {stage.name!r}: {folder/'model'} is not the checkpoint {folder/'stage.json'} records")
         say(f"stage {stage.name}: done, skipped ({folder/'stage.json'})"); return rec
     run_info = dict(sft_stage=inputs['stage'], parent=parent_digest, tokenizer=inputs['tokenizer_sha256'], data=data['digest'])
@@ -1098,7 +1085,7 @@ def _run_stage(stage, parent, tokenizer, folder, device, parent_digest, callback
             if not keep_checkpoints:
                 for p in CheckpointManager(folder/'run').checkpoints(): shutil.rmtree(p)
             return rec
-        rec = ranks.first(record)
+        rec = on_rank0(record)
     finally: tr.close()
     say(f"stage {stage.name}: done at step {tr.step_idx}" + (f", loss {rec['result']['loss']:.4f}" if rec['result']['loss'] is not None else ''))
     return rec
@@ -1140,7 +1127,7 @@ def plan_pipeline(pipeline, # a `Pipeline`, a built-in name or a JSON file
     return PipelinePlan(pipe, base, out, tok, rec)
 
 # %% ../nbs/08_sft.ipynb #0b9ab208
-def _evaluate(ranks, label:str, path:Path, digest:str, plan:PipelinePlan, device, record:Path, say)->None:
+def _evaluate(label:str, path:Path, digest:str, plan:PipelinePlan, device, record:Path, say)->None:
     "Rank 0: evaluate the checkpoint at `path` on the held-out prompts into `record`, unless it holds this evaluation already."
     p = plan.pipeline
     settings = dict(checkpoint=digest, **{k: getattr(p, k) for k in _EVAL_KEYS if k != 'eval_batch_size'})
@@ -1153,7 +1140,7 @@ def _evaluate(ranks, label:str, path:Path, digest:str, plan:PipelinePlan, device
         atomic_write_json(record, dict(label=label, checkpoint=dict(path=str(Path(path).resolve()), digest=digest), settings=settings,
                                  seconds=round(time.time() - t0, 2), summary=s.to_dict('records'), examples=df.to_dict('records')))
         say(f"evaluated {label}: " + ', '.join(f"{r.family} {r.accuracy:.0%}" for r in s.itertuples()) + f" ({time.time() - t0:.0f} s)")
-    ranks.first(work)
+    on_rank0(work)
 
 # %% ../nbs/08_sft.ipynb #360a82cf
 def run_plan(plan:PipelinePlan, # `plan_pipeline(...)`
@@ -1163,21 +1150,21 @@ def run_plan(plan:PipelinePlan, # `plan_pipeline(...)`
              keep_checkpoints:bool=False, # keep the trainer's checkpoints of finished stages
             )->pd.DataFrame:
     "Run a planned pipeline: evaluate the base, then train and evaluate each stage in turn; write the results; return the accuracy table."
-    di = setup_distributed(device=None if device in (None, 'auto') else device); ranks = _Ranks(di)
-    say = lambda m: print(f"motif_nb.sft: {m}", flush=True) if verbose and ranks.main else None
+    di = setup_distributed(device=None if device in (None, 'auto') else device); main = di.rank == 0
+    say = lambda m: print(f"motif_nb.sft: {m}", flush=True) if verbose and main else None
     out = plan.out
     try:
         def start():
             out.mkdir(parents=True, exist_ok=True); atomic_write_json(out/'pipeline.json', plan.record)
-        ranks.first(start)
+        on_rank0(start)
         parent, digest = plan.base, plan.record['base']['digest']
-        _evaluate(ranks, 'base', parent, digest, plan, di.device, out/'base-eval.json', say)
+        _evaluate('base', parent, digest, plan, di.device, out/'base-eval.json', say)
         for i, st in enumerate(plan.pipeline.stages, 1):
             cb = None if callback is None else (lambda row, name=st.name: callback(name, row))
             rec = run_stage(st, parent, plan.tokenizer, out/f'{i}-{st.name}', device, digest, cb, verbose, keep_checkpoints)
             parent, digest = out/f'{i}-{st.name}'/'model', rec['checkpoint']['digest']
-            _evaluate(ranks, st.name, parent, digest, plan, di.device, out/f'{i}-{st.name}'/'eval.json', say)
-        return ranks.first(lambda: write_results(out))
+            _evaluate(st.name, parent, digest, plan, di.device, out/f'{i}-{st.name}'/'eval.json', say)
+        return on_rank0(lambda: write_results(out))
     finally: di.close()
 
 # %% ../nbs/08_sft.ipynb #42c99279

@@ -20,8 +20,8 @@ from .config import MotifConfig, PRESETS
 from .model import MotifForCausalLM, shift_labels, train_flops_per_token, check_token_ids
 from .data import (model_inputs, CurriculumSampler, CurriculumSchedule, default_sampler, python_prose_docs,
                            stdlib_code_docs, synthetic_math_docs, CORPUS_SIZES)
-from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest, _on_rank0
-from .core import atomic_write
+from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest
+from .core import atomic_write, on_rank0
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'PEAK_BF16_TFLOPS', 'RESUMABLE', 'DATA_SOURCES', 'DOMAINS', 'RUN_PRESETS',
@@ -687,7 +687,7 @@ def _init_optimizer_state(self:Trainer):
 @patch
 def resume(self:Trainer)->bool:
     "Load the newest complete checkpoint of the run directory after checking it is this run's; False if there is none."
-    path = _on_rank0(lambda: (p := self.ckpt.latest()) and str(p))      # rank 0's answer (or error) on every rank
+    path = on_rank0(lambda: (p := self.ckpt.latest()) and str(p), error=CheckpointError)   # rank 0's answer (or error) on every rank
     if path is None: return False
     if bad := run_mismatch(read_manifest(path).get('meta', {}), self._meta()):
         raise ValueError(f"Trainer: {path} is a checkpoint of another run: {'; '.join(bad)}. Use another run directory, or the checkpoint's settings")
