@@ -223,7 +223,7 @@ _MAX_NUMEL = 2**20   # Triton's largest block (elements)
 
 @dataclasses.dataclass(frozen=True)
 class PolyNormSettings:
-    "Launch settings of the PolyNorm kernels; the defaults follow the H100 sweep (figures/polynorm_bench.csv, part 'tune')."
+    "Launch settings of the PolyNorm kernels; defaults chosen from an autotuning sweep (figures/polynorm_bench.csv, part 'tune')."
     max_block:int=16384     # widest row the backward keeps whole in registers (at 16 warps: 32 fp32 per thread per stream)
     max_block_fwd:int=32768 # the same for the forward, which holds only x (and up)
     chunk:int=8192          # column chunk of the looping layout, a power of two (16 warps at 8192)
@@ -260,8 +260,8 @@ LAST_LAUNCH = {}   # (kind, gated) -> dict(layout, n_regs, n_spills) of the last
 
 def tile_config(N, M=None, kind='fwd', gated=False, settings=None):
     """Heuristic launch layout for rows of width `N`: dict(chunked, bm, bn, nw) (+ `progs` per SM for the backward).
-    Used under the interpreter and with `autotune=False`; it follows the H100 autotuning table (figures/polynorm_bench.csv,
-    part 'tune')."""
+    Used under the interpreter and with `autotune=False`; chosen from the autotuning sweep (figures/polynorm_bench.csv,
+    part 'tune'; nbs/01_polynorm.ipynb compares the two on the saved run)."""
     s = _DEFAULT if settings is None else settings
     if N > (s.max_block_fwd if kind == 'fwd' else s.max_block):
         cfg = dict(chunked=True, bm=1, bn=s.chunk, nw=max(4, min(16, s.chunk // 512)))
