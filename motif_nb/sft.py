@@ -33,9 +33,10 @@ __all__ = ['ROLES', 'BAD_ROW_REASONS', 'TRUNCATION', 'SFT_FAMILIES', 'CHECKS', '
            'STAGE_FORMAT', 'PIPELINE_FORMAT', 'conversation_error', 'read_conversations', 'add_chat_tokens',
            'apply_chat_template', 'decode_reply', 'ChatTokens', 'tokenize_conversations', 'pack_bfd', 'SFTSampler',
            'ChatExample', 'check_answer', 'is_heldout', 'sft_examples', 'Stage', 'Pipeline', 'motif_3stage',
-           'load_pipeline', 'stage_conversations', 'stage_data', 'checkpoint_digest', 'sft_tokenizer',
-           'generate_replies', 'assistant_nll', 'evaluate_examples', 'eval_summary', 'run_stage', 'PipelinePlan',
-           'plan_pipeline', 'run_plan', 'run_pipeline', 'pipeline_results', 'write_results', 'accuracy_table', 'main']
+           'load_pipeline', 'stage_conversations', 'cat_chat_tokens', 'stage_data', 'checkpoint_digest',
+           'sft_tokenizer', 'generate_replies', 'assistant_nll', 'evaluate_examples', 'eval_summary', 'run_stage',
+           'PipelinePlan', 'plan_pipeline', 'run_plan', 'run_pipeline', 'pipeline_results', 'write_results',
+           'accuracy_table', 'main']
 
 # %% ../nbs/08_sft.ipynb #4cacfd3c
 ROLES = ('system', 'user', 'assistant')
@@ -890,16 +891,32 @@ def stage_conversations(stage:Stage)->list[tuple]:
         out.append((s, got * int(whole) + [got[j] for j in extra], skipped))
     return out
 
+def cat_chat_tokens(parts:list, # (ChatTokens, how many conversations it was tokenised from) pairs, in order
+                   )->ChatTokens:
+    "`ChatTokens` laid end to end: what one `tokenize_conversations` call over all their inputs, in order, gives."
+    if not parts: raise ValueError("cat_chat_tokens: no parts")
+    t0 = parts[0][0]
+    for j, (t, _) in enumerate(parts):
+        if (t.max_len, t.pad_id) != (t0.max_len, t0.pad_id):
+            raise ValueError(f"cat_chat_tokens: part {j} has max_len={t.max_len}, pad_id={t.pad_id}; part 0 has {t0.max_len}, {t0.pad_id}")
+    n_in = np.cumsum([0] + [n for _, n in parts[:-1]])
+    starts = np.cumsum([0] + [len(t.ids) for t, _ in parts[:-1]])
+    return ChatTokens(np.concatenate([t.ids for t, _ in parts]), np.concatenate([t.mask for t, _ in parts]),
+                      np.concatenate([[0]] + [t.offsets[1:] + s for (t, _), s in zip(parts, starts)]).astype(np.int64),
+                      np.concatenate([t.source + k for (t, _), k in zip(parts, n_in)]).astype(np.int64),
+                      t0.max_len, t0.pad_id, sum((t.stats for t, _ in parts), Counter()))
+
 def stage_data(stage:Stage, # the stage
                tokenizer, # a tokenizer with the chat tokens
               )->tuple[ChatTokens, dict]:
     "The stage's conversations tokenised to at most `seq_len` tokens each, and its record of them: digests and counts, in all and per source."
-    srcs, convs = [], []
+    srcs, parts = [], []
     def facts(t:ChatTokens)->dict:
         return dict(conversations=len(t), tokens=int(t.lengths.sum()), targets=int(t.mask.sum()), digest=t.digest(), stats=dict(t.stats))
     for s, c, skipped in stage_conversations(stage):
-        srcs.append(dict(s, **facts(tokenize_conversations(c, tokenizer, stage.seq_len)), skipped_rows=dict(skipped))); convs += c
-    chats = tokenize_conversations(convs, tokenizer, stage.seq_len)
+        parts.append((tokenize_conversations(c, tokenizer, stage.seq_len), len(c)))
+        srcs.append(dict(s, **facts(parts[-1][0]), skipped_rows=dict(skipped)))
+    chats = cat_chat_tokens(parts)
     return chats, dict(facts(chats), sources=srcs)
 
 # %% ../nbs/08_sft.ipynb #a666d918
