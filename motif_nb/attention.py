@@ -491,7 +491,7 @@ def forward(self:GDA, x:torch.Tensor, # (B, T, hidden_size), or (1, N, hidden_si
     v = self.v_proj(x).view(B, T, G, 2 * d)                  # interleaved heads: [V1 || V2] per group, no copy
     lam, w, eps, scale = self.lambda_full(), self.subln.weight, self.subln.eps, self.out_scale
     if impl == 'triton':       # the fused kernels read the projection layouts directly
-        res = _gda_triton(q, k, v, lam, w, eps, scale, cu_seqlens, return_max_logits, self.settings)   # inputs checked by _prepare
+        res = _gda_triton(q, k, v, lam, w, eps, scale, cu_seqlens, return_max_logits, self.settings, docs)   # inputs checked by _prepare
     else:
         q1, q2, k1, k2, vv = split_gda_heads(q, k, v)
         q_start, key_valid, bad = 0, None, None
@@ -607,15 +607,15 @@ def gda_triton(q:torch.Tensor, # (B, T, G, g+1, d) after RoPE: g signal queries 
     _check_gda_inputs(q, k, v, lam, subln_w, cu_seqlens, return_max_logits, 'gda_triton')
     return _gda_triton(q, k, v, lam, subln_w, eps, out_scale, cu_seqlens, return_max_logits, settings)
 
-def _gda_triton(q, k, v, lam, subln_w, eps, out_scale, cu_seqlens, return_max_logits, settings):
-    "`gda_triton` without the input checks, for callers that checked already (`GDA.forward`: no second host read of `cu_seqlens`)."
+def _gda_triton(q, k, v, lam, subln_w, eps, out_scale, cu_seqlens, return_max_logits, settings, docs=None):
+    "`gda_triton` without the input checks, for callers that checked already (`GDA.forward`: no second host read of `cu_seqlens`; its `docs`)."
     B, T, G, g1, D = q.shape
     if D < 16 or D & (D - 1): raise ValueError(f"gda_triton: head_dim must be a power of two >= 16, got {D}")
     if settings is not None and not isinstance(settings, GDASettings):
         raise TypeError(f"gda_triton: settings must be a GDASettings, got {type(settings).__name__}")
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     if cu_seqlens is not None:
-        cu = cu_seqlens.to(q.device).long(); ids = doc_ids(cu).long()
+        cu = cu_seqlens.to(q.device).long(); ids = (doc_ids(cu) if docs is None else docs).long()   # docs: from _prepare
         doc_start, doc_end, varlen = cu[ids].int(), cu[ids + 1].int(), True
     else:
         doc_start = doc_end = torch.zeros(1, dtype=torch.int32, device=q.device); varlen = False
