@@ -2,7 +2,8 @@
 # The GPU benchmarks that write figures/, one after another in one process tree, each with a time limit.
 #   bash tools/gpu_benchmarks.sh [NAME ...]
 # NAMEs (default: these, in this order): attention polynorm muon model train parallel_muon generate;
-# also generate_profile (the static decoding path's kernels per step: figures/generate_profile.*).
+# also generate_profile (the static decoding path's kernels per step: figures/generate_profile.*) and polynorm_host
+# (PolyNorm forward+backward: host vs wall time per call and the CPU profile; printed only).
 # Each runs its own `python -m motif_nb.bench.NAME` command (listed below) and writes figures/NAME_bench.* itself,
 # with its provenance; a benchmark stopped by its limit writes nothing, so nothing committed is replaced by a
 # partial run.
@@ -23,8 +24,9 @@ declare -A CMD=(
   [parallel_muon]="$PY -m torch.distributed.run --standalone --nproc-per-node 1 -m motif_nb.bench.parallel_muon"
   [generate]="$PY -m motif_nb.bench.generate"
   [generate_profile]="$PY -m motif_nb.bench.generate --profile"
+  [polynorm_host]="$PY -m motif_nb.bench.polynorm --host"
 )
-declare -A LIMIT=([attention]=300 [polynorm]=240 [muon]=200 [model]=420 [train]=500 [parallel_muon]=240 [generate]=420 [generate_profile]=240)
+declare -A LIMIT=([attention]=300 [polynorm]=240 [muon]=200 [model]=420 [train]=500 [parallel_muon]=240 [generate]=420 [generate_profile]=240 [polynorm_host]=120)
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=(attention polynorm muon model train parallel_muon generate)
 for n in "${names[@]}"; do [ -n "${CMD[$n]:-}" ] || { echo "gpu_benchmarks: unknown benchmark '$n'; use: ${!CMD[*]}"; exit 1; }; done
 budget=${MOTIF_BENCH_BUDGET:-0}

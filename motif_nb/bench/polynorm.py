@@ -15,8 +15,8 @@ from ..kernels import polynorm as kpn
 from .results import bench_ms, copy_bandwidth, save_result, load_result, figures_dir
 
 # %% auto #0
-__all__ = ['benchmark_polynorm', 'bf16_errors', 'kernel_sums', 'plot_polynorm_bench', 'polynorm_summary', 'run_polynorm_bench',
-           'main']
+__all__ = ['benchmark_polynorm', 'bf16_errors', 'kernel_sums', 'plot_polynorm_bench', 'polynorm_summary', 'host_profile',
+           'run_polynorm_bench', 'main']
 
 # %% ../../nbs/bench/01_polynorm.ipynb #31456202
 _FLOOR = {('polynorm', 'fwd'): 4, ('polynorm', 'fwd+bwd'): 10, ('mul_polynorm', 'fwd'): 6, ('mul_polynorm', 'fwd+bwd'): 16,
@@ -238,6 +238,31 @@ def polynorm_summary(df):
         if peer in t.columns: t[f'ours vs {peer}'] = (t[peer] / t['ours']).round(2)
     return t.reset_index()
 
+# %% ../../nbs/bench/01_polynorm.ipynb #c83efc40
+def host_profile(M:int=16384, N:int=4096, # the input: rows x width
+                 gated:bool=False, # PolyNorm(gate) * up instead of PolyNorm
+                 calls:int=50, # forward+backward calls queued and timed (few enough not to fill the launch queue)
+                 device='cuda', dtype=torch.bfloat16,
+                 top:int=15, # rows of the profiler's table
+                )->dict:
+    "Host and wall microseconds per forward+backward call of ours, and the CPU profile's top operations (a table as text)."
+    from torch.profiler import profile, ProfilerActivity
+    sync = torch.cuda.synchronize if torch.device(device).type == 'cuda' else (lambda: None)
+    g = torch.Generator(device=device).manual_seed(M + N)
+    ts = [torch.randn(M, N, device=device, generator=g).to(dtype).requires_grad_() for _ in range(2 if gated else 1)]
+    w, b = torch.full((3,), 1 / 3, device=device, requires_grad=True), torch.zeros(1, device=device, requires_grad=True)
+    dy = torch.randn(M, N, device=device, generator=g).to(dtype)
+    step = _grads(kpn.mul_poly_norm if gated else kpn.poly_norm, ts + [w, b], dy, 1e-6)
+    for _ in range(3): step()
+    sync(); t0 = time.perf_counter()
+    for _ in range(calls): step()
+    t1 = time.perf_counter(); sync(); t2 = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(min(calls, 20)): step()
+        sync()
+    return dict(op='mul_polynorm' if gated else 'polynorm', M=M, N=N, host_us=(t1 - t0) / calls * 1e6, wall_us=(t2 - t0) / calls * 1e6,
+                table=prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=top))
+
 # %% ../../nbs/bench/01_polynorm.ipynb #4a14d270
 def _layout_names():
     "The autotuner's choices of this process, named for the result's json."
@@ -269,7 +294,14 @@ def run_polynorm_bench(budget_s:float=400, # no new measurement starts after thi
 @call_parse
 def main(budget_s:float=None, # no new measurement starts after this many seconds (default: $POLYNORM_BUDGET_S, else 400)
          rep:int=100,         # `do_bench` repetitions per timing
+         host:bool=False,     # instead: `host_profile` of ours at the benchmark's shapes, printed (nothing saved)
         ):
-    "Command line: `python -m motif_nb.bench.polynorm [--budget-s S] [--rep N]` (needs a CUDA GPU)."
+    "Command line: `python -m motif_nb.bench.polynorm [--budget-s S] [--rep N] [--host]` (needs a CUDA GPU)."
+    if host:
+        for gated in (False, True):
+            for M, N in ((8192, 16384), (16384, 4096), (4096, 32768)):
+                r = host_profile(M, N, gated)
+                print(f"{r['op']} {M}x{N}: host {r['host_us']:.0f} us/call, wall {r['wall_us']:.0f} us/call\n{r['table']}", flush=True)
+        return
     if budget_s is None: budget_s = float(os.environ.get('POLYNORM_BUDGET_S', 400))
     run_polynorm_bench(budget_s=budget_s, rep=rep)
