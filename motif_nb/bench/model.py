@@ -6,7 +6,7 @@ Docs: https://motif-nb.github.io/motif-nb/bench/model.html.md"""
 
 # %% ../../nbs/bench/03_model.ipynb #b8a5ca60
 from __future__ import annotations
-import time, traceback, contextlib
+import time, traceback
 import torch
 import torch.nn.functional as F
 import pandas as pd
@@ -17,18 +17,14 @@ from ..train import compile_limit, device_peak_flops
 from .results import save_result, load_result, figures_dir, matmul_tflops, bench_ms
 
 # %% auto #0
-__all__ = ['dynamo_limits', 'benchmark_model', 'plot_model_bench', 'model_bench_summary', 'model_bench_markdown', 'kernel_kind',
-           'profile_model', 'profile_attention', 'main']
+__all__ = ['benchmark_model', 'plot_model_bench', 'model_bench_summary', 'model_bench_markdown', 'kernel_kind', 'profile_model',
+           'profile_attention', 'main']
 
 # %% ../../nbs/bench/03_model.ipynb #1cc87ff7
 def _sync(device):
     if torch.device(device).type == 'cuda': torch.cuda.synchronize()
 
 def _median(xs): xs = sorted(xs); return xs[len(xs) // 2]
-
-def dynamo_limits(n:int=64):
-    "Inside the block, dynamo may compile `n` variants of a code object (one per decoder layer); restored after (the trainer's setting)."
-    return compile_limit(True, n)
 
 # %% ../../nbs/bench/03_model.ipynb #3de0ef99
 def _bench_train(cfg, batch, seq, steps, warmup, device, dtype, compile):
@@ -109,7 +105,7 @@ def benchmark_model(cases=(('motif-1b', 'sdpa'), ('motif-1b', 'triton'), ('llama
                    )->pd.DataFrame:
     "Training tokens/s + MFU and decoding tokens/s of each (preset, attn_impl) case; one row per measurement."
     rows, peak_tflops = [], device_peak_flops(device) / 1e12 if peak_tflops is None else peak_tflops
-    with dynamo_limits():
+    with compile_limit(True):
         for preset, impl in cases:
             cfg = MotifConfig.from_preset(preset, attn_impl=impl, **(presets_override or {}))
             base = dict(model=preset, attn_impl=impl, params=cfg.num_parameters())
@@ -274,7 +270,7 @@ def profile_model(cases=('motif-1b', 'llama-1b'), # 'preset[:attn_impl]' (attn_i
                  )->pd.DataFrame:
     "Device time per kernel and step of compiled training steps, with step/idle summaries in the result's metadata."
     rows, summary = [], []
-    with dynamo_limits():
+    with compile_limit(True):
         for case in cases:
             r, s = _profile_case(case, batch, seq, warmup, steps)
             rows += r; summary.append(s)
@@ -391,7 +387,7 @@ def profile_attention(B:int=8, T:int=2048, G:int=4, g:int=4, d:int=128, # one la
     ro = gda_sdpa(*split_gda_heads(*ref_ins), lam.detach(), w.detach().float(), eps, scale, calls=2).permute(0, 3, 1, 2, 4)
     rg = torch.autograd.grad(ro, ref_ins, gy.float())
     rows = []
-    with dynamo_limits():
+    with compile_limit(True):
         _time_gda(rows, cases, q, k, v, gy, ro.detach(), rg)
         del ref_ins, ro, rg
         _time_llama(rows, B, T, d)

@@ -6,12 +6,13 @@ Docs: https://motif-nb.github.io/motif-nb/bench/polynorm.html.md"""
 
 # %% ../../nbs/bench/01_polynorm.ipynb #49915fa5
 from __future__ import annotations
-import contextlib, math, os, time
+import math, os, time
 import torch
 from fastcore.script import call_parse
 from ..core import rel_err
 from ..polynorm import poly_norm, mul_poly_norm, _poly_norm_torch, _mul_poly_norm_torch
 from ..kernels import polynorm as kpn
+from ..train import compile_limit
 from .results import bench_ms, copy_bandwidth, save_result, load_result, figures_dir
 
 # %% auto #0
@@ -29,16 +30,6 @@ def _chosen(kind, op, M, N, dtype=torch.bfloat16, settings=None):
     s = settings or kpn.PolyNormSettings()
     c = kpn.tuned_layouts().get((kind, op == 'mul_polynorm', N, triton.next_power_of_2(M), dtype, s))
     return kpn.cfg_name(c or kpn.tile_config(N, M, kind, settings=s))
-
-# %% ../../nbs/bench/01_polynorm.ipynb #9bdbb0de
-@contextlib.contextmanager
-def _dynamo_cache_limit(n:int):
-    "Raise `torch._dynamo.config.cache_size_limit` to at least `n` inside the block; restore it after."
-    cfg = torch._dynamo.config
-    old = cfg.cache_size_limit
-    cfg.cache_size_limit = max(old, n)
-    try: yield
-    finally: cfg.cache_size_limit = old
 
 # %% ../../nbs/bench/01_polynorm.ipynb #30609b0b
 def _peers(compile_backend='inductor', log=print):
@@ -143,7 +134,7 @@ def benchmark_polynorm(shapes=((8192, 16384), (16384, 4096), (4096, 32768)), # (
                       ):
     "Time eager, torch.compile, Liger and ours (bf16, CUDA): a pandas DataFrame, one row per (part, op, shape, pass, impl)."
     import pandas as pd
-    with _dynamo_cache_limit(64):
+    with compile_limit(True):
         copy = copy_bandwidth()
         log(f'copy bandwidth {copy:.3f} TB/s on {torch.cuda.get_device_name()}, torch {torch.__version__}')
         run = _Run(copy, rep, log, budget_s)

@@ -102,22 +102,22 @@ def benchmark_trainer(preset:str='motif-1b', # the model (a `MotifConfig` preset
     compile = device.type == 'cuda' if compile is None else compile
     cfg = MotifConfig.from_preset(preset)
     fixed = FixedBatches(cfg.vocab_size, seq, batch)
-    def run(fn, case, *a, **kw):
+    def run(case, batches=None, **kw):   # batches None: the bare step
         if progress: print(f'{case}: started', flush=True)
-        t = time.perf_counter(); r = fn(*a, **kw)
+        t = time.perf_counter()
+        r = bare_step(cfg, fixed.batch, device, amp, compile, steps, warmup) if batches is None else \
+            trainer_case(case, cfg, batches, device, amp, compile, steps, warmup, **kw)
         if progress: print(f"{case}: {r['seconds_per_step'] * 1e3:.1f} ms/step, {time.perf_counter() - t:.0f} s with warm-up", flush=True)
         return r
-    rows = [run(bare_step, 'bare step', cfg, fixed.batch, device, amp, compile, steps, warmup)]
+    rows = [run('bare step')]
     tmp = tempfile.mkdtemp(prefix='motif_train_bench_')
     try:
-        rows.append(run(trainer_case, 'trainer', 'trainer', cfg, FixedBatches(cfg.vocab_size, seq, batch), device, amp, compile, steps, warmup,
-                        save_dir=tmp if save else None))
-        rows.append(run(trainer_case, 'trainer, FSDP2 (1 rank)', 'trainer, FSDP2 (1 rank)', cfg, FixedBatches(cfg.vocab_size, seq, batch),
-                        device, amp, compile, steps, warmup, fsdp=True))
+        rows.append(run('trainer', FixedBatches(cfg.vocab_size, seq, batch), save_dir=tmp if save else None))
+        rows.append(run('trainer, FSDP2 (1 rank)', FixedBatches(cfg.vocab_size, seq, batch), fsdp=True))
         dc = DataConfig(source=data, corpus='default', seq_len=seq, batch_size=batch) if data == 'corpus' else \
              DataConfig(source='bytes', corpus='small', domains=('prose', 'math'), seq_len=seq, batch_size=batch)
         smp, _ = make_batches(dc, 10**6, vocab_size=cfg.vocab_size)
-        rows.append(run(trainer_case, 'trainer + sampler', 'trainer + sampler', cfg, smp, device, amp, compile, steps, warmup))
+        rows.append(run('trainer + sampler', smp))
     finally: shutil.rmtree(tmp, ignore_errors=True)
     df = pd.DataFrame(rows)
     df['tokens_per_s'] = batch * seq / df.seconds_per_step
