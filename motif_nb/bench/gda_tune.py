@@ -16,9 +16,9 @@ from .attention import gda_inputs
 from .results import save_result, load_result, figures_dir
 
 # %% auto #0
-__all__ = ['CANDS', 'CHUNKS', 'SHAPES', 'CHECK_SHAPES', 'SMOKE', 'tune_state', 'tune_settings', 'launch', 'run_all', 'reference',
-           'errors', 'check_layouts', 'gpu_bench', 'wall_bench', 'sweep', 'compile_job', 'compile_all', 'run_gda_tune',
-           'main']
+__all__ = ['CANDS', 'CHUNKS', 'SHAPES', 'CHECK_SHAPES', 'SMOKE', 'tune_state', 'tune_settings', 'launch', 'baseline', 'run_all',
+           'reference', 'errors', 'check_layouts', 'gpu_bench', 'wall_bench', 'sweep', 'compile_job', 'compile_all',
+           'run_gda_tune', 'main']
 
 # %% ../../nbs/bench/02a_gda_tune.ipynb #edfdd3ef
 CANDS = {   # (BM, BN, warps, stages); 'pre': the row-wise backward kernel's (BT, RB, warps, -)
@@ -73,10 +73,28 @@ def launch(st:dict, kind:str, signal:bool, settings:K.GDASettings):
     elif kind == 'dq': K.launch_bwd_dq(*maps, st['dq'], st['z'], False, settings)
     else: raise ValueError(f"launch: unknown kind {kind!r}")
 
+def baseline(st:dict, cands:dict=CANDS)->dict:
+    "Each kernel's first candidate that launches at the shape of `st` on this GPU (one past its shared memory is passed over)."
+    T, base = st['q'].shape[1], {}
+    for kind in cands:
+        for cfg in cands[kind]:
+            try:
+                for s in ((False, True) if kind in ('fwd', 'dkdv') else (True,)): launch(st, kind, s, tune_settings(kind, s, T, cfg))
+                base[kind] = cfg; break
+            except Exception as e:
+                if type(e).__name__ != 'OutOfResources': raise
+        else: raise RuntimeError(f"gda_tune: no candidate of {kind!r} fits in this GPU's shared memory at T={T}: {cands[kind]}")
+    st['base'] = base
+    return base
+
+def _first(st:dict, cands:dict, kind:str)->tuple:
+    "The baseline layout of `kind`: `baseline`'s when it ran on `st`, else the first candidate."
+    return st.get('base', {}).get(kind, cands[kind][0])
+
 def run_all(st:dict, cands:dict=CANDS, **cfgs):
-    "The whole fused forward and backward, each kernel with `cfgs[kind]` or its first candidate (the checks' baseline)."
+    "The whole fused forward and backward, each kernel with `cfgs[kind]` or its baseline layout (`_first`)."
     T = st['q'].shape[1]
-    c = {kind: cfgs.get(kind, cands[kind][0]) for kind in cands}
+    c = {kind: cfgs.get(kind, _first(st, cands, kind)) for kind in cands}
     for s in (False, True): launch(st, 'fwd', s, tune_settings('fwd', s, T, c['fwd']))
     launch(st, 'pre', True, tune_settings('pre', True, T, c['pre']))
     for s in (False, True): launch(st, 'dkdv', s, tune_settings('dkdv', s, T, c['dkdv']))
@@ -98,12 +116,12 @@ def errors(st:dict, ref:tuple)->dict:
 
 # %% ../../nbs/bench/02a_gda_tune.ipynb #61480803
 def check_layouts(cands:dict=CANDS, check_shapes=CHECK_SHAPES, kinds=None, layout:dict|None=None):
-    "Every candidate of every kernel (of `kinds`), in the whole fused path (others at their first candidate), against fp32 SDPA."
+    "Every candidate of every kernel (of `kinds`), in the whole fused path (others at their `baseline`), against fp32 SDPA."
     import pandas as pd
     rows = []
     for B, T, d in check_shapes:
         st = tune_state(B, T, **{**dict(G=2, d=d), **(layout or {})})
-        ref = reference(st)
+        ref = reference(st); baseline(st, cands)
         for kind in (kinds or cands):
             for cfg in cands[kind]:
                 r = dict(B=B, T=T, d=d, kernel=kind, BM=cfg[0], BN=cfg[1], warps=cfg[2], stages=cfg[3])
@@ -128,7 +146,7 @@ def _time_launch(st, kind, signal, cfg, chunk, cands, base, bench)->dict:
     T = st['q'].shape[1]
     run_all(st, cands)                                   # every buffer back to the baseline state (dkdv adds into dv)
     if kind == 'dkdv':      # both launches (the signal one adds into the noise one's dV); the other one's time subtracted
-        first = cands['dkdv'][0]
+        first = _first(st, cands, 'dkdv')
         mine, other_s = tune_settings('dkdv', signal, T, cfg, chunk), tune_settings('dkdv', not signal, T, first)
         other = lambda: launch(st, 'dkdv', not signal, other_s)
         def run():
@@ -158,6 +176,7 @@ def sweep(cands:dict=CANDS, shapes=SHAPES, chunks=CHUNKS, kinds=None, layout:dic
     bench, rows = bench or gpu_bench, []
     for B, T, kw in shapes:
         st = tune_state(B, T, **{**kw, **(layout or {})})
+        log(f"B={B} T={T} baseline layouts: {baseline(st, cands)}")
         run_all(st, cands); _sync(st)
         log(f"B={B} T={T} baseline vs fp32 SDPA: " + ', '.join(f'{n} {e:.1e}' for n, e in errors(st, reference(st)).items()))
         base = {n: st[n].clone() for n in ('y', 'a', 'o2', 'lse2', 'do1', 'do2', 'delta1', 'delta2', 'dk', 'dv', 'dq')}
@@ -178,6 +197,7 @@ def sweep(cands:dict=CANDS, shapes=SHAPES, chunks=CHUNKS, kinds=None, layout:dic
             for cfg in cands[kind]: timed(cfg)
             if kind in ('pre', 'dkdv'): continue
             ok = [r for r in rows if r['T'] == T and r['kernel'] == kind and r['heads'] == label and 'ms' in r and r['err_vs_first'] < 2e-2]
+            if not ok: log(f"{kind} ({label}) at T={T}: no layout ran; program orders not timed"); continue
             best = min(ok, key=lambda r: r['ms'])
             for ch in chunks: timed((best['BM'], best['BN'], best['warps'], best['stages']), ch)   # program order of the fastest
         del st, base
@@ -220,7 +240,7 @@ def run_gda_tune(check:bool=False, # check every candidate against fp32 SDPA ins
         df = check_layouts(cands, SMOKE['check_shapes'] if smoke else CHECK_SHAPES, kinds or None, **lay)
         print(df.round(5).to_string(), flush=True)
         if not smoke: save_result('gda_tune_check', df, seconds=round(time.time() - t0, 1), note='every candidate layout of each GDA '
-                                  'kernel in the whole fused path (others at their first candidate), bf16, vs fp32 SDPA; '
+                                  'kernel in the whole fused path (others at the first candidate that fits), bf16, vs fp32 SDPA; '
                                   'worst_over_best: the largest ratio of its errors to the best at that shape')
         return df
     df = sweep(cands, SMOKE['shapes'] if smoke else SHAPES, kinds=kinds or None, bench=wall_bench if smoke else gpu_bench, **lay)
