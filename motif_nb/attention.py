@@ -466,10 +466,11 @@ def lambda_full(self:GDA)->torch.Tensor:
 _FUSED_HEAD_DIMS = (64, 128)          # the head dims the kernels' block tables were tuned for
 
 @patch
-def pick_impl(self:GDA, x:torch.Tensor, # the layer's input: its device and dtype decide 'auto'
+def pick_impl(self:GDA, x:torch.Tensor, # the layer's input: its device and dtype (autocast's, when on) decide 'auto'
               kv_cache:KVCache|None=None)->str: # the cache of this forward, when decoding
     "The path a forward over `x` takes: `self.impl` resolved (a `ValueError` naming why when it cannot be served)."
-    fused = (x.is_cuda and x.dtype in (torch.bfloat16, torch.float16) and self.head_dim in _FUSED_HEAD_DIMS
+    dt = torch.get_autocast_dtype('cuda') if x.is_cuda and torch.is_autocast_enabled('cuda') else x.dtype   # q, k, v's dtype
+    fused = (x.is_cuda and dt in (torch.bfloat16, torch.float16) and self.head_dim in _FUSED_HEAD_DIMS
              and HAS_TRITON and _kgda is not None and kv_cache is None)
     no = {'triton': 'a KV cache (decoding): the fused kernels attend only among the tokens of one call'} if kv_cache is not None else None
     return resolve_impl(self.impl, x, op='GDA', choices=('reference', 'sdpa', 'triton'), auto='triton' if fused else 'sdpa',

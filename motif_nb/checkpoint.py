@@ -124,6 +124,7 @@ class CheckpointManager:
         if not isinstance(verify, bool): raise TypeError(f'verify must be a bool, got {verify!r}')
         self.root, self.keep_last, self.verify, self.thread_count = Path(root), keep_last, verify, thread_count
         if self.root.exists() and not self.root.is_dir(): raise NotADirectoryError(f'root {self.root} is not a directory')
+        self._pending, self._group, self._pool = None, None, None     # the save in flight (`save(block=False)`) and its helpers
 
     def path(self, step:int)->Path:
         "Where the checkpoint of `step` lives (whether or not it exists)."
@@ -270,26 +271,76 @@ def _check_meta(meta)->dict:
 
 # %% ../nbs/06a_checkpoint.ipynb #e784bbd3
 @patch
-def save(self:CheckpointManager, step:int, # the training step; names the directory `step_{step:08d}`
-         state:dict, # what `dcp.save` takes: Stateful objects, tensors (DTensors too), dicts, picklable values
-         meta:dict|None=None, # JSON-able facts stored in the manifest (the config, ...), readable without torch
-        )->Path:
-    "Save `state` as the checkpoint of `step` (every rank calls it); returns its directory once it is complete."
-    step, meta = _check_step(step), _check_meta(meta)
-    if not isinstance(state, dict) or not state or not all(isinstance(k, str) for k in state):
-        raise TypeError('state must be a non-empty dict with str keys')
-    tmp = Path(_on_rank0(self._begin, step))
+def _finish(self:CheckpointManager, step:int, tmp:Path, meta:dict, done:dict|None=None)->Path:
+    "Digest what DCP wrote into `tmp` (but the files in `done`, digested already), publish it, prune; its final directory."
     try:
-        try:
-            with _quiet(): dcp.save(state, storage_writer=dcp.FileSystemWriter(tmp, thread_count=self.thread_count), no_dist=not _dist())
-        except dcp.CheckpointException as e: raise _dcp_error(e, f'step {step} (into {tmp}): DCP could not save the state') from None
         names = _on_rank0(lambda: sorted(p.name for p in tmp.iterdir() if p.is_file() and p.name != OWNER))
-        final = Path(_on_rank0(self._publish, step, tmp, _hash_shared(tmp, names), meta))
+        got = dict(done or {})
+        got.update(_hash_shared(tmp, [n for n in names if n not in got]))
+        final = Path(_on_rank0(self._publish, step, tmp, got, meta))
     except BaseException:
         if _rank() == 0 and tmp.is_dir(): _remove_owned(tmp)
         raise
     _on_rank0(self._prune)
     return final
+
+def _written_digests(fut, tmp:Path, rank:int, threads:int)->dict:
+    "In the background: wait for DCP's write, then digest this rank's own files (`__{rank}_*.distcp`; rank 0's `.metadata`)."
+    fut.result()
+    mine = [p.name for p in tmp.iterdir() if re.fullmatch(rf'__{rank}_\d+\.distcp', p.name) or (rank == 0 and p.name == '.metadata')]
+    with ThreadPoolExecutor(max(1, min(threads, len(mine)))) as ex:
+        return dict(zip(mine, ex.map(lambda n: (os.path.getsize(tmp/n), sha256_file(tmp/n)), mine)))
+
+@patch
+def save(self:CheckpointManager, step:int, # the training step; names the directory `step_{step:08d}`
+         state:dict, # what `dcp.save` takes: Stateful objects, tensors (DTensors too), dicts, picklable values
+         meta:dict|None=None, # JSON-able facts stored in the manifest (the config, ...), readable without torch
+         block:bool=True, # False: copy the state to CPU memory here, write and digest it in a background thread (`wait`)
+        )->Path:
+    "Save `state` as the checkpoint of `step` (every rank calls it); its directory, complete (with `block=False`: once `wait` returns)."
+    step, meta = _check_step(step), _check_meta(meta)
+    if not isinstance(state, dict) or not state or not all(isinstance(k, str) for k in state):
+        raise TypeError('state must be a non-empty dict with str keys')
+    if not isinstance(block, bool): raise TypeError(f'block must be a bool, got {block!r}')
+    self.wait()                                         # one save in flight at a time: the previous one is published first
+    tmp = Path(_on_rank0(self._begin, step))
+    writer = dcp.FileSystemWriter(tmp, thread_count=self.thread_count)
+    try:
+        with _quiet():
+            if block: dcp.save(state, storage_writer=writer, no_dist=not _dist())
+            else: fut = dcp.async_save(state, storage_writer=writer, process_group=self._background_group(), no_dist=not _dist())
+    except BaseException as e:
+        if _rank() == 0 and tmp.is_dir(): _remove_owned(tmp)
+        if isinstance(e, dcp.CheckpointException): raise _dcp_error(e, f'step {step} (into {tmp}): DCP could not save the state') from None
+        raise
+    if block: return self._finish(step, tmp, meta)
+    self._pool = self._pool or ThreadPoolExecutor(1, thread_name_prefix='motif-ckpt')
+    self._pending = (step, tmp, meta, self._pool.submit(_written_digests, fut, tmp, _rank(), self.thread_count))
+    return self.path(step)
+
+# %% ../nbs/06a_checkpoint.ipynb #48a9cc1b
+@patch
+def _background_group(self:CheckpointManager):
+    "The process group of background saves: gloo (DCP stages on the CPU), apart from the training's collectives; None alone."
+    if not _dist(): return None
+    if self._group is None: self._group = dist.new_group(backend='gloo')     # collective: every rank's first background save
+    return self._group
+
+@patch
+def wait(self:CheckpointManager)->Path|None:
+    "Finish the save in flight: wait for its files, publish it (every rank calls it); its directory, or None if none was in flight."
+    if self._pending is None: return None
+    step, tmp, meta, job = self._pending
+    self._pending = None
+    try: mine, err = job.result(), None
+    except (Exception, dcp.CheckpointException) as e:     # DCP's exception is a BaseException
+        mine, err = {}, (str(_dcp_error(e, 'DCP could not save the state')) if isinstance(e, dcp.CheckpointException) else f'{type(e).__name__}: {e}')
+    parts = [(mine, err)]
+    if _dist(): parts = [None] * _world(); dist.all_gather_object(parts, (mine, err))
+    if errs := [f'rank {r}: {e}' for r, (_, e) in enumerate(parts) if e]:
+        if _rank() == 0 and tmp.is_dir(): _remove_owned(tmp)
+        raise CheckpointError(f'{tmp}: the background save of step {step} failed ({"; ".join(errs)}); nothing was published')
+    return self._finish(step, tmp, meta, {k: v for m, _ in parts for k, v in m.items()})
 
 # %% ../nbs/06a_checkpoint.ipynb #902bc57c
 class ModelOptimizerState:
@@ -380,6 +431,7 @@ def load(self:CheckpointManager, state:dict, # DCP values to fill in place, with
         raise TypeError('state must be a non-empty dict with str keys')
     if verify is not None and not isinstance(verify, bool): raise TypeError(f'load: verify must be True, False or None, got {verify!r}')
     verify = self.verify if verify is None else verify
+    self.wait()                                          # a save in flight is published first, so the newest is loadable
     if path is None:
         path = _on_rank0(lambda: (p := self.latest()) and str(p))
         if path is None: raise CheckpointError(f'{self.root}: no complete checkpoint to load')

@@ -96,6 +96,7 @@ class TrainConfig:
     save_every:int=0              # steps between checkpoints (0: only at the end of `fit`); needs a run directory
     keep_last:int|None=3          # checkpoints kept (None: all)
     save_threads:int=4            # files each process writes (and hashes) in parallel per checkpoint
+    async_save:bool=False         # checkpoints during `fit` return once copied to CPU memory, written in the background
     track_max_logit:bool=True     # log the largest attention logit of each step (always on for 'muonclip')
     progress:bool=False           # a progress bar (rank 0)
     tensorboard:bool=False        # also write TensorBoard scalars to `out/tb` (if tensorboard is installed)
@@ -108,7 +109,8 @@ class TrainConfig:
         self.betas = tuple(b)
         _validate(self, 'TrainConfig', _TRAIN_NUMBERS, dict(schedule=SCHEDULES, optimizer=OPTIMIZERS, amp_dtype=AMP_DTYPES,
                                                             muon_comm_dtype=('bfloat16', 'float32')),
-                  dict(fsdp=True, compile=False, activation_checkpointing=False, track_max_logit=False, progress=False, tensorboard=False))
+                  dict(fsdp=True, compile=False, activation_checkpointing=False, track_max_logit=False, progress=False, tensorboard=False,
+                       async_save=False))
 
 _TRAIN_NUMBERS = dict(
     lr=dict(lo=0, lo_open=True), warmup_steps=dict(integer=True, lo=0), total_steps=dict(integer=True, lo=1),
@@ -361,7 +363,8 @@ def _next_batch(self:Trainer)->dict:
 
 @patch
 def close(self:Trainer):
-    "Close the TensorBoard writer and destroy the process group if the trainer made it."
+    "Publish a background checkpoint still in flight, close the TensorBoard writer, destroy the process group if the trainer made it."
+    if self.ckpt is not None: self.ckpt.wait()
     if self._tb is not None: self._tb.close(); self._tb = None
     self.dist.close()
 
@@ -542,7 +545,8 @@ def fit(self:Trainer, steps:int, # optimizer steps to run
                 if callback: callback(row)
                 if bar: bar.set_description(f'step {s}'); bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.3g}")
             if self.cfg.eval_every and s % self.cfg.eval_every == 0: self.evaluate()
-            if self.ckpt is not None and ((self.cfg.save_every and s % self.cfg.save_every == 0) or last): self.save()
+            if self.ckpt is not None and ((self.cfg.save_every and s % self.cfg.save_every == 0) or last):
+                self.save(block=True if last else None)      # the end of `fit` leaves a complete checkpoint
             if bar: bar.update(1)
     finally:
         if bar: bar.close()
@@ -637,19 +641,22 @@ def _meta(self:Trainer)->dict:
 
 # %% ../nbs/06_train.ipynb #ed5c8c62
 @patch
-def save(self:Trainer)->Path:
+def save(self:Trainer, block:bool|None=None, # False: return once the state is in CPU memory (None: `not cfg.async_save`)
+        )->Path:
     "Checkpoint this step into the run directory (every process calls it); refused after a non-finite step."
     if self.ckpt is None: raise ValueError("Trainer.save: the trainer has no run directory (out=None)")
+    if block is not None and not isinstance(block, bool): raise TypeError(f"Trainer.save: block must be True, False or None, got {block!r}")
     self._raise_if_bad(int(self._bad))
+    t = time.perf_counter()
+    self.ckpt.wait()                                   # the previous background save is published first
     path = self.ckpt.path(self.step_idx)
     if path.exists(): return path
-    t = time.perf_counter()
-    path = self.ckpt.save(self.step_idx, self._state(), meta=self._meta())
+    path = self.ckpt.save(self.step_idx, self._state(), meta=self._meta(), block=not self.cfg.async_save if block is None else block)
     self.save_seconds.append(time.perf_counter() - t)
     return path
 
 # %% ../nbs/06_train.ipynb #f2ba6a8a
-RESUMABLE = ('log_every', 'eval_every', 'eval_batches', 'save_every', 'keep_last', 'save_threads', 'compile',
+RESUMABLE = ('log_every', 'eval_every', 'eval_batches', 'save_every', 'keep_last', 'save_threads', 'async_save', 'compile',
              'activation_checkpointing', 'micro_batches', 'fsdp', 'muon_comm_dtype', 'track_max_logit', 'progress', 'tensorboard')
 _IMPL_KEYS = ('attn_impl', 'mlp_impl')
 
@@ -829,7 +836,7 @@ RUN_PRESETS = {
                       train=dict(lr=3e-3, warmup_steps=15, eval_every=50, eval_batches=4, save_every=50, log_every=10, progress=True)),
     'gpu-1b': dict(model='motif-1b', steps=2000, data=dict(source='corpus', corpus='default', seq_len=2048, batch_size=8),
                    train=dict(lr=6e-4, warmup_steps=200, amp_dtype='bfloat16', compile=True, eval_every=500, eval_batches=8,
-                              save_every=500, log_every=10, track_max_logit=False, save_threads=8, progress=True)),
+                              save_every=500, log_every=10, track_max_logit=False, save_threads=8, async_save=True, progress=True)),
 }
 _SECTIONS = dict(model=MotifConfig, data=DataConfig, train=TrainConfig)
 

@@ -66,7 +66,7 @@ def bare_step(cfg:MotifConfig, batch:dict, device, amp:bool, compile:bool, steps
 # %% ../../nbs/bench/06_train.ipynb #7468db2a
 def trainer_case(name:str, cfg:MotifConfig, batches, device, amp:bool, compile:bool, steps:int, warmup:int,
                  fsdp:bool=False, save_dir=None)->dict:
-    "Seconds per step of `Trainer` on `batches` (and, with `save_dir`, the seconds and bytes of one checkpoint)."
+    "Seconds per step of `Trainer` on `batches`; with `save_dir`, the bytes of a checkpoint and its seconds, blocking and in the background."
     device = torch.device(device); _reset_memory(device)
     torch.manual_seed(0)
     tc = TrainConfig(lr=1e-4, warmup_steps=0, total_steps=10**6, amp_dtype='bfloat16' if amp else None, compile=compile,
@@ -79,9 +79,12 @@ def trainer_case(name:str, cfg:MotifConfig, batches, device, amp:bool, compile:b
         _sync(device); dt = (time.perf_counter() - t) / steps
         res = dict(case=name, seconds_per_step=dt, data_wait_ms=tr.rows[-1]['data_wait_s'] * 1e3, peak_mem_gib=_peak_gib(device))
         if save_dir is not None:
-            tr.ckpt = CheckpointManager(save_dir, keep_last=1, thread_count=tc.save_threads)
-            t = time.perf_counter(); path = tr.save(); res['save_s'] = time.perf_counter() - t
+            ck = tr.ckpt = CheckpointManager(save_dir, keep_last=1, thread_count=tc.save_threads)
+            t = time.perf_counter(); path = tr.save(block=True); res['save_s'] = time.perf_counter() - t
             res['checkpoint_gb'] = sum(f.stat().st_size for f in path.iterdir()) / 1e9
+            tr.ckpt = None; tr.fit(1); tr.ckpt = ck       # one more step (not saved by `fit`): the next checkpoint is a new one
+            t = time.perf_counter(); tr.save(block=False); res['async_save_s'] = time.perf_counter() - t   # what training waits for
+            ck.wait(); res['async_total_s'] = time.perf_counter() - t
         return res
     finally:
         tr.close(); del tr
@@ -131,9 +134,11 @@ def train_bench_table(df:pd.DataFrame|None=None, # a `benchmark_trainer` table (
                      )->pd.DataFrame:
     "The headline numbers: tokens/s, ratio to the bare step, MFU, data wait and peak memory per case; checkpoint seconds."
     if df is None: df, _ = load_result('train_bench')
-    cols = [c for c in ('case', 'tokens_per_s', 'vs_bare', 'mfu', 'seconds_per_step', 'data_wait_ms', 'peak_mem_gib', 'save_s', 'checkpoint_gb') if c in df]
+    cols = [c for c in ('case', 'tokens_per_s', 'vs_bare', 'mfu', 'seconds_per_step', 'data_wait_ms', 'peak_mem_gib', 'save_s', 'async_save_s',
+                        'async_total_s', 'checkpoint_gb') if c in df]
     out = df[cols].copy()
-    for c, d in (('tokens_per_s', 0), ('vs_bare', 3), ('mfu', 3), ('seconds_per_step', 4), ('data_wait_ms', 2), ('peak_mem_gib', 1), ('save_s', 2), ('checkpoint_gb', 2)):
+    for c, d in (('tokens_per_s', 0), ('vs_bare', 3), ('mfu', 3), ('seconds_per_step', 4), ('data_wait_ms', 2), ('peak_mem_gib', 1), ('save_s', 2),
+                 ('async_save_s', 2), ('async_total_s', 2), ('checkpoint_gb', 2)):
         if c in out: out[c] = out[c].round(d)
     return out
 
