@@ -17,7 +17,7 @@ try: from motif_nb.kernels import gda as _kgda      # the Triton kernels and the
 except ImportError: _kgda = None
 
 # %% auto #0
-__all__ = ['GDASettings', 'rope_cos_sin', 'apply_rope', 'check_cu_seqlens', 'doc_positions', 'doc_ids', 'attn_mask',
+__all__ = ['GDASettings', 'rope_cos_sin', 'apply_rope', 'check_cu_seqlens', 'doc_positions', 'doc_ids', 'packed_row', 'attn_mask',
            'nonfinite_keys', 'sees_nonfinite', 'rms_norm', 'gda_epilogue', 'gda_reference', 'KVCache',
            'max_logits_chunked', 'max_logits_varlen', 'gda_sdpa', 'split_gda_heads', 'GDA', 'mha_reference', 'mha_sdpa',
            'Attention', 'gda_triton']
@@ -87,6 +87,23 @@ def doc_ids(cu_seqlens:torch.Tensor)->torch.Tensor:
     "Document index of every token, int32 (N,)."
     cu = cu_seqlens.long()
     return torch.repeat_interleave(torch.arange(len(cu) - 1, device=cu.device, dtype=torch.int32), cu[1:] - cu[:-1])
+
+# %% ../nbs/02_attention.ipynb #06251825
+_PACKED = {}      # the newest `packed_row` call: its key (tensor, version, N, device) and result
+
+@torch.compiler.disable
+def packed_row(cu_seqlens, N:int, op:str='attention',
+               device=None)->tuple: # the input's device: the offsets are moved there
+    "`check_cu_seqlens`, then (offsets on `device`, `doc_ids`, `doc_positions`), kept for the next call with the same tensor."
+    try: key = (cu_seqlens._version, N, str(device))          # inference tensors have no version counter: no reuse
+    except (AttributeError, RuntimeError): key = None
+    if key is not None and _PACKED.get('cu') is cu_seqlens and _PACKED.get('key') == key: return _PACKED['out']
+    check_cu_seqlens(cu_seqlens, N, op, device=device)
+    cu = cu_seqlens if device is None or cu_seqlens.device == torch.device(device) else cu_seqlens.to(device)
+    out = (cu, doc_ids(cu), doc_positions(cu))
+    _PACKED.clear()
+    if key is not None: _PACKED.update(cu=cu_seqlens, key=key, out=out)
+    return out
 
 # %% ../nbs/02_attention.ipynb #bac9ed2e
 def attn_mask(T:int, S:int, q_start:int=0, docs:torch.Tensor|None=None, key_valid:torch.Tensor|None=None,
@@ -394,15 +411,13 @@ class _AttnBase(nn.Module):
         if cu_seqlens is not None:
             if B != 1: raise ValueError(f"{op}: cu_seqlens needs packed input of shape (1, N, D), got batch size {B}")
             if kv_cache is not None: raise ValueError(f"{op}: cu_seqlens (packed training) cannot be combined with kv_cache")
-            check_cu_seqlens(cu_seqlens, T, op, device=x.device)
-            if cu_seqlens.device != x.device: cu_seqlens = cu_seqlens.to(x.device)
-            docs = doc_ids(cu_seqlens)
+            cu_seqlens, docs, doc_pos = packed_row(cu_seqlens, T, op, device=x.device)   # one host read per forward
         if kv_cache is not None:         # the keys it will store: the projections' dtype (autocast's, under autocast)
             if not isinstance(kv_cache, KVCache): raise TypeError(f"{op}: kv_cache must be a KVCache, got {type(kv_cache).__name__}")
             kv_cache.check(self.layer_idx, self.config.attention_kind, self.cache_heads, self.head_dim, B, op, self.cache_dtype(), x.device)
         if positions is None:
             start = kv_cache.length if kv_cache is not None else 0
-            positions = (doc_positions(cu_seqlens) if cu_seqlens is not None else torch.arange(start, start + T, device=x.device))[None]
+            positions = (doc_pos if cu_seqlens is not None else torch.arange(start, start + T, device=x.device))[None]
         else:
             if not isinstance(positions, torch.Tensor) or positions.is_floating_point() or positions.is_complex() or positions.dtype == torch.bool:
                 raise TypeError(f"{op}: positions must be an integer tensor, got {getattr(positions, 'dtype', type(positions).__name__)}")
