@@ -82,6 +82,12 @@ import torch
 import triton
 import triton.language as tl
 
+
+def _cdiv(a:int, b:int)->int:
+    "Ceil division on the host (`triton.cdiv` is a constexpr function: about 2 us per call from Python)."
+    return -(-a // b)
+
+
 __all__ = ['LOG2E', 'CONFIGS', 'CHUNK_TOKENS', 'configs', 'GDASettings', 'fwd_buffers', 'bwd_buffers', 'nonfinite_rows',
            'launch_fwd', 'launch_bwd_pre', 'launch_bwd_dv', 'launch_bwd_dk', 'launch_bwd_dkdv', 'launch_bwd_dq',
            'gda_fwd', 'gda_bwd', 'GDAFunction', 'gda']
@@ -641,16 +647,16 @@ def _launch(kernel, block, axis:str, programs:int, /, **args):
     """Launch autotuned `kernel` with keyword `args` on a 1-D grid of cdiv(T, block size along `axis`) x `programs`;
     `block` (BM, BN, warps, stages) pins the shape (no autotuning)."""
     T = args['T']
-    if block is None: return kernel[lambda m: (triton.cdiv(T, m[axis]) * programs,)](**args)
+    if block is None: return kernel[lambda m: (_cdiv(T, m[axis]) * programs,)](**args)
     bm, bn, nw, ns = block
-    kernel.fn[(triton.cdiv(T, bm if axis == 'BM' else bn) * programs,)](**args, BM=bm, BN=bn, num_warps=nw, num_stages=ns)
+    kernel.fn[(_cdiv(T, bm if axis == 'BM' else bn) * programs,)](**args, BM=bm, BN=bn, num_warps=nw, num_stages=ns)
 
 
 def fwd_buffers(q):
     "Outputs of the forward for q (B, T, G, g+1, D): y, a, o2 (input dtype); lse1, lse2, rstd, max logits ml_s, ml_n (fp32)."
     B, T, G, g1, D = q.shape; g = g1 - 1
     dev, f32 = q.device, torch.float32
-    nm = triton.cdiv(T, 16)                # max-logit slots per head: enough for the smallest BM of any config
+    nm = _cdiv(T, 16)                # max-logit slots per head: enough for the smallest BM of any config
     return (q.new_empty(B, T, G, g, 2 * D),                        # y
             q.new_empty(B, T, G, g, 2 * D),                        # a = O_s - lambda O_n (like the dO the backward forms)
             q.new_empty(B, T, G, 2 * D),                           # o2 = O_n
@@ -667,7 +673,7 @@ def nonfinite_rows(v)->tuple:
     anyb = torch.zeros(1, dtype=torch.int32, device=v.device)
     if v.stride(-1) != 1: raise ValueError(f"gda: v must be contiguous in its last dimension, got strides {v.stride()}")
     N, R = B * T * G, 16
-    if N: gda_nonfinite_kernel[(triton.cdiv(N, R),)](v, flags, anyb, v.stride(0), v.stride(1), v.stride(2), N, T, G, D=D2 // 2, R=R)
+    if N: gda_nonfinite_kernel[(_cdiv(N, R),)](v, flags, anyb, v.stride(0), v.stride(1), v.stride(2), N, T, G, D=D2 // 2, R=R)
     return flags, anyb
 
 
@@ -708,7 +714,7 @@ def launch_bwd_pre(dy, a, o2, rstd, w, lam, do1, do2, delta1, delta2, out_scale:
     for n, t in (('dy', dy), ('do1', do1)):    # one set of strides for y, a, dy, do1 (and o2, do2; rstd, Delta)
         if t.stride() != a.stride(): raise ValueError(f"gda: {n} must have a's strides {a.stride()}, got {t.stride()}")
     BT, RB, warps = settings.pre_block
-    nc = triton.cdiv(T, BT * RB)
+    nc = _cdiv(T, BT * RB)
     dw_part = torch.empty(B * G * nc, 2 * D, dtype=torch.float32, device=a.device)
     dlam_part = torch.empty(B * G * nc, dtype=torch.float32, device=a.device)
     gda_bwd_pre_kernel[(B * G * nc,)](

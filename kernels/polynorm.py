@@ -48,6 +48,17 @@ import torch
 import triton
 import triton.language as tl
 
+
+def _cdiv(a:int, b:int)->int:
+    "Ceil division on the host (`triton.cdiv` is a constexpr function: about 2 us per call from Python)."
+    return -(-a // b)
+
+
+def _next_pow2(n:int)->int:
+    "`triton.next_power_of_2` on the host, without its call overhead."
+    return 1 << (n - 1).bit_length() if n > 0 else 0
+
+
 __all__ = ['PolyNormSettings', 'poly_norm', 'mul_poly_norm', 'poly_norm_fwd', 'poly_norm_bwd', 'tile_config',
            'candidates', 'cfg_name', 'tuned_layouts', 'TUNE_LOG', 'LAST_LAUNCH']
 
@@ -266,10 +277,10 @@ def tile_config(N, M=None, kind='fwd', gated=False, settings=None):
     if N > (s.max_block_fwd if kind == 'fwd' else s.max_block):
         cfg = dict(chunked=True, bm=1, bn=s.chunk, nw=max(4, min(16, s.chunk // 512)))
     else:
-        bn = triton.next_power_of_2(N)
+        bn = _next_pow2(N)
         if bn < 2048:                                     # pack narrow rows: 4096 elements per program
             bm = max(1, 4096 // bn)
-            if M is not None: bm = min(bm, triton.next_power_of_2(max(M, 1)))
+            if M is not None: bm = min(bm, _next_pow2(max(M, 1)))
             nw = max(1, min(8, bm * bn // 512))
         else: bm, nw = 1, max(4, min(32 if kind == 'fwd' else 16, bn // 1024))   # ~32 fp32 per thread per stream
         cfg = dict(chunked=False, bm=bm, bn=bn, nw=nw)
@@ -279,7 +290,7 @@ def tile_config(N, M=None, kind='fwd', gated=False, settings=None):
 
 def candidates(N, kind='fwd', settings=None):
     "Launch layouts the autotuner times for rows of width `N` (one entry: nothing to tune)."
-    bn = triton.next_power_of_2(N)
+    bn = _next_pow2(N)
     if bn < 2048: out = [tile_config(N, settings=settings)]
     else:
         out = [dict(chunked=False, bm=1, bn=bn, nw=nw) for nw in (4, 8, 16, 32) if 4 <= bn // (32 * nw) <= 32]
@@ -320,7 +331,7 @@ def tuned_layouts()->dict:
 def _choose(kind, gated, M, N, dtype, device, launch, settings):
     "The layout for this call: the heuristic, or on CUDA (with `settings.autotune`) the fastest candidate, timed once per key."
     if not (settings.autotune and device.type == 'cuda'): return tile_config(N, M, kind, gated, settings)
-    key = (kind, gated, N, triton.next_power_of_2(M), dtype, settings)
+    key = (kind, gated, N, _next_pow2(M), dtype, settings)
     if key not in _BEST:
         cands = candidates(N, kind, settings)
         if len(cands) == 1: _BEST[key] = dict(cands[0], **({'progs': settings.progs_per_sm} if kind == 'bwd' and 'progs' not in cands[0] else {}))
@@ -341,7 +352,7 @@ def _choose(kind, gated, M, N, dtype, device, launch, settings):
 
 def _launch_fwd(x2, u2, y, weight, bias, rstd, eps, gated, cfg):
     M, N = x2.shape
-    k = _fwd_kernel[(triton.cdiv(M, cfg['bm']),)](
+    k = _fwd_kernel[(_cdiv(M, cfg['bm']),)](
         X=x2, UP=u2, Y=y, W=weight, B=bias, RSTD=rstd, M=M, N=N,
         stride_x=x2.stride(0), stride_up=u2.stride(0), stride_y=y.stride(0), eps=eps,
         GATED=gated, CHUNKED=cfg['chunked'], BLOCK_M=cfg['bm'], BLOCK_N=cfg['bn'], num_warps=cfg['nw'])
@@ -378,7 +389,7 @@ def _num_programs(n_tiles, device, per_sm):
 def _launch_bwd(dy2, x2, u2, dx, dup, weight, bias, rstd, gated, cfg, settings):
     "Run the backward kernel; returns the [programs, 4] partial sums of (dw0, dw1, dw2, db) and the kernel's resources."
     M, N = x2.shape
-    n_tiles = triton.cdiv(M, cfg['bm'])
+    n_tiles = _cdiv(M, cfg['bm'])
     nprog = _num_programs(n_tiles, x2.device, cfg.get('progs', settings.progs_per_sm))
     dw_part = torch.empty((nprog, 4), dtype=torch.float32, device=x2.device)   # every program writes its row
     k = _bwd_kernel[(nprog,)](
