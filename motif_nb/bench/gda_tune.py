@@ -175,10 +175,11 @@ def sweep(cands:dict=CANDS, shapes=SHAPES, chunks=CHUNKS, kinds=None, layout:dic
     import pandas as pd
     bench, rows = bench or gpu_bench, []
     for B, T, kw in shapes:
+        t0 = time.perf_counter()
         st = tune_state(B, T, **{**kw, **(layout or {})})
         log(f"B={B} T={T} baseline layouts: {baseline(st, cands)}")
         run_all(st, cands); _sync(st)
-        log(f"B={B} T={T} baseline vs fp32 SDPA: " + ', '.join(f'{n} {e:.1e}' for n, e in errors(st, reference(st)).items()))
+        log(f"B={B} T={T} baseline vs fp32 SDPA ({time.perf_counter() - t0:.0f} s so far): " + ', '.join(f'{n} {e:.1e}' for n, e in errors(st, reference(st)).items()))
         base = {n: st[n].clone() for n in ('y', 'a', 'o2', 'lse2', 'do1', 'do2', 'delta1', 'delta2', 'dk', 'dv', 'dq')}
         G, g = st['q'].shape[2], st['q'].shape[3] - 1
         flops_head = 3 * st['q'].shape[-1] * T * T * B     # causal QK^T (2 d T^2/2) + PV (2 2d T^2/2) per head, forward
@@ -195,6 +196,7 @@ def sweep(cands:dict=CANDS, shapes=SHAPES, chunks=CHUNKS, kinds=None, layout:dic
                 except Exception as e: rows.append(dict(r, error=f'{type(e).__name__}: {str(e)[:160]}'))
                 log(rows[-1])
             for cfg in cands[kind]: timed(cfg)
+            log(f"B={B} T={T} {kind} ({label}): layouts timed, {time.perf_counter() - t0:.0f} s into this shape")
             if kind in ('pre', 'dkdv'): continue
             ok = [r for r in rows if r['T'] == T and r['kernel'] == kind and r['heads'] == label and 'ms' in r and r['err_vs_first'] < 2e-2]
             if not ok: log(f"{kind} ({label}) at T={T}: no layout ran; program orders not timed"); continue
