@@ -89,7 +89,7 @@ def doc_ids(cu_seqlens:torch.Tensor)->torch.Tensor:
     return torch.repeat_interleave(torch.arange(len(cu) - 1, device=cu.device, dtype=torch.int32), cu[1:] - cu[:-1])
 
 # %% ../nbs/02_attention.ipynb #06251825
-_PACKED = {}      # the newest `packed_row` call: its key (tensor, version, N, device) and result
+_PACKED = [None]  # the newest `packed_row` call: (tensor, (version, N, device), result), replaced whole (thread-safe reads)
 
 @torch.compiler.disable
 def packed_row(cu_seqlens, N:int, op:str='attention',
@@ -97,12 +97,12 @@ def packed_row(cu_seqlens, N:int, op:str='attention',
     "`check_cu_seqlens`, then (offsets on `device`, `doc_ids`, `doc_positions`), kept for the next call with the same tensor."
     try: key = (cu_seqlens._version, N, str(device))          # inference tensors have no version counter: no reuse
     except (AttributeError, RuntimeError): key = None
-    if key is not None and _PACKED.get('cu') is cu_seqlens and _PACKED.get('key') == key: return _PACKED['out']
+    last = _PACKED[0]
+    if key is not None and last is not None and last[0] is cu_seqlens and last[1] == key: return last[2]
     check_cu_seqlens(cu_seqlens, N, op, device=device)
     cu = cu_seqlens if device is None or cu_seqlens.device == torch.device(device) else cu_seqlens.to(device)
     out = (cu, doc_ids(cu), doc_positions(cu))
-    _PACKED.clear()
-    if key is not None: _PACKED.update(cu=cu_seqlens, key=key, out=out)
+    _PACKED[0] = None if key is None else (cu_seqlens, key, out)
     return out
 
 # %% ../nbs/02_attention.ipynb #bac9ed2e
