@@ -13,8 +13,7 @@ import torch
 # %% auto #0
 __all__ = ['IMPLS', 'HAS_TRITON', 'MANIFEST', 'PENDING', 'MANIFEST_FORMAT', 'ensure_kernels', 'interpreting', 'triton_available',
            'resolve_impl', 'check_float', 'rel_err', 'atomic_write', 'atomic_write_json', 'sha256_file',
-           'read_manifest', 'finish_write', 'OwnedDirWriter', 'owned_dir', 'check_owned_dir', 'on_rank0',
-           'close_process_group']
+           'read_manifest', 'finish_write', 'OwnedDirWriter', 'owned_dir', 'check_owned_dir', 'on_rank0']
 
 # %% ../nbs/00a_core.ipynb #7d45b9c1
 def ensure_kernels():
@@ -321,13 +320,3 @@ def on_rank0(fn, *args, error:type=RuntimeError):
         if err is None and msg is not None: raise error(f'rank 0 failed: {msg}')
     if err is not None: raise err
     return res
-
-# %% ../nbs/00a_core.ipynb #018edcda
-def close_process_group(device=None): # this process's device: a CUDA one is named to NCCL's barrier
-    "Destroy the default process group (if any), after a barrier unless an exception is propagating."
-    import sys, torch, torch.distributed as dist
-    if not (dist.is_available() and dist.is_initialized()): return
-    if sys.exc_info()[0] is None:
-        dev = None if device is None else torch.device(device)
-        dist.barrier(device_ids=[dev.index] if dev is not None and dev.type == 'cuda' and dev.index is not None else None)
-    dist.destroy_process_group()

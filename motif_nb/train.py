@@ -21,7 +21,7 @@ from .model import MotifForCausalLM, shift_labels, train_flops_per_token, check_
 from .data import (model_inputs, CurriculumSampler, CurriculumSchedule, default_sampler, python_prose_docs,
                            stdlib_code_docs, synthetic_math_docs, CORPUS_SIZES)
 from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest
-from .core import atomic_write, on_rank0, close_process_group
+from .core import atomic_write, on_rank0
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'PEAK_BF16_TFLOPS', 'RESUMABLE', 'DATA_SOURCES', 'DOMAINS', 'RUN_PRESETS',
@@ -183,8 +183,8 @@ class DistInfo:
     created:bool=False            # the process group was made by `setup_distributed` (and `close` destroys it)
 
     def close(self):
-        "Destroy the process group if `setup_distributed` made it (`close_process_group`: after a barrier, unless failing)."
-        if self.created: close_process_group(self.device)
+        "Destroy the process group if `setup_distributed` made it."
+        if self.created and dist.is_initialized(): dist.destroy_process_group()
         self.created = False
 
 def _env_int(name:str, default:int)->int:

@@ -17,7 +17,6 @@ from ..config import MotifConfig
 from ..muon import Muon, newton_schulz, ns_flops
 from ..parallel_muon import ParallelMuon, motif_muon_shapes, parallel_muon_cost
 from .results import save_result, load_result, figures_dir
-from ..core import close_process_group
 
 # %% auto #0
 __all__ = ['layer_stack', 'random_grads_', 'time_step', 'ns_times', 'benchmark_parallel_muon', 'plot_parallel_muon_bench',
@@ -215,7 +214,7 @@ def run_parallel_muon_bench(layers:int|None=None, # layers in the stack (default
             with pd.option_context('display.width', 200): print(df.round(4).to_string(), flush=True)
             if save: print('saved', save_result('parallel_muon_bench', df, fig=plot_parallel_muon_bench(df), scale=None if W == 1 else f'{W}gpu', command=command))
     finally:
-        if own: close_process_group(torch.cuda.current_device() if cuda else None)
+        if own: dist.destroy_process_group()
     return df
 
 @call_parse
