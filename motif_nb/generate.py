@@ -6,7 +6,7 @@ Docs: https://motif-nb.github.io/motif-nb/generate.html.md"""
 
 # %% ../nbs/03a_generate.ipynb #450399df
 from __future__ import annotations
-import numbers, time
+import functools, numbers, time
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
@@ -14,10 +14,13 @@ from fastcore.meta import delegates
 from .config import MotifConfig
 from .attention import GDA, apply_rope, rope_cos_sin, gda_epilogue, doc_ids, doc_positions
 from .model import MotifForCausalLM, flag_nonfinite_logits, check_nonfinite_logits, check_generate_args, check_generate_tokens, stop_tokens
+from .core import resolve_impl
+try: from motif_nb.kernels import gda_decode as _kdec    # the fused GDA decode kernel (needs triton)
+except ImportError: _kdec = None
 
 # %% auto #0
 __all__ = ['MAX_STOP_TOKENS', 'StaticKVCache', 'project_q', 'project_kv', 'decode_qkv', 'decode_attn_mlp', 'prefill',
-           'decode_step', 'sample_logits', 'StaticGenerator', 'fast_generate']
+           'decode_step', 'decode_attn_impl', 'sample_logits', 'StaticGenerator', 'fast_generate']
 
 # %% ../nbs/03a_generate.ipynb #2464a077
 def _round_up(n:int, m:int=16)->int: return -(-n // m) * m
@@ -112,12 +115,21 @@ def decode_attn_mlp(layer, h:torch.Tensor, # the layer and its input residual st
                     bias:torch.Tensor, # (B, 1, 1, S): 0 on valid slots, -inf elsewhere
                     lam:torch.Tensor|None=None, # GDA: the layer's λ (None: `lambda_full()`)
                     out_scale:torch.Tensor|None=None, # GDA: its 1 − λ_init (None: `out_scale`)
+                    slot:torch.Tensor|None=None, # the newest token's slot: the Triton path reads slots up to it (None: all)
+                    impl:str='sdpa', # GDA's attention: 'sdpa', or 'triton' (`gda_decode`: one kernel with the epilogue)
                    )->torch.Tensor: # the layer's output residual stream (B, 1, hidden_size)
-    "Attention of the new token over the whole cache, the GDA epilogue, `o_proj` and the MLP, both added residually."
+    "Attention of the new token over the cache, the GDA epilogue, `o_proj` and the MLP, both added residually."
     a = layer.self_attn
+    if impl not in ('sdpa', 'triton'): raise ValueError(f"decode_attn_mlp: impl must be 'sdpa' or 'triton', got {impl!r}")
     if isinstance(a, GDA):
         g = a.group_size
         lam, out_scale = a.lambda_full() if lam is None else lam, a.out_scale if out_scale is None else out_scale
+    if impl == 'triton':
+        if not isinstance(a, GDA): raise ValueError("decode_attn_mlp: impl='triton' is GDA's decode kernel; standard attention decodes through SDPA")
+        if slot is None: slot = torch.full((1,), k.shape[3] - 1, device=q.device)
+        if not isinstance(out_scale, torch.Tensor) or out_scale.device != q.device: out_scale = torch.as_tensor(out_scale, device=q.device)
+        o = _kdec.gda_decode(q, k, v, bias, slot, lam, a.subln.weight, a.subln.eps, out_scale)
+    elif isinstance(a, GDA):
         sig = F.scaled_dot_product_attention(q[:, :, :g], k[0], v, attn_mask=bias)     # (B, G, g, 2d)
         noi = F.scaled_dot_product_attention(q[:, :, g:], k[1], v, attn_mask=bias)     # (B, G, 1, 2d)
         o = gda_epilogue(sig[:, :, :, None], noi, lam, a.subln.weight, a.subln.eps, out_scale)
@@ -174,9 +186,20 @@ def decode_step(model:MotifForCausalLM, cache:StaticKVCache,
         q, k, v = qkv(layer, h, cos, sin)
         kc, vc = cache.layer(i, B)
         kc.index_copy_(3, cache.slot, k); vc.index_copy_(2, cache.slot, v)
-        h = post(layer, h, q, kc, vc, bias, *_attn_consts(gda_consts, i))
+        h = post(layer, h, q, kc, vc, bias, *_attn_consts(gda_consts, i), slot=cache.slot)
     pos.add_(1); cache.slot.add_(1)
     return model.lm_head(model.model.norm(h)[:, 0])
+
+# %% ../nbs/03a_generate.ipynb #6daa6b06
+def decode_attn_impl(model:MotifForCausalLM, impl:str='auto')->str:
+    "The attention path of a decode step: 'triton' (`gda_decode`) or 'sdpa'; 'auto' is the kernel for 16-bit GDA on CUDA."
+    a = model.model.layers[0].self_attn
+    w, no = a.k_proj.weight, {}
+    if not isinstance(a, GDA): no['triton'] = 'standard attention: it has no decode kernel (SDPA serves it)'
+    elif _kdec is None: no['triton'] = 'GDA decoding without the triton package, which is not installed'
+    elif a.head_dim < 16 or a.head_dim & (a.head_dim - 1): no['triton'] = f'head_dim={a.head_dim}: the kernel needs a power of two >= 16'
+    fast = 'triton' not in no and w.is_cuda and w.dtype in (torch.float16, torch.bfloat16)
+    return resolve_impl(impl, w, op='StaticGenerator', choices=('sdpa', 'triton'), auto='triton' if fast else 'sdpa', unsupported=no)
 
 # %% ../nbs/03a_generate.ipynb #4d486a49
 def sample_logits(logits:torch.Tensor, # (B, V)
@@ -235,8 +258,10 @@ class StaticGenerator:
                  cuda_graph:bool|None=None, # capture the decode step (None: when the model is on CUDA)
                  compile:bool=False, # compile the two halves of a layer with Inductor (fused kernels; longer warm-up)
                  sync_every:int=16, # with a graph and stop ids: steps between checks that every row has finished (or has non-finite logits)
+                 attn_impl:str='auto', # the decode step's attention: 'auto', 'sdpa' or 'triton' (`decode_attn_impl`)
                 ):
         if not isinstance(model, MotifForCausalLM): raise TypeError(f"StaticGenerator: model must be a MotifForCausalLM, got {type(model).__name__}")
+        self.attn_impl = decode_attn_impl(model, attn_impl)
         self.model, self.cache = model, StaticKVCache.for_model(model, max_batch, max_len)
         dev = self.device = self.cache.device
         self.cuda_graph = dev.type == 'cuda' if cuda_graph is None else bool(cuda_graph)
@@ -253,14 +278,14 @@ class StaticGenerator:
         with torch.no_grad():
             self.gda_consts = (torch.stack([a.lambda_full() for a in gda]),
                                torch.stack([a.out_scale for a in gda]).to(dev)) if gda else None
-        self.fns = (decode_qkv, decode_attn_mlp)
+        self.fns = (decode_qkv, functools.partial(decode_attn_mlp, impl=self.attn_impl))
         if compile: self.fns = tuple(torch.compile(f, dynamic=False, fullgraph=True) for f in self.fns)
         self.compiled, self.sync_every = compile, sync_every
         self.graphs, self.capture_s, self._pool = {}, {}, None
 
     def __repr__(self):
         return (f"StaticGenerator(batch<={self.cache.batch_size}, capacity={self.cache.capacity}, cuda_graph={self.cuda_graph}, "
-                f"compile={self.compiled}, graphs={sorted(self.graphs)})")
+                f"compile={self.compiled}, attn_impl={self.attn_impl!r}, graphs={sorted(self.graphs)})")
 
 # %% ../nbs/03a_generate.ipynb #f51e3b91
 @patch
@@ -372,13 +397,13 @@ def fast_generate(model:MotifForCausalLM, input_ids:torch.Tensor, max_new_tokens
                   top_k:int=0, eos_token_id:int|list|None=None, attention_mask:torch.Tensor|None=None, seed:int|None=None,
                   pad_token_id:int|None=None, streamer=None, # as in `StaticGenerator.generate`
                   max_len:int|None=None, # cache capacity per row (None: T0 + max_new_tokens)
-                  cuda_graph:bool|None=None, compile:bool=False, # as in `StaticGenerator`
+                  cuda_graph:bool|None=None, compile:bool=False, attn_impl:str='auto', # as in `StaticGenerator`
                  )->torch.Tensor:
     "Generate with a new `StaticGenerator` sized for this batch: `[B, T0 + n]` ids, as `MotifForCausalLM.generate`."
     _check_gen_args(model, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, streamer,
                     eos_token_id, pad_token_id, seed, 'fast_generate')
     B, T0 = input_ids.shape
-    g = StaticGenerator(model, B, max_len or T0 + max(max_new_tokens, 1), cuda_graph=cuda_graph, compile=compile)
+    g = StaticGenerator(model, B, max_len or T0 + max(max_new_tokens, 1), cuda_graph=cuda_graph, compile=compile, attn_impl=attn_impl)
     return g.generate(input_ids, max_new_tokens, temperature, top_p, top_k, eos_token_id, attention_mask, seed, pad_token_id, streamer)
 
 @patch
