@@ -246,7 +246,9 @@ def parallelize(model:nn.Module, # a `MotifForCausalLM`
     if mesh is not None:
         from torch.distributed.fsdp import fully_shard, MixedPrecisionPolicy
         mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if cfg.amp_dtype else MixedPrecisionPolicy()
-        for block in decoder_blocks(model): fully_shard(block, mesh=mesh, mp_policy=mp)
+        blocks, sharded = decoder_blocks(model), mesh.size() > 1
+        for i, block in enumerate(blocks):      # the last block's backward comes first: its gathered weights are kept for it
+            fully_shard(block, mesh=mesh, mp_policy=mp, reshard_after_forward=sharded and i < len(blocks) - 1)
         fully_shard(model, mesh=mesh, mp_policy=mp)
     if cfg.compile:
         for block in decoder_blocks(model): block.compile()
