@@ -193,6 +193,8 @@ def decode_step(model:MotifForCausalLM, cache:StaticKVCache,
 # %% ../nbs/03a_generate.ipynb #6daa6b06
 def decode_attn_impl(model:MotifForCausalLM, impl:str='auto')->str:
     "The attention path of a decode step: 'triton' (`gda_decode`) or 'sdpa'; 'auto' is the kernel for 16-bit GDA on CUDA."
+    if not isinstance(impl, str) or impl not in ('auto', 'sdpa', 'triton'):
+        raise ValueError(f"StaticGenerator: attn_impl must be one of ('auto', 'sdpa', 'triton'), got {impl!r}")
     a = model.model.layers[0].self_attn
     w, no = a.k_proj.weight, {}
     if not isinstance(a, GDA): no['triton'] = 'standard attention: it has no decode kernel (SDPA serves it)'
