@@ -53,10 +53,11 @@ def resolve_impl(impl:str, # the request: 'auto' or one of `choices`
                  choices:tuple=('torch', 'triton'), # the paths the op has, from `IMPLS`
                  auto:str|None=None, # the op's own pick for 'auto' (default: Triton on CUDA, else the first PyTorch path)
                  unsupported:dict|None=None, # {path: why it cannot serve this call}: refused when asked for, skipped by 'auto'
+                 name:str='impl', # the request's parameter name, for error messages (e.g. 'attn_impl')
                 )->str:
     "The path in `choices` that `impl` means for `tensors`; a `ValueError`/`RuntimeError` naming why when it cannot be served."
     if not isinstance(impl, str) or impl not in ('auto', *choices):
-        raise ValueError(f"{op}: impl must be one of {('auto', *choices)}, got {impl!r}")
+        raise ValueError(f"{op}: {name} must be one of {('auto', *choices)}, got {impl!r}")
     no = unsupported or {}
     on_cuda = len(tensors) > 0 and all(t.is_cuda for t in tensors)
     if impl == 'auto':
@@ -64,13 +65,13 @@ def resolve_impl(impl:str, # the request: 'auto' or one of `choices`
         if 'triton' in choices and 'triton' not in no and on_cuda and HAS_TRITON: return 'triton'
         return next((c for c in choices if c not in ('reference', 'triton') and c not in no),
                     next(c for c in choices if c not in no))
-    if impl in no: raise ValueError(f"{op}: impl={impl!r} cannot serve {no[impl]}; use impl='auto' or one of {[c for c in choices if c not in no]}")
+    if impl in no: raise ValueError(f"{op}: {name}={impl!r} cannot serve {no[impl]}; use {name}='auto' or one of {[c for c in choices if c not in no]}")
     if impl == 'triton' and not torch.compiler.is_compiling():
-        if not HAS_TRITON: raise RuntimeError(f"{op}: impl='triton' needs the triton package, which is not installed")
+        if not HAS_TRITON: raise RuntimeError(f"{op}: {name}='triton' needs the triton package, which is not installed")
         devs = {str(t.device) for t in tensors}
         if len(devs) > 1: raise ValueError(f"{op}: tensors are on different devices: {sorted(devs)}")
         if not on_cuda and not interpreting():
-            raise RuntimeError(f"{op}: impl='triton' on {', '.join(sorted(devs)) or 'CPU'} tensors needs a CUDA device, or the Triton interpreter: "
+            raise RuntimeError(f"{op}: {name}='triton' on {', '.join(sorted(devs)) or 'CPU'} tensors needs a CUDA device, or the Triton interpreter: "
                                "set TRITON_INTERPRET=1 before importing motif_nb")
     return impl
 

@@ -193,15 +193,13 @@ def decode_step(model:MotifForCausalLM, cache:StaticKVCache,
 # %% ../nbs/03a_generate.ipynb #6daa6b06
 def decode_attn_impl(model:MotifForCausalLM, impl:str='auto')->str:
     "The attention path of a decode step: 'triton' (`gda_decode`) or 'sdpa'; 'auto' is the kernel for 16-bit GDA on CUDA."
-    if not isinstance(impl, str) or impl not in ('auto', 'sdpa', 'triton'):
-        raise ValueError(f"StaticGenerator: attn_impl must be one of ('auto', 'sdpa', 'triton'), got {impl!r}")
     a = model.model.layers[0].self_attn
     w, no = a.k_proj.weight, {}
     if not isinstance(a, GDA): no['triton'] = 'standard attention: it has no decode kernel (SDPA serves it)'
     elif _kdec is None: no['triton'] = 'GDA decoding without the triton package, which is not installed'
     elif a.head_dim < 16 or a.head_dim & (a.head_dim - 1): no['triton'] = f'head_dim={a.head_dim}: the kernel needs a power of two >= 16'
     fast = 'triton' not in no and w.is_cuda and w.dtype in (torch.float16, torch.bfloat16)
-    return resolve_impl(impl, w, op='StaticGenerator', choices=('sdpa', 'triton'), auto='triton' if fast else 'sdpa', unsupported=no)
+    return resolve_impl(impl, w, op='StaticGenerator', choices=('sdpa', 'triton'), auto='triton' if fast else 'sdpa', unsupported=no, name='attn_impl')
 
 # %% ../nbs/03a_generate.ipynb #4d486a49
 def sample_logits(logits:torch.Tensor, # (B, V)
