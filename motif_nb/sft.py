@@ -24,6 +24,7 @@ from .data import (encoding_problem, BadFileWarning, SPECIAL_TOKENS, CORPUS_SIZE
                            default_token_cache)
 from .config import MotifConfig
 from .model import MotifForCausalLM, shift_labels
+from .generate import StaticGenerator
 from .core import atomic_write, atomic_write_json, check_owned_dir, sha256_file, on_rank0
 from .checkpoint import CheckpointManager
 from .train import Trainer, TrainConfig, check_number, setup_distributed, read_jsonl, _jsonable
@@ -853,7 +854,7 @@ def scaled(self:Pipeline, f:float)->Pipeline:
 MOTIF_3STAGE = dict(
     cpu=dict(n=2000, replay=300, steps=150, seq_len=256, batch_size=4, lr=2e-3, warmup=10, eval_n=100),
     gpu=dict(n=2400, replay=360, steps=150, seq_len=1024, batch_size=16, lr=3e-4, warmup=15, eval_n=200,
-             train=dict(amp_dtype='bfloat16', save_every=50, keep_last=1, save_threads=8)))
+             train=dict(amp_dtype='bfloat16', save_every=75, keep_last=1, save_threads=8, async_save=True)))
 
 def motif_3stage(scale:str='cpu', # a key of `MOTIF_3STAGE`
                 )->Pipeline:
@@ -962,19 +963,22 @@ def generate_replies(model:MotifForCausalLM, # the model (in place, on its devic
                      prompts:list, # conversations to answer (lists of messages, ending before the reply)
                      max_new_tokens:int, # a reply's length limit
                      batch_size:int=64, # prompts generated together
+                     static:bool|None=None, # decode with a `StaticGenerator` (None: when the model is on CUDA, where it replays a CUDA graph per step)
                     )->list[str]:
     "Greedy replies with the KV cache: prompts of similar length batched together (left-padded), each reply read up to its `<|end|>`."
     sid, dev = special_ids(tokenizer), next(model.parameters()).device
     ids = [apply_chat_template(p, tokenizer, add_generation_prompt=True) for p in prompts]
     order, out = sorted(range(len(ids)), key=lambda i: len(ids[i])), [None] * len(ids)
+    if static is None: static = dev.type == 'cuda'
+    gen = StaticGenerator(model, min(batch_size, len(ids)), max(map(len, ids)) + max_new_tokens) if static and ids else None
+    kw = dict(temperature=0.0, eos_token_id=[sid['end'], sid['eos']], pad_token_id=sid['pad'])
     was = model.training; model.eval()
     try:
         for k in range(0, len(order), batch_size):
             idx = order[k:k + batch_size]; T = max(len(ids[i]) for i in idx)
             x = torch.full((len(idx), T), sid['pad'], dtype=torch.long); m = torch.zeros_like(x)
             for r, i in enumerate(idx): x[r, T - len(ids[i]):] = torch.tensor(ids[i]); m[r, T - len(ids[i]):] = 1
-            g = model.generate(x.to(dev), max_new_tokens, temperature=0.0, eos_token_id=[sid['end'], sid['eos']],
-                               attention_mask=m.to(dev), pad_token_id=sid['pad'])
+            g = (gen.generate if gen else model.generate)(x.to(dev), max_new_tokens, attention_mask=m.to(dev), **kw)
             g, V = g[:, T:].cpu(), tokenizer.get_vocab_size()      # one copy per batch
             for r, i in enumerate(idx):      # ids past the tokenizer's (a padded model vocabulary) decode to nothing
                 out[i] = decode_reply(g[r][g[r] < V], tokenizer)
