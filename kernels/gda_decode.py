@@ -12,21 +12,41 @@ Notation. A decode step has one new token per row. For row b and group h of the 
     A   = O_s - lam O_n,   out = A * (mean(A^2) + eps)^(-1/2) * w * out_scale      (per signal query, over 2d)
 
 with lam the layer's scalar lambda, w the subln weight (2d,) and out_scale = 1 - lambda_init. Names: Q, K1, K2, V, BIAS,
-SLOT, LAM, W, SCALE, O are pointers to the tensors of the same name; `s*_` arguments are strides in elements (the last
-dim of every tensor is contiguous); BN is the number of cache slots one iteration loads.
+SLOT, LAM, W, SCALE, O are pointers to the tensors of the same name, and M, L, ACC to the fp32 scratch of the split
+path (below); `s*_` arguments are strides in elements (the last dim of every tensor is contiguous); BN is the number
+of cache slots one iteration loads.
 
-Schedule. One program per (row, group). It loads the g signal queries as the first rows of a 16-row tile (tensor
-cores need 16) and the noise query as the first row of a second tile, then walks the filled slots 0..SLOT (SLOT: the
-slot of the newest token, read on the device, so a CUDA graph replays the step at any length and slots past it are
-never read) BN at a time: for each block it loads K1, K2 and V once, forms both score tiles, and keeps two online
-softmaxes (running max, row sum, accumulator of width 2d) in fp32. Empty slots (bias -inf) and slots past SLOT score
-a finite -1e30, so a block with no valid slot cannot make a NaN, and their V rows load as 0, so what an earlier call
-left in the storage never reaches the output. The epilogue divides by the row sums, subtracts lam times the noise
-row from every signal row, normalises over 2d and scales, all in fp32, and writes the g rows in the output dtype.
+Schedule. Two paths, chosen by NSPLIT (the `splits` argument), the number of chunks the filled slots are cut into.
+Both load the g signal queries as the first rows of a 16-row tile (tensor cores need 16) and the noise query as the
+first row of a second tile, and walk slots BN at a time: for each block they load K1, K2 and V once, form both score
+tiles, and keep two online softmaxes (running max, row sum, accumulator of width 2d) in fp32. The filled slots are
+0..SLOT, SLOT being the slot of the newest token, read on the device, so a CUDA graph replays the step at any length;
+slots past it are never read, and neither shapes nor grids depend on it. Empty slots (bias -inf) and slots past SLOT
+score a finite -1e30, so a block with no valid slot cannot make a NaN, and their V rows load as 0, so what an earlier
+call left in the storage never reaches the output.
+  NSPLIT = 1, `gda_decode_kernel`, grid (B*G,): program (b, h) walks all of 0..SLOT, then runs the epilogue.
+  NSPLIT > 1 (flash-decoding), two launches. `gda_decode_split_kernel`, grid (B*G, NSPLIT): program (b, h, c) walks
+    only chunk c of the filled slots. The chunk length is computed in the kernel from SLOT, as the even share
+    cdiv(SLOT+1, NSPLIT) rounded up to a multiple of BN, so chunks start on block boundaries, never overlap, and
+    cover 0..SLOT; at short lengths the last chunks are empty. The program writes its unnormalised state to fp32
+    scratch: running max m, row sum l and accumulator acc of the g signal rows and of the noise row. An empty chunk
+    (past SLOT, or only empty slots) leaves m = -1e30, l = 0, acc = 0: its p are zeroed, not exp(0). Then
+    `gda_decode_combine_kernel`, grid (B*G,): program (b, h) derives the chunk length from SLOT the same way and
+    merges the states of its group's chunks that start within 0..SLOT (those past it are written but never read), CB
+    chunks per step so that their loads overlap, rescaling each by exp(m_c - m_max): an empty chunk weighs 0 next to
+    any filled one. It divides by the merged sums (a row with no valid slot at all gives O = 0 rather than 0/0, as on
+    the single-pass path) and runs the same epilogue.
+  The epilogue (`_gda_epilogue`, shared) subtracts lam times the noise row from every signal row, normalises over 2d
+  and scales, all in fp32, and writes the g rows in the output dtype.
 
-Cost: each program reads its group's K1, K2 and V once (4d values per slot), so the kernel is bound by the cache
-bytes; at batch 1 there are only G programs, which is enough for the short contexts of a benchmark step but leaves
-most SMs idle for long ones (a split over slots, as in flash-decoding, would fill them).
+Cost: the slots are read once in total on both paths (4d values per slot: K1, K2, V), so the kernel is bound by the
+cache bytes. The single pass runs B*G programs: at batch 1 only G, each walking every slot in turn, which leaves most
+SMs idle. The split runs B*G*NSPLIT programs of about (SLOT+1)/NSPLIT slots each. It adds the scratch traffic (per
+program (g+1) * (2d+2) fp32 values written, then read once), a second launch, and the combine's walk over the live
+chunks, which is serial in the chunks (CB at a time) and so grows with NSPLIT. The default NSPLIT
+(`gda_decode_splits`) therefore aims at about one program per SM in total, not more, with chunks of at least two
+BN-blocks of the capacity S; it depends on the shapes only, not on SLOT, and is 1 (the single pass) once B*G alone
+fills the SMs. At short lengths in a long cache only the first chunks are live, and the combine reads no others.
 
 Entry points: `gda_decode` (checks, then the launcher) in eager code and CUDA-graph capture; under `torch.compile` the
 `motif_nb::gda_decode` custom op (opaque to Inductor, with a registered fake). Works on triton 3.6 to 3.9 and under the
@@ -36,9 +56,24 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ['gda_decode', 'gda_decode_launch']
+__all__ = ['gda_decode', 'gda_decode_launch', 'gda_decode_splits']
 
 NEG: tl.constexpr = tl.constexpr(-1.0e30)   # finite: a block of empty slots gives exp(0) weights that a later rescale zeroes
+
+
+@triton.jit
+def _gda_epilogue(o_s, o_n, LAM, W, SCALE, OB, so_j, eps, NQ: tl.constexpr, QB: tl.constexpr, D: tl.constexpr):
+    """Write rows 0..NQ-1 of RMSNorm(o_s - lam o_n) * w * out_scale (fp32) at OB + row * so_j in OB's dtype.
+    o_s (QB, 2D): the normalised signal rows (rows past NQ are padding); o_n (2D,): the normalised noise row."""
+    rows = tl.arange(0, QB)
+    vc = tl.arange(0, 2 * D)
+    lam = tl.load(LAM).to(tl.float32)
+    a = o_s - lam * o_n[None, :]
+    rstd = 1.0 / tl.sqrt(tl.sum(a * a, 1) / (2 * D) + eps)
+    w = tl.load(W + vc).to(tl.float32)
+    scale = tl.load(SCALE).to(tl.float32)
+    out = a * rstd[:, None] * w[None, :] * scale
+    tl.store(OB + rows[:, None] * so_j + vc[None, :], out.to(OB.dtype.element_ty), mask=rows[:, None] < NQ)
 
 
 @triton.jit
@@ -92,35 +127,177 @@ def gda_decode_kernel(Q, K1, K2, V, BIAS, SLOT, LAM, W, SCALE, O, eps, sm_scale,
         m_n = mn_n
     o_s = acc_s / l_s[:, None]
     o_n = tl.sum(tl.where(rows[:, None] == 0, acc_n / l_n[:, None], 0.), 0)        # the noise row, (2d,)
-    lam = tl.load(LAM).to(tl.float32)
-    a = o_s - lam * o_n[None, :]
-    rstd = 1.0 / tl.sqrt(tl.sum(a * a, 1) / (2 * D) + eps)
-    w = tl.load(W + vc).to(tl.float32)
-    scale = tl.load(SCALE).to(tl.float32)
-    out = a * rstd[:, None] * w[None, :] * scale
-    tl.store(O + b64 * so_b + h64 * so_h + rows[:, None] * so_j + vc[None, :], out.to(O.dtype.element_ty),
-             mask=rows[:, None] < NQ)
+    _gda_epilogue(o_s, o_n, LAM, W, SCALE, O + b64 * so_b + h64 * so_h, so_j, eps, NQ, QB, D)
 
 
-def gda_decode_launch(q, k1, k2, v, bias, slot, lam, w, out_scale, eps:float, block_n:int=64)->torch.Tensor:
-    "The launch without checks: `o` (B, G, g, 2d) in q's dtype (shapes as `gda_decode`; k1, k2 (B, G, S, d) views)."
+@triton.jit
+def gda_decode_split_kernel(Q, K1, K2, V, BIAS, SLOT, M, L, ACC, sm_scale,
+                            sq_b, sq_h, sq_j, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s, sb_b,
+                            G: tl.constexpr, NQ: tl.constexpr, QB: tl.constexpr, D: tl.constexpr, BN: tl.constexpr,
+                            NSPLIT: tl.constexpr):
+    """Program (b, h, c): the unnormalised softmax state of group h's NQ signal queries and noise query over chunk c of
+    slots 0..SLOT, written to state i = (b*G + h) * NSPLIT + c of the fp32 scratch M, L (.., NQ+1) and ACC
+    (.., NQ+1, 2D), contiguous; row j < NQ is signal query j, row NQ the noise query."""
+    pid = tl.program_id(0)
+    c = tl.program_id(1)
+    b = pid // G
+    h = pid % G
+    b64 = b.to(tl.int64)
+    h64 = h.to(tl.int64)
+    rows = tl.arange(0, QB)
+    dc = tl.arange(0, D)
+    vc = tl.arange(0, 2 * D)
+    qb = Q + b64 * sq_b + h64 * sq_h
+    q_s = tl.load(qb + rows[:, None] * sq_j + dc[None, :], mask=rows[:, None] < NQ, other=0.)
+    q_n = tl.load(qb + NQ * sq_j + rows[:, None] * 0 + dc[None, :], mask=rows[:, None] == 0, other=0.)
+    kb1 = K1 + b64 * sk_b + h64 * sk_h
+    kb2 = K2 + b64 * sk_b + h64 * sk_h
+    vb = V + b64 * sv_b + h64 * sv_h
+    bb = BIAS + b64 * sb_b
+    n_used = tl.load(SLOT).to(tl.int32) + 1
+    chunk = (((n_used + NSPLIT - 1) // NSPLIT + BN - 1) // BN) * BN      # a multiple of BN; NSPLIT chunks cover n_used
+    start = c * chunk
+    end = tl.minimum(start + chunk, n_used)
+    m_s = tl.full([QB], NEG, tl.float32)
+    m_n = tl.full([QB], NEG, tl.float32)
+    l_s = tl.zeros([QB], tl.float32)
+    l_n = tl.zeros([QB], tl.float32)
+    acc_s = tl.zeros([QB, 2 * D], tl.float32)
+    acc_n = tl.zeros([QB, 2 * D], tl.float32)
+    for n0 in range(start, end, BN):
+        kn = n0 + tl.arange(0, BN)
+        bias = tl.load(bb + kn, mask=kn < n_used, other=float('-inf')).to(tl.float32)
+        ok = bias > float('-inf')
+        kn64 = kn[:, None].to(tl.int64)
+        k1 = tl.load(kb1 + kn64 * sk_s + dc[None, :], mask=ok[:, None], other=0.)
+        k2 = tl.load(kb2 + kn64 * sk_s + dc[None, :], mask=ok[:, None], other=0.)
+        v = tl.load(vb + kn64 * sv_s + vc[None, :], mask=ok[:, None], other=0.)
+        s_s = tl.where(ok[None, :], tl.dot(q_s, tl.trans(k1)) * sm_scale + bias[None, :], NEG)
+        s_n = tl.where(ok[None, :], tl.dot(q_n, tl.trans(k2)) * sm_scale + bias[None, :], NEG)
+        mn_s = tl.maximum(m_s, tl.max(s_s, 1))
+        mn_n = tl.maximum(m_n, tl.max(s_n, 1))
+        p_s = tl.where(ok[None, :], tl.exp(s_s - mn_s[:, None]), 0.)     # 0, not exp(0), while no slot was valid:
+        p_n = tl.where(ok[None, :], tl.exp(s_n - mn_n[:, None]), 0.)     # an empty chunk keeps l = 0
+        al_s = tl.exp(m_s - mn_s)
+        al_n = tl.exp(m_n - mn_n)
+        l_s = l_s * al_s + tl.sum(p_s, 1)
+        l_n = l_n * al_n + tl.sum(p_n, 1)
+        acc_s = acc_s * al_s[:, None] + tl.dot(p_s.to(v.dtype), v)
+        acc_n = acc_n * al_n[:, None] + tl.dot(p_n.to(v.dtype), v)
+        m_s = mn_s
+        m_n = mn_n
+    i = pid.to(tl.int64) * NSPLIT + c
+    mb = M + i * (NQ + 1)
+    lb = L + i * (NQ + 1)
+    ab = ACC + i * ((NQ + 1) * 2 * D)
+    sig = rows < NQ
+    noi = rows == 0
+    tl.store(mb + rows, m_s, mask=sig)
+    tl.store(lb + rows, l_s, mask=sig)
+    tl.store(ab + rows[:, None] * (2 * D) + vc[None, :], acc_s, mask=sig[:, None])
+    tl.store(mb + NQ + rows * 0, m_n, mask=noi)                                   # the noise row: row 0 of its tile
+    tl.store(lb + NQ + rows * 0, l_n, mask=noi)
+    tl.store(ab + NQ * 2 * D + rows[:, None] * 0 + vc[None, :], acc_n, mask=noi[:, None])
+
+
+@triton.jit
+def gda_decode_combine_kernel(SLOT, M, L, ACC, LAM, W, SCALE, O, eps, so_b, so_h, so_j,
+                              G: tl.constexpr, NQ: tl.constexpr, QB: tl.constexpr, D: tl.constexpr, BN: tl.constexpr,
+                              NSPLIT: tl.constexpr, CB: tl.constexpr):
+    """Program (b, h): merge the states of group h of row b (layout: `gda_decode_split_kernel`) over the chunks that
+    start before SLOT+1, CB chunks per step, normalise and write O[b, h, :NQ] through the epilogue."""
+    pid = tl.program_id(0)
+    b64 = (pid // G).to(tl.int64)
+    h64 = (pid % G).to(tl.int64)
+    rows = tl.arange(0, QB)
+    vc = tl.arange(0, 2 * D)
+    sig = rows < NQ
+    n_used = tl.load(SLOT).to(tl.int32) + 1
+    chunk = (((n_used + NSPLIT - 1) // NSPLIT + BN - 1) // BN) * BN    # as in the split kernel
+    n_live = (n_used + chunk - 1) // chunk                             # the chunks past SLOT are not read
+    i0 = pid.to(tl.int64) * NSPLIT
+    m_s = tl.load(M + i0 * (NQ + 1) + rows, mask=sig, other=NEG)                # start from chunk 0
+    l_s = tl.load(L + i0 * (NQ + 1) + rows, mask=sig, other=0.)
+    acc_s = tl.load(ACC + i0 * ((NQ + 1) * 2 * D) + rows[:, None] * (2 * D) + vc[None, :], mask=sig[:, None], other=0.)
+    m_n = tl.load(M + i0 * (NQ + 1) + NQ)
+    l_n = tl.load(L + i0 * (NQ + 1) + NQ)
+    acc_n = tl.load(ACC + i0 * ((NQ + 1) * 2 * D) + NQ * 2 * D + vc)
+    for c0 in range(1, n_live, CB):
+        for j in tl.static_range(CB):                  # unrolled, so the loads of CB chunks are in flight together
+            c = c0 + j
+            live = c < n_live
+            nq = tl.where(live, NQ, 0)                 # rows to load (a bound: the interpreter makes `sig & live` an int mask)
+            i = i0 + c
+            mc_s = tl.load(M + i * (NQ + 1) + rows, mask=rows < nq, other=NEG)
+            lc_s = tl.load(L + i * (NQ + 1) + rows, mask=rows < nq, other=0.)
+            ac_s = tl.load(ACC + i * ((NQ + 1) * 2 * D) + rows[:, None] * (2 * D) + vc[None, :], mask=rows[:, None] < nq,
+                           other=0.)
+            mc_n = tl.load(M + i * (NQ + 1) + NQ, mask=live, other=NEG)
+            lc_n = tl.load(L + i * (NQ + 1) + NQ, mask=live, other=0.)
+            ac_n = tl.load(ACC + i * ((NQ + 1) * 2 * D) + NQ * 2 * D + vc, mask=vc < tl.where(live, 2 * D, 0), other=0.)
+            mn_s = tl.maximum(m_s, mc_s)
+            mn_n = tl.maximum(m_n, mc_n)
+            a_s = tl.exp(m_s - mn_s)                   # all finite: an empty state (m = -1e30, l = 0, acc = 0) adds nothing
+            b_s = tl.exp(mc_s - mn_s)
+            a_n = tl.exp(m_n - mn_n)
+            b_n = tl.exp(mc_n - mn_n)
+            l_s = l_s * a_s + lc_s * b_s
+            l_n = l_n * a_n + lc_n * b_n
+            acc_s = acc_s * a_s[:, None] + ac_s * b_s[:, None]
+            acc_n = acc_n * a_n + ac_n * b_n
+            m_s = mn_s
+            m_n = mn_n
+    o_s = acc_s / tl.where(l_s > 0., l_s, 1.)[:, None]      # l = 0 only without any valid slot (or on padding rows): O = 0
+    o_n = acc_n / tl.where(l_n > 0., l_n, 1.)
+    _gda_epilogue(o_s, o_n, LAM, W, SCALE, O + b64 * so_b + h64 * so_h, so_j, eps, NQ, QB, D)
+
+
+def gda_decode_splits(B:int, G:int, S:int, block_n:int=64, device=None)->int:
+    """The default number of slot chunks: about one program per SM in all, chunks of at least two BN-blocks of the
+    capacity S, at least 1 (so 1 once B*G alone fills the SMs). A function of the shapes and the device only (never of
+    SLOT), so a captured graph keeps it."""
+    dev = torch.device('cpu' if device is None else device)
+    n_sm = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == 'cuda' else 8
+    return max(1, min(n_sm // (B * G), triton.cdiv(S, 2 * block_n)))
+
+
+def gda_decode_launch(q, k1, k2, v, bias, slot, lam, w, out_scale, eps:float, block_n:int=64, splits:int|None=None)->torch.Tensor:
+    """The launch without checks: `o` (B, G, g, 2d) in q's dtype (shapes as `gda_decode`; k1, k2 (B, G, S, d) views).
+    `splits` chunks of slots (None: `gda_decode_splits`); 1 is the single-pass kernel, more the split kernel and the
+    combine, with fp32 scratch M, L (B*G, splits, g+1) and ACC (B*G, splits, g+1, 2d)."""
     B, G, g1, d = q.shape
+    S = k1.shape[2]
+    nsplit = gda_decode_splits(B, G, S, block_n, q.device) if splits is None else int(splits)
     o = torch.empty(B, G, g1 - 1, 2 * d, dtype=q.dtype, device=q.device)
-    gda_decode_kernel[(B * G,)](
-        q, k1, k2, v, bias, slot, lam, w, out_scale, o, float(eps), d ** -0.5,
+    qb = max(16, 1 << (g1 - 2).bit_length())
+    if nsplit == 1:
+        gda_decode_kernel[(B * G,)](
+            q, k1, k2, v, bias, slot, lam, w, out_scale, o, float(eps), d ** -0.5,
+            q.stride(0), q.stride(1), q.stride(2), k1.stride(0), k1.stride(1), k1.stride(2), v.stride(0), v.stride(1), v.stride(2),
+            bias.stride(0), o.stride(0), o.stride(1), o.stride(2),
+            G=G, NQ=g1 - 1, QB=qb, D=d, BN=block_n, num_warps=4)
+        return o
+    m = torch.empty(B * G, nsplit, g1, dtype=torch.float32, device=q.device)
+    l = torch.empty(B * G, nsplit, g1, dtype=torch.float32, device=q.device)
+    acc = torch.empty(B * G, nsplit, g1, 2 * d, dtype=torch.float32, device=q.device)
+    gda_decode_split_kernel[(B * G, nsplit)](
+        q, k1, k2, v, bias, slot, m, l, acc, d ** -0.5,
         q.stride(0), q.stride(1), q.stride(2), k1.stride(0), k1.stride(1), k1.stride(2), v.stride(0), v.stride(1), v.stride(2),
-        bias.stride(0), o.stride(0), o.stride(1), o.stride(2),
-        G=G, NQ=g1 - 1, QB=max(16, 1 << (g1 - 2).bit_length()), D=d, BN=block_n, num_warps=4)
+        bias.stride(0),
+        G=G, NQ=g1 - 1, QB=qb, D=d, BN=block_n, NSPLIT=nsplit, num_warps=4)
+    gda_decode_combine_kernel[(B * G,)](
+        slot, m, l, acc, lam, w, out_scale, o, float(eps), o.stride(0), o.stride(1), o.stride(2),
+        G=G, NQ=g1 - 1, QB=qb, D=d, BN=block_n, NSPLIT=nsplit, CB=4, num_warps=4)
     return o
 
 
 @torch.library.custom_op('motif_nb::gda_decode', mutates_args=())
 def _gda_decode_op(q:torch.Tensor, k1:torch.Tensor, k2:torch.Tensor, v:torch.Tensor, bias:torch.Tensor, slot:torch.Tensor,
-                   lam:torch.Tensor, w:torch.Tensor, out_scale:torch.Tensor, eps:float)->torch.Tensor:
-    return gda_decode_launch(q, k1, k2, v, bias, slot, lam, w, out_scale, eps)
+                   lam:torch.Tensor, w:torch.Tensor, out_scale:torch.Tensor, eps:float, splits:int|None=None)->torch.Tensor:
+    return gda_decode_launch(q, k1, k2, v, bias, slot, lam, w, out_scale, eps, splits=splits)
 
 @_gda_decode_op.register_fake
-def _(q, k1, k2, v, bias, slot, lam, w, out_scale, eps):
+def _(q, k1, k2, v, bias, slot, lam, w, out_scale, eps, splits=None):
     B, G, g1, d = q.shape
     return q.new_empty(B, G, g1 - 1, 2 * d)
 
@@ -155,9 +332,13 @@ def gda_decode(q:torch.Tensor, # (B, G, g+1, d): per group its g signal queries,
                slot:torch.Tensor, # one int: the newest token's slot; slots after it are not read
                lam:torch.Tensor, subln_w:torch.Tensor, eps:float, # λ (scalar), the subln weight (2d,) and eps
                out_scale:torch.Tensor, # 1 − λ_init (scalar)
+               splits:int|None=None, # chunks of slots run by separate programs (None: from the shapes; 1: a single pass)
               )->torch.Tensor: # (B, G, g, 2d) in q's dtype
-    "GDA of one new token per row over a static cache, with the epilogue: one Triton program per (row, group)."
+    "GDA of one new token per row over a static cache, with the epilogue: Triton programs per (row, group[, slot chunk])."
     _check(q, k, v, bias, slot, lam, subln_w, out_scale)
+    if splits is not None and (isinstance(splits, bool) or not isinstance(splits, int) or splits < 1):
+        raise ValueError(f"gda_decode: splits must be None or an int >= 1, got {splits!r}")
     bias = bias.reshape(bias.shape[0], bias.shape[-1])
-    if torch.compiler.is_compiling(): return torch.ops.motif_nb.gda_decode(q, k[0], k[1], v, bias, slot, lam, subln_w, out_scale, float(eps))
-    return gda_decode_launch(q, k[0], k[1], v, bias, slot, lam, subln_w, out_scale, eps)
+    if torch.compiler.is_compiling():
+        return torch.ops.motif_nb.gda_decode(q, k[0], k[1], v, bias, slot, lam, subln_w, out_scale, float(eps), splits=splits)
+    return gda_decode_launch(q, k[0], k[1], v, bias, slot, lam, subln_w, out_scale, eps, splits=splits)

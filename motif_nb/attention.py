@@ -393,7 +393,7 @@ def split_gda_heads(q:torch.Tensor, # (B, T, G, g+1, d): g signal queries then t
 # %% ../nbs/02_attention.ipynb #8bbe13c5
 class _AttnBase(nn.Module):
     "Input checks, positions, RoPE and cache handling shared by `GDA` and `Attention`."
-    def _prepare(self, x, positions, cu_seqlens, kv_cache, return_max_logits=False):
+    def _prepare(self, x, positions, cu_seqlens, kv_cache, return_max_logits=False, kv_sink=None, rope=None):
         op = type(self).__name__
         check_float(x, 'x', op, min_ndim=3)
         if x.ndim != 3: raise ValueError(f"{op}: x must be (B, T, hidden_size), got shape {tuple(x.shape)}")
@@ -415,6 +415,17 @@ class _AttnBase(nn.Module):
         if kv_cache is not None:         # the keys it will store: the projections' dtype (autocast's, under autocast)
             if not isinstance(kv_cache, KVCache): raise TypeError(f"{op}: kv_cache must be a KVCache, got {type(kv_cache).__name__}")
             kv_cache.check(self.layer_idx, self.config.attention_kind, self.cache_heads, self.head_dim, B, op, self.cache_dtype(), x.device)
+        if kv_sink is not None and not callable(kv_sink): raise TypeError(f"{op}: kv_sink must be callable, got {type(kv_sink).__name__}")
+        if kv_sink is not None and kv_cache is not None: raise ValueError(f"{op}: kv_sink and kv_cache both store this call's keys; pass one")
+        if rope is not None:
+            if positions is not None: raise ValueError(f"{op}: pass positions or their RoPE tables (rope), not both")
+            if not (isinstance(rope, (tuple, list)) and len(rope) == 2 and all(isinstance(t, torch.Tensor) for t in rope)):
+                raise TypeError(f"{op}: rope must be the (cos, sin) tensors of rope_cos_sin, got {type(rope).__name__}")
+            for n, t in zip(('cos', 'sin'), rope):
+                if t.ndim != 3 or t.shape[0] not in (1, B) or t.shape[1:] != (T, self.head_dim) or t.device != x.device:
+                    raise ValueError(f"{op}: rope's {n} must be (1 or B, T, head_dim) = (1 or {B}, {T}, {self.head_dim}) on {x.device}, "
+                                     f"got {tuple(t.shape)} on {t.device}")
+            return B, T, rope[0], rope[1], docs, cu_seqlens
         if positions is None:
             start = kv_cache.length if kv_cache is not None else 0
             positions = (doc_pos if cu_seqlens is not None else torch.arange(start, start + T, device=x.device))[None]
@@ -497,14 +508,17 @@ def forward(self:GDA, x:torch.Tensor, # (B, T, hidden_size), or (1, N, hidden_si
             *, positions:torch.Tensor|None=None, # (T,) or (B, T) integer RoPE positions
             cu_seqlens:torch.Tensor|None=None, # int32 document offsets [0, ..., N] of a packed row
             kv_cache:KVCache|None=None, # this layer's cache: appended to, then attended over
-            return_max_logits:bool=False): # also return fp32 (num_attention_heads,) max scaled logits
+            return_max_logits:bool=False, # also return fp32 (num_attention_heads,) max scaled logits
+            kv_sink=None, # called with this call's keys (B, T, G, 2, d) after RoPE and values (B, T, G, 2d): a static cache's writer
+            rope:tuple|None=None): # (cos, sin) of `rope_cos_sin` for the positions, computed once for every layer (instead of `positions`)
     "GDA over `x`; returns `out` (B, T, hidden_size) or `(out, max_logits)`."
-    B, T, cos, sin, docs, cu_seqlens = self._prepare(x, positions, cu_seqlens, kv_cache, return_max_logits)
+    B, T, cos, sin, docs, cu_seqlens = self._prepare(x, positions, cu_seqlens, kv_cache, return_max_logits, kv_sink, rope)
     impl = self.pick_impl(x, kv_cache)
     G, g, d = self.num_groups, self.group_size, self.head_dim
     q = apply_rope(self.q_proj(x).view(B, T, G * (g + 1), d), cos, sin).view(B, T, G, g + 1, d)
     k = apply_rope(self.k_proj(x).view(B, T, 2 * G, d), cos, sin).view(B, T, G, 2, d)
     v = self.v_proj(x).view(B, T, G, 2 * d)                  # interleaved heads: [V1 || V2] per group, no copy
+    if kv_sink is not None: kv_sink(k, v)
     lam, w, eps, scale = self.lambda_full(), self.subln.weight, self.subln.eps, self.out_scale
     if impl == 'triton':       # the fused kernels read the projection layouts directly
         res = _gda_triton(q, k, v, lam, w, eps, scale, cu_seqlens, return_max_logits, self.settings, docs)   # inputs checked by _prepare
@@ -572,15 +586,17 @@ class Attention(_AttnBase):
 # %% ../nbs/02_attention.ipynb #c901f272
 @patch
 def forward(self:Attention, x:torch.Tensor, *, positions=None, cu_seqlens=None, kv_cache:KVCache|None=None,
-            return_max_logits:bool=False):
-    "Attention over `x`; returns `out` or `(out, max_logits)`; same arguments as `GDA.forward`."
+            return_max_logits:bool=False, kv_sink=None, rope:tuple|None=None):
+    "Attention over `x`; returns `out` or `(out, max_logits)`; same arguments as `GDA.forward` (`kv_sink` gets k (B, T, KV, 1, d), v (B, T, KV, d))."
     if self.config.attention_kind != 'standard' and kv_cache is not None: raise ValueError("Attention: needs a 'standard' config for its cache")
-    B, T, cos, sin, docs, cu_seqlens = self._prepare(x, positions, cu_seqlens, kv_cache, return_max_logits)
+    B, T, cos, sin, docs, cu_seqlens = self._prepare(x, positions, cu_seqlens, kv_cache, return_max_logits, kv_sink, rope)
     impl = self.pick_impl(x, kv_cache)
     H, KV, d = self.num_heads, self.num_kv_heads, self.head_dim
     q = apply_rope(self.q_proj(x).view(B, T, H, d), cos, sin).transpose(1, 2)
-    k = apply_rope(self.k_proj(x).view(B, T, KV, d), cos, sin).transpose(1, 2)
-    v = self.v_proj(x).view(B, T, KV, d).transpose(1, 2)
+    k = apply_rope(self.k_proj(x).view(B, T, KV, d), cos, sin)
+    v = self.v_proj(x).view(B, T, KV, d)
+    if kv_sink is not None: kv_sink(k[:, :, :, None], v)
+    k, v = k.transpose(1, 2), v.transpose(1, 2)
     q_start, key_valid, bad = 0, None, None
     if kv_cache is not None:
         q_start = kv_cache.append([k], [v])

@@ -19,8 +19,9 @@ try: from motif_nb.kernels import gda_decode as _kdec    # the fused GDA decode 
 except ImportError: _kdec = None
 
 # %% auto #0
-__all__ = ['MAX_STOP_TOKENS', 'StaticKVCache', 'project_q', 'project_kv', 'decode_qkv', 'decode_attn_mlp', 'prefill',
-           'decode_step', 'decode_attn_impl', 'sample_logits', 'StaticGenerator', 'fast_generate']
+__all__ = ['MAX_STOP_TOKENS', 'StaticKVCache', 'project_q', 'project_kv', 'decode_qkv', 'decode_attn_mlp', 'prefill_dense',
+           'prefill_packed', 'prefill', 'decode_step', 'fused_weights', 'decode_attn_impl', 'sample_logits',
+           'StaticGenerator', 'fast_generate']
 
 # %% ../nbs/03a_generate.ipynb #2464a077
 def _round_up(n:int, m:int=16)->int: return -(-n // m) * m
@@ -101,13 +102,20 @@ def project_kv(attn, x:torch.Tensor, cos:torch.Tensor, sin:torch.Tensor)->tuple:
 def decode_qkv(layer, # a `MotifDecoderLayer`
                h:torch.Tensor, # (B, 1, hidden_size): the residual stream at the new token of each row
                cos:torch.Tensor, sin:torch.Tensor, # (B, 1, head_dim): RoPE at each row's position
+               w_qkv:torch.Tensor|None=None, # [q_proj; k_proj; v_proj] weights stacked: one product instead of three (None: the modules)
               )->tuple: # q (B, h, q per cache head, d), k (nc, B, h, 1, d), v (B, h, 1, nc*d)
     "`input_layernorm`, then the new token's queries grouped by cache head, and its keys and values in the cache's layout."
     a = layer.self_attn
     x = layer.input_layernorm(h)
-    q = project_q(a, x, cos, sin)
-    k, v = project_kv(a, x, cos, sin)
-    return q.view(h.shape[0], a.cache_heads, -1, a.head_dim), k.permute(3, 0, 2, 1, 4), v.transpose(1, 2)
+    B, d = h.shape[0], a.head_dim
+    if w_qkv is None: q, (k, v) = project_q(a, x, cos, sin), project_kv(a, x, cos, sin)
+    else:
+        nq, nk = a.q_proj.out_features, a.k_proj.out_features
+        y = F.linear(x, w_qkv)
+        q = apply_rope(y[..., :nq].view(B, 1, -1, d), cos, sin)
+        k = apply_rope(y[..., nq:nq + nk].view(B, 1, -1, d), cos, sin).view(B, 1, a.cache_heads, -1, d)
+        v = y[..., nq + nk:].view(B, 1, a.cache_heads, -1)
+    return q.view(B, a.cache_heads, -1, d), k.permute(3, 0, 2, 1, 4), v.transpose(1, 2)
 
 def decode_attn_mlp(layer, h:torch.Tensor, # the layer and its input residual stream (B, 1, hidden_size)
                     q:torch.Tensor, # from `decode_qkv`
@@ -117,6 +125,7 @@ def decode_attn_mlp(layer, h:torch.Tensor, # the layer and its input residual st
                     out_scale:torch.Tensor|None=None, # GDA: its 1 − λ_init (None: `out_scale`)
                     slot:torch.Tensor|None=None, # the newest token's slot: the Triton path reads slots up to it (None: all)
                     impl:str='sdpa', # GDA's attention: 'sdpa', or 'triton' (`gda_decode`: one kernel with the epilogue)
+                    w_gu:torch.Tensor|None=None, # a gated MLP's [gate_proj; up_proj] weights stacked: one product instead of two (None: the modules)
                    )->torch.Tensor: # the layer's output residual stream (B, 1, hidden_size)
     "Attention of the new token over the cache, the GDA epilogue, `o_proj` and the MLP, both added residually."
     a = layer.self_attn
@@ -135,36 +144,70 @@ def decode_attn_mlp(layer, h:torch.Tensor, # the layer and its input residual st
         o = gda_epilogue(sig[:, :, :, None], noi, lam, a.subln.weight, a.subln.eps, out_scale)
     else: o = F.scaled_dot_product_attention(q, k[0], v, attn_mask=bias)               # (B, KV, r, d)
     h = h + a.o_proj(o.reshape(h.shape[0], 1, -1).to(h.dtype))
-    return h + layer.mlp(layer.post_attention_layernorm(h))
+    x, mlp = layer.post_attention_layernorm(h), layer.mlp
+    if w_gu is None: return h + mlp(x)
+    return h + mlp.down_proj(mlp.act_fn(*F.linear(x, w_gu).chunk(2, -1)))
 
 # %% ../nbs/03a_generate.ipynb #14171e5e
+def _kv_writer(kc:torch.Tensor, vc:torch.Tensor, # a layer's cache views (nc, B, h, S, d), (B, h, S, nc*d)
+               rows:torch.Tensor|None=None, slots:torch.Tensor|None=None): # packed tokens' rows and slots (None: slots 0..T-1 of every row)
+    "A `kv_sink` storing an attention call's keys (B, T, h, nc, d) and values (B, T, h, nc*d) in the cache views."
+    def sink(k, v):
+        if rows is None: kc[:, :, :, :k.shape[1]] = k.permute(3, 0, 2, 1, 4); vc[:, :, :v.shape[1]] = v.transpose(1, 2)
+        else: kc.permute(1, 3, 0, 2, 4)[rows, slots] = k[0].transpose(1, 2); vc.transpose(1, 2)[rows, slots] = v[0]
+    return sink
+
+def _prefill_layers(model, cache, h, B, rope, cu=None, rows=None, slots=None):
+    "The decoder layers over `h`, each attention's keys and values written to `cache`; the last hidden states."
+    for i, layer in enumerate(model.model.layers):
+        sink = _kv_writer(*cache.layer(i, B), rows, slots)
+        h = h + layer.self_attn(layer.input_layernorm(h), cu_seqlens=cu, rope=rope, kv_sink=sink)
+        h = h + layer.mlp(layer.post_attention_layernorm(h))
+    return h
+
+@torch.no_grad()
+def prefill_dense(model:MotifForCausalLM, cache:StaticKVCache,
+                  input_ids:torch.Tensor, # (B, T0) prompts without padding
+                 )->torch.Tensor: # (B, vocab_size) logits of each row's next token
+    "Unpadded prompts through the layers as a batch, their keys and values into slots [0, T0): fixed shapes, no host reads."
+    B, T0 = input_ids.shape
+    cache.check_fits(B, T0, 0)
+    c = model.config
+    rope = rope_cos_sin(torch.arange(T0, device=input_ids.device)[None], c.head_dim, c.rope_theta)
+    cache.reset(B)
+    h = _prefill_layers(model, cache, model.model.embed_tokens(input_ids), B, rope)
+    cache.valid[:B, :T0] = True
+    cache.positions[:B] = T0; cache.slot.fill_(T0)
+    return model.lm_head(model.model.norm(h[:, -1]))
+
+@torch.no_grad()
+def prefill_packed(model:MotifForCausalLM, cache:StaticKVCache,
+                   input_ids:torch.Tensor, # (B, T0) prompts, left-padded
+                   attention_mask:torch.Tensor, # (B, T0) bool/int, False/0 on the padding
+                  )->torch.Tensor: # (B, vocab_size) logits of each row's next token
+    "Left-padded prompts through the layers as one packed row (the training path), their keys and values right-aligned in `cache`."
+    B, T0 = input_ids.shape
+    cache.check_fits(B, T0, 0)
+    mask = attention_mask.to(input_ids.device).bool()
+    lens = mask.sum(-1)
+    cu = F.pad(lens.cumsum(0), (1, 0)).int()
+    pos = doc_positions(cu)
+    rows = doc_ids(cu).long(); slots = (T0 - lens)[rows] + pos        # where each packed token goes in the cache
+    rope = rope_cos_sin(pos[None], model.config.head_dim, model.config.rope_theta)
+    cache.reset(B)
+    h = _prefill_layers(model, cache, model.model.embed_tokens(input_ids[mask])[None], B, rope, cu, rows, slots)
+    cache.valid[rows, slots] = True
+    cache.positions[:B] = lens; cache.slot.fill_(T0)
+    return model.lm_head(model.model.norm(h[0, cu[1:].long() - 1]))
+
 @torch.no_grad()
 def prefill(model:MotifForCausalLM, cache:StaticKVCache,
             input_ids:torch.Tensor, # (B, T0) prompts, left-padded when their lengths differ
             attention_mask:torch.Tensor|None=None, # (B, T0) bool/int, False/0 on the padding
            )->torch.Tensor: # (B, vocab_size) logits of each row's next token
-    "Run the prompts through the layers as one packed row (the training path) and fill `cache` with their keys and values."
-    B, T0 = input_ids.shape
-    cache.check_fits(B, T0, 0)
-    mask = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.to(input_ids.device).bool()
-    lens = mask.sum(-1)
-    cu = F.pad(lens.cumsum(0), (1, 0)).int()
-    pos = doc_positions(cu)
-    rows = doc_ids(cu).long(); slots = (T0 - lens)[rows] + pos        # where each packed token goes in the cache
-    cos, sin = rope_cos_sin(pos[None], model.config.head_dim, model.config.rope_theta)
-    cache.reset(B)
-    h = model.model.embed_tokens(input_ids[mask])[None]               # (1, N, D)
-    for i, layer in enumerate(model.model.layers):
-        a, x = layer.self_attn, layer.input_layernorm(h)
-        k, v = project_kv(a, x, cos, sin)
-        kc, vc = cache.layer(i, B)
-        kc.permute(1, 3, 0, 2, 4)[rows, slots] = k[0].transpose(1, 2)
-        vc.transpose(1, 2)[rows, slots] = v[0]
-        h = h + a(x, positions=pos[None], cu_seqlens=cu)
-        h = h + layer.mlp(layer.post_attention_layernorm(h))
-    cache.valid[rows, slots] = True
-    cache.positions[:B] = lens; cache.slot.fill_(T0)
-    return model.lm_head(model.model.norm(h[0, cu[1:].long() - 1]))
+    "Fill `cache` with the prompts' keys and values: `prefill_dense` when no row is padded, else `prefill_packed`."
+    if attention_mask is not None and not bool(attention_mask.bool().all()): return prefill_packed(model, cache, input_ids, attention_mask)
+    return prefill_dense(model, cache, input_ids)
 
 # %% ../nbs/03a_generate.ipynb #4d758f14
 def _attn_consts(gda_consts, i): return (None, None) if gda_consts is None else (gda_consts[0][i], gda_consts[1][i])
@@ -173,6 +216,7 @@ def decode_step(model:MotifForCausalLM, cache:StaticKVCache,
                 tokens:torch.Tensor, # (B,) int64: each row's newest token, to be written at `cache.slot`
                 gda_consts:tuple|None=None, # GDA: (λ, 1 − λ_init) of every layer as (layers,) device tensors (None: per layer)
                 fns:tuple=(decode_qkv, decode_attn_mlp), # the two halves of a layer
+                fused:list|None=None, # per layer `(w_qkv, w_gu)` for the halves (`fused_weights`; None: the modules' own products)
                )->torch.Tensor: # (B, vocab_size) logits of the next token
     "One fixed-shape decoding step of `model` over `cache`, without host synchronisation; advances the cache."
     qkv, post = fns
@@ -183,12 +227,30 @@ def decode_step(model:MotifForCausalLM, cache:StaticKVCache,
     bias = torch.zeros(valid.shape, dtype=cache.dtype, device=valid.device).masked_fill_(~valid, float('-inf'))[:, None, None]
     h = model.model.embed_tokens(tokens[:, None])
     for i, layer in enumerate(model.model.layers):
-        q, k, v = qkv(layer, h, cos, sin)
+        w_qkv, w_gu = (None, None) if fused is None else fused[i]
+        q, k, v = qkv(layer, h, cos, sin, w_qkv)
         kc, vc = cache.layer(i, B)
         kc.index_copy_(3, cache.slot, k); vc.index_copy_(2, cache.slot, v)
-        h = post(layer, h, q, kc, vc, bias, *_attn_consts(gda_consts, i), slot=cache.slot)
+        h = post(layer, h, q, kc, vc, bias, *_attn_consts(gda_consts, i), slot=cache.slot, w_gu=w_gu)
     pos.add_(1); cache.slot.add_(1)
     return model.lm_head(model.model.norm(h)[:, 0])
+
+# %% ../nbs/03a_generate.ipynb #ad750502
+@torch.no_grad()
+def fused_weights(model:MotifForCausalLM, # the model whose products are stacked
+                 out:list|None=None, # a previous result to refill in place (the same model's shapes)
+                )->list: # per layer (w_qkv, w_gu or None)
+    "Per layer, the q/k/v projections' weights stacked into one matrix, and a gated MLP's gate/up weights into another."
+    res = []
+    for i, l in enumerate(model.model.layers):
+        a, mlp = l.self_attn, l.mlp
+        parts = ([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight], [mlp.gate_proj.weight, mlp.up_proj.weight] if mlp.gated else None)
+        if out is None: res.append(tuple(None if p is None else torch.cat(p) for p in parts))
+        else:
+            for w, p in zip(out[i], parts):
+                if p is not None: torch.cat(p, out=w)
+            res.append(out[i])
+    return res
 
 # %% ../nbs/03a_generate.ipynb #6daa6b06
 def decode_attn_impl(model:MotifForCausalLM, impl:str='auto')->str:
@@ -259,8 +321,13 @@ class StaticGenerator:
                  compile:bool=False, # compile the two halves of a layer with Inductor (fused kernels; longer warm-up)
                  sync_every:int=16, # with a graph and stop ids: steps between checks that every row has finished (or has non-finite logits)
                  attn_impl:str='auto', # the decode step's attention: 'auto', 'sdpa' or 'triton' (`decode_attn_impl`)
+                 fuse_weights:bool|None=None, # decode with stacked q/k/v and gate/up weights (`fused_weights`; extra memory; None: on CUDA)
+                 prefill_graphs:int=8, # with cuda_graph: unpadded prefill shapes (batch, prompt length) kept as CUDA graphs (0: eager prefill)
                 ):
         if not isinstance(model, MotifForCausalLM): raise TypeError(f"StaticGenerator: model must be a MotifForCausalLM, got {type(model).__name__}")
+        if fuse_weights is not None and not isinstance(fuse_weights, bool): raise TypeError(f"StaticGenerator: fuse_weights must be True, False or None, got {fuse_weights!r}")
+        if isinstance(prefill_graphs, bool) or not isinstance(prefill_graphs, int) or prefill_graphs < 0:
+            raise ValueError(f"StaticGenerator: prefill_graphs must be an int >= 0, got {prefill_graphs!r}")
         self.attn_impl = decode_attn_impl(model, attn_impl)
         self.model, self.cache = model, StaticKVCache.for_model(model, max_batch, max_len)
         dev = self.device = self.cache.device
@@ -281,11 +348,14 @@ class StaticGenerator:
         self.fns = (decode_qkv, functools.partial(decode_attn_mlp, impl=self.attn_impl))
         if compile: self.fns = tuple(torch.compile(f, dynamic=False, fullgraph=True) for f in self.fns)
         self.compiled, self.sync_every = compile, sync_every
+        self.fused = fused_weights(model) if (dev.type == 'cuda' if fuse_weights is None else fuse_weights) else None
         self.graphs, self.capture_s, self._pool = {}, {}, None
+        self.prefills, self.max_prefill_graphs, self._prefill_pool = {}, prefill_graphs, None
 
     def __repr__(self):
         return (f"StaticGenerator(batch<={self.cache.batch_size}, capacity={self.cache.capacity}, cuda_graph={self.cuda_graph}, "
-                f"compile={self.compiled}, attn_impl={self.attn_impl!r}, graphs={sorted(self.graphs)})")
+                f"compile={self.compiled}, attn_impl={self.attn_impl!r}, fused={self.fused is not None}, graphs={sorted(self.graphs)}, "
+                f"prefill_graphs={list(self.prefills)})")
 
 # %% ../nbs/03a_generate.ipynb #f51e3b91
 @patch
@@ -303,7 +373,7 @@ def _emit(self:StaticGenerator, logits:torch.Tensor, B:int, mode:str):
 @patch
 def _step(self:StaticGenerator, B:int, mode:str):
     "One token for the first `B` rows: the decode step over the newest tokens, then `_emit`."
-    self._emit(decode_step(self.model, self.cache, self.tokens[:B], self.gda_consts, self.fns), B, mode)
+    self._emit(decode_step(self.model, self.cache, self.tokens[:B], self.gda_consts, self.fns, self.fused), B, mode)
 
 # %% ../nbs/03a_generate.ipynb #c25fa372
 @patch
@@ -327,6 +397,43 @@ def graph(self:StaticGenerator, B:int, # rows
     self.graphs[key], self.capture_s[key] = g, time.perf_counter() - t0
     return g
 
+# %% ../nbs/03a_generate.ipynb #0802dc01
+@patch
+def prefill_graph(self:StaticGenerator, B:int, T0:int)->tuple:
+    "`(graph, logits)`: `prefill_dense` over the prompts in `out[:B, :T0]` captured as a CUDA graph on first use; the `prefill_graphs` most recent shapes kept."
+    key = (B, T0)
+    if key in self.prefills:
+        self.prefills[key] = self.prefills.pop(key)                     # most recently used last
+        return self.prefills[key]
+    while self.prefills and len(self.prefills) >= self.max_prefill_graphs: self.prefills.pop(next(iter(self.prefills)))
+    t0 = time.perf_counter()
+    ids = self.out[:B, :T0]
+    side, main = torch.cuda.Stream(device=self.device), torch.cuda.current_stream(self.device)
+    side.wait_stream(main)
+    with torch.cuda.stream(side):
+        for _ in range(2): prefill_dense(self.model, self.cache, ids)
+    main.wait_stream(side)
+    if self._prefill_pool is None: self._prefill_pool = torch.cuda.graph_pool_handle()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g, pool=self._prefill_pool): logits = prefill_dense(self.model, self.cache, ids)
+    torch.cuda.synchronize(self.device)
+    self.prefills[key], self.capture_s[('prefill', B, T0)] = (g, logits), time.perf_counter() - t0
+    return g, logits
+
+@patch
+def prefill(self:StaticGenerator, ids:torch.Tensor, # (B, T0) prompts on the generator's device, left-padded when their lengths differ
+            mask:torch.Tensor|None=None, # (B, T0), False/0 on the padding
+           )->torch.Tensor: # (B, vocab_size) logits of each row's next token
+    "Write the prompts to `out` and fill the cache: a replayed graph for unpadded prompts on CUDA (`prefill_graph`), else `prefill_dense` or `prefill_packed`."
+    B, T0 = ids.shape
+    self.cache.check_fits(B, T0, 0)
+    self.out[:B, :T0] = ids
+    if mask is not None and not bool(mask.bool().all()): return prefill_packed(self.model, self.cache, ids, mask)
+    if not (self.cuda_graph and self.max_prefill_graphs): return prefill_dense(self.model, self.cache, ids)
+    g, logits = self.prefill_graph(B, T0)
+    g.replay()
+    return logits
+
 # %% ../nbs/03a_generate.ipynb #1b91eae3
 @patch
 def _setup(self:StaticGenerator, eos:list, pad:int, temperature:float, top_k:int, top_p:float, mode:str):
@@ -339,6 +446,7 @@ def _setup(self:StaticGenerator, eos:list, pad:int, temperature:float, top_k:int
         if self.noise is None: self.noise = torch.ones(self.cache.batch_size, self.model.config.vocab_size, device=self.device)
     if self.gda_consts is not None:
         self.gda_consts[0].copy_(torch.stack([l.self_attn.lambda_full() for l in self.model.model.layers]))
+    if self.fused is not None: fused_weights(self.model, self.fused)
 
 @patch
 def _result(self:StaticGenerator, B:int, T0:int, n:int, stop:bool)->torch.Tensor:
@@ -375,9 +483,8 @@ def generate(self:StaticGenerator,
     gen = torch.Generator(device=dev).manual_seed(seed) if seed is not None and mode != 'greedy' else None
     draw = (lambda: None) if mode == 'greedy' else (lambda: self.noise[:B].exponential_(generator=gen))
     graph = self.graph(B, mode) if self.cuda_graph else None
-    ids = input_ids.to(dev)
-    logits = prefill(self.model, self.cache, ids, mask)
-    self.out[:B, :T0] = ids; self.col.fill_(T0); self.finished[:B] = False; self.bad_at[:B] = -1
+    logits = self.prefill(input_ids.to(dev), mask)
+    self.col.fill_(T0); self.finished[:B] = False; self.bad_at[:B] = -1
     draw(); self._emit(logits, B, mode)
     n, every = 1, (1 if streamer is not None or graph is None else self.sync_every)
     check = lambda: check_nonfinite_logits(self.bad_at[:B], 'StaticGenerator.generate', offset=T0)    # a host sync
@@ -403,7 +510,8 @@ def fast_generate(model:MotifForCausalLM, input_ids:torch.Tensor, max_new_tokens
     _check_gen_args(model, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, streamer,
                     eos_token_id, pad_token_id, seed, 'fast_generate')
     B, T0 = input_ids.shape
-    g = StaticGenerator(model, B, max_len or T0 + max(max_new_tokens, 1), cuda_graph=cuda_graph, compile=compile, attn_impl=attn_impl)
+    g = StaticGenerator(model, B, max_len or T0 + max(max_new_tokens, 1), cuda_graph=cuda_graph, compile=compile, attn_impl=attn_impl,
+                        prefill_graphs=0)       # one call: capturing its prefill would cost more than running it
     return g.generate(input_ids, max_new_tokens, temperature, top_p, top_k, eos_token_id, attention_mask, seed, pad_token_id, streamer)
 
 @patch

@@ -80,7 +80,7 @@ def _run_kind(kind:str, model, ids:torch.Tensor, new:int, reps:int, device)->tup
     if kind in ('static', 'static+compile'):
         g = StaticGenerator(model, B, T0 + new, compile=kind == 'static+compile')
         first, sec, out = _timed(lambda: g.generate(ids, new, temperature=0), device, reps)
-        pf = _timed(lambda: prefill(model, g.cache, ids), device, reps)[1]
+        pf = _timed(lambda: g.prefill(ids), device, reps)[1]          # as generate runs it (a replayed graph on CUDA)
         return sec, first, sum(g.capture_s.values()) if g.capture_s else nan, pf, out
     if kind in ('hf-eager', 'hf-static'):
         kw = dict(attention_mask=torch.ones_like(ids), do_sample=False, pad_token_id=0)
@@ -249,7 +249,7 @@ def profile_generate(preset:str='motif-1b', # the model preset (random weights)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == 'cuda' else [])
     def run_prefill(): return prefill(model, g.cache, ids)
     def run_decode(n):
-        for _ in range(n): decode_step(model, g.cache, tok, g.gda_consts, g.fns)
+        for _ in range(n): decode_step(model, g.cache, tok, g.gda_consts, g.fns, g.fused)
     with torch.no_grad():
         run_prefill(); run_decode(2)                                   # warm-up: compilation, autotuning, allocator
         _sync(device)
