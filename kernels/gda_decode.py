@@ -43,15 +43,18 @@ Cost: the slots are read once in total on both paths (4d values per slot: K1, K2
 cache bytes. The single pass runs B*G programs: at batch 1 only G, each walking every slot in turn, which leaves most
 SMs idle. The split runs B*G*NSPLIT programs of about (SLOT+1)/NSPLIT slots each. It adds the scratch traffic (per
 program (g+1) * (2d+2) fp32 values written, then read once), a second launch, and the combine's walk over the live
-chunks, which is serial in the chunks (CB at a time) and so grows with NSPLIT. The default NSPLIT
-(`gda_decode_splits`) therefore aims at about one program per SM in total, not more, with chunks of at least two
-BN-blocks of the capacity S; it depends on the shapes only, not on SLOT, and is 1 (the single pass) once B*G alone
-fills the SMs. At short lengths in a long cache only the first chunks are live, and the combine reads no others.
+chunks, which is serial in the chunks (CB at a time) and so grows with NSPLIT. A program of the split walks about
+S/(NSPLIT*BN) blocks and the combine NSPLIT/CB steps; their sum is smallest at NSPLIT = sqrt(CB*S/BN), so the default
+(`gda_decode_splits`) is that, and at most one program per SM in total (on an H200 a split beyond that made the
+batches of 8 to 64 rows slower, not faster). It depends on the shapes only, not on SLOT, and is 1 (the single pass)
+once B*G alone fills the SMs. At short lengths in a long cache only the first chunks are live, and the combine reads
+no others.
 
 Entry points: `gda_decode` (checks, then the launcher) in eager code and CUDA-graph capture; under `torch.compile` the
 `motif_nb::gda_decode` custom op (opaque to Inductor, with a registered fake). Works on triton 3.6 to 3.9 and under the
 interpreter (TRITON_INTERPRET=1, fp32/fp16): plain pointer arithmetic, every access masked, no libdevice.
 """
+import math
 import torch
 import triton
 import triton.language as tl
@@ -253,12 +256,12 @@ def gda_decode_combine_kernel(SLOT, M, L, ACC, LAM, W, SCALE, O, eps, so_b, so_h
 
 
 def gda_decode_splits(B:int, G:int, S:int, block_n:int=64, device=None)->int:
-    """The default number of slot chunks: about one program per SM in all, chunks of at least two BN-blocks of the
-    capacity S, at least 1 (so 1 once B*G alone fills the SMs). A function of the shapes and the device only (never of
-    SLOT), so a captured graph keeps it."""
+    """The default number of slot chunks: sqrt(4*S/BN), which balances a chunk's walk over its slots against the
+    combine's walk over the chunks (4 at a time), and at most one program per SM in all; at least 1 (so 1 once B*G
+    alone fills the SMs). A function of the shapes and the device only (never of SLOT), so a captured graph keeps it."""
     dev = torch.device('cpu' if device is None else device)
     n_sm = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == 'cuda' else 8
-    return max(1, min(n_sm // (B * G), triton.cdiv(S, 2 * block_n)))
+    return max(1, min(n_sm // (B * G), round(math.sqrt(4 * S / block_n))))
 
 
 def gda_decode_launch(q, k1, k2, v, bias, slot, lam, w, out_scale, eps:float, block_n:int=64, splits:int|None=None)->torch.Tensor:
