@@ -45,8 +45,8 @@ SMs idle. The split runs B*G*NSPLIT programs of about (SLOT+1)/NSPLIT slots each
 program (g+1) * (2d+2) fp32 values written, then read once), a second launch, and the combine's walk over the live
 chunks, which is serial in the chunks (CB at a time) and so grows with NSPLIT. A program of the split walks about
 S/(NSPLIT*BN) blocks and the combine NSPLIT/CB steps; their sum is smallest at NSPLIT = sqrt(CB*S/BN), so the default
-(`gda_decode_splits`) is that, and at most one program per SM in total (on an H200 a split beyond that made the
-batches of 8 to 64 rows slower, not faster). It depends on the shapes only, not on SLOT, and is 1 (the single pass)
+(`gda_decode_splits`) is that, and at most one program per SM in total (past that the programs
+wait for SMs anyway, and the scratch traffic and the merge only add time). It depends on the shapes only, not on SLOT, and is 1 (the single pass)
 once B*G alone fills the SMs. At short lengths in a long cache only the first chunks are live, and the combine reads
 no others.
 
