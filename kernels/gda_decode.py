@@ -24,6 +24,7 @@ tiles, and keep two online softmaxes (running max, row sum, accumulator of width
 slots past it are never read, and neither shapes nor grids depend on it. Empty slots (bias -inf) and slots past SLOT
 score a finite -1e30, so a block with no valid slot cannot make a NaN, and their V rows load as 0, so what an earlier
 call left in the storage never reaches the output.
+  Both walk their slots with one helper, `_walk_slots`.
   NSPLIT = 1, `gda_decode_kernel`, grid (B*G,): program (b, h) walks all of 0..SLOT, then runs the epilogue.
   NSPLIT > 1 (flash-decoding), two launches. `gda_decode_split_kernel`, grid (B*G, NSPLIT): program (b, h, c) walks
     only chunk c of the filled slots. The chunk length is computed in the kernel from SLOT, as the even share
@@ -80,15 +81,15 @@ def _gda_epilogue(o_s, o_n, LAM, W, SCALE, OB, so_j, eps, NQ: tl.constexpr, QB: 
 
 
 @triton.jit
-def gda_decode_kernel(Q, K1, K2, V, BIAS, SLOT, LAM, W, SCALE, O, eps, sm_scale,
-                      sq_b, sq_h, sq_j, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s, sb_b, so_b, so_h, so_j,
-                      G: tl.constexpr, NQ: tl.constexpr, QB: tl.constexpr, D: tl.constexpr, BN: tl.constexpr):
-    """Program (b, h): O[b, h, :NQ] from the NQ signal queries and the noise query of group h over slots 0..SLOT."""
-    pid = tl.program_id(0)
-    b = pid // G
-    h = pid % G
-    b64 = b.to(tl.int64)
-    h64 = h.to(tl.int64)
+def _walk_slots(Q, K1, K2, V, BIAS, pid, start, end, n_used, sm_scale,
+                sq_b, sq_h, sq_j, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s, sb_b,
+                G: tl.constexpr, NQ: tl.constexpr, QB: tl.constexpr, D: tl.constexpr, BN: tl.constexpr):
+    """The two online softmaxes of program pid = (b, h) over slots [start, end) (end <= n_used), BN at a time:
+    (m_s, l_s, acc_s) of the NQ signal rows of a QB-row tile and (m_n, l_n, acc_n) of the noise query in row 0 of
+    another, unnormalised, fp32. Invalid slots weigh exactly 0, so a range without a valid slot leaves m = -1e30,
+    l = 0, acc = 0."""
+    b64 = (pid // G).to(tl.int64)
+    h64 = (pid % G).to(tl.int64)
     rows = tl.arange(0, QB)
     dc = tl.arange(0, D)
     vc = tl.arange(0, 2 * D)
@@ -99,68 +100,6 @@ def gda_decode_kernel(Q, K1, K2, V, BIAS, SLOT, LAM, W, SCALE, O, eps, sm_scale,
     kb2 = K2 + b64 * sk_b + h64 * sk_h
     vb = V + b64 * sv_b + h64 * sv_h
     bb = BIAS + b64 * sb_b
-    n_used = tl.load(SLOT).to(tl.int32) + 1
-    m_s = tl.full([QB], NEG, tl.float32)
-    m_n = tl.full([QB], NEG, tl.float32)
-    l_s = tl.zeros([QB], tl.float32)
-    l_n = tl.zeros([QB], tl.float32)
-    acc_s = tl.zeros([QB, 2 * D], tl.float32)
-    acc_n = tl.zeros([QB, 2 * D], tl.float32)
-    for n0 in range(0, n_used, BN):
-        kn = n0 + tl.arange(0, BN)
-        bias = tl.load(bb + kn, mask=kn < n_used, other=float('-inf')).to(tl.float32)
-        ok = bias > float('-inf')
-        kn64 = kn[:, None].to(tl.int64)
-        k1 = tl.load(kb1 + kn64 * sk_s + dc[None, :], mask=ok[:, None], other=0.)
-        k2 = tl.load(kb2 + kn64 * sk_s + dc[None, :], mask=ok[:, None], other=0.)
-        v = tl.load(vb + kn64 * sv_s + vc[None, :], mask=ok[:, None], other=0.)
-        s_s = tl.where(ok[None, :], tl.dot(q_s, tl.trans(k1)) * sm_scale + bias[None, :], NEG)
-        s_n = tl.where(ok[None, :], tl.dot(q_n, tl.trans(k2)) * sm_scale + bias[None, :], NEG)
-        mn_s = tl.maximum(m_s, tl.max(s_s, 1))
-        mn_n = tl.maximum(m_n, tl.max(s_n, 1))
-        p_s = tl.exp(s_s - mn_s[:, None])
-        p_n = tl.exp(s_n - mn_n[:, None])
-        al_s = tl.exp(m_s - mn_s)
-        al_n = tl.exp(m_n - mn_n)
-        l_s = l_s * al_s + tl.sum(p_s, 1)
-        l_n = l_n * al_n + tl.sum(p_n, 1)
-        acc_s = acc_s * al_s[:, None] + tl.dot(p_s.to(v.dtype), v)
-        acc_n = acc_n * al_n[:, None] + tl.dot(p_n.to(v.dtype), v)
-        m_s = mn_s
-        m_n = mn_n
-    o_s = acc_s / l_s[:, None]
-    o_n = tl.sum(tl.where(rows[:, None] == 0, acc_n / l_n[:, None], 0.), 0)        # the noise row, (2d,)
-    _gda_epilogue(o_s, o_n, LAM, W, SCALE, O + b64 * so_b + h64 * so_h, so_j, eps, NQ, QB, D)
-
-
-@triton.jit
-def gda_decode_split_kernel(Q, K1, K2, V, BIAS, SLOT, M, L, ACC, sm_scale,
-                            sq_b, sq_h, sq_j, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s, sb_b,
-                            G: tl.constexpr, NQ: tl.constexpr, QB: tl.constexpr, D: tl.constexpr, BN: tl.constexpr,
-                            NSPLIT: tl.constexpr):
-    """Program (b, h, c): the unnormalised softmax state of group h's NQ signal queries and noise query over chunk c of
-    slots 0..SLOT, written to state i = (b*G + h) * NSPLIT + c of the fp32 scratch M, L (.., NQ+1) and ACC
-    (.., NQ+1, 2D), contiguous; row j < NQ is signal query j, row NQ the noise query."""
-    pid = tl.program_id(0)
-    c = tl.program_id(1)
-    b = pid // G
-    h = pid % G
-    b64 = b.to(tl.int64)
-    h64 = h.to(tl.int64)
-    rows = tl.arange(0, QB)
-    dc = tl.arange(0, D)
-    vc = tl.arange(0, 2 * D)
-    qb = Q + b64 * sq_b + h64 * sq_h
-    q_s = tl.load(qb + rows[:, None] * sq_j + dc[None, :], mask=rows[:, None] < NQ, other=0.)
-    q_n = tl.load(qb + NQ * sq_j + rows[:, None] * 0 + dc[None, :], mask=rows[:, None] == 0, other=0.)
-    kb1 = K1 + b64 * sk_b + h64 * sk_h
-    kb2 = K2 + b64 * sk_b + h64 * sk_h
-    vb = V + b64 * sv_b + h64 * sv_h
-    bb = BIAS + b64 * sb_b
-    n_used = tl.load(SLOT).to(tl.int32) + 1
-    chunk = (((n_used + NSPLIT - 1) // NSPLIT + BN - 1) // BN) * BN      # a multiple of BN; NSPLIT chunks cover n_used
-    start = c * chunk
-    end = tl.minimum(start + chunk, n_used)
     m_s = tl.full([QB], NEG, tl.float32)
     m_n = tl.full([QB], NEG, tl.float32)
     l_s = tl.zeros([QB], tl.float32)
@@ -180,7 +119,7 @@ def gda_decode_split_kernel(Q, K1, K2, V, BIAS, SLOT, M, L, ACC, sm_scale,
         mn_s = tl.maximum(m_s, tl.max(s_s, 1))
         mn_n = tl.maximum(m_n, tl.max(s_n, 1))
         p_s = tl.where(ok[None, :], tl.exp(s_s - mn_s[:, None]), 0.)     # 0, not exp(0), while no slot was valid:
-        p_n = tl.where(ok[None, :], tl.exp(s_n - mn_n[:, None]), 0.)     # an empty chunk keeps l = 0
+        p_n = tl.where(ok[None, :], tl.exp(s_n - mn_n[:, None]), 0.)     # an empty range keeps l = 0
         al_s = tl.exp(m_s - mn_s)
         al_n = tl.exp(m_n - mn_n)
         l_s = l_s * al_s + tl.sum(p_s, 1)
@@ -189,6 +128,42 @@ def gda_decode_split_kernel(Q, K1, K2, V, BIAS, SLOT, M, L, ACC, sm_scale,
         acc_n = acc_n * al_n[:, None] + tl.dot(p_n.to(v.dtype), v)
         m_s = mn_s
         m_n = mn_n
+    return m_s, l_s, acc_s, m_n, l_n, acc_n
+
+
+@triton.jit
+def gda_decode_kernel(Q, K1, K2, V, BIAS, SLOT, LAM, W, SCALE, O, eps, sm_scale,
+                      sq_b, sq_h, sq_j, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s, sb_b, so_b, so_h, so_j,
+                      G: tl.constexpr, NQ: tl.constexpr, QB: tl.constexpr, D: tl.constexpr, BN: tl.constexpr):
+    """Program (b, h): O[b, h, :NQ] from the NQ signal queries and the noise query of group h over slots 0..SLOT."""
+    pid = tl.program_id(0)
+    n_used = tl.load(SLOT).to(tl.int32) + 1
+    m_s, l_s, acc_s, m_n, l_n, acc_n = _walk_slots(Q, K1, K2, V, BIAS, pid, 0, n_used, n_used, sm_scale,
+                                                   sq_b, sq_h, sq_j, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s, sb_b, G, NQ, QB, D, BN)
+    rows = tl.arange(0, QB)
+    o_s = acc_s / tl.where(l_s > 0., l_s, 1.)[:, None]      # l = 0 only without any valid slot (or on padding rows): O = 0
+    o_n = tl.sum(tl.where(rows[:, None] == 0, acc_n / tl.where(l_n > 0., l_n, 1.)[:, None], 0.), 0)   # the noise row, (2d,)
+    _gda_epilogue(o_s, o_n, LAM, W, SCALE, O + (pid // G).to(tl.int64) * so_b + (pid % G).to(tl.int64) * so_h, so_j, eps, NQ, QB, D)
+
+
+@triton.jit
+def gda_decode_split_kernel(Q, K1, K2, V, BIAS, SLOT, M, L, ACC, sm_scale,
+                            sq_b, sq_h, sq_j, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s, sb_b,
+                            G: tl.constexpr, NQ: tl.constexpr, QB: tl.constexpr, D: tl.constexpr, BN: tl.constexpr,
+                            NSPLIT: tl.constexpr):
+    """Program (b, h, c): the unnormalised softmax state of group h's NQ signal queries and noise query over chunk c of
+    slots 0..SLOT, written to state i = (b*G + h) * NSPLIT + c of the fp32 scratch M, L (.., NQ+1) and ACC
+    (.., NQ+1, 2D), contiguous; row j < NQ is signal query j, row NQ the noise query."""
+    pid = tl.program_id(0)
+    c = tl.program_id(1)
+    n_used = tl.load(SLOT).to(tl.int32) + 1
+    chunk = (((n_used + NSPLIT - 1) // NSPLIT + BN - 1) // BN) * BN      # a multiple of BN; NSPLIT chunks cover n_used
+    start = c * chunk
+    m_s, l_s, acc_s, m_n, l_n, acc_n = _walk_slots(Q, K1, K2, V, BIAS, pid, start, tl.minimum(start + chunk, n_used), n_used,
+                                                   sm_scale, sq_b, sq_h, sq_j, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s, sb_b,
+                                                   G, NQ, QB, D, BN)
+    rows = tl.arange(0, QB)
+    vc = tl.arange(0, 2 * D)
     i = pid.to(tl.int64) * NSPLIT + c
     mb = M + i * (NQ + 1)
     lb = L + i * (NQ + 1)
