@@ -19,9 +19,9 @@ try: from motif_nb.kernels import gda_decode as _kdec    # the fused GDA decode 
 except ImportError: _kdec = None
 
 # %% auto #0
-__all__ = ['MAX_STOP_TOKENS', 'StaticKVCache', 'project_q', 'project_kv', 'decode_qkv', 'decode_attn_mlp', 'prefill_dense',
-           'prefill_packed', 'prefill', 'decode_step', 'fused_weights', 'decode_attn_impl', 'sample_logits',
-           'StaticGenerator', 'fast_generate']
+__all__ = ['MAX_STOP_TOKENS', 'StaticKVCache', 'project_qkv', 'decode_qkv', 'decode_attn_mlp', 'prefill_dense', 'prefill_packed',
+           'prefill', 'decode_step', 'fused_weights', 'decode_attn_impl', 'sample_logits', 'StaticGenerator',
+           'fast_generate']
 
 # %% ../nbs/03a_generate.ipynb #2464a077
 def _round_up(n:int, m:int=16)->int: return -(-n // m) * m
@@ -84,19 +84,18 @@ def lengths(self:StaticKVCache)->torch.Tensor:
     return self.valid.sum(-1)
 
 # %% ../nbs/03a_generate.ipynb #91d42104
-def project_q(attn, # a layer's `GDA` or `Attention`
-              x:torch.Tensor, # (B, T, hidden_size), after `input_layernorm`
-              cos:torch.Tensor, sin:torch.Tensor, # RoPE tables (B or 1, T, head_dim)
-             )->torch.Tensor: # (B, T, heads, head_dim)
-    "Queries after RoPE, in q_proj's head order (GDA: per group its g signal queries, then the noise query)."
-    B, T, _ = x.shape
-    return apply_rope(attn.q_proj(x).view(B, T, -1, attn.head_dim), cos, sin)
-
-def project_kv(attn, x:torch.Tensor, cos:torch.Tensor, sin:torch.Tensor)->tuple:
-    "Keys after RoPE (B, T, h, nc, d) and values (B, T, h, nc*d): per GDA group (K1, K2) and [V1 ‖ V2]; per kv head K and V."
+def project_qkv(attn, # a layer's `GDA` or `Attention`
+                x:torch.Tensor, # (B, T, hidden_size), after `input_layernorm`
+                cos:torch.Tensor, sin:torch.Tensor, # RoPE tables (B or 1, T, head_dim)
+                w_qkv:torch.Tensor|None=None, # [q_proj; k_proj; v_proj] weights stacked: one product instead of three (None: the modules)
+               )->tuple: # q (B, T, heads, d), k (B, T, h, nc, d), v (B, T, h, nc*d)
+    "Queries after RoPE in q_proj's head order (GDA: per group its g signal queries, then the noise query); keys after RoPE and values per cache head: per GDA group (K1, K2) and [V1 ‖ V2], per kv head K and V."
     B, T, _ = x.shape; d = attn.head_dim
-    k = apply_rope(attn.k_proj(x).view(B, T, -1, d), cos, sin).view(B, T, attn.cache_heads, -1, d)
-    return k, attn.v_proj(x).view(B, T, attn.cache_heads, -1)
+    if w_qkv is None: yq, yk, yv = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
+    else: yq, yk, yv = F.linear(x, w_qkv).split((attn.q_proj.out_features, attn.k_proj.out_features, attn.v_proj.out_features), -1)
+    q = apply_rope(yq.view(B, T, -1, d), cos, sin)
+    k = apply_rope(yk.view(B, T, -1, d), cos, sin).view(B, T, attn.cache_heads, -1, d)
+    return q, k, yv.view(B, T, attn.cache_heads, -1)
 
 # %% ../nbs/03a_generate.ipynb #1b813fd2
 def decode_qkv(layer, # a `MotifDecoderLayer`
@@ -106,16 +105,8 @@ def decode_qkv(layer, # a `MotifDecoderLayer`
               )->tuple: # q (B, h, q per cache head, d), k (nc, B, h, 1, d), v (B, h, 1, nc*d)
     "`input_layernorm`, then the new token's queries grouped by cache head, and its keys and values in the cache's layout."
     a = layer.self_attn
-    x = layer.input_layernorm(h)
-    B, d = h.shape[0], a.head_dim
-    if w_qkv is None: q, (k, v) = project_q(a, x, cos, sin), project_kv(a, x, cos, sin)
-    else:
-        nq, nk = a.q_proj.out_features, a.k_proj.out_features
-        y = F.linear(x, w_qkv)
-        q = apply_rope(y[..., :nq].view(B, 1, -1, d), cos, sin)
-        k = apply_rope(y[..., nq:nq + nk].view(B, 1, -1, d), cos, sin).view(B, 1, a.cache_heads, -1, d)
-        v = y[..., nq + nk:].view(B, 1, a.cache_heads, -1)
-    return q.view(B, a.cache_heads, -1, d), k.permute(3, 0, 2, 1, 4), v.transpose(1, 2)
+    q, k, v = project_qkv(a, layer.input_layernorm(h), cos, sin, w_qkv)
+    return q.view(h.shape[0], a.cache_heads, -1, a.head_dim), k.permute(3, 0, 2, 1, 4), v.transpose(1, 2)
 
 def decode_attn_mlp(layer, h:torch.Tensor, # the layer and its input residual stream (B, 1, hidden_size)
                     q:torch.Tensor, # from `decode_qkv`
@@ -424,12 +415,12 @@ def prefill_graph(self:StaticGenerator, B:int, T0:int)->tuple:
 def prefill(self:StaticGenerator, ids:torch.Tensor, # (B, T0) prompts on the generator's device, left-padded when their lengths differ
             mask:torch.Tensor|None=None, # (B, T0), False/0 on the padding
            )->torch.Tensor: # (B, vocab_size) logits of each row's next token
-    "Write the prompts to `out` and fill the cache: a replayed graph for unpadded prompts on CUDA (`prefill_graph`), else `prefill_dense` or `prefill_packed`."
+    "Write the prompts to `out` and fill the cache: a replayed graph for unpadded prompts on CUDA (`prefill_graph`), else `prefill`."
     B, T0 = ids.shape
     self.cache.check_fits(B, T0, 0)
     self.out[:B, :T0] = ids
-    if mask is not None and not bool(mask.bool().all()): return prefill_packed(self.model, self.cache, ids, mask)
-    if not (self.cuda_graph and self.max_prefill_graphs): return prefill_dense(self.model, self.cache, ids)
+    dense = mask is None or bool(mask.bool().all())
+    if not (dense and self.cuda_graph and self.max_prefill_graphs): return prefill(self.model, self.cache, ids, None if dense else mask)
     g, logits = self.prefill_graph(B, T0)
     g.replay()
     return logits
