@@ -13,6 +13,9 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from .config import MotifConfig, check_head_layout
 from .core import resolve_impl, check_float, HAS_TRITON
+import bisect, inspect
+try: from torch.nn.attention.varlen import varlen_attn as _varlen_attn     # flash-attention over packed documents (CUDA)
+except ImportError: _varlen_attn = None
 try: from motif_nb.kernels import gda as _kgda      # the Triton kernels and their torch.library ops (needs triton)
 except ImportError: _kgda = None
 
@@ -324,16 +327,39 @@ def max_logits_chunked(q:torch.Tensor, # (B, Hq, T, d)
     return out
 
 @torch.compiler.disable
-def max_logits_varlen(q:torch.Tensor, k:torch.Tensor, cu_seqlens:torch.Tensor)->torch.Tensor:
-    "`max_logits_chunked` over the packed documents of `cu_seqlens` one at a time: sum of T_i^2 work, not N^2."
-    c = cu_seqlens.tolist()
-    return torch.stack([max_logits_chunked(q[:, :, a:b], k[:, :, a:b]) for a, b in zip(c, c[1:])]).amax(0)
+def max_logits_varlen(q:torch.Tensor, # (1, Hq, N, d): a packed row
+                      k:torch.Tensor, # (1, Hk, N, d)
+                      cu_seqlens:torch.Tensor, # document offsets of the row
+                      chunk:int=1024)->torch.Tensor: # (Hq,) fp32
+    "`max_logits_chunked` for a packed row: each block of `chunk` queries against the keys from the start of its first document only."
+    c, N = cu_seqlens.tolist(), q.shape[2]
+    q, k, r = q.detach(), k.detach(), q.shape[1] // k.shape[1]
+    docs = doc_ids(cu_seqlens.to(q.device))
+    out = torch.full((q.shape[1],), float('-inf'), device=q.device)
+    for t0 in range(0, N, chunk):
+        t1 = min(N, t0 + chunk); lo = c[bisect.bisect_right(c, t0) - 1]    # where the document of query t0 starts
+        s = torch.einsum('bhjtd,bhsd->bhjts', q[:, :, t0:t1].float().unflatten(1, (-1, r)), k[:, :, lo:t1].float()) / math.sqrt(q.shape[-1])
+        m = attn_mask(t1 - t0, t1 - lo, t0 - lo, device=q.device)[0] & (docs[t0:t1, None] == docs[None, lo:t1])
+        out = torch.maximum(out, s.masked_fill(~m, float('-inf')).amax(dim=(0, 3, 4)).flatten())
+    return out
 
 # %% ../nbs/02_attention.ipynb #0efc1dd2
+_VARLEN_CAUSAL = {} if _varlen_attn is None else (   # newer torch names the causal mask by its window, 2.10 by a flag
+    dict(window_size=(-1, 0)) if 'window_size' in inspect.signature(_varlen_attn).parameters else dict(is_causal=True))
+
+def _varlen_ok(q:torch.Tensor, v:torch.Tensor)->bool:
+    "Can torch's flash-attention varlen kernel take this packed row: CUDA, fp16/bf16, one row, equal key and value widths of at most 256?"
+    d = q.shape[-1]
+    return (_varlen_attn is not None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and q.shape[0] == 1
+            and v.shape[-1] == d and d % 8 == 0 and d <= 256)
+
 @torch.compiler.disable
 def _sdpa_docs(q, k, v, cu_seqlens):
-    "Causal SDPA one packed document at a time (eager under `torch.compile`: the loop follows the offsets)."
+    "Causal attention inside each packed document: one flash-attention varlen call where `_varlen_ok`, else one SDPA call per document."
     c = cu_seqlens.tolist()
+    if _varlen_ok(q, v):
+        L, cu = max(b - a for a, b in zip(c, c[1:])), cu_seqlens.to(device=q.device, dtype=torch.int32)
+        return _varlen_attn(q[0].transpose(0, 1), k[0].transpose(0, 1), v[0].transpose(0, 1), cu, cu, L, L, **_VARLEN_CAUSAL).transpose(0, 1)[None]
     return torch.cat([F.scaled_dot_product_attention(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b], is_causal=True)
                       for a, b in zip(c, c[1:])], 2)
 
