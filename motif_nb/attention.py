@@ -332,7 +332,8 @@ def max_logits_varlen(q:torch.Tensor, # (1, Hq, N, d): a packed row
                       cu_seqlens:torch.Tensor, # document offsets of the row
                       chunk:int=1024)->torch.Tensor: # (Hq,) fp32
     "`max_logits_chunked` for a packed row: each block of `chunk` queries against the keys from the start of its first document only."
-    c, N = cu_seqlens.tolist(), q.shape[2]
+    N = q.shape[2]
+    c = check_cu_seqlens(cu_seqlens, N, 'max_logits_varlen', device=q.device).tolist()
     q, k, r = q.detach(), k.detach(), q.shape[1] // k.shape[1]
     docs = doc_ids(cu_seqlens.to(q.device))
     out = torch.full((q.shape[1],), float('-inf'), device=q.device)
