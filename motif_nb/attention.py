@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from .config import MotifConfig, check_head_layout
 from .core import resolve_impl, check_float, HAS_TRITON
-import bisect, inspect
+import bisect, functools, inspect
 try: from torch.nn.attention.varlen import varlen_attn as _varlen_attn     # flash-attention over packed documents (CUDA)
 except ImportError: _varlen_attn = None
 try: from motif_nb.kernels import gda as _kgda      # the Triton kernels and their torch.library ops (needs triton)
@@ -348,11 +348,14 @@ def max_logits_varlen(q:torch.Tensor, # (1, Hq, N, d): a packed row
 _VARLEN_CAUSAL = {} if _varlen_attn is None else (   # newer torch names the causal mask by its window, 2.10 by a flag
     dict(window_size=(-1, 0)) if 'window_size' in inspect.signature(_varlen_attn).parameters else dict(is_causal=True))
 
+@functools.lru_cache
+def _flash_capable(index:int)->bool: return torch.cuda.get_device_capability(index) >= (8, 0)    # flash-attention 2: Ampere on
+
 def _varlen_ok(q:torch.Tensor, v:torch.Tensor)->bool:
-    "Can torch's flash-attention varlen kernel take this packed row: CUDA, fp16/bf16, one row, equal key and value widths of at most 256?"
+    "Can torch's flash-attention varlen kernel take this packed row: an Ampere-or-newer GPU, fp16/bf16, one row, equal key and value widths of at most 256?"
     d = q.shape[-1]
     return (_varlen_attn is not None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and q.shape[0] == 1
-            and v.shape[-1] == d and d % 8 == 0 and d <= 256)
+            and v.shape[-1] == d and d % 8 == 0 and d <= 256 and _flash_capable(q.device.index))
 
 @torch.compiler.disable
 def _sdpa_docs(q, k, v, cu_seqlens):
