@@ -13,9 +13,8 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from .config import MotifConfig, check_head_layout
 from .core import resolve_impl, check_float, HAS_TRITON
-import bisect, functools, inspect
-try: from torch.nn.attention.varlen import varlen_attn as _varlen_attn     # flash-attention over packed documents (CUDA)
-except ImportError: _varlen_attn = None
+import bisect, functools
+from torch.nn.attention.varlen import varlen_attn as _varlen_attn     # flash-attention over packed documents (CUDA; torch >= 2.11)
 try: from motif_nb.kernels import gda as _kgda      # the Triton kernels and their torch.library ops (needs triton)
 except ImportError: _kgda = None
 
@@ -345,16 +344,13 @@ def max_logits_varlen(q:torch.Tensor, # (1, Hq, N, d): a packed row
     return out
 
 # %% ../nbs/02_attention.ipynb #0efc1dd2
-_VARLEN_CAUSAL = {} if _varlen_attn is None else (   # newer torch names the causal mask by its window, 2.10 by a flag
-    dict(window_size=(-1, 0)) if 'window_size' in inspect.signature(_varlen_attn).parameters else dict(is_causal=True))
-
 @functools.lru_cache
 def _flash_capable(index:int)->bool: return torch.cuda.get_device_capability(index) >= (8, 0)    # flash-attention 2: Ampere on
 
 def _varlen_ok(q:torch.Tensor, v:torch.Tensor)->bool:
     "Can torch's flash-attention varlen kernel take this packed row: an Ampere-or-newer GPU, fp16/bf16, one row, equal key and value widths of at most 256?"
     d = q.shape[-1]
-    return (_varlen_attn is not None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and q.shape[0] == 1
+    return (q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and q.shape[0] == 1
             and v.shape[-1] == d and d % 8 == 0 and d <= 256 and _flash_capable(q.device.index))
 
 @torch.compiler.disable
@@ -363,7 +359,7 @@ def _sdpa_docs(q, k, v, cu_seqlens):
     c = cu_seqlens.tolist()
     if _varlen_ok(q, v):
         L, cu = max(b - a for a, b in zip(c, c[1:])), cu_seqlens.to(device=q.device, dtype=torch.int32)
-        return _varlen_attn(q[0].transpose(0, 1), k[0].transpose(0, 1), v[0].transpose(0, 1), cu, cu, L, L, **_VARLEN_CAUSAL).transpose(0, 1)[None]
+        return _varlen_attn(q[0].transpose(0, 1), k[0].transpose(0, 1), v[0].transpose(0, 1), cu, cu, L, L, window_size=(-1, 0)).transpose(0, 1)[None]
     return torch.cat([F.scaled_dot_product_attention(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b], is_causal=True)
                       for a, b in zip(c, c[1:])], 2)
 
