@@ -874,9 +874,9 @@ def get_spec(name:str, # a key of `ABLATIONS`
 
 # %% ../nbs/09_ablate.ipynb #906570d9
 def budget_table(scale:str='cpu', # 'cpu' or 'gpu'
-                 flops_per_s:float|None=None, # measured training FLOP/s of the machine: adds an estimate of the minutes
+                 flops_per_s:float|dict|None=None, # measured training FLOP/s, one number or {ablation: FLOP/s}: adds the estimated minutes
                 )->pd.DataFrame:
-    "Per ablation: runs (distinct definitions), steps and tokens per run, total tokens and training FLOPs."
+    "Per ablation: runs (distinct definitions), steps and tokens per run, total tokens and training FLOPs (and minutes at `flops_per_s`)."
     rows = []
     for n in ABLATIONS:
         sp = get_spec(n, scale)
@@ -899,7 +899,13 @@ def budget_table(scale:str='cpu', # 'cpu' or 'gpu'
         rows.append(dict(ablation=n, runs=len(defs), steps=sp.steps, tokens_per_run=sp.steps * sp.seq_len * sp.batch_size,
                          total_tokens=len(defs) * sp.steps * sp.seq_len * sp.batch_size, train_flops=fl))
     df = pd.DataFrame(rows).set_index('ablation')
-    if flops_per_s: df['est_minutes'] = (df.train_flops / flops_per_s / 60).round(1)
+    if isinstance(flops_per_s, dict):
+        if bad := sorted(set(flops_per_s) - set(ABLATIONS)): raise ValueError(f"budget_table: unknown ablation(s) {bad} in flops_per_s; ablations: {', '.join(ABLATIONS)}")
+        rate = pd.Series(flops_per_s, index=df.index, dtype=float)
+    else: rate = flops_per_s
+    if flops_per_s is not None:
+        if not (np.asarray(rate, dtype=float)[np.isfinite(np.asarray(rate, dtype=float))] > 0).all(): raise ValueError(f"budget_table: flops_per_s must be > 0, got {flops_per_s!r}")
+        df['est_minutes'] = (df.train_flops / rate / 60).round(1)
     return df
 
 # %% ../nbs/09_ablate.ipynb #a687087f
