@@ -843,8 +843,8 @@ def curriculum_spec(scale:str='cpu')->AblationSpec:
 # %% ../nbs/09_ablate.ipynb #fdb2e183
 HYPERCLONING_SCALES = {   # the HyperCloning ablation's own scales (its models), with budgets that fit the suite
     'cpu': {**HC_SCALES['cpu'], **dict(seq_len=64, batch_size=8, pre_steps=60, post_steps=90, smooth=10)},
-    'gpu': {**HC_SCALES['gpu'], **dict(pre_steps=150, post_steps=300, smooth=30)},
-}
+    'gpu': {**HC_SCALES['gpu'], **dict(small={**HC_SCALES['gpu']['small'], 'attn_impl': 'auto'}, pre_steps=150, post_steps=300, smooth=30)},
+}   # on the GPU the fused GDA kernels take a packed row whole, where SDPA makes calls per document (dozens per batch here)
 
 def hypercloning_spec(scale:str='cpu', noise_snr_db:float=20.0)->AblationSpec:
     "HyperCloning (2x width, with and without noise) vs the 2x model from scratch: `hypercloning_ablation` once per seed."
