@@ -354,12 +354,18 @@ def _varlen_ok(q:torch.Tensor, v:torch.Tensor)->bool:
             and v.shape[-1] == d and d % 8 == 0 and d <= 256 and _flash_capable(q.device.index))
 
 @torch.compiler.disable
+def _varlen_many(qkvs:list, cu_seqlens:torch.Tensor)->list:
+    "Causal flash-attention varlen over one packed row for each (q, k, v) of `qkvs`, all (1, H, N, d) with `_varlen_ok`; the offsets are read once."
+    c = cu_seqlens.tolist()
+    L, cu = max(b - a for a, b in zip(c, c[1:])), cu_seqlens.to(device=qkvs[0][0].device, dtype=torch.int32)
+    t = lambda x: x[0].transpose(0, 1)                                   # (N, H, d): the kernel's layout, a view
+    return [_varlen_attn(t(q), t(k), t(v), cu, cu, L, L, window_size=(-1, 0)).transpose(0, 1)[None] for q, k, v in qkvs]
+
+@torch.compiler.disable
 def _sdpa_docs(q, k, v, cu_seqlens):
     "Causal attention inside each packed document: one flash-attention varlen call where `_varlen_ok`, else one SDPA call per document."
+    if _varlen_ok(q, v): return _varlen_many([(q, k, v)], cu_seqlens)[0]
     c = cu_seqlens.tolist()
-    if _varlen_ok(q, v):
-        L, cu = max(b - a for a, b in zip(c, c[1:])), cu_seqlens.to(device=q.device, dtype=torch.int32)
-        return _varlen_attn(q[0].transpose(0, 1), k[0].transpose(0, 1), v[0].transpose(0, 1), cu, cu, L, L, window_size=(-1, 0)).transpose(0, 1)[None]
     return torch.cat([F.scaled_dot_product_attention(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b], is_causal=True)
                       for a, b in zip(c, c[1:])], 2)
 
@@ -376,7 +382,7 @@ def _sdpa(q, k, v, q_start, key_valid, cu_seqlens):
 def gda_sdpa(q1, q2, k1, k2, v, lam, subln_w, eps:float, out_scale:float|torch.Tensor, *, q_start:int=0,
              cu_seqlens=None, # int32 document offsets of a packed row (instead of `docs`)
              key_valid=None, return_max_logits:bool=False,
-             calls:int|None=None, # 2 (value width 2d) or 4 (head_dim d, plain causal input); None: 4 on CUDA where possible
+             calls:int|None=None, # 2 (value width 2d) or 4 (head_dim d: plain causal input, or a packed row the varlen kernel takes); None: 4 on CUDA where possible
              nonfinite=None): # flags of a `KVCache` (whose k and v hold no NaN/inf); None: found and replaced here
     "GDA through SDPA: same arguments and result as `gda_reference`, in the input dtype."
     B, G, g, T, d = q1.shape; S = k1.shape[2]
@@ -384,14 +390,22 @@ def gda_sdpa(q1, q2, k1, k2, v, lam, subln_w, eps:float, out_scale:float|torch.T
     if nonfinite is None: nonfinite, k1, k2, v = nonfinite_keys(k1, k2, v), _finite(k1), _finite(k2), _finite(v)
     qs = q1.reshape(B, G * g, T, d)
     plain = key_valid is None and cu_seqlens is None and T == S
-    if calls is None: calls = 4 if q1.is_cuda and plain else 2
+    packed = cu_seqlens is not None and key_valid is None and q_start == 0 and T == S and _varlen_ok(qs, v[..., :d])
+    if calls is None: calls = 4 if q1.is_cuda and (plain or packed) else 2
     if calls not in (2, 4): raise ValueError(f"gda_sdpa: calls must be 2 or 4, got {calls!r}")
-    if calls == 4:     # flash-attention kernels of head_dim d, GQA without copies
-        if not plain: raise ValueError("gda_sdpa: calls=4 supports plain causal input only")
-        sd = lambda q, k, vv, gqa: F.scaled_dot_product_attention(q, k, vv, is_causal=True, enable_gqa=gqa)
+    if calls == 4:     # flash-attention kernels of head_dim d
+        if not (plain or packed): raise ValueError("gda_sdpa: calls=4 supports plain causal input, or a packed row that torch's flash-attention "
+                                                   "varlen kernel takes (one row, fp16/bf16 on a GPU of compute capability 8.0 or newer)")
         v1, v2 = v[..., :d], v[..., d:]
-        sig = torch.cat([sd(qs, k1, v1, True), sd(qs, k1, v2, True)], -1).view(B, G, g, T, 2 * d)
-        noi = torch.cat([sd(q2, k2, v1, False), sd(q2, k2, v2, False)], -1)
+        if plain:      # GQA without copies
+            sd = lambda q, k, vv, gqa: F.scaled_dot_product_attention(q, k, vv, is_causal=True, enable_gqa=gqa)
+            sig = torch.cat([sd(qs, k1, v1, True), sd(qs, k1, v2, True)], -1).view(B, G, g, T, 2 * d)
+            noi = torch.cat([sd(q2, k2, v1, False), sd(q2, k2, v2, False)], -1)
+        else:          # varlen takes no GQA: K1 and the value halves expanded to the signal heads
+            rep = lambda x: x[:, :, None].expand(B, G, g, S, d).reshape(B, G * g, S, d)
+            ks = rep(k1)
+            s1, s2, n1, n2 = _varlen_many([(qs, ks, rep(v1)), (qs, ks, rep(v2)), (q2, k2, v1), (q2, k2, v2)], cu_seqlens)
+            sig, noi = torch.cat([s1, s2], -1).view(B, G, g, T, 2 * d), torch.cat([n1, n2], -1)
     else:              # value width 2d: the memory-efficient kernel, K1/V expanded to the signal heads
         ks = k1[:, :, None].expand(B, G, g, S, d).reshape(B, G * g, S, d)
         vs = v[:, :, None].expand(B, G, g, S, 2 * d).reshape(B, G * g, S, 2 * d)
