@@ -899,13 +899,12 @@ def budget_table(scale:str='cpu', # 'cpu' or 'gpu'
         rows.append(dict(ablation=n, runs=len(defs), steps=sp.steps, tokens_per_run=sp.steps * sp.seq_len * sp.batch_size,
                          total_tokens=len(defs) * sp.steps * sp.seq_len * sp.batch_size, train_flops=fl))
     df = pd.DataFrame(rows).set_index('ablation')
-    if isinstance(flops_per_s, dict):
-        if bad := sorted(set(flops_per_s) - set(ABLATIONS)): raise ValueError(f"budget_table: unknown ablation(s) {bad} in flops_per_s; ablations: {', '.join(ABLATIONS)}")
-        rate = pd.Series(flops_per_s, index=df.index, dtype=float)
-    else: rate = flops_per_s
-    if flops_per_s is not None:
-        if not (np.asarray(rate, dtype=float)[np.isfinite(np.asarray(rate, dtype=float))] > 0).all(): raise ValueError(f"budget_table: flops_per_s must be > 0, got {flops_per_s!r}")
-        df['est_minutes'] = (df.train_flops / rate / 60).round(1)
+    if flops_per_s is None: return df
+    if isinstance(flops_per_s, dict) and (bad := sorted(set(flops_per_s) - set(ABLATIONS))):
+        raise ValueError(f"budget_table: unknown ablation(s) {bad} in flops_per_s; ablations: {', '.join(ABLATIONS)}")
+    rate = pd.Series(flops_per_s, index=df.index, dtype=float) if isinstance(flops_per_s, dict) else pd.Series(float(flops_per_s), index=df.index)
+    if (rate <= 0).any(): raise ValueError(f"budget_table: flops_per_s must be > 0, got {flops_per_s!r}")
+    df['est_minutes'] = (df.train_flops / rate / 60).round(1)     # NaN where an ablation has no rate
     return df
 
 # %% ../nbs/09_ablate.ipynb #a687087f
