@@ -844,7 +844,7 @@ def curriculum_spec(scale:str='cpu')->AblationSpec:
 HYPERCLONING_SCALES = {   # the HyperCloning ablation's own scales (its models), with budgets that fit the suite
     'cpu': {**HC_SCALES['cpu'], **dict(seq_len=64, batch_size=8, pre_steps=60, post_steps=90, smooth=10)},
     'gpu': {**HC_SCALES['gpu'], **dict(small={**HC_SCALES['gpu']['small'], 'attn_impl': 'auto'}, pre_steps=150, post_steps=300, smooth=30)},
-}   # on the GPU the fused GDA kernels take a packed row whole, where SDPA makes calls per document (dozens per batch here)
+}   # on the GPU, the fused GDA kernels as in every other question (they return the max logits from their forward)
 
 def hypercloning_spec(scale:str='cpu', noise_snr_db:float=20.0)->AblationSpec:
     "HyperCloning (2x width, with and without noise) vs the 2x model from scratch: `hypercloning_ablation` once per seed."
