@@ -867,10 +867,14 @@ ABLATIONS = dict(attention=attention_spec, mlp=mlp_spec, optimizer=optimizer_spe
 
 def get_spec(name:str, # a key of `ABLATIONS`
              scale:str='cpu', # 'cpu' or 'gpu'
+             seeds:int|None=None, # seeds 0..seeds-1 instead of the spec's own (runs of the seeds they share are the same runs)
             )->AblationSpec:
-    "The spec of ablation `name` at `scale`."
+    "The spec of ablation `name` at `scale` (with `seeds` seeds)."
     if name not in ABLATIONS: raise ValueError(f"unknown ablation {name!r}; ablations: {', '.join(ABLATIONS)}")
-    return ABLATIONS[name](scale)
+    sp = ABLATIONS[name](scale)
+    if seeds is None: return sp
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2: raise ValueError(f"seeds must be an int >= 2 (the spread needs two), got {seeds!r}")
+    return AblationSpec(**{**asdict(sp), 'seeds': tuple(range(seeds))})
 
 # %% ../nbs/09_ablate.ipynb #906570d9
 def budget_table(scale:str='cpu', # 'cpu' or 'gpu'
@@ -914,15 +918,16 @@ def main(name:str, # an ablation (attention, mlp, optimizer, curriculum, hypercl
          out:str=None, # the runs folder (default: $MOTIF_RUNS, else runs/ablations); rerun the same command to resume
          device:str=None, # 'cpu' or 'cuda' (default: the GPU when there is one)
          keep_checkpoints:bool=False, # keep each run's final checkpoint
+         seeds:int=None, # seeds per variant, 0..seeds-1 (default: each ablation's three); the runs of seeds already trained are reused
         ):
     "Run one ablation or all of them and write figures/ablation_NAME[-cpu].{csv,png,json}; finished runs are reused."
     names = list(ABLATIONS) if name == 'all' else [name]
     try:
         scale = scale or ablation_scale()
-        for n in names: get_spec(n, scale)
+        specs = {n: get_spec(n, scale, seeds) for n in names}
     except ValueError as e: raise SystemExit(f"motif_nb.ablate: error: {e}" + (", or all" if 'unknown ablation' in str(e) else '')) from None
     for n in names:
         t0 = time.perf_counter()
-        res = run_ablation(n, scale, out, device, keep_checkpoints, progress=print)
+        res = run_ablation(specs[n], scale, out, device, keep_checkpoints, progress=print)
         with pd.option_context('display.width', 200, 'display.max_columns', 20): print(final_table(res).to_string())
         print('\n'.join(verdict_lines(res.claims)), verdict(res.claims), f'({time.perf_counter() - t0:.0f} s)', sep='\n')
