@@ -9,6 +9,7 @@
 # Settings (environment):
 #   MOTIF_ABLATE_BUDGET  seconds for the whole call (default 0: no limit); the ablation running then is stopped
 #   MOTIF_ABLATE_OUT=DIR packs runs/, .cache/ and figures/ into DIR/gpu_ablate.tar.gz at the end
+#   MOTIF_ABLATE_SEEDS=N seeds per variant (`--seeds N`; default: each ablation's three)
 #   MOTIF_WHEELHOUSE=DIR as for tools/gpu_suite.sh
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,15 +17,16 @@ export MOTIF_COMMAND="${MOTIF_COMMAND:-bash tools/gpu_ablate.sh $*}" MOTIF_SCALE
 export MOTIF_RUNS="$PWD/runs/ablations" MOTIF_CACHE="$PWD/.cache/motif_nb"     # inside the repository: packed and carried
 source tools/gpu_env.sh
 [ $# -gt 0 ] || { echo "gpu_ablate: name at least one ablation (or all)"; exit 1; }
-budget=${MOTIF_ABLATE_BUDGET:-0}
+budget=${MOTIF_ABLATE_BUDGET:-0}; seeds=()
+[ -z "${MOTIF_ABLATE_SEEDS:-}" ] || seeds=(--seeds "$MOTIF_ABLATE_SEEDS")
 [[ "$budget" =~ ^[0-9]+$ ]] || { echo "gpu_ablate: MOTIF_ABLATE_BUDGET must be a whole number of seconds, got '$budget'"; exit 1; }
 t0=$(date +%s); rc=0
 for n in "$@"; do
   left=$(( budget > 0 ? budget - ($(date +%s) - t0) : 0 ))
   if [ "$budget" -gt 0 ] && [ "$left" -lt 30 ]; then echo "== $n: skipped (${left} s left of the budget)"; rc=1; continue; fi
   if [ "$budget" -gt 0 ]; then to=(timeout -k 10 "$left"); else to=(); fi
-  echo "== $n: python -m motif_nb.ablate $n --scale gpu"; s=$(date +%s)
-  "${to[@]}" "$PY" -m motif_nb.ablate "$n" --scale gpu; r=$?
+  echo "== $n: python -m motif_nb.ablate $n --scale gpu ${seeds[*]}"; s=$(date +%s)
+  "${to[@]}" "$PY" -m motif_nb.ablate "$n" --scale gpu "${seeds[@]}"; r=$?
   echo "== $n rc=$r $(( $(date +%s) - s )) s"; [ "$r" = 0 ] || rc=1
 done
 if [ -n "${MOTIF_ABLATE_OUT:-}" ]; then
