@@ -65,12 +65,12 @@ def bare_step(cfg:MotifConfig, batch:dict, device, amp:bool, compile:bool, steps
 
 # %% ../../nbs/bench/06_train.ipynb #7468db2a
 def trainer_case(name:str, cfg:MotifConfig, batches, device, amp:bool, compile:bool, steps:int, warmup:int,
-                 fsdp:bool=False, save_dir=None)->dict:
-    "Seconds per step of `Trainer` on `batches`; with `save_dir`, the bytes of a checkpoint and its seconds, blocking and in the background."
+                 fsdp:bool=False, save_dir=None, train:dict|None=None)->dict:
+    "Seconds per step of `Trainer` on `batches` (`train`: more `TrainConfig` fields); with `save_dir`, the bytes of a checkpoint and its seconds, blocking and in the background."
     device = torch.device(device); _reset_memory(device)
     torch.manual_seed(0)
-    tc = TrainConfig(lr=1e-4, warmup_steps=0, total_steps=10**6, amp_dtype='bfloat16' if amp else None, compile=compile,
-                     fsdp=True if fsdp else None, log_every=steps, track_max_logit=False, save_threads=8)
+    tc = TrainConfig(**{**dict(lr=1e-4, warmup_steps=0, total_steps=10**6, amp_dtype='bfloat16' if amp else None, compile=compile,
+                               fsdp=True if fsdp else None, log_every=steps, track_max_logit=False, save_threads=8), **(train or {})})
     tr = Trainer(MotifForCausalLM(cfg), batches, tc, device=device)
     try:
         tr.fit(warmup)
