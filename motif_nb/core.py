@@ -13,7 +13,8 @@ import torch
 # %% auto #0
 __all__ = ['IMPLS', 'HAS_TRITON', 'MANIFEST', 'PENDING', 'MANIFEST_FORMAT', 'ensure_kernels', 'interpreting', 'triton_available',
            'resolve_impl', 'check_float', 'rel_err', 'atomic_write', 'atomic_write_json', 'sha256_file',
-           'read_manifest', 'finish_write', 'OwnedDirWriter', 'owned_dir', 'check_owned_dir', 'on_rank0']
+           'read_manifest', 'finish_write', 'OwnedDirWriter', 'owned_dir', 'check_owned_dir', 'on_rank0',
+           'end_distributed_cli']
 
 # %% ../nbs/00a_core.ipynb #7d45b9c1
 def ensure_kernels():
@@ -321,3 +322,12 @@ def on_rank0(fn, *args, error:type=RuntimeError):
         if err is None and msg is not None: raise error(f'rank 0 failed: {msg}')
     if err is not None: raise err
     return res
+
+# %% ../nbs/00a_core.ipynb #373fb193
+def end_distributed_cli():
+    "The last statement of a command-line module run as `__main__`: under torchrun (`WORLD_SIZE` > 1), destroy the process group, flush and exit 0 without interpreter shutdown."
+    if int(os.environ.get('WORLD_SIZE') or 1) <= 1: return
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(0)

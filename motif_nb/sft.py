@@ -25,7 +25,7 @@ from .data import (encoding_problem, BadFileWarning, SPECIAL_TOKENS, CORPUS_SIZE
 from .config import MotifConfig
 from .model import MotifForCausalLM, shift_labels
 from .generate import StaticGenerator
-from .core import atomic_write, atomic_write_json, check_owned_dir, sha256_file, on_rank0
+from .core import atomic_write, atomic_write_json, check_owned_dir, sha256_file, on_rank0, end_distributed_cli
 from .checkpoint import CheckpointManager
 from .train import Trainer, TrainConfig, check_number, setup_distributed, read_jsonl, _jsonable
 
@@ -1271,3 +1271,5 @@ def main(pipeline:Annotated[str, {'help': _PIPE_HELP}]=None,
         print(f"motif_nb.sft: accuracy on held-out prompts ({plan.pipeline.eval_n} per family); results in {plan.out/'results.csv'}")
         print((accuracy_table(acc) * 100).round(1).to_string())
     return acc
+
+if __name__ == '__main__': end_distributed_cli()   # under torchrun: no interpreter shutdown (see `end_distributed_cli`)

@@ -21,7 +21,7 @@ from .model import MotifForCausalLM, shift_labels, train_flops_per_token, check_
 from .data import (model_inputs, CurriculumSampler, CurriculumSchedule, default_sampler, python_prose_docs,
                            stdlib_code_docs, synthetic_math_docs, CORPUS_SIZES)
 from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest
-from .core import atomic_write, on_rank0
+from .core import atomic_write, on_rank0, end_distributed_cli
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'PEAK_BF16_TFLOPS', 'RESUMABLE', 'DATA_SOURCES', 'DOMAINS', 'RUN_PRESETS',
@@ -934,3 +934,5 @@ def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
             ev = f", eval loss {tr.eval_rows[-1]['loss']:.4f}" if tr.eval_rows else ''
             print(f"motif_nb.train: {out} at step {tr.step_idx}, loss {tr.rows[-1]['loss']:.4f}{ev}" if tr.rows else f"motif_nb.train: {out} at step {tr.step_idx}")
     finally: tr.close()
+
+if __name__ == '__main__': end_distributed_cli()   # under torchrun: no interpreter shutdown (see `end_distributed_cli`)

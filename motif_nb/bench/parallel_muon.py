@@ -16,6 +16,7 @@ from fastcore.script import call_parse
 from ..config import MotifConfig
 from ..muon import Muon, newton_schulz, ns_flops
 from ..parallel_muon import ParallelMuon, motif_muon_shapes, parallel_muon_cost
+from ..core import end_distributed_cli
 from .results import save_result, load_result, figures_dir
 
 # %% auto #0
@@ -228,3 +229,5 @@ def main(layers:int=None, # layers of 12.7B shape in the stack (default: min(40,
     if not torch.cuda.is_available(): raise SystemExit('motif_nb.bench.parallel_muon: needs CUDA GPUs')
     run_parallel_muon_bench(layers, warmup, rep, chunk_factor, save,
                             command=os.environ.get('MOTIF_COMMAND') or ' '.join(['torchrun -m motif_nb.bench.parallel_muon', *sys.argv[1:]]))
+
+if __name__ == '__main__': end_distributed_cli()   # under torchrun: no interpreter shutdown (see `end_distributed_cli`)

@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 from fastcore.script import call_parse
 from ..config import MotifConfig
+from ..core import end_distributed_cli
 from ..model import train_flops_per_token
 from ..train import setup_distributed, process_device, device_peak_flops, read_run
 from .train import FixedBatches, trainer_case
@@ -163,3 +164,5 @@ def main(preset:str='motif-1b', # a `MotifConfig` preset
         cmd = os.environ.get('MOTIF_COMMAND') or f'torchrun --nproc-per-node {W} -m motif_nb.bench.scaling ' + ' '.join(sys.argv[1:])
         print('saved', save_result('train_scaling', df, scale=scaling_scale(W, kind), command=cmd))
     return df
+
+if __name__ == '__main__': end_distributed_cli()   # under torchrun: no interpreter shutdown (see `end_distributed_cli`)
