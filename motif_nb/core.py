@@ -323,7 +323,7 @@ def on_rank0(fn, *args, error:type=RuntimeError):
     if err is not None: raise err
     return res
 
-# %% ../nbs/00a_core.ipynb #373fb193
+# %% ../nbs/00a_core.ipynb #d35c98a0
 def end_distributed_cli():
     "The last statement of a command-line module run as `__main__`: under torchrun (`WORLD_SIZE` > 1), destroy the process group, flush and exit 0 without interpreter shutdown."
     if int(os.environ.get('WORLD_SIZE') or 1) <= 1: return

@@ -6,6 +6,8 @@
 # The resume check trains `gpu-1b` for 40 steps on K GPUs (K the largest) without a stop, and the same run to step 20
 # on K GPUs, continued on one GPU to step 30 and on K GPUs to step 40; it compares the two runs' losses from step 21.
 # Settings (environment):
+#   MOTIF_MULTI_PARTS    which parts run (default "muon scaling resume"): a host lent for a few minutes at a time can
+#                        take them in separate calls, e.g. MOTIF_MULTI_PARTS=scaling bash tools/gpu_multi.sh 1 2
 #   MOTIF_MULTI_OUT=DIR  packs figures/ and the logs into DIR/gpu_multi.tar.gz at the end
 #   MOTIF_MULTI_RUNS=DIR the resume check's run directories (default runs/resume_check; replaced on each call)
 #   MOTIF_WHEELHOUSE=DIR as for tools/gpu_suite.sh
@@ -17,6 +19,8 @@ if [ $# -gt 0 ]; then ks=("$@"); else ks=(); for k in 1 2 4 8; do [ "$k" -le "$n
 for k in "${ks[@]}"; do
   [[ "$k" =~ ^[1-9][0-9]*$ ]] && [ "$k" -le "$n" ] || { echo "gpu_multi: K must be a whole number from 1 to the $n GPUs here, got '$k'"; exit 1; }
 done
+parts=" ${MOTIF_MULTI_PARTS:-muon scaling resume} "
+for p in $parts; do [[ " muon scaling resume " == *" $p "* ]] || { echo "gpu_multi: MOTIF_MULTI_PARTS takes muon, scaling and resume, got '$p'"; exit 1; }; done
 logs=$(mktemp -d /tmp/motif-multi.XXXX); fail=0; big=${ks[-1]}
 run() {  # NAME K ARGS...: `python -m torch.distributed.run` with K processes (K=0: plain python), its log and its status
   local name=$1 k=$2; shift 2; local cmd=("$PY")
@@ -26,16 +30,18 @@ run() {  # NAME K ARGS...: `python -m torch.distributed.run` with K processes (K
   echo "== $name rc=$rc $(( $(date +%s) - s )) s" | tee -a "$logs/summary.txt"; [ "$rc" = 0 ] || fail=1
 }
 for k in "${ks[@]}"; do
-  run "parallel_muon-$k" "$k" -m motif_nb.bench.parallel_muon
-  run "scaling-$k" "$k" -m motif_nb.bench.scaling
+  [[ "$parts" != *" muon "* ]] || run "parallel_muon-$k" "$k" -m motif_nb.bench.parallel_muon
+  [[ "$parts" != *" scaling "* ]] || run "scaling-$k" "$k" -m motif_nb.bench.scaling
 done
-R=${MOTIF_MULTI_RUNS:-runs/resume_check}; rm -rf "$R"; mkdir -p "$R"
-common=(-m motif_nb.train --preset gpu-1b --set total_steps=40 --set log_every=1 --save-every 10)
-run resume-reference "$big" "${common[@]}" --steps 40 --out "$R/reference"
-run resume-to-20 "$big" "${common[@]}" --steps 20 --out "$R/resumed"
-run resume-on-1 1 "${common[@]}" --steps 30 --out "$R/resumed"
-run resume-on-k "$big" "${common[@]}" --steps 40 --out "$R/resumed"
-run resume-compare 0 -m motif_nb.bench.scaling --reference "$R/reference" --resumed "$R/resumed" --from-step 21
+if [[ "$parts" == *" resume "* ]]; then
+  R=${MOTIF_MULTI_RUNS:-runs/resume_check}; rm -rf "$R"; mkdir -p "$R"
+  common=(-m motif_nb.train --preset gpu-1b --set total_steps=40 --set log_every=1 --save-every 10)
+  run resume-reference "$big" "${common[@]}" --steps 40 --out "$R/reference"
+  run resume-to-20 "$big" "${common[@]}" --steps 20 --out "$R/resumed"
+  run resume-on-1 1 "${common[@]}" --steps 30 --out "$R/resumed"
+  run resume-on-k "$big" "${common[@]}" --steps 40 --out "$R/resumed"
+  run resume-compare 0 -m motif_nb.bench.scaling --reference "$R/reference" --resumed "$R/resumed" --from-step 21
+fi
 if [ -n "${MOTIF_MULTI_OUT:-}" ]; then mkdir -p "$MOTIF_MULTI_OUT"; tar czf "$MOTIF_MULTI_OUT/gpu_multi.tar.gz" figures -C "$logs" .; fi
 cat "$logs/summary.txt"
 exit $fail
