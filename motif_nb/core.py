@@ -324,9 +324,10 @@ def on_rank0(fn, *args, error:type=RuntimeError):
     return res
 
 # %% ../nbs/00a_core.ipynb #d35c98a0
-def end_distributed_cli():
+def end_distributed_cli(always:bool=False, # also in a single process (a test script's last line)
+                       ):
     "The last statement of a command-line module run as `__main__`: under torchrun (`WORLD_SIZE` > 1), destroy the process group, flush and exit 0 without interpreter shutdown."
-    if int(os.environ.get('WORLD_SIZE') or 1) <= 1: return
+    if not always and int(os.environ.get('WORLD_SIZE') or 1) <= 1: return
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
     sys.stdout.flush(); sys.stderr.flush()

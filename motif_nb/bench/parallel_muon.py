@@ -17,7 +17,7 @@ from ..config import MotifConfig
 from ..muon import Muon, newton_schulz, ns_flops
 from ..parallel_muon import ParallelMuon, motif_muon_shapes, parallel_muon_cost
 from ..core import end_distributed_cli
-from .results import save_result, load_result, figures_dir
+from .results import save_result, load_result, figures_dir, max_over_ranks
 
 # %% auto #0
 __all__ = ['layer_stack', 'random_grads_', 'time_step', 'ns_times', 'benchmark_parallel_muon', 'plot_parallel_muon_bench',
@@ -59,11 +59,6 @@ def random_grads_(params:list, # parameters (DTensors are given DTensor gradient
 def _sync(device):
     if device.type == 'cuda': torch.cuda.synchronize(device)
 
-def _max_over_ranks(x:float)->float:
-    t = torch.tensor([float(x)], dtype=torch.float64, device='cuda' if dist.get_backend() == 'nccl' else 'cpu')
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return float(t)
-
 def time_step(fn, # one optimizer step
               device:torch.device, # where it runs
               warmup:int=2, rep:int=5, # untimed and timed steps
@@ -77,7 +72,7 @@ def time_step(fn, # one optimizer step
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device); base = torch.cuda.memory_allocated(device)
         fn(); _sync(device); peak = (torch.cuda.max_memory_allocated(device) - base) / 1e9
-    return dict(ms=_max_over_ranks(float(np.median(ts))), ms_min=_max_over_ranks(min(ts)), peak_GB=_max_over_ranks(peak) if peak == peak else peak)
+    return dict(ms=max_over_ranks(float(np.median(ts))), ms_min=max_over_ranks(min(ts)), peak_GB=max_over_ranks(peak))
 
 # %% ../../nbs/bench/05b_parallel_muon.ipynb #f08d1cfa
 def ns_times(shapes, # matrix shapes (2-D)
@@ -138,8 +133,8 @@ def benchmark_parallel_muon(config:MotifConfig|None=None, # the model whose laye
         r = time_step(fn, device, warmup, rep)
         st = eng.stats if eng is not None else {}
         rows.append(dict(bench='step', case=f'{layers} layers of {config.hidden_size}', impl=label, world_size=W, **r,
-                         bytes_sent_GB=_max_over_ranks(st.get('bytes_sent', 0)) / 1e9, bytes_recv_GB=_max_over_ranks(st.get('bytes_recv', 0)) / 1e9,
-                         peak_full_elems=_max_over_ranks(st.get('peak_full_elems', 0)), ns_matrices=st.get('ns_matrices', float('nan')),
+                         bytes_sent_GB=max_over_ranks(st.get('bytes_sent', 0)) / 1e9, bytes_recv_GB=max_over_ranks(st.get('bytes_recv', 0)) / 1e9,
+                         peak_full_elems=max_over_ranks(st.get('peak_full_elems', 0)), ns_matrices=st.get('ns_matrices', float('nan')),
                          predicted_ms=pred.get(label, float('nan'))))
         dist.barrier()
     return pd.DataFrame(rows)

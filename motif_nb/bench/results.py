@@ -14,7 +14,7 @@ from ..core import atomic_write
 
 # %% auto #0
 __all__ = ['repo_root', 'figures_dir', 'invocation', 'env_info', 'result_name', 'save_result', 'load_result', 'bench_ms',
-           'copy_bandwidth', 'matmul_tflops', 'ablation_scale', 'default_device']
+           'copy_bandwidth', 'matmul_tflops', 'max_over_ranks', 'ablation_scale', 'default_device']
 
 # %% ../../nbs/bench/00_results.ipynb #ea224d78
 def repo_root()->Path:
@@ -102,6 +102,15 @@ def matmul_tflops(n:int=8192, dtype=torch.bfloat16)->float:
     a, b = (torch.randn(n, n, device='cuda', dtype=dtype) for _ in range(2))
     ms = bench_ms(lambda: a @ b)
     return 2 * n**3 / ms / 1e9
+
+# %% ../../nbs/bench/00_results.ipynb #98b064ee
+def max_over_ranks(x:float)->float:
+    "The largest value of `x` over the ranks of the process group (NaN ranks left out; NaN when all are NaN); `x` itself outside a group."
+    import math, torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()): return float(x)
+    t = torch.tensor([-math.inf if math.isnan(x) else float(x)], dtype=torch.float64, device='cuda' if dist.get_backend() == 'nccl' else 'cpu')
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float('nan') if float(t) == -math.inf else float(t)
 
 # %% ../../nbs/bench/00_results.ipynb #930ec5ef
 def ablation_scale()->str:

@@ -6,7 +6,7 @@ Docs: https://motif-nb.github.io/motif-nb/bench/scaling.html.md"""
 
 # %% ../../nbs/bench/06b_scaling.ipynb #60d081d0
 from __future__ import annotations
-import os, sys, math
+import os, sys
 import pandas as pd
 import torch
 import torch.distributed as dist
@@ -16,19 +16,13 @@ from ..core import end_distributed_cli
 from ..model import train_flops_per_token
 from ..train import setup_distributed, process_device, device_peak_flops, read_run
 from .train import FixedBatches, trainer_case
-from .results import save_result, load_result, figures_dir
+from .results import save_result, load_result, figures_dir, max_over_ranks
 
 # %% auto #0
 __all__ = ['scaling_case', 'benchmark_scaling', 'scaling_scale', 'scaling_table', 'plot_scaling', 'compare_resumed',
            'plot_resumed', 'main']
 
 # %% ../../nbs/bench/06b_scaling.ipynb #6acaf9db
-def _max_over_ranks(x:float, device:torch.device)->float:
-    "The largest value of `x` over the ranks of the process group (NaN only where every rank has NaN)."
-    t = torch.tensor([-math.inf if math.isnan(x) else float(x)], dtype=torch.float64, device=device if dist.get_backend() == 'nccl' else 'cpu')
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return float('nan') if math.isinf(float(t)) else float(t)
-
 def scaling_case(preset:str='motif-1b', # a `MotifConfig` preset
                  optimizer:str='adamw', # 'adamw' or 'muon' (`TrainConfig.optimizer`)
                  rows:int=8, # rows per GPU (the global batch is rows x K)
@@ -44,7 +38,7 @@ def scaling_case(preset:str='motif-1b', # a `MotifConfig` preset
     cfg = MotifConfig.from_preset(preset)
     r = trainer_case(optimizer, cfg, FixedBatches(cfg.vocab_size, seq, rows * W), device, amp=cuda, compile=cuda if compile is None else compile,
                      steps=steps, warmup=warmup, fsdp=True, train=dict(optimizer=optimizer))
-    secs, peak = _max_over_ranks(r['seconds_per_step'], device), _max_over_ranks(r['peak_mem_gib'], device)
+    secs, peak = max_over_ranks(r['seconds_per_step']), max_over_ranks(r['peak_mem_gib'])   # the slowest rank
     tps = rows * W * seq / secs
     return dict(world_size=W, optimizer=optimizer, preset=preset, rows_per_gpu=rows, seq=seq, seconds_per_step=secs, tokens_per_s=tps,
                 tokens_per_s_per_gpu=tps / W, mfu=train_flops_per_token(cfg, seq) * tps / W / device_peak_flops(device), peak_mem_gib=peak)

@@ -22,7 +22,7 @@ settings.load_profile('gpu' if torch.cuda.is_available() else 'ci')
 
 HAS_CUDA = torch.cuda.is_available()
 # where the kernel tests run: the interpreter on the CPU (CI), else the GPU (the GPU suite runs the same tests there)
-from ..core import interpreting
+from ..core import interpreting, end_distributed_cli
 KDEV = 'cpu' if interpreting() or not HAS_CUDA else 'cuda'
 
 # %% ../../nbs/bench/00a_testing.ipynb #180b5d08
@@ -74,7 +74,4 @@ def run_torchrun(script, # path of the Python file to run
 # %% ../../nbs/bench/00a_testing.ipynb #250879ef
 def end_torchrun_script():
     "The last line of a `run_torchrun` script: destroy the process group, flush, and exit 0 without interpreter shutdown."
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
-    sys.stdout.flush(); sys.stderr.flush()
-    os._exit(0)
+    end_distributed_cli(always=True)
