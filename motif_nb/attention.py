@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from .config import MotifConfig, check_head_layout
 from .core import resolve_impl, check_float, HAS_TRITON
-import bisect, functools
+import bisect
 from torch.nn.attention.varlen import varlen_attn as _varlen_attn     # flash-attention over packed documents (CUDA; torch >= 2.11)
 try: from motif_nb.kernels import gda as _kgda      # the Triton kernels and their torch.library ops (needs triton)
 except ImportError: _kgda = None
@@ -344,7 +344,7 @@ def max_logits_varlen(q:torch.Tensor, # (1, Hq, N, d): a packed row
     return out
 
 # %% ../nbs/02_attention.ipynb #0efc1dd2
-@functools.lru_cache
+@torch.compiler.assume_constant_result   # a compiled model reads it once, at trace time
 def _flash_capable(index:int)->bool: return torch.cuda.get_device_capability(index) >= (8, 0)    # flash-attention 2: Ampere on
 
 def _varlen_ok(q:torch.Tensor, v:torch.Tensor)->bool:

@@ -13,7 +13,7 @@ from ..core import rel_err
 from ..polynorm import poly_norm, mul_poly_norm, _poly_norm_torch, _mul_poly_norm_torch
 from ..kernels import polynorm as kpn
 from ..train import compile_limit
-from .results import bench_ms, copy_bandwidth, save_result, load_result, figures_dir
+from .results import bench_ms, graph_ms, copy_bandwidth, save_result, load_result, figures_dir
 
 # %% auto #0
 __all__ = ['benchmark_polynorm', 'bf16_errors', 'kernel_sums', 'plot_polynorm_bench', 'polynorm_summary', 'host_profile',
@@ -46,8 +46,9 @@ def _peers(compile_backend='inductor', log=print):
 # %% ../../nbs/bench/01_polynorm.ipynb #9869a02c
 class _Run:
     "Rows of one benchmark run and how they are measured."
-    def __init__(self, copy, rep, log, budget_s):
+    def __init__(self, copy, rep, log, budget_s, graph=True):
         self.rows, self.copy, self.rep, self.log, self.budget_s, self.t0 = [], copy, rep, log, budget_s, time.time()
+        self.graph = graph
 
     def out_of_time(self):
         if time.time() - self.t0 <= self.budget_s: return False
@@ -64,13 +65,17 @@ class _Run:
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
         err = rel_err(out(res), ref) if out is not None else float('nan')
         del res
-        ms = bench_ms(fn, rep=self.rep)
+        ms, gms = bench_ms(fn, rep=self.rep), float('nan')
+        if self.graph:
+            try: gms = graph_ms(fn, rep=self.rep)
+            except Exception as e: self.log(f'{(part, op, M, N, pas, impl)} not captured in a CUDA graph: {type(e).__name__}: {str(e)[:200]}')
         nb, copy = _FLOOR[(op, pas)] * M * N, self.copy
         r = dict(part=part, op=op, shape=f'{M}x{N}', M=M, N=N, **{'pass': pas}, impl=impl, ms=ms, tbs=nb / ms / 1e9,
-                 frac_copy=nb / ms / 1e9 / copy, rel_err=err, peak_mb=peak, floor_mb=floor_mb, copy_tbs=copy, **extra)
+                 frac_copy=nb / ms / 1e9 / copy, graph_ms=gms, graph_frac_copy=nb / gms / 1e9 / copy, rel_err=err,
+                 peak_mb=peak, floor_mb=floor_mb, copy_tbs=copy, **extra)
         self.rows.append(r)
-        self.log(f"{part:6s} {op:12s} {r['shape']:>11s} {pas:10s} {impl:28s} {ms:8.3f} ms {r['tbs']:5.2f} TB/s "
-                 f"{r['frac_copy']:5.1%} err {err:.1e} peak {peak:8.1f} MiB (floor {floor_mb})")
+        self.log(f"{part:6s} {op:12s} {r['shape']:>11s} {pas:10s} {impl:28s} {ms:8.3f} ms {r['frac_copy']:5.1%} | graph "
+                 f"{gms:8.3f} ms {r['graph_frac_copy']:5.1%} of copy | err {err:.1e} peak {peak:8.1f} MiB (floor {floor_mb})")
         return r
 
 # %% ../../nbs/bench/01_polynorm.ipynb #70c2904b
@@ -131,13 +136,14 @@ def benchmark_polynorm(shapes=((8192, 16384), (16384, 4096), (4096, 32768)), # (
                        budget_s=420,               # no measurement starts after this many seconds (the tune part is then left out)
                        device='cuda',              # a CUDA device
                        compile_backend='inductor', # backend of the `compile` peer
+                       graph=True,                 # also time every call replayed from a CUDA graph (`graph_ms`)
                       ):
     "Time eager, torch.compile, Liger and ours (bf16, CUDA): a pandas DataFrame, one row per (part, op, shape, pass, impl)."
     import pandas as pd
     with compile_limit(True):
         copy = copy_bandwidth()
         log(f'copy bandwidth {copy:.3f} TB/s on {torch.cuda.get_device_name()}, torch {torch.__version__}')
-        run = _Run(copy, rep, log, budget_s)
+        run = _Run(copy, rep, log, budget_s, graph)
         plain, gated = _peers(compile_backend, log)
         w, b = torch.tensor([0.45, 0.35, 0.25], device=device), torch.tensor([0.05], device=device)
         for op, impls, shp in (('polynorm', plain, shapes), ('mul_polynorm', gated, gated_shapes or shapes)):
@@ -199,14 +205,31 @@ def _bars(ax, main, ks, op, pas):
     ax.legend(fontsize=7)
 
 # %% ../../nbs/bench/01_polynorm.ipynb #8534750a
+def _graph_panel(ax, main):
+    "Forward+backward replayed from CUDA graphs: % of the copy bandwidth per (op, shape) and implementation."
+    import numpy as np
+    d = main[(main['pass'] == 'fwd+bwd')].dropna(subset=['graph_ms'])
+    keys = list(dict.fromkeys(zip(d.op, d['shape'])))
+    impls = [i for i in _COLORS if i in set(d.impl)]
+    wdt = 0.8 / max(len(impls), 1)
+    for j, impl in enumerate(impls):
+        v = [d[(d.op == o) & (d['shape'] == s) & (d.impl == impl)].graph_frac_copy.max() * 100 for o, s in keys]
+        ax.bar(np.arange(len(keys)) + j * wdt, v, wdt, label=impl, color=_COLORS[impl])
+    ax.set_xticks(np.arange(len(keys)) + wdt * (len(impls) - 1) / 2, [f"{'gated' if o == 'mul_polynorm' else 'plain'}\n{s}" for o, s in keys], fontsize=7)
+    ax.axhline(100, color='k', lw=1); ax.set_ylim(0, 105); ax.set_ylabel('% of copy bandwidth')
+    ax.set_title('fwd+bwd from a CUDA graph (GPU time only)'); ax.legend(fontsize=7)
+
 def plot_polynorm_bench(df):
-    "Figure of a `benchmark_polynorm` table: ms per shape and implementation, and the width sweep."
+    "Figure of a `benchmark_polynorm` table: ms per shape and implementation, the width sweep, and fwd+bwd from CUDA graphs."
     import matplotlib.pyplot as plt
     panels = [('polynorm', 'fwd'), ('polynorm', 'fwd+bwd'), ('mul_polynorm', 'fwd'), ('mul_polynorm', 'fwd+bwd')]
-    fig, axs = plt.subplots(1, 5, figsize=(25, 4.4))
-    main, ks = df[df.part == 'main'], kernel_sums(df)
+    main = df[df.part == 'main']
+    graphed = 'graph_ms' in main and main.graph_ms.notna().any()
+    fig, axs = plt.subplots(1, 6 if graphed else 5, figsize=(30 if graphed else 25, 4.4))
+    ks = kernel_sums(df)
     for ax, (op, pas) in zip(axs, panels): _bars(ax, main, ks, op, pas)
-    sw, ax = df[df.part == 'sweep'], axs[-1]
+    if graphed: _graph_panel(axs[5], main)
+    sw, ax = df[df.part == 'sweep'], axs[4]
     for impl in ('ours', 'liger'):
         d = sw[sw.impl == impl].sort_values('N')
         if len(d): ax.plot(d.N, d.frac_copy * 100, 'o-', label=impl, color=_COLORS[impl])
@@ -220,13 +243,20 @@ def plot_polynorm_bench(df):
 
 # %% ../../nbs/bench/01_polynorm.ipynb #029e117b
 def polynorm_summary(df):
-    "The main table, one row per (op, shape, pass): ms of each implementation, ours' % of the copy bandwidth, speedups."
+    "The main table, one row per (op, shape, pass): ms of each implementation, ours' % of the copy bandwidth, speedups (and the same from CUDA graphs)."
     m = df[df.part == 'main']
     t = m.pivot_table(index=['op', 'shape', 'pass'], columns='impl', values='ms', aggfunc='min', sort=False)
     t = t[[c for c in ('eager', 'compile', 'liger', 'ours') if c in t.columns]]
     t['ours % of copy'] = (m[m.impl == 'ours'].groupby(['op', 'shape', 'pass']).frac_copy.max() * 100).round(0)
     for peer in ('compile', 'liger'):
         if peer in t.columns: t[f'ours vs {peer}'] = (t[peer] / t['ours']).round(2)
+    if 'graph_ms' in m and m.graph_ms.notna().any():          # the same, replayed from CUDA graphs
+        g = m.pivot_table(index=['op', 'shape', 'pass'], columns='impl', values='graph_ms', aggfunc='min', sort=False)
+        if 'ours' in g.columns:
+            t['graph: ours ms'] = g['ours']
+            t['graph: ours % of copy'] = (m[m.impl == 'ours'].groupby(['op', 'shape', 'pass']).graph_frac_copy.max() * 100).round(0)
+            for peer in ('compile', 'liger'):
+                if peer in g.columns: t[f'graph: ours vs {peer}'] = (g[peer] / g['ours']).round(2)
     return t.reset_index()
 
 # %% ../../nbs/bench/01_polynorm.ipynb #c83efc40
@@ -274,9 +304,9 @@ def run_polynorm_bench(budget_s:float=400, # no new measurement starts after thi
         chosen = _layout_names()
         save_result('polynorm_bench', df, plot_polynorm_bench(df), bf16_errors=errs.to_dict('records'),
                     autotuned_layouts=chosen, seconds=round(time.time() - t0, 1))
-        cols = ['op', 'shape', 'pass', 'impl', 'ms', 'tbs', 'frac_copy', 'rel_err', 'peak_mb', 'floor_mb', 'cfg']
+        cols = ['op', 'shape', 'pass', 'impl', 'ms', 'frac_copy', 'graph_ms', 'graph_frac_copy', 'rel_err', 'peak_mb', 'floor_mb', 'cfg']
         print(df[df.part == 'main'][cols].to_string(index=False, float_format=lambda v: f'{v:.4g}'))
-        print(df[df.part == 'sweep'][['shape', 'impl', 'ms', 'frac_copy']].to_string(index=False, float_format=lambda v: f'{v:.4g}'))
+        print(df[df.part == 'sweep'][['shape', 'impl', 'ms', 'frac_copy', 'graph_frac_copy']].to_string(index=False, float_format=lambda v: f'{v:.4g}'))
     for k, v in chosen.items(): print(k, '->', v)
     print(f'total {time.time() - t0:.0f} s')
     return df

@@ -14,7 +14,7 @@ from ..core import atomic_write
 
 # %% auto #0
 __all__ = ['repo_root', 'figures_dir', 'invocation', 'env_info', 'result_name', 'save_result', 'load_result', 'bench_ms',
-           'copy_bandwidth', 'matmul_tflops', 'max_over_ranks', 'ablation_scale', 'default_device']
+           'copy_bandwidth', 'matmul_tflops', 'graph_ms', 'max_over_ranks', 'ablation_scale', 'default_device']
 
 # %% ../../nbs/bench/00_results.ipynb #ea224d78
 def repo_root()->Path:
@@ -102,6 +102,21 @@ def matmul_tflops(n:int=8192, dtype=torch.bfloat16)->float:
     a, b = (torch.randn(n, n, device='cuda', dtype=dtype) for _ in range(2))
     ms = bench_ms(lambda: a @ b)
     return 2 * n**3 / ms / 1e9
+
+# %% ../../nbs/bench/00_results.ipynb #ad702916
+def graph_ms(fn, calls:int=10, warmup:int=3, rep:int=100)->float:
+    "Median milliseconds per call of `fn()` replayed from a CUDA graph that holds `calls` calls (host cost left out)."
+    if calls < 1 or warmup < 1: raise ValueError(f"graph_ms: calls and warmup must be at least 1, got {calls}, {warmup}")
+    s = torch.cuda.Stream(); s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(warmup): fn()
+    torch.cuda.current_stream().wait_stream(s); torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(calls): fn()
+    ms = bench_ms(g.replay, rep=rep) / calls
+    del g; torch.cuda.synchronize()
+    return ms
 
 # %% ../../nbs/bench/00_results.ipynb #98b064ee
 def max_over_ranks(x:float)->float:
