@@ -215,7 +215,8 @@ def _graph_panel(ax, main):
     for j, impl in enumerate(impls):
         v = [d[(d.op == o) & (d['shape'] == s) & (d.impl == impl)].graph_frac_copy.max() * 100 for o, s in keys]
         ax.bar(np.arange(len(keys)) + j * wdt, v, wdt, label=impl, color=_COLORS[impl])
-    ax.set_xticks(np.arange(len(keys)) + wdt * (len(impls) - 1) / 2, [f"{'gated' if o == 'mul_polynorm' else 'plain'}\n{s}" for o, s in keys], fontsize=7)
+    ax.set_xticks(np.arange(len(keys)) + wdt * (len(impls) - 1) / 2, [f"{'gated' if o == 'mul_polynorm' else 'plain'} {s}" for o, s in keys],
+                  fontsize=7, rotation=30, ha='right')
     ax.axhline(100, color='k', lw=1); ax.set_ylim(0, 105); ax.set_ylabel('% of copy bandwidth')
     ax.set_title('fwd+bwd from a CUDA graph (GPU time only)'); ax.legend(fontsize=7)
 
@@ -233,6 +234,8 @@ def plot_polynorm_bench(df):
     for impl in ('ours', 'liger'):
         d = sw[sw.impl == impl].sort_values('N')
         if len(d): ax.plot(d.N, d.frac_copy * 100, 'o-', label=impl, color=_COLORS[impl])
+        if len(d) and 'graph_ms' in d and d.graph_ms.notna().any():
+            ax.plot(d.N, d.graph_frac_copy * 100, '^:', label=f'{impl} (CUDA graph)', color=_COLORS[impl])
     d = sw[sw.impl == 'ours'].sort_values('N')
     kv = [(r.N, 10 * r.M * r.N / ks[('polynorm', r['shape'])] / 1e9 / r.copy_tbs * 100) for _, r in d.iterrows() if ('polynorm', r['shape']) in ks]
     if kv: ax.plot(*zip(*kv), 's--', label='ours kernels', color='green')
