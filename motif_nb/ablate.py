@@ -523,8 +523,10 @@ def verdict_lines(claims:pd.DataFrame)->list:
 
 def verdict(claims:pd.DataFrame)->str:
     "The overall verdict in one sentence: how many of the claims reproduce, do not, or are inside the noise."
+    if len(claims) == 1: return f"One comparison: {claims.outcome.iloc[0]}."
     n = claims.outcome.value_counts()
-    parts = [f"{n.get(o, 0)} {o}" for o in OUTCOMES if n.get(o, 0)]
+    plural = {'reproduces': 'reproduce', 'does not reproduce': 'do not reproduce'}
+    parts = [f"{k} {o if k == 1 else plural.get(o, o)}" for o in OUTCOMES if (k := int(n.get(o, 0)))]
     return f"Of the {len(claims)} comparisons, " + ', '.join(parts) + '.'
 
 def headline(res:AblationResult)->str:

@@ -13,7 +13,7 @@
 #   MOTIF_WHEELHOUSE=DIR as for tools/gpu_suite.sh
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export MOTIF_COMMAND="${MOTIF_COMMAND:-bash tools/gpu_ablate.sh $*}" MOTIF_SCALE=gpu
+export MOTIF_COMMAND="${MOTIF_COMMAND:-${MOTIF_ABLATE_SEEDS:+MOTIF_ABLATE_SEEDS=$MOTIF_ABLATE_SEEDS }bash tools/gpu_ablate.sh $*}" MOTIF_SCALE=gpu
 export MOTIF_RUNS="$PWD/runs/ablations" MOTIF_CACHE="$PWD/.cache/motif_nb"     # inside the repository: packed and carried
 source tools/gpu_env.sh
 [ $# -gt 0 ] || { echo "gpu_ablate: name at least one ablation (or all)"; exit 1; }
