@@ -645,11 +645,12 @@ def _out_strides(y, o2, s1, s2)->dict:
 
 def _launch(kernel, block, axis:str, programs:int, /, **args):
     """Launch autotuned `kernel` with keyword `args` on a 1-D grid of cdiv(T, block size along `axis`) x `programs`;
-    `block` (BM, BN, warps, stages) pins the shape (no autotuning)."""
+    `block` (BM, BN, warps, stages) pins the shape (no autotuning). Returns what Triton's launch returns (on a GPU the
+    compiled kernel, whose `n_regs`, `n_spills` and `metadata.shared` the tuner records)."""
     T = args['T']
     if block is None: return kernel[lambda m: (_cdiv(T, m[axis]) * programs,)](**args)
     bm, bn, nw, ns = block
-    kernel.fn[(_cdiv(T, bm if axis == 'BM' else bn) * programs,)](**args, BM=bm, BN=bn, num_warps=nw, num_stages=ns)
+    return kernel.fn[(_cdiv(T, bm if axis == 'BM' else bn) * programs,)](**args, BM=bm, BN=bn, num_warps=nw, num_stages=ns)
 
 
 def fwd_buffers(q):
@@ -685,7 +686,7 @@ def launch_fwd(q, k, v, lam, w, out:tuple, doc_start, eps:float, out_scale:float
     y, a, o2, lse1, lse2, rstd, ml_s, ml_n = out
     heads, ml = (B * G * g, ml_s) if signal else (B * G, ml_n)
     flags, anyb = nonfinite_rows(v) if vbad is None else vbad
-    _launch(gda_fwd_kernel, settings.blocks.get('fwd'), 'BM', heads,
+    return _launch(gda_fwd_kernel, settings.blocks.get('fwd'), 'BM', heads,
             Q=q, K=k, V=v, W=w, LAM=lam, Y=y, A=a, O2=o2, LSE1=lse1, LSE2=lse2, RSTD=rstd, ML=ml, DOC_START=doc_start,
             VBAD=flags, VBAD_ANY=anyb, **_in_strides(q, k, v), **_out_strides(y, o2, lse1, lse2), sml=ml.stride(0),
             sf_b=flags.stride(0), sf_t=flags.stride(1), T=T, G=G, g=g, qk_scale=LOG2E / math.sqrt(D), eps=eps,
@@ -736,14 +737,14 @@ def launch_bwd_dv(q, k, v, do1, do2, lse1, lse2, dv, doc_start, doc_end, varlen:
     B, T, G = q.shape[:3]; groups = B * G
     args = _bwd_args(q, k, v, do1, do2, lse1, lse2, lse1, lse2)
     for n in ('V', 'DELTA1', 'DELTA2'): del args[n]
-    _launch(gda_bwd_dv_kernel, settings.blocks.get('dv'), 'BN', groups, **args, DV=dv, DOC_START=doc_start,
+    return _launch(gda_bwd_dv_kernel, settings.blocks.get('dv'), 'BN', groups, **args, DV=dv, DOC_START=doc_start,
             DOC_END=doc_end, CH=settings.heads_per_chunk('dv', groups, T), VARLEN=varlen)
 
 
 def launch_bwd_dk(q, k, v, do1, do2, lse1, lse2, delta1, delta2, dk, doc_start, doc_end, varlen:bool, settings:GDASettings):
     "dK1 and dK2 (split backward): two programs per group and key block, one launch."
     B, T, G, g1, D = q.shape; programs = 2 * B * G
-    _launch(gda_bwd_dk_kernel, settings.blocks.get('dk'), 'BN', programs,
+    return _launch(gda_bwd_dk_kernel, settings.blocks.get('dk'), 'BN', programs,
             **_bwd_args(q, k, v, do1, do2, lse1, lse2, delta1, delta2), DK=dk, DOC_START=doc_start, DOC_END=doc_end,
             sm_scale=1 / math.sqrt(D), CH=settings.heads_per_chunk('dk', programs, T), VARLEN=varlen)
 
@@ -752,7 +753,7 @@ def launch_bwd_dkdv(q, k, v, do1, do2, lse1, lse2, delta1, delta2, dk, dv, doc_s
                     settings:GDASettings):
     "dK and dV of one map kind (fused backward): the noise map (writes dV), or the signal maps (add into dV)."
     B, T, G, g1, D = q.shape; groups = B * G
-    _launch(gda_bwd_dkdv_kernel, settings.blocks.get('dkdv'), 'BN', groups,
+    return _launch(gda_bwd_dkdv_kernel, settings.blocks.get('dkdv'), 'BN', groups,
             **_bwd_args(q, k, v, do1, do2, lse1, lse2, delta1, delta2), DK=dk, DV=dv, DOC_START=doc_start, DOC_END=doc_end,
             sm_scale=1 / math.sqrt(D), CH=settings.heads_per_chunk('dv', groups, T), VARLEN=varlen, SIGNAL=signal)
 
@@ -760,7 +761,7 @@ def launch_bwd_dkdv(q, k, v, do1, do2, lse1, lse2, delta1, delta2, dk, dv, doc_s
 def launch_bwd_dq(q, k, v, do1, do2, lse1, lse2, delta1, delta2, dq, doc_start, varlen:bool, settings:GDASettings):
     "dQ of every head: one program per head and query block, the signal heads then the noise heads, one launch."
     B, T, G, g1, D = q.shape; maps = B * G * g1
-    _launch(gda_bwd_dq_kernel, settings.blocks.get('dq'), 'BM', maps,
+    return _launch(gda_bwd_dq_kernel, settings.blocks.get('dq'), 'BM', maps,
             **_bwd_args(q, k, v, do1, do2, lse1, lse2, delta1, delta2), DQ=dq, DOC_START=doc_start,
             n_signal=B * G * (g1 - 1), sm_scale=1 / math.sqrt(D), CH=settings.heads_per_chunk('dq', maps, T), VARLEN=varlen)
 

@@ -61,16 +61,16 @@ def tune_settings(kind:str, signal:bool, T:int, cfg:tuple|None=None, chunk:int|N
 
 # %% ../../nbs/bench/02a_gda_tune.ipynb #c62e477f
 def launch(st:dict, kind:str, signal:bool, settings:K.GDASettings):
-    "One launch of `kind` ('fwd', 'pre', 'dkdv', 'dq', 'dv', 'dk') for the signal or noise heads, on the buffers of `st`."
+    "One launch of `kind` ('fwd', 'pre', 'dkdv', 'dq', 'dv', 'dk') for the signal or noise heads, on the buffers of `st`; returns Triton's launch result."
     maps = tuple(st[n] for n in ('q', 'k', 'v', 'do1', 'do2', 'lse1', 'lse2', 'delta1', 'delta2'))
-    if kind == 'fwd': K.launch_fwd(st['q'], st['k'], st['v'], st['lam'], st['w'], st['fwd'], st['z'], 1e-5, 0.8, False, signal, settings,
+    if kind == 'fwd': return K.launch_fwd(st['q'], st['k'], st['v'], st['lam'], st['w'], st['fwd'], st['z'], 1e-5, 0.8, False, signal, settings,
                                      st['vbad'])   # the V scan runs once per forward, not per launch: left out of the timing
     elif kind == 'pre': K.launch_bwd_pre(st['dy'], st['a'], st['o2'], st['rstd'], st['w'], st['lam'], st['do1'], st['do2'],
                                          st['delta1'], st['delta2'], 0.8, settings)
-    elif kind == 'dkdv': K.launch_bwd_dkdv(*maps, st['dk'], st['dv'], st['z'], st['z'], False, signal, settings)
-    elif kind == 'dv': K.launch_bwd_dv(*maps[:7], st['dv'], st['z'], st['z'], False, settings)
-    elif kind == 'dk': K.launch_bwd_dk(*maps, st['dk'], st['z'], st['z'], False, settings)
-    elif kind == 'dq': K.launch_bwd_dq(*maps, st['dq'], st['z'], False, settings)
+    elif kind == 'dkdv': return K.launch_bwd_dkdv(*maps, st['dk'], st['dv'], st['z'], st['z'], False, signal, settings)
+    elif kind == 'dv': return K.launch_bwd_dv(*maps[:7], st['dv'], st['z'], st['z'], False, settings)
+    elif kind == 'dk': return K.launch_bwd_dk(*maps, st['dk'], st['z'], st['z'], False, settings)
+    elif kind == 'dq': return K.launch_bwd_dq(*maps, st['dq'], st['z'], False, settings)
     else: raise ValueError(f"launch: unknown kind {kind!r}")
 
 def baseline(st:dict, cands:dict=CANDS)->dict:
@@ -141,8 +141,13 @@ _OUTS = {('fwd', False): ('o2', 'lse2'), ('fwd', True): ('y', 'a'), ('dkdv', Fal
          ('pre', True): ('do1', 'do2', 'delta1', 'delta2'), ('dq', True): ('dq',), ('dv', True): ('dv',), ('dk', True): ('dk',)}
 _MULT = {'fwd': 1.0, 'dkdv': 2.0, 'dq': 4 / 3, 'dv': 1.0, 'dk': 4 / 3, 'pre': float('nan')}   # FLOPs over the forward's; pre: memory-bound
 
+def _resources(k)->dict:
+    "Registers per thread, spilled registers and shared memory (bytes) of a compiled launch; NaN where it has none (the interpreter, 'pre')."
+    nan = float('nan')
+    return dict(n_regs=getattr(k, 'n_regs', nan), n_spills=getattr(k, 'n_spills', nan), shared=getattr(getattr(k, 'metadata', None), 'shared', nan))
+
 def _time_launch(st, kind, signal, cfg, chunk, cands, base, bench)->dict:
-    "Time one (launch, layout, order) from the baseline state; its error against the baseline outputs."
+    "Time one (launch, layout, order) from the baseline state; its error against the baseline outputs and its resources."
     T = st['q'].shape[1]
     run_all(st, cands)                                   # every buffer back to the baseline state (dkdv adds into dv)
     if kind == 'dkdv':      # both launches (the signal one adds into the noise one's dV); the other one's time subtracted
@@ -150,15 +155,17 @@ def _time_launch(st, kind, signal, cfg, chunk, cands, base, bench)->dict:
         mine, other_s = tune_settings('dkdv', signal, T, cfg, chunk), tune_settings('dkdv', not signal, T, first)
         other = lambda: launch(st, 'dkdv', not signal, other_s)
         def run():
-            launch(st, 'dkdv', False, other_s if signal else mine)
-            launch(st, 'dkdv', True, mine if signal else other_s)
+            a = launch(st, 'dkdv', False, other_s if signal else mine)
+            b = launch(st, 'dkdv', True, mine if signal else other_s)
+            return b if signal else a                    # this layout's launch
     else:
         s = tune_settings(kind, signal, T, cfg, chunk)
         run = lambda: launch(st, kind, signal, s)
-    run(); _sync(st)
+    out = run(); _sync(st)
+    res = _resources(out if kind != 'pre' else None)     # 'pre' returns its partial sums, not a kernel
     err = max(rel_err(st[n], base[n]) for n in _OUTS[(kind, signal)])
     ms = bench(run) - (bench(other) if kind == 'dkdv' else 0)
-    return dict(ms=ms, err_vs_first=err)
+    return dict(ms=ms, err_vs_first=err, **res)
 
 # %% ../../nbs/bench/02a_gda_tune.ipynb #31ef4116
 def gpu_bench(f)->float:
