@@ -89,7 +89,7 @@ def _cdiv(a:int, b:int)->int:
 
 
 __all__ = ['LOG2E', 'CONFIGS', 'CHUNK_TOKENS', 'configs', 'GDASettings', 'fwd_buffers', 'bwd_buffers', 'nonfinite_rows',
-           'launch_fwd', 'launch_bwd_pre', 'launch_bwd_dv', 'launch_bwd_dk', 'launch_bwd_dkdv', 'launch_bwd_dq',
+           'tma_layout', 'launch_fwd', 'launch_bwd_pre', 'launch_bwd_dv', 'launch_bwd_dk', 'launch_bwd_dkdv', 'launch_bwd_dq',
            'gda_fwd', 'gda_bwd', 'GDAFunction', 'gda']
 
 _INTERPRET = os.environ.get('TRITON_INTERPRET', '0') not in ('', '0', 'false', 'False')
@@ -116,24 +116,30 @@ def configs(kind:str, only:int|None=None)->list:
 # Triton: helpers and kernels
 
 @triton.jit
-def _fwd_inner(acc, l, m, q, kb, vb, fb, lo, hi, ts, dst, qk_scale, sk_t, sv_t, sf_t,
-               D: tl.constexpr, BN: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr, GUARD: tl.constexpr):
-    """Online softmax of one query tile over keys lo..hi (BN at a time): accumulator, row sums and row maxima. MASK: the
-    causal (and document) mask. GUARD (masked tiles of a v with a non-finite row): the value rows flagged in `fb`
-    (stride sf_t) load as 0, a masked probability is exactly 0 and a visible flagged one NaN."""
-    dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
+def _rows(base, T, C, s_t, BR: tl.constexpr, BC: tl.constexpr):
+    """A tensor descriptor over the T x C matrix at `base` (row stride s_t, columns contiguous), read in BR x BC tiles
+    (on Hopper a TMA copy into shared memory; rows and columns past the end read as 0)."""
+    return tl.make_tensor_descriptor(base, shape=[T, C], strides=[s_t, 1], block_shape=[BR, BC])
+
+
+@triton.jit
+def _fwd_inner(acc, l, m, q, kd, vd, fb, lo, hi, T, ts, dst, qk_scale, sf_t,
+               BN: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr, GUARD: tl.constexpr):
+    """Online softmax of one query tile over keys lo..hi (BN at a time): accumulator, row sums and row maxima. K and V
+    tiles come through the tensor descriptors kd, vd (rows past T read as 0; rows hi..T are real keys, which the
+    mask hides). MASK: the causal (and document) mask. GUARD (masked tiles of a v with a non-finite row): the value
+    rows flagged in `fb` (stride sf_t) are zeroed, a masked probability is exactly 0 and a visible flagged one NaN."""
     for n0 in range(lo, hi, BN):
         kn = n0 + tl.arange(0, BN)
         kok = kn < hi
-        kn64 = kn[:, None].to(tl.int64)
-        k = tl.load(kb + kn64 * sk_t + dc[None, :], mask=kok[:, None], other=0.)
+        k = kd.load([n0, 0])
+        v = vd.load([n0, 0])
         if GUARD:
-            # p = 0 times a NaN/inf value is NaN in the dot: flagged rows load as 0 instead, and p below carries the
-            # NaN to exactly the rows that see the key (a key can be visible to some rows of the tile, not to others)
-            vbad = tl.load(fb + kn * sf_t, mask=kok, other=0) != 0
-            v = tl.load(vb + kn64 * sv_t + vc[None, :], mask=(kok & ~vbad)[:, None], other=0.)
-        else:
-            v = tl.load(vb + kn64 * sv_t + vc[None, :], mask=kok[:, None], other=0.)
+            # p = 0 times a NaN/inf value is NaN in the dot: flagged rows (anywhere in the tile, also past hi) are
+            # zeroed, and p below carries the NaN to exactly the rows that see the key (a key can be visible to some
+            # rows of the tile, not to others)
+            vbad = tl.load(fb + kn * sf_t, mask=kn < T, other=0) != 0
+            v = tl.where(vbad[:, None], 0., v)
         s = tl.dot(q, tl.trans(k)) * qk_scale
         if MASK:
             mk = (kn[None, :] <= ts[:, None]) & kok[None, :]
@@ -206,9 +212,9 @@ def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START, V
     t0 = pid_m * BM
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
     b64 = b.to(tl.int64); t64 = ts[:, None].to(tl.int64)
-    q = tl.load(Q + b64 * sq_b + t64 * sq_t + grp * sq_g + j * sq_h + dc[None, :], mask=ok[:, None], other=0.)
-    kb = K + b64 * sk_b + grp * sk_g + kh * sk_h
-    vb = V + b64 * sv_b + grp * sv_g
+    q = _rows(Q + b64 * sq_b + grp * sq_g + j * sq_h, T, D, sq_t, BM, D).load([t0, 0])
+    kd = _rows(K + b64 * sk_b + grp * sk_g + kh * sk_h, T, D, sk_t, BN, D)
+    vd = _rows(V + b64 * sv_b + grp * sv_g, T, 2 * D, sv_t, BN, 2 * D)
     fb = VBAD + b64 * sf_b + grp             # flags (B, T, G) of the value rows with a NaN/inf
     guard = tl.load(VBAD_ANY) != 0           # v has one: the masked tiles take the guarded loop
     hi = tl.minimum(t0 + BM, T)
@@ -219,16 +225,16 @@ def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START, V
         lo = tl.load(DOC_START + t0)
         dst = tl.load(DOC_START + ts, mask=ok, other=0)
         if guard:
-            acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, fb, lo, hi, ts, dst, qk_scale, sk_t, sv_t, sf_t, D, BN, True, True, True)
+            acc, l, m = _fwd_inner(acc, l, m, q, kd, vd, fb, lo, hi, T, ts, dst, qk_scale, sf_t, BN, True, True, True)
         else:
-            acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, fb, lo, hi, ts, dst, qk_scale, sk_t, sv_t, sf_t, D, BN, True, True, False)
+            acc, l, m = _fwd_inner(acc, l, m, q, kd, vd, fb, lo, hi, T, ts, dst, qk_scale, sf_t, BN, True, True, False)
     else:
         n_full = (t0 // BN) * BN          # key tiles entirely before the block: no mask
-        acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, fb, 0, n_full, ts, ts, qk_scale, sk_t, sv_t, sf_t, D, BN, False, False, False)
+        acc, l, m = _fwd_inner(acc, l, m, q, kd, vd, fb, 0, n_full, T, ts, ts, qk_scale, sf_t, BN, False, False, False)
         if guard:
-            acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, fb, n_full, hi, ts, ts, qk_scale, sk_t, sv_t, sf_t, D, BN, True, False, True)
+            acc, l, m = _fwd_inner(acc, l, m, q, kd, vd, fb, n_full, hi, T, ts, ts, qk_scale, sf_t, BN, True, False, True)
         else:
-            acc, l, m = _fwd_inner(acc, l, m, q, kb, vb, fb, n_full, hi, ts, ts, qk_scale, sk_t, sv_t, sf_t, D, BN, True, False, False)
+            acc, l, m = _fwd_inner(acc, l, m, q, kd, vd, fb, n_full, hi, T, ts, ts, qk_scale, sf_t, BN, True, False, False)
     l = tl.where(l > 0, l, 1.)
     o = acc / l[:, None]
     lse = m + tl.log2(l)
@@ -297,16 +303,16 @@ def gda_bwd_pre_kernel(DY, A, O2, RSTD, W, LAM, DO1, DO2, DELTA1, DELTA2, DW_PAR
 
 
 @triton.jit
-def _bwd_cols(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, sd_t,
-              D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
+def _bwd_cols(k, qd, dod, cq, cd, LSE, DOC_START, m0, T, kn, kok, qk_scale,
+              BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
     """Query block m0 of one map against a key tile, keys on rows: positions, in-bounds mask, Q^T, dO and the (masked)
-    transposed probabilities P^T (BN x BM). Computing P^T = exp2(K Q^T - lse) directly keeps every later product in
-    the layout the tensor cores read (a transposed register tile would go through shared memory)."""
-    dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
+    transposed probabilities P^T (BN x BM). Q and dO come through the descriptors qd, dod at columns cq, cd (the map's
+    head within the group). Computing P^T = exp2(K Q^T - lse) directly keeps every later product in the layout the
+    tensor cores read (a transposed register tile would go through shared memory)."""
     ts = m0 + tl.arange(0, BM)
     ok = ts < T
-    qT = tl.load(qb + ts[None, :].to(tl.int64) * sq_t + dc[:, None], mask=ok[None, :], other=0.)
-    do = tl.load(dob + ts[:, None].to(tl.int64) * sd_t + vc[None, :], mask=ok[:, None], other=0.)
+    qT = tl.trans(qd.load([m0, cq]))
+    do = dod.load([m0, cd])
     lse = tl.load(LSE + ts, mask=ok, other=float('inf'))
     pT = tl.exp2(tl.dot(k, qT) * qk_scale - lse[None, :])
     if MASK:
@@ -319,11 +325,11 @@ def _bwd_cols(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, sd_t,
 
 
 @triton.jit
-def _dkdv_inner(dv, dk, k, v, qb, dob, LSE, DELTA, DOC_START, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, sd_t,
-                D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
+def _dkdv_inner(dv, dk, k, v, qd, dod, LSE, DELTA, DOC_START, m_lo, m_hi, T, kn, kok, qk_scale,
+                BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
     "One head's queries m_lo..m_hi (BM at a time) against one K/V tile: accumulate dV and dK."
     for m0 in range(m_lo, m_hi, BM):
-        ts, ok, qT, do, pT = _bwd_cols(k, qb, dob, LSE, DOC_START, m0, T, kn, kok, qk_scale, sq_t, sd_t, D, BM, MASK, VARLEN)
+        ts, ok, qT, do, pT = _bwd_cols(k, qd, dod, 0, 0, LSE, DOC_START, m0, T, kn, kok, qk_scale, BM, MASK, VARLEN)
         de = tl.load(DELTA + ts, mask=ok, other=0.)
         dv += tl.dot(pT.to(do.dtype), do)
         dsT = pT * (tl.dot(v, tl.trans(do)) - de[None, :])
@@ -390,11 +396,11 @@ def gda_bwd_dkdv_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DV, D
     for j in range(j0, j1):
         dob, sd_t, LS, DE = _map_rows(j, b64, grp, g, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2,
                                       sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g)
-        dv, dk = _dkdv_inner(dv, dk, k, v, qb0 + j * sq_h, dob, LS, DE, DOC_START, n0, diag_end, T, kn, kok, qk_scale,
-                             sq_t, sd_t, D, BM, True, VARLEN)
+        qd = _rows(qb0 + j * sq_h, T, D, sq_t, BM, D)
+        dod = _rows(dob, T, 2 * D, sd_t, BM, 2 * D)
+        dv, dk = _dkdv_inner(dv, dk, k, v, qd, dod, LS, DE, DOC_START, n0, diag_end, T, kn, kok, qk_scale, BM, True, VARLEN)
         if not VARLEN:
-            dv, dk = _dkdv_inner(dv, dk, k, v, qb0 + j * sq_h, dob, LS, DE, DOC_START, diag_end, hi, T, kn, kok, qk_scale,
-                                 sq_t, sd_t, D, BM, False, False)
+            dv, dk = _dkdv_inner(dv, dk, k, v, qd, dod, LS, DE, DOC_START, diag_end, hi, T, kn, kok, qk_scale, BM, False, False)
     if SIGNAL:
         dv += tl.load(DV + voff, mask=kok[:, None], other=0.).to(tl.float32)   # the noise map's share
     tl.store(DK + koff, (dk * sm_scale).to(DK.dtype.element_ty), mask=kok[:, None])
@@ -402,16 +408,14 @@ def gda_bwd_dkdv_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DV, D
 
 
 @triton.jit
-def _dq_inner(dq, q, do, lse, de, kb, vb, lo, hi, ts, dst, ok, qk_scale, sk_t, sv_t,
-              D: tl.constexpr, BN: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
-    "dQ of one query tile over keys lo..hi (BN at a time)."
-    dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
+def _dq_inner(dq, q, do, lse, de, kd, vd, lo, hi, ts, dst, ok, qk_scale,
+              BN: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
+    "dQ of one query tile over keys lo..hi (BN at a time), K and V tiles through the descriptors kd, vd."
     for n0 in range(lo, hi, BN):
         kn = n0 + tl.arange(0, BN)
         kok = kn < hi
-        kn64 = kn[:, None].to(tl.int64)
-        k = tl.load(kb + kn64 * sk_t + dc[None, :], mask=kok[:, None], other=0.)
-        v = tl.load(vb + kn64 * sv_t + vc[None, :], mask=kok[:, None], other=0.)
+        k = kd.load([n0, 0])
+        v = vd.load([n0, 0])
         s = tl.dot(q, tl.trans(k)) * qk_scale
         p = tl.exp2(s - lse[:, None])
         if MASK:
@@ -447,22 +451,22 @@ def gda_bwd_dq_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DQ, DOC_STA
     dob, sd_t, LS, DE = _map_rows(j, b64, grp, g, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2,
                                   sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g)
     qoff = b64 * sq_b + t64 * sq_t + grp * sq_g + j * sq_h + dc[None, :]
-    q = tl.load(Q + qoff, mask=ok[:, None], other=0.)
-    do = tl.load(dob + t64 * sd_t + vc[None, :], mask=ok[:, None], other=0.)
+    q = _rows(Q + b64 * sq_b + grp * sq_g + j * sq_h, T, D, sq_t, BM, D).load([t0, 0])
+    do = _rows(dob, T, 2 * D, sd_t, BM, 2 * D).load([t0, 0])
     lse = tl.load(LS + ts, mask=ok, other=float('inf'))
     de = tl.load(DE + ts, mask=ok, other=0.)
-    kb = K + b64 * sk_b + grp * sk_g + noise * sk_h
-    vb = V + b64 * sv_b + grp * sv_g
+    kd = _rows(K + b64 * sk_b + grp * sk_g + noise * sk_h, T, D, sk_t, BN, D)
+    vd = _rows(V + b64 * sv_b + grp * sv_g, T, 2 * D, sv_t, BN, 2 * D)
     hi = tl.minimum(t0 + BM, T)
     dq = tl.zeros([BM, D], tl.float32)
     if VARLEN:
         lo = tl.load(DOC_START + t0)
         dst = tl.load(DOC_START + ts, mask=ok, other=0)
-        dq = _dq_inner(dq, q, do, lse, de, kb, vb, lo, hi, ts, dst, ok, qk_scale, sk_t, sv_t, D, BN, True, True)
+        dq = _dq_inner(dq, q, do, lse, de, kd, vd, lo, hi, ts, dst, ok, qk_scale, BN, True, True)
     else:
         n_full = (t0 // BN) * BN
-        dq = _dq_inner(dq, q, do, lse, de, kb, vb, 0, n_full, ts, ts, ok, qk_scale, sk_t, sv_t, D, BN, False, False)
-        dq = _dq_inner(dq, q, do, lse, de, kb, vb, n_full, hi, ts, ts, ok, qk_scale, sk_t, sv_t, D, BN, True, False)
+        dq = _dq_inner(dq, q, do, lse, de, kd, vd, 0, n_full, ts, ts, ok, qk_scale, BN, False, False)
+        dq = _dq_inner(dq, q, do, lse, de, kd, vd, n_full, hi, ts, ts, ok, qk_scale, BN, True, False)
     tl.store(DQ + qoff, (dq * sm_scale).to(DQ.dtype.element_ty), mask=ok[:, None])
 
 
@@ -477,28 +481,29 @@ def _maps_block(it, nm, m_lo, BM: tl.constexpr):
 
 
 @triton.jit
-def _dv_maps(dv, k, qb, dob, LSE, DOC_START, n_maps, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, sq_h, sd_t, sd_h, sl_h,
+def _dv_maps(dv, k, qd, dod, LSE, DOC_START, n_maps, m_lo, m_hi, T, kn, kok, qk_scale, sl_h,
              D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
-    """dV += P^T dO over n_maps consecutive maps of one key kind (queries sq_h apart, dO sd_h apart, lse rows sl_h apart),
-    queries m_lo..m_hi of each, against one key tile. One loop over maps x blocks: the software pipeline runs across maps."""
+    """dV += P^T dO over n_maps consecutive maps of one key kind (the maps' queries side by side in qd's columns, D
+    apart, their dO in dod's, 2D apart; lse rows sl_h apart), queries m_lo..m_hi of each, against one key tile. One
+    loop over maps x blocks: the software pipeline runs across maps."""
     nm = tl.cdiv(m_hi - m_lo, BM)
     for it in range(n_maps * nm):
         j, m0 = _maps_block(it, nm, m_lo, BM)
-        ts, ok, qT, do, pT = _bwd_cols(k, qb + j * sq_h, dob + j * sd_h, LSE + j * sl_h, DOC_START, m0, T, kn, kok,
-                                       qk_scale, sq_t, sd_t, D, BM, MASK, VARLEN)
+        ts, ok, qT, do, pT = _bwd_cols(k, qd, dod, j * D, j * 2 * D, LSE + j * sl_h, DOC_START, m0, T, kn, kok,
+                                       qk_scale, BM, MASK, VARLEN)
         dv += tl.dot(pT.to(do.dtype), do)
     return dv
 
 
 @triton.jit
-def _dk_maps(dk, k, v, qb, dob, LSE, DELTA, DOC_START, n_maps, m_lo, m_hi, T, kn, kok, qk_scale, sq_t, sq_h, sd_t, sd_h,
-             sl_h, D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
+def _dk_maps(dk, k, v, qd, dod, LSE, DELTA, DOC_START, n_maps, m_lo, m_hi, T, kn, kok, qk_scale, sl_h,
+             D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
     "dK += dS^T Q (dS^T = P^T * (V dO^T - Delta)), the same loop as `_dv_maps`."
     nm = tl.cdiv(m_hi - m_lo, BM)
     for it in range(n_maps * nm):
         j, m0 = _maps_block(it, nm, m_lo, BM)
-        ts, ok, qT, do, pT = _bwd_cols(k, qb + j * sq_h, dob + j * sd_h, LSE + j * sl_h, DOC_START, m0, T, kn, kok,
-                                       qk_scale, sq_t, sd_t, D, BM, MASK, VARLEN)
+        ts, ok, qT, do, pT = _bwd_cols(k, qd, dod, j * D, j * 2 * D, LSE + j * sl_h, DOC_START, m0, T, kn, kok,
+                                       qk_scale, BM, MASK, VARLEN)
         de = tl.load(DELTA + j * sl_h + ts, mask=ok, other=0.)
         dsT = pT * (tl.dot(v, tl.trans(do)) - de[None, :])
         dk += tl.dot(dsT.to(qT.dtype), tl.trans(qT))
@@ -527,12 +532,11 @@ def gda_bwd_dv_kernel(Q, K, DO1, DO2, LSE1, LSE2, DV, DOC_START, DOC_END,
                                      sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g)
         n_maps = g - noise * (g - 1)
         k = tl.load(kbase + noise * sk_h, mask=kok[:, None], other=0.)
-        qb = qb0 + noise * g * sq_h
-        dv = _dv_maps(dv, k, qb, dob, LS, DOC_START, n_maps, n0, diag_end, T, kn, kok, qk_scale, sq_t, sq_h, sd_t, sy_h,
-                      sl_h, D, BM, True, VARLEN)
+        qd = _rows(qb0 + noise * g * sq_h, T, n_maps * D, sq_t, BM, D)       # the maps' heads side by side
+        dod = _rows(dob, T, n_maps * 2 * D, sd_t, BM, 2 * D)
+        dv = _dv_maps(dv, k, qd, dod, LS, DOC_START, n_maps, n0, diag_end, T, kn, kok, qk_scale, sl_h, D, BM, True, VARLEN)
         if not VARLEN:
-            dv = _dv_maps(dv, k, qb, dob, LS, DOC_START, n_maps, diag_end, hi, T, kn, kok, qk_scale, sq_t, sq_h, sd_t, sy_h,
-                          sl_h, D, BM, False, False)
+            dv = _dv_maps(dv, k, qd, dod, LS, DOC_START, n_maps, diag_end, hi, T, kn, kok, qk_scale, sl_h, D, BM, False, False)
     tl.store(DV + b64 * sv_b + kn64 * sv_t + grp * sv_g + vc[None, :], dv.to(DV.dtype.element_ty), mask=kok[:, None])
 
 
@@ -560,11 +564,11 @@ def gda_bwd_dk_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DOC_STA
     dk = tl.zeros([BN, D], tl.float32)
     dob, sd_t, LS, DE = _map_rows(j0, b64, grp, g, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2,     # the program's first map
                                   sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g)
-    dk = _dk_maps(dk, k, v, qb, dob, LS, DE, DOC_START, j1 - j0, n0, diag_end, T, kn, kok, qk_scale, sq_t, sq_h, sd_t, sy_h,
-                  sl_h, D, BM, True, VARLEN)
+    qd = _rows(qb, T, (j1 - j0) * D, sq_t, BM, D)       # the maps' heads side by side
+    dod = _rows(dob, T, (j1 - j0) * 2 * D, sd_t, BM, 2 * D)
+    dk = _dk_maps(dk, k, v, qd, dod, LS, DE, DOC_START, j1 - j0, n0, diag_end, T, kn, kok, qk_scale, sl_h, D, BM, True, VARLEN)
     if not VARLEN:
-        dk = _dk_maps(dk, k, v, qb, dob, LS, DE, DOC_START, j1 - j0, diag_end, hi, T, kn, kok, qk_scale, sq_t, sq_h, sd_t,
-                      sy_h, sl_h, D, BM, False, False)
+        dk = _dk_maps(dk, k, v, qd, dod, LS, DE, DOC_START, j1 - j0, diag_end, hi, T, kn, kok, qk_scale, sl_h, D, BM, False, False)
     tl.store(DK + koff, (dk * sm_scale).to(DK.dtype.element_ty), mask=kok[:, None])
 
 
@@ -627,10 +631,27 @@ class GDASettings:
 # ---------------------------------------------------------------------------------------------------------------------
 # Launchers: buffers, grids, strides; each takes the settings. `gda_fwd`/`gda_bwd` run a whole pass, the tuner single launches.
 
+def _tma_ok(t, heads_adjacent:bool=False)->bool:
+    """Whether the kernels' tensor descriptors can read `t`: contiguous last dimension, 16-byte aligned start and strides
+    (dimensions of size 1 aside) and, with `heads_adjacent` (q), the heads of a group side by side."""
+    e = t.element_size()
+    return (t.stride(-1) == 1 and t.storage_offset() * e % 16 == 0
+            and all(st * e % 16 == 0 for st, n in zip(t.stride()[:-1], t.shape[:-1]) if n > 1)
+            and (not heads_adjacent or t.shape[3] == 1 or t.stride(3) == t.shape[4]))
+
+
+def tma_layout(q, k, v)->tuple:
+    "q, k, v as the kernels read them: each one as it is when its layout suits the tensor descriptors, else a contiguous copy."
+    return tuple(t if _tma_ok(t, i == 0) else t.contiguous() for i, t in enumerate((q, k, v)))
+
+
 def _in_strides(q, k, v)->dict:
     "Stride arguments of q, k, v (and of dq, dk, dv, allocated like them)."
     for n, t in (('q', q), ('k', k), ('v', v)):
-        if t.stride(-1) != 1: raise ValueError(f"gda: {n} must be contiguous in its last dimension, got strides {t.stride()}")
+        if not _tma_ok(t, n == 'q'):
+            raise ValueError(f"gda: {n} (strides {t.stride()}, offset {t.storage_offset()}) must be contiguous in its last "
+                             f"dimension with 16-byte aligned start and strides{' and its heads side by side' if n == 'q' else ''}"
+                             f"; `tma_layout(q, k, v)` makes such copies")
     return dict(sq_b=q.stride(0), sq_t=q.stride(1), sq_g=q.stride(2), sq_h=q.stride(3),
                 sk_b=k.stride(0), sk_t=k.stride(1), sk_g=k.stride(2), sk_h=k.stride(3),
                 sv_b=v.stride(0), sv_t=v.stride(1), sv_g=v.stride(2))
@@ -643,11 +664,17 @@ def _out_strides(y, o2, s1, s2)->dict:
                 sl_b=s1.stride(0), sl_g=s1.stride(1), sl_h=s1.stride(2), sn_b=s2.stride(0), sn_g=s2.stride(1))
 
 
+def _scratch(size:int, align:int, stream):
+    "Device memory for the tensor descriptors the kernels create on the device (Triton asks for it at each launch)."
+    return torch.empty(size, dtype=torch.int8, device=torch.device('cuda', torch.cuda.current_device()))
+
+
 def _launch(kernel, block, axis:str, programs:int, /, **args):
     """Launch autotuned `kernel` with keyword `args` on a 1-D grid of cdiv(T, block size along `axis`) x `programs`;
     `block` (BM, BN, warps, stages) pins the shape (no autotuning). Returns what Triton's launch returns (on a GPU the
     compiled kernel, whose `n_regs`, `n_spills` and `metadata.shared` the tuner records)."""
     T = args['T']
+    if not _INTERPRET: triton.set_allocator(_scratch)   # per call: a context variable, and autograd runs in its own thread
     if block is None: return kernel[lambda m: (_cdiv(T, m[axis]) * programs,)](**args)
     bm, bn, nw, ns = block
     return kernel.fn[(_cdiv(T, bm if axis == 'BM' else bn) * programs,)](**args, BM=bm, BN=bn, num_warps=nw, num_stages=ns)
@@ -839,6 +866,7 @@ def gda(q, k, v, lam, w, doc_start, doc_end, eps:float, out_scale, varlen:bool, 
     """Fused GDA on the projection layouts (contiguous in the last dimension); returns y and the per-program max logits
     ml_s, ml_n (scaled by log2(e)). Under torch.compile the `motif_nb::gda_fwd` op, in eager the `GDAFunction`."""
     settings = GDASettings() if settings is None else settings
+    q, k, v = tma_layout(q, k, v)
     if torch.compiler.is_compiling():
         scale = out_scale if isinstance(out_scale, torch.Tensor) else torch.tensor(out_scale, dtype=torch.float64)
         o = torch.ops.motif_nb.gda_fwd(q, k, v, lam, w, doc_start, doc_end, float(eps), scale.detach().cpu(), varlen,
