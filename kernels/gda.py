@@ -98,11 +98,11 @@ NEG: tl.constexpr = tl.constexpr(-1.0e30)   # finite: fully masked rows stay NaN
 
 # Autotune candidates (BM, BN, warps, stages) per kernel: the three fastest of an H200 sweep (figures/gda_tune.csv), fastest
 # first; every swept layout passes the check against fp32 SDPA (figures/gda_tune_check.csv).
-CONFIGS = {'fwd': [(128, 64, 8, 2), (128, 32, 8, 3), (64, 64, 4, 2)],
+CONFIGS = {'fwd': [(128, 64, 8, 3), (128, 128, 8, 2), (128, 64, 8, 2)],
            'dkdv': [(32, 64, 4, 2), (16, 64, 4, 2), (64, 128, 8, 2)],
-           'dq': [(128, 64, 8, 2), (64, 32, 4, 2), (64, 64, 4, 3)],
-           'dv': [(64, 128, 8, 3), (64, 128, 8, 2), (32, 128, 8, 3)],
-           'dk': [(64, 128, 8, 2), (32, 128, 8, 3), (64, 64, 4, 3)]}
+           'dq': [(128, 64, 8, 2), (64, 64, 4, 3), (64, 32, 4, 2)],
+           'dv': [(64, 128, 8, 3), (64, 128, 8, 2), (128, 128, 8, 2)],
+           'dk': [(64, 128, 8, 2), (64, 64, 4, 3), (32, 128, 8, 3)]}
 
 
 def configs(kind:str, only:int|None=None)->list:
@@ -817,6 +817,7 @@ class GDAFunction(torch.autograd.Function):
     "Eager autograd over the launchers (no custom-op dispatch on the hot path); returns y, ml_s, ml_n."
     @staticmethod
     def forward(ctx, q, k, v, lam, w, doc_start, doc_end, eps, out_scale, varlen, settings):
+        q, k, v = tma_layout(q, k, v)          # the backward reads the same (possibly copied) tensors
         y, a, o2, lse1, lse2, rstd, ml_s, ml_n = gda_fwd(q, k, v, lam, w, doc_start, eps, out_scale, varlen, settings)
         ctx.save_for_backward(q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end)
         ctx.out_scale, ctx.varlen, ctx.settings = out_scale, varlen, settings
