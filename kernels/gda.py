@@ -14,8 +14,9 @@ with out_scale = 1 - lambda_init and w the subln weight. Backward, with u = dY *
 then the flash-attention backward of each map: dV = P^T dO, dS = P (dO V^T - Delta), dQ = dS K / sqrt(D),
 dK = dS^T Q / sqrt(D), with Delta = rowsum(dO * O) and P recomputed from the saved lse.
 
-Layouts (the projection outputs after RoPE, read in place; only the last dimension must be contiguous, every other
-stride is a kernel argument):
+Layouts (the projection outputs after RoPE, read in place; every stride is a kernel argument, and the tensor
+descriptors below need the last dimension contiguous, a 16-byte aligned start and 16-byte multiples for the other
+strides, and a group's query heads side by side, sq_h = D; `tma_layout` copies an input that lacks them):
     q (B, T, G, g+1, D): signal queries h < g, the noise query at h = g    strides sq_b, sq_t, sq_g, sq_h; dq the same
     k (B, T, G, 2, D):   K1 at h = 0, K2 at h = 1                          strides sk_b, sk_t, sk_g, sk_h; dk the same
     v (B, T, G, 2D):     [V1 || V2]                                        strides sv_b, sv_t, sv_g;       dv the same
@@ -54,9 +55,19 @@ Tunable (`GDASettings`): the backward schedule ('split' or 'fused'); the row-wis
 budget of each launch's program order; optionally a pinned (BM, BN, warps, stages) per kernel instead of autotuning
 over `CONFIGS` (the fastest candidates of an H200 sweep, figures/gda_tune*).
 
-Masks: causal, in bounds, and with VARLEN the key must not precede the query's document start. No make_block_ptr (gone
-in triton 3.9); every load is masked (the interpreter does not catch out-of-bounds accesses). Runs on triton 3.6 to 3.9
-and under the interpreter (TRITON_INTERPRET=1, fp32/fp16).
+Tiles. Every tile of Q, K, V and dO is read through a tensor descriptor made on the device (`_rows`: one head's T x C
+matrix with its row stride, tl.make_tensor_descriptor; no make_block_ptr, which is gone in triton 3.9). On Hopper a
+descriptor load is one TMA copy into shared memory: no per-element address arithmetic or masks in registers, and a
+smaller shared-memory footprint than pointer loads, which makes room for deeper pipelines (the forward runs three
+stages at BM=128). The dV and dK kernels walk the g signal maps of a group through one descriptor whose columns are
+the maps' heads side by side (a map's tile is at column j*D of Q, j*2D of dO), so the loop over maps x blocks needs
+no new descriptor per map. Rows past T read as 0; rows of the tile between the masked bound and T are real keys or
+queries, which the masks below hide. Descriptors made on the device need global scratch memory, which `_launch`
+hands Triton through `triton.set_allocator` at every launch (a context variable: the autograd engine's thread has its
+own). The small per-row reads (lse, Delta, document starts, flags) and every store stay pointer accesses with masks
+(the interpreter does not catch out-of-bounds accesses).
+Masks: causal, in bounds, and with VARLEN the key must not precede the query's document start. Runs on triton 3.6 to
+3.9 and under the interpreter (TRITON_INTERPRET=1, fp32/fp16).
 
 Non-finite values (forward): a NaN/inf reaches exactly the queries that can see it, never one across the mask.
   Keys and queries need nothing: a masked logit is replaced (`where`, not added to), so a NaN/inf in K or Q stays in the
@@ -96,8 +107,9 @@ _INTERPRET = os.environ.get('TRITON_INTERPRET', '0') not in ('', '0', 'false', '
 LOG2E = 1.4426950408889634
 NEG: tl.constexpr = tl.constexpr(-1.0e30)   # finite: fully masked rows stay NaN-free
 
-# Autotune candidates (BM, BN, warps, stages) per kernel: the three fastest of an H200 sweep (figures/gda_tune.csv), fastest
-# first; every swept layout passes the check against fp32 SDPA (figures/gda_tune_check.csv).
+# Autotune candidates (BM, BN, warps, stages) per kernel: the three fastest of an H200 sweep (figures/gda_tune.csv, summed
+# over its three shapes), fastest first. In that sweep every layout's outputs agree with the baseline layout's within 1.5e-3
+# (err_vs_first); `python -m motif_nb.bench.gda_tune check` runs each against fp32 SDPA (figures/gda_tune_check.csv).
 CONFIGS = {'fwd': [(128, 64, 8, 3), (128, 128, 8, 2), (128, 64, 8, 2)],
            'dkdv': [(32, 64, 4, 2), (16, 64, 4, 2), (64, 128, 8, 2)],
            'dq': [(128, 64, 8, 2), (64, 64, 4, 3), (64, 32, 4, 2)],
@@ -575,7 +587,9 @@ def gda_bwd_dk_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DOC_STA
 # ---------------------------------------------------------------------------------------------------------------------
 # Settings
 
-CHUNK_TOKENS = dict(fwd_noise=16384, fwd_signal=8192, dv=16384, dk=32768, dq=32768)   # within 3% of the sweep's fastest
+# Token budgets per launch: within 3% of the sweep's fastest program order at every shape of figures/gda_tune.csv except
+# the forward at T=16384, whose two launches run 13% (noise) and 5% (signal) faster there at 4 heads per chunk.
+CHUNK_TOKENS = dict(fwd_noise=16384, fwd_signal=8192, dv=16384, dk=32768, dq=32768)
 _POW2 = lambda x: x > 0 and not x & (x - 1)
 _INT = lambda x: type(x) is int
 
@@ -723,7 +737,8 @@ def launch_fwd(q, k, v, lam, w, out:tuple, doc_start, eps:float, out_scale:float
 
 def gda_fwd(q, k, v, lam, w, doc_start, eps:float, out_scale:float, varlen:bool, settings:GDASettings)->tuple:
     """The forward: flags of the non-finite value rows, the noise heads, then the signal heads with the epilogue; returns
-    `fwd_buffers`' tuple, filled."""
+    `fwd_buffers`' tuple, filled. Inputs whose layout the descriptors cannot read are copied first (`tma_layout`)."""
+    q, k, v = tma_layout(q, k, v)
     out, vbad = fwd_buffers(q), nonfinite_rows(v)
     for signal in (False, True):          # noise first: the epilogue reads O_n
         launch_fwd(q, k, v, lam, w, out, doc_start, eps, out_scale, varlen, signal, settings, vbad)
@@ -795,8 +810,11 @@ def launch_bwd_dq(q, k, v, do1, do2, lse1, lse2, delta1, delta2, dq, doc_start, 
 
 def gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, out_scale:float, varlen:bool,
             settings:GDASettings)->tuple:
-    "The backward: row-wise kernel, dV and dK (`settings.bwd`), dQ; returns dq, dk, dv, dlam, dw."
+    """The backward: row-wise kernel, dV and dK (`settings.bwd`), dQ; returns dq, dk, dv, dlam, dw. q, k, v go through
+    `tma_layout` as in the forward; the gradient of a copied input is returned laid out like `empty_like` of the input."""
     dy = dy.contiguous()
+    given = (q, k, v)
+    q, k, v = tma_layout(q, k, v)
     do1, do2, delta1, delta2, dq, dk, dv = bwd_buffers(q, k, v, a, o2, lse1, lse2)
     dw_part, dlam_part = launch_bwd_pre(dy, a, o2, rstd, w, lam, do1, do2, delta1, delta2, out_scale, settings)
     maps = (q, k, v, do1, do2, lse1, lse2, delta1, delta2)
@@ -807,6 +825,7 @@ def gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, ou
         for signal in (False, True):      # noise first: the signal launch adds its dV share
             launch_bwd_dkdv(*maps, dk, dv, doc_start, doc_end, varlen, signal, settings)
     launch_bwd_dq(*maps, dq, doc_start, varlen, settings)
+    dq, dk, dv = (d if t is r else torch.empty_like(t).copy_(d) for t, r, d in zip(given, (q, k, v), (dq, dk, dv)))
     return dq, dk, dv, dlam_part.sum().reshape(1).to(lam.dtype), dw_part.sum(0).to(w.dtype)
 
 
@@ -817,7 +836,6 @@ class GDAFunction(torch.autograd.Function):
     "Eager autograd over the launchers (no custom-op dispatch on the hot path); returns y, ml_s, ml_n."
     @staticmethod
     def forward(ctx, q, k, v, lam, w, doc_start, doc_end, eps, out_scale, varlen, settings):
-        q, k, v = tma_layout(q, k, v)          # the backward reads the same (possibly copied) tensors
         y, a, o2, lse1, lse2, rstd, ml_s, ml_n = gda_fwd(q, k, v, lam, w, doc_start, eps, out_scale, varlen, settings)
         ctx.save_for_backward(q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end)
         ctx.out_scale, ctx.varlen, ctx.settings = out_scale, varlen, settings
@@ -867,7 +885,6 @@ def gda(q, k, v, lam, w, doc_start, doc_end, eps:float, out_scale, varlen:bool, 
     """Fused GDA on the projection layouts (contiguous in the last dimension); returns y and the per-program max logits
     ml_s, ml_n (scaled by log2(e)). Under torch.compile the `motif_nb::gda_fwd` op, in eager the `GDAFunction`."""
     settings = GDASettings() if settings is None else settings
-    q, k, v = tma_layout(q, k, v)
     if torch.compiler.is_compiling():
         scale = out_scale if isinstance(out_scale, torch.Tensor) else torch.tensor(out_scale, dtype=torch.float64)
         o = torch.ops.motif_nb.gda_fwd(q, k, v, lam, w, doc_start, doc_end, float(eps), scale.detach().cpu(), varlen,
