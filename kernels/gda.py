@@ -647,16 +647,19 @@ class GDASettings:
 
 def _tma_ok(t, heads_adjacent:bool=False)->bool:
     """Whether the kernels' tensor descriptors can read `t`: contiguous last dimension, 16-byte aligned start and strides
-    (dimensions of size 1 aside) and, with `heads_adjacent` (q), the heads of a group side by side."""
+    (dimensions of size 1 aside, except the token dimension, whose stride is a descriptor's row stride at any T) and,
+    with `heads_adjacent` (q), the heads of a group side by side."""
     e = t.element_size()
     return (t.stride(-1) == 1 and t.storage_offset() * e % 16 == 0
-            and all(st * e % 16 == 0 for st, n in zip(t.stride()[:-1], t.shape[:-1]) if n > 1)
+            and all(st * e % 16 == 0 for i, (st, n) in enumerate(zip(t.stride()[:-1], t.shape[:-1])) if n > 1 or i == 1)
             and (not heads_adjacent or t.shape[3] == 1 or t.stride(3) == t.shape[4]))
 
 
 def tma_layout(q, k, v)->tuple:
-    "q, k, v as the kernels read them: each one as it is when its layout suits the tensor descriptors, else a contiguous copy."
-    return tuple(t if _tma_ok(t, i == 0) else t.contiguous() for i, t in enumerate((q, k, v)))
+    """q, k, v as the kernels read them: each one as it is when its layout suits the tensor descriptors, else a contiguous
+    copy (a clone: `contiguous()` returns a tensor unchanged that is contiguous but misaligned, or has an odd stride on a
+    dimension of size 1)."""
+    return tuple(t if _tma_ok(t, i == 0) else t.clone(memory_format=torch.contiguous_format) for i, t in enumerate((q, k, v)))
 
 
 def _in_strides(q, k, v)->dict:
