@@ -656,9 +656,8 @@ def _tma_ok(t, heads_adjacent:bool=False)->bool:
 
 
 def tma_layout(q, k, v)->tuple:
-    """q, k, v as the kernels read them: each one as it is when its layout suits the tensor descriptors, else a contiguous
-    copy (a clone: `contiguous()` returns a tensor unchanged that is contiguous but misaligned, or has an odd stride on a
-    dimension of size 1)."""
+    "q, k, v as the kernels read them: each one as it is when its layout suits the tensor descriptors, else a contiguous copy."
+    # a clone: contiguous() returns unchanged a tensor that is contiguous but misaligned, or odd-strided on a size-1 dimension
     return tuple(t if _tma_ok(t, i == 0) else t.clone(memory_format=torch.contiguous_format) for i, t in enumerate((q, k, v)))
 
 
