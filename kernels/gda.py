@@ -222,7 +222,7 @@ def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START, V
     "One head x BM positions. SIGNAL=False: the noise heads (write O_n, lse2). SIGNAL=True: signal heads + epilogue."
     pid_m, pid_h, bg, j, kh, b, grp, ts, ok = _head_block(T, G, g, CH, BM, SIGNAL)
     t0 = pid_m * BM
-    dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
+    vc = tl.arange(0, 2 * D)
     b64 = b.to(tl.int64); t64 = ts[:, None].to(tl.int64)
     q = _rows(Q + b64 * sq_b + grp * sq_g + j * sq_h, T, D, sq_t, BM, D).load([t0, 0])
     kd = _rows(K + b64 * sk_b + grp * sk_g + kh * sk_h, T, D, sk_t, BN, D)
@@ -648,11 +648,12 @@ class GDASettings:
 def _tma_ok(t, heads_adjacent:bool=False)->bool:
     """Whether the kernels' tensor descriptors can read `t`: contiguous last dimension, 16-byte aligned start and strides
     (dimensions of size 1 aside, except the token dimension, whose stride is a descriptor's row stride at any T) and,
-    with `heads_adjacent` (q), the heads of a group side by side."""
-    e = t.element_size()
-    return (t.stride(-1) == 1 and t.storage_offset() * e % 16 == 0
-            and all(st * e % 16 == 0 for i, (st, n) in enumerate(zip(t.stride()[:-1], t.shape[:-1])) if n > 1 or i == 1)
-            and (not heads_adjacent or t.shape[3] == 1 or t.stride(3) == t.shape[4]))
+    with `heads_adjacent` (q), the heads of a group side by side. Runs at every launch: plain loops, no generators."""
+    e, st, n = t.element_size(), t.stride(), t.shape
+    if st[-1] != 1 or t.storage_offset() * e % 16: return False
+    for i in range(len(st) - 1):
+        if st[i] * e % 16 and (n[i] > 1 or i == 1): return False
+    return not heads_adjacent or n[3] == 1 or st[3] == n[4]
 
 
 def tma_layout(q, k, v)->tuple:
@@ -668,9 +669,9 @@ def _in_strides(q, k, v)->dict:
             raise ValueError(f"gda: {n} (strides {t.stride()}, offset {t.storage_offset()}) must be contiguous in its last "
                              f"dimension with 16-byte aligned start and strides{' and its heads side by side' if n == 'q' else ''}"
                              f"; `tma_layout(q, k, v)` makes such copies")
-    return dict(sq_b=q.stride(0), sq_t=q.stride(1), sq_g=q.stride(2), sq_h=q.stride(3),
-                sk_b=k.stride(0), sk_t=k.stride(1), sk_g=k.stride(2), sk_h=k.stride(3),
-                sv_b=v.stride(0), sv_t=v.stride(1), sv_g=v.stride(2))
+    sq, sk, sv = q.stride(), k.stride(), v.stride()
+    return dict(sq_b=sq[0], sq_t=sq[1], sq_g=sq[2], sq_h=sq[3], sk_b=sk[0], sk_t=sk[1], sk_g=sk[2], sk_h=sk[3],
+                sv_b=sv[0], sv_t=sv[1], sv_g=sv[2])
 
 
 def _out_strides(y, o2, s1, s2)->dict:
