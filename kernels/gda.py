@@ -587,9 +587,9 @@ def gda_bwd_dk_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DOC_STA
 # ---------------------------------------------------------------------------------------------------------------------
 # Settings
 
-# Token budgets per launch: within 3% of the sweep's fastest program order at every shape of figures/gda_tune.csv except
-# the forward at T=16384, whose two launches run 13% (noise) and 5% (signal) faster there at 4 heads per chunk.
-CHUNK_TOKENS = dict(fwd_noise=16384, fwd_signal=8192, dv=16384, dk=32768, dq=32768)
+# Token budgets per launch: within 3% of the sweep's fastest program order at every shape of figures/gda_tune.csv (the
+# forward's 65536: 4 heads per chunk at T=16384, where both its launches are fastest, 16 at 4096, 32 at 2048).
+CHUNK_TOKENS = dict(fwd_noise=65536, fwd_signal=65536, dv=16384, dk=32768, dq=32768)
 _POW2 = lambda x: x > 0 and not x & (x - 1)
 _INT = lambda x: type(x) is int
 

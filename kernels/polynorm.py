@@ -19,12 +19,14 @@ Forward. Each program owns BLOCK_M whole rows. In the registers layout (N <= `ma
 of two >= N) it loads its rows once, sums x^2, x^4, x^6 per row in fp32, writes y and the row's three r_p ([M, 3] fp32,
 the only thing saved for the backward). Narrow rows (BLOCK_N < 2048) are packed several to a program so that each
 program moves about 4096 elements. Wider rows than `max_block_fwd` use the looping layout: one row per program, a loop
-over column chunks of `chunk` to accumulate the sums, then a second loop that reads the row again (mostly from L2) and
-writes y. The looping layout keeps the registers per thread bounded at any width; the registers layout reads the row
-once. The backward switches at `max_block` instead (it holds x, dy and, gated, up: about twice the forward's data).
+over column chunks of `chunk` to accumulate the sums, then a second loop that reads the row again and writes y, from
+the last chunk back to the first: the chunks the first loop read last are the likeliest to be still in L2. The
+looping layout keeps the registers per thread bounded at any width; the registers layout reads the row once. The
+backward switches at `max_block` instead (it holds x, dy and, gated, up: about twice the forward's data).
 
 Backward. Per row it needs S_1, S_2, S_3 before it can write dx, so the registers layout loads x, dy (and up) once,
-reduces, and writes dx (and d up); the looping layout makes two passes over the chunks. The grid is persistent:
+reduces, and writes dx (and d up); the looping layout makes two passes over the chunks, the second from the last
+chunk back, as in the forward. The grid is persistent:
 about `progs_per_sm` programs per SM (`progs` of the layout when the autotuner chose one), each looping over row tiles
 tile = pid, pid + programs, ... and keeping its partial sums of dw0, dw1, dw2, db in registers; each program writes
 one [4] row of partials and torch sums them. No atomics, so the result does not depend on scheduling.
@@ -96,7 +98,8 @@ def _fwd_kernel(X, UP, Y, W, B, RSTD, M, N, stride_x, stride_up, stride_y, eps,
         a3 = (w0 * r3)[:, None]
         a2 = (w1 * r2)[:, None]
         a1 = (w2 * r1)[:, None]
-        for off in range(0, N, BLOCK_N):
+        for i in range(0, tl.cdiv(N, BLOCK_N)):   # last chunk first: the chunks the first loop read last
+            off = (tl.cdiv(N, BLOCK_N) - 1 - i) * BLOCK_N
             c = off + cols
             mask = rmask[:, None] & (c < N)[None, :]
             x = tl.load(X + rows64[:, None] * stride_x + c[None, :], mask=mask, other=0.).to(tl.float32)
@@ -198,7 +201,8 @@ def _bwd_kernel(DY, X, UP, DX, DUP, W, B, RSTD, DW_PART, M, N, stride_dy, stride
         c2 = (2.0 * inv_n * w1 * r2 * r2 * r2 * S2)[:, None]
         c1 = (inv_n * w2 * r1 * r1 * r1 * S1)[:, None]
         if CHUNKED:
-            for off in range(0, N, BLOCK_N):
+            for i in range(0, tl.cdiv(N, BLOCK_N)):   # last chunk first: the chunks the first loop read last
+                off = (tl.cdiv(N, BLOCK_N) - 1 - i) * BLOCK_N
                 c = off + cols
                 mask = rmask[:, None] & (c < N)[None, :]
                 x = tl.load(X + rows64[:, None] * stride_x + c[None, :], mask=mask, other=0.).to(tl.float32)
