@@ -64,8 +64,12 @@ the maps' heads side by side (a map's tile is at column j*D of Q, j*2D of dO), s
 no new descriptor per map. Rows past T read as 0; rows of the tile between the masked bound and T are real keys or
 queries, which the masks below hide. Descriptors made on the device need global scratch memory, which `_launch`
 hands Triton through `triton.set_allocator` at every launch (a context variable: the autograd engine's thread has its
-own). The small per-row reads (lse, Delta, document starts, flags) and every store stay pointer accesses with masks
-(the interpreter does not catch out-of-bounds accesses).
+own). The forward's [BM, 2D] epilogue tiles go through descriptors too: the signal programs read O_n and write Y and A,
+the noise programs write O_n, each as one TMA copy (a descriptor store writes only the rows before T). A pointer
+epilogue holds a 64-bit address and a mask per 16-byte vector in registers, which the forward at BM=128 does not have
+(it spills): through descriptors the signal launch spills less (the tuner records `n_spills`) and runs faster. The
+small per-row reads and writes (lse, rstd, Delta, document starts, flags) and the backward's stores stay pointer
+accesses with masks (the interpreter does not catch out-of-bounds accesses).
 Masks: causal, in bounds, and with VARLEN the key must not precede the query's document start. Runs on triton 3.6 to
 3.9 and under the interpreter (TRITON_INTERPRET=1, fp32/fp16).
 
@@ -223,7 +227,7 @@ def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START, V
     pid_m, pid_h, bg, j, kh, b, grp, ts, ok = _head_block(T, G, g, CH, BM, SIGNAL)
     t0 = pid_m * BM
     vc = tl.arange(0, 2 * D)
-    b64 = b.to(tl.int64); t64 = ts[:, None].to(tl.int64)
+    b64 = b.to(tl.int64)
     q = _rows(Q + b64 * sq_b + grp * sq_g + j * sq_h, T, D, sq_t, BM, D).load([t0, 0])
     kd = _rows(K + b64 * sk_b + grp * sk_g + kh * sk_h, T, D, sk_t, BN, D)
     vd = _rows(V + b64 * sv_b + grp * sv_g, T, 2 * D, sv_t, BN, 2 * D)
@@ -250,24 +254,24 @@ def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START, V
     l = tl.where(l > 0, l, 1.)
     o = acc / l[:, None]
     lse = m + tl.log2(l)
-    o2off = b64 * so_b + t64 * so_t + grp * so_g + vc[None, :]
+    od = _rows(O2 + b64 * so_b + grp * so_g, T, 2 * D, so_t, BM, 2 * D)     # O_n: the signal epilogue reads it
     # max logits for free: the running maxima are the row maxima of the visible scaled logits
     tl.store(ML + pid_h.to(tl.int64) * sml + pid_m, tl.max(tl.where(ok, m, NEG), 0))
     if SIGNAL:
-        on = tl.load(O2 + o2off, mask=ok[:, None], other=0.).to(tl.float32)
+        on = od.load([t0, 0]).to(tl.float32)
         lam = tl.load(LAM)
         a = o - lam * on
         rstd = 1.0 / tl.sqrt(tl.sum(a * a, 1) / (2 * D) + eps)
         w = tl.load(W + vc).to(tl.float32)
         y = a * rstd[:, None] * w[None, :] * out_scale
-        yoff = b64 * sy_b + t64 * sy_t + grp * sy_g + j * sy_h + vc[None, :]
-        tl.store(Y + yoff, y.to(Y.dtype.element_ty), mask=ok[:, None])
-        tl.store(A + yoff, a.to(A.dtype.element_ty), mask=ok[:, None])
+        ybase = b64 * sy_b + grp * sy_g + j * sy_h
+        _rows(Y + ybase, T, 2 * D, sy_t, BM, 2 * D).store([t0, 0], y.to(Y.dtype.element_ty))
+        _rows(A + ybase, T, 2 * D, sy_t, BM, 2 * D).store([t0, 0], a.to(A.dtype.element_ty))
         soff = b64 * sl_b + grp * sl_g + j * sl_h + ts
         tl.store(LSE1 + soff, lse, mask=ok)
         tl.store(RSTD + soff, rstd, mask=ok)
     else:
-        tl.store(O2 + o2off, o.to(O2.dtype.element_ty), mask=ok[:, None])
+        od.store([t0, 0], o.to(O2.dtype.element_ty))
         tl.store(LSE2 + b64 * sn_b + grp * sn_g + ts, lse, mask=ok)
 
 
@@ -728,6 +732,10 @@ def launch_fwd(q, k, v, lam, w, out:tuple, doc_start, eps:float, out_scale:float
     the epilogue. `vbad`: what `nonfinite_rows(v)` returns (computed here when None)."""
     B, T, G, g1, D = q.shape; g = g1 - 1
     y, a, o2, lse1, lse2, rstd, ml_s, ml_n = out
+    for n, t in (('y', y), ('a', a), ('o2', o2)):     # written (and o2 read) through tensor descriptors, y and a alike
+        if not _tma_ok(t) or (n == 'a' and t.stride() != y.stride()):
+            raise ValueError(f"gda: the output {n} (strides {t.stride()}, offset {t.storage_offset()}) must be laid out as "
+                             f"`fwd_buffers` makes it (contiguous last dimension, 16-byte aligned start and strides, a like y)")
     heads, ml = (B * G * g, ml_s) if signal else (B * G, ml_n)
     flags, anyb = nonfinite_rows(v) if vbad is None else vbad
     return _launch(gda_fwd_kernel, settings.blocks.get('fwd'), 'BM', heads,
