@@ -592,7 +592,8 @@ def gda_bwd_dk_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DOC_STA
 # Settings
 
 # Token budgets per launch: within 3% of the sweep's fastest program order at every shape of figures/gda_tune.csv (the
-# forward's 65536: 4 heads per chunk at T=16384, where both its launches are fastest, 16 at 4096, 32 at 2048).
+# forward's 65536: 4 heads per chunk at T=16384, 16 at 4096, 32 at 2048). The forward's order moves its time little:
+# several orders lie within the run-to-run spread of the sweep's single median per order.
 CHUNK_TOKENS = dict(fwd_noise=65536, fwd_signal=65536, dv=16384, dk=32768, dq=32768)
 _POW2 = lambda x: x > 0 and not x & (x - 1)
 _INT = lambda x: type(x) is int

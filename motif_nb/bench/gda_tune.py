@@ -16,9 +16,9 @@ from .attention import gda_inputs
 from .results import save_result, load_result, figures_dir
 
 # %% auto #0
-__all__ = ['CANDS', 'CHUNKS', 'SHAPES', 'CHECK_SHAPES', 'SMOKE', 'tune_state', 'tune_settings', 'launch', 'baseline', 'run_all',
-           'reference', 'errors', 'check_layouts', 'gpu_bench', 'wall_bench', 'sweep', 'compile_job', 'compile_all',
-           'run_gda_tune', 'main']
+__all__ = ['CANDS', 'CHUNKS', 'ORDER_ROUNDS', 'SHAPES', 'CHECK_SHAPES', 'SMOKE', 'tune_state', 'tune_settings', 'launch',
+           'baseline', 'run_all', 'reference', 'errors', 'check_layouts', 'gpu_bench', 'wall_bench', 'sweep',
+           'order_table', 'compile_job', 'compile_all', 'run_gda_tune', 'main']
 
 # %% ../../nbs/bench/02a_gda_tune.ipynb #edfdd3ef
 CANDS = {   # (BM, BN, warps, stages); 'pre': the row-wise backward kernel's (BT, RB, warps, -)
@@ -36,6 +36,7 @@ CANDS = {   # (BM, BN, warps, stages); 'pre': the row-wise backward kernel's (BT
            (32, 128, 8, 2), (32, 128, 8, 3), (64, 128, 8, 3), (32, 128, 4, 3)],
 }
 CHUNKS = (1, 2, 4, 8, 16, 32, 64, 1 << 20)    # heads per chunk of the program order; the last: all heads
+ORDER_ROUNDS = 3                              # rounds of the order sweep, each over all CHUNKS: orders differ by about one timing's spread
 SHAPES = ((2, 4096, {}), (1, 16384, {}), (8, 2048, {'G': 4}))     # 12.7B head layout x2, then motif-1b's
 CHECK_SHAPES = ((2, 300, 64), (2, 256, 64), (1, 333, 128), (1, 600, 128))   # (B, T, d): partial blocks, both head dims
 SMOKE = dict(cands={k: [(16, 16, 4, 1), (16, 32, 4, 1)] for k in CANDS}, shapes=((1, 48, {}),), check_shapes=((1, 21, 16),),
@@ -177,9 +178,12 @@ def wall_bench(f)->float:
     "Milliseconds of one call of `f()` by the wall clock (a CPU run under the interpreter)."
     t = time.perf_counter(); f(); return (time.perf_counter() - t) * 1e3
 
-def sweep(cands:dict=CANDS, shapes=SHAPES, chunks=CHUNKS, kinds=None, layout:dict|None=None, bench=None, log=print):
-    "Time every candidate of each launch (of `kinds`), then every program order of the fastest; one row per timing."
+def sweep(cands:dict=CANDS, shapes=SHAPES, chunks=CHUNKS, kinds=None, layout:dict|None=None, bench=None, log=print,
+          rounds:int=ORDER_ROUNDS):
+    """Time every candidate of each launch (of `kinds`), then every program order of the fastest, `rounds` times in
+    alternation (round r times every order before round r+1 starts); one row per timing."""
     import pandas as pd
+    if type(rounds) is not int or rounds < 1: raise ValueError(f"sweep: rounds must be a positive int, got {rounds!r}")
     bench, rows = bench or gpu_bench, []
     for B, T, kw in shapes:
         t0 = time.perf_counter()
@@ -194,9 +198,9 @@ def sweep(cands:dict=CANDS, shapes=SHAPES, chunks=CHUNKS, kinds=None, layout:dic
             if kind not in (kinds or cands): continue
             label = 'all' if kind in ('dv', 'dk', 'dq', 'pre') else 'signal' if signal else 'noise'   # the maps one launch covers
             heads = G * {'all': g + 1, 'signal': g, 'noise': 1}[label]
-            def timed(cfg, chunk=None):
+            def timed(cfg, chunk=None, rnd=None):
                 r = dict(B=B, T=T, G=G, kernel=kind, heads=label, BM=cfg[0], BN=cfg[1], warps=cfg[2], stages=cfg[3])
-                if chunk is not None: r['chunk'] = chunk
+                if chunk is not None: r.update(chunk=chunk, round=rnd)
                 try:
                     t = _time_launch(st, kind, signal, cfg, chunk, cands, base, bench)
                     rows.append(dict(r, **t, tflops=flops_head * heads * _MULT[kind] / t['ms'] / 1e9))
@@ -208,9 +212,23 @@ def sweep(cands:dict=CANDS, shapes=SHAPES, chunks=CHUNKS, kinds=None, layout:dic
             ok = [r for r in rows if r['T'] == T and r['kernel'] == kind and r['heads'] == label and 'ms' in r and r['err_vs_first'] < 2e-2]
             if not ok: log(f"{kind} ({label}) at T={T}: no layout ran; program orders not timed"); continue
             best = min(ok, key=lambda r: r['ms'])
-            for ch in chunks: timed((best['BM'], best['BN'], best['warps'], best['stages']), ch)   # program order of the fastest
+            cfg = (best['BM'], best['BN'], best['warps'], best['stages'])    # program orders of the fastest layout
+            for rnd in range(rounds):        # round-robin: a drift of clocks or of L2 state reaches every order alike
+                for ch in chunks: timed(cfg, ch, rnd)
         del st, base
     return pd.DataFrame(rows)
+
+# %% ../../nbs/bench/02a_gda_tune.ipynb #b8f91928
+def order_table(df)->'pd.DataFrame':
+    "Median ms of each (T, kernel, heads) x heads per chunk of a sweep, and `spread %`: the launch's largest relative spread over the rounds."
+    o = df[df.chunk.notna()].dropna(subset=['ms'])
+    ms = o.groupby(['T', 'kernel', 'heads', 'chunk']).ms
+    med = ms.median()
+    spread = ((ms.max() - ms.min()) / med).where(ms.count() > 1)
+    table = med.unstack('chunk')
+    table.columns = [int(c) for c in table.columns]
+    table['spread %'] = spread.groupby(level=['T', 'kernel', 'heads']).max() * 100
+    return table
 
 # %% ../../nbs/bench/02a_gda_tune.ipynb #bcfa3ef2
 def compile_job(job:tuple)->str:
@@ -256,11 +274,11 @@ def run_gda_tune(check:bool=False, # check every candidate against fp32 SDPA ins
     best = (df[df.chunk.isna()].dropna(subset=['ms']).query('err_vs_first < 2e-2').sort_values('ms')
             .groupby(['B', 'T', 'G', 'kernel', 'heads']).head(3))
     print(best.to_string(), flush=True)
-    print(df[df.chunk.notna()].pivot_table(index=['T', 'kernel', 'heads'], columns='chunk', values='ms').round(3).to_string(), flush=True)
+    print(order_table(df).round(3).to_string(), flush=True)
     if not smoke: save_result('_'.join(['gda_tune'] + kinds), df, seconds=round(time.time() - t0, 1), note='per-launch block-shape '
                               'sweep of the GDA kernels, 12.7B head layout, bf16, causal; TFLOP/s: forward 3dT^2 per head (causal), '
                               'dK/dV 2x and dQ 4/3x that; rows with a chunk: the fastest layout with that many heads per chunk of '
-                              'the program order (1 << 20: all heads); others: the launcher default')
+                              'the program order (1 << 20: all heads), in alternating rounds (round); others: the launcher default')
     print(f"done in {time.time() - t0:.0f} s")
     return df
 
