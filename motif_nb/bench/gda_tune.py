@@ -199,8 +199,8 @@ def sweep(cands:dict=CANDS, shapes=SHAPES, chunks=CHUNKS, kinds=None, layout:dic
             label = 'all' if kind in ('dv', 'dk', 'dq', 'pre') else 'signal' if signal else 'noise'   # the maps one launch covers
             heads = G * {'all': g + 1, 'signal': g, 'noise': 1}[label]
             def timed(cfg, chunk=None, rnd=None):
-                r = dict(B=B, T=T, G=G, kernel=kind, heads=label, BM=cfg[0], BN=cfg[1], warps=cfg[2], stages=cfg[3])
-                if chunk is not None: r.update(chunk=chunk, round=rnd)
+                r = dict(B=B, T=T, G=G, kernel=kind, heads=label, BM=cfg[0], BN=cfg[1], warps=cfg[2], stages=cfg[3],
+                         chunk=chunk, round=rnd)      # None (NaN in the frame): a layout's timing, not an order's
                 try:
                     t = _time_launch(st, kind, signal, cfg, chunk, cands, base, bench)
                     rows.append(dict(r, **t, tflops=flops_head * heads * _MULT[kind] / t['ms'] / 1e9))
@@ -222,6 +222,7 @@ def sweep(cands:dict=CANDS, shapes=SHAPES, chunks=CHUNKS, kinds=None, layout:dic
 def order_table(df)->'pd.DataFrame':
     "Median ms of each (T, kernel, heads) x heads per chunk of a sweep, and `spread %`: the launch's largest relative spread over the rounds."
     o = df[df.chunk.notna()].dropna(subset=['ms'])
+    if o.empty: return o.iloc[:0, :0]          # a sweep of launches without program orders ('pre', 'dkdv')
     ms = o.groupby(['T', 'kernel', 'heads', 'chunk']).ms
     med = ms.median()
     spread = ((ms.max() - ms.min()) / med).where(ms.count() > 1)
