@@ -11,6 +11,7 @@ import torch
 from fastcore.script import call_parse
 from ..core import rel_err
 from ..attention import gda_sdpa, split_gda_heads
+from ..train import check_number
 from ..kernels import gda as K
 from .attention import gda_inputs
 from .results import save_result, load_result, figures_dir
@@ -183,7 +184,7 @@ def sweep(cands:dict=CANDS, shapes=SHAPES, chunks=CHUNKS, kinds=None, layout:dic
     """Time every candidate of each launch (of `kinds`), then every program order of the fastest, `rounds` times in
     alternation (round r times every order before round r+1 starts); one row per timing."""
     import pandas as pd
-    if type(rounds) is not int or rounds < 1: raise ValueError(f"sweep: rounds must be a positive int, got {rounds!r}")
+    check_number('sweep', 'rounds', rounds, integer=True, lo=1)
     bench, rows = bench or gpu_bench, []
     for B, T, kw in shapes:
         t0 = time.perf_counter()
