@@ -38,7 +38,8 @@ launch (`GDASettings.chunk_tokens`).
   forward, two launches of `gda_fwd_kernel`: one program = one head x BM queries, online softmax over BN-key tiles
     with the accumulator [BM, 2D], running max and sum in registers (the tiles entirely before the block run without
     a mask). First the G noise heads (write O_n, lse2), then the G*g signal heads, whose epilogue reads O_n of its rows
-    and writes Y, A, lse1, rstd. The running maxima are the max logits (one scalar store per program).
+    and writes Y, lse1, rstd (and A only when Y cannot give it back, below). The running maxima are the max logits
+    (one scalar store per program).
   backward: `gda_bwd_pre_kernel` (row-wise, memory-bound: one program = one group x RB*BT positions as [BT, GP, 2D]
     tiles; writes dO of both maps, Delta of both, partial sums of dw and dlambda), then either
     'split' (default): `gda_bwd_dv_kernel` (one program = one group x BN keys: dV over the g signal maps against K1 and
@@ -49,7 +50,14 @@ launch (`GDASettings.chunk_tokens`).
   The key-block kernels compute the transposed map P^T = exp2(K Q^T - lse) directly, so that no register tile is
   transposed; dV and dK loop over maps x query blocks in one loop, so the software pipeline runs across the maps.
 Memory traffic: the forward reads q, k, v once per head program (K/V of a group from L2 for its g+1 heads) and writes
-y, a, o2 and the fp32 statistics; the backward reads them once more, writes dO of both maps (input dtype), and dq, dk, dv.
+y, o2 and the fp32 statistics; the backward reads them once more, writes dO of both maps (input dtype), and dq, dk, dv.
+A is not written: Y = A rstd w out_scale is already in memory, so the backward divides it back, A = Y / (rstd w
+out_scale), which costs A one rounding to the output dtype, as a stored A would (the forward's signal launch, whose
+epilogue stores are a large part of its time at T <= 4096, saves one [BM, 2D] store per program). Division needs every
+|w out_scale| in a band where Y neither overflows nor underflows the output dtype (`a_band`: 2^-100 to 2^100 for bf16
+and fp32, narrower for fp16); a weight outside it (a zeroed channel, say) makes the forward store A and the backward
+read it, a choice both kernels make from the same fp32 test on w (`_keep_a`), on the device, with no host sync. The
+buffer for A is allocated either way, since the host does not read w.
 
 Tunable (`GDASettings`): the backward schedule ('split' or 'fused'); the row-wise kernel's (BT, RB, warps); the token
 budget of each launch's program order; optionally a pinned (BM, BN, warps, stages) per kernel instead of autotuning
@@ -104,7 +112,7 @@ def _cdiv(a:int, b:int)->int:
 
 
 __all__ = ['LOG2E', 'CONFIGS', 'CHUNK_TOKENS', 'configs', 'GDASettings', 'fwd_buffers', 'bwd_buffers', 'nonfinite_rows',
-           'tma_layout', 'launch_fwd', 'launch_bwd_pre', 'launch_bwd_dv', 'launch_bwd_dk', 'launch_bwd_dkdv', 'launch_bwd_dq',
+           'tma_layout', 'a_band', 'launch_fwd', 'launch_bwd_pre', 'launch_bwd_dv', 'launch_bwd_dk', 'launch_bwd_dkdv', 'launch_bwd_dq',
            'gda_fwd', 'gda_bwd', 'GDAFunction', 'gda']
 
 _INTERPRET = os.environ.get('TRITON_INTERPRET', '0') not in ('', '0', 'false', 'False')
@@ -136,6 +144,14 @@ def _rows(base, T, C, s_t, BR: tl.constexpr, BC: tl.constexpr):
     """A tensor descriptor over the T x C matrix at `base` (row stride s_t, columns contiguous), read in BR x BC tiles
     (on Hopper a TMA copy into shared memory; rows and columns past the end read as 0)."""
     return tl.make_tensor_descriptor(base, shape=[T, C], strides=[s_t, 1], block_shape=[BR, BC])
+
+
+@triton.jit
+def _keep_a(ws, a_lo, a_hi):
+    """Whether the forward must store A: some |w * out_scale| (ws, fp32) lies outside [a_lo, a_hi] or is NaN, so that
+    Y = A rstd ws cannot be divided back into A in the output dtype. The forward and the backward evaluate it on the same
+    fp32 values, so they always agree."""
+    return tl.sum(tl.where((tl.abs(ws) >= a_lo) & (tl.abs(ws) <= a_hi), 0, 1), 0) > 0
 
 
 @triton.jit
@@ -221,7 +237,7 @@ def _head_block(T, G, g, CH, BM: tl.constexpr, SIGNAL: tl.constexpr):
 def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START, VBAD, VBAD_ANY,
                    sq_b, sq_t, sq_g, sq_h, sk_b, sk_t, sk_g, sk_h, sv_b, sv_t, sv_g,
                    sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g, sml, sf_b, sf_t,
-                   T, G, g, qk_scale, eps, out_scale, CH,
+                   T, G, g, qk_scale, eps, out_scale, a_lo, a_hi, CH,
                    D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr, SIGNAL: tl.constexpr):
     "One head x BM positions. SIGNAL=False: the noise heads (write O_n, lse2). SIGNAL=True: signal heads + epilogue."
     pid_m, pid_h, bg, j, kh, b, grp, ts, ok = _head_block(T, G, g, CH, BM, SIGNAL)
@@ -262,11 +278,12 @@ def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START, V
         lam = tl.load(LAM)
         a = o - lam * on
         rstd = 1.0 / tl.sqrt(tl.sum(a * a, 1) / (2 * D) + eps)
-        w = tl.load(W + vc).to(tl.float32)
-        y = a * rstd[:, None] * w[None, :] * out_scale
+        ws = tl.load(W + vc).to(tl.float32) * out_scale
+        y = a * rstd[:, None] * ws[None, :]
         ybase = b64 * sy_b + grp * sy_g + j * sy_h
         _rows(Y + ybase, T, 2 * D, sy_t, BM, 2 * D).store([t0, 0], y.to(Y.dtype.element_ty))
-        _rows(A + ybase, T, 2 * D, sy_t, BM, 2 * D).store([t0, 0], a.to(A.dtype.element_ty))
+        if _keep_a(ws, a_lo, a_hi):      # else the backward divides Y back into A: one [BM, 2D] store fewer
+            _rows(A + ybase, T, 2 * D, sy_t, BM, 2 * D).store([t0, 0], a.to(A.dtype.element_ty))
         soff = b64 * sl_b + grp * sl_g + j * sl_h + ts
         tl.store(LSE1 + soff, lse, mask=ok)
         tl.store(RSTD + soff, rstd, mask=ok)
@@ -276,19 +293,21 @@ def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START, V
 
 
 @triton.jit
-def gda_bwd_pre_kernel(DY, A, O2, RSTD, W, LAM, DO1, DO2, DELTA1, DELTA2, DW_PART, DLAM_PART,
+def gda_bwd_pre_kernel(DY, Y, A, O2, RSTD, W, LAM, DO1, DO2, DELTA1, DELTA2, DW_PART, DLAM_PART,
                        sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g, sdw,
-                       T, G, g, n_chunks, out_scale,
+                       T, G, g, n_chunks, out_scale, a_lo, a_hi,
                        D: tl.constexpr, GP: tl.constexpr, BT: tl.constexpr, RB: tl.constexpr):
     """Row-wise part of the backward: subln backward, dO of both maps, Delta = rowsum(dO*O), partial dw and dlambda.
     One program = one group x RB*BT positions, BT at a time as [BT, GP, 2D] tiles: the g signal heads of a position are
-    one contiguous g*2D run, read in one load (memory-bound: the bytes in flight set the speed)."""
+    one contiguous g*2D run, read in one load (memory-bound: the bytes in flight set the speed). A is read where the
+    forward stored it (`_keep_a`), else A = Y / (rstd w out_scale)."""
     pid = tl.program_id(0)
     bg = pid // n_chunks; chunk = pid % n_chunks
     b = bg // G; grp = bg % G
     b64 = b.to(tl.int64)
     jj = tl.arange(0, GP); vc = tl.arange(0, 2 * D)
     w = tl.load(W + vc).to(tl.float32) * out_scale
+    keep_a = _keep_a(w, a_lo, a_hi)
     lam = tl.load(LAM)
     dw = tl.zeros([2 * D], tl.float32)
     dlam = tl.zeros([BT], tl.float32)
@@ -302,8 +321,11 @@ def gda_bwd_pre_kernel(DY, A, O2, RSTD, W, LAM, DO1, DO2, DELTA1, DELTA2, DW_PAR
         soff = b64 * sl_b + grp * sl_g + jj[None, :] * sl_h + tn[:, None]         # rstd / Delta1 rows
         o2 = tl.load(O2 + o2off, mask=ok[:, None], other=0.).to(tl.float32)
         dy = tl.load(DY + yoff, mask=okj[:, :, None], other=0.).to(tl.float32)
-        a = tl.load(A + yoff, mask=okj[:, :, None], other=0.).to(tl.float32)
-        rstd = tl.load(RSTD + soff, mask=okj, other=0.)
+        rstd = tl.load(RSTD + soff, mask=okj, other=1.)       # 1, not 0: a masked row divides 0 by a nonzero
+        if keep_a:
+            a = tl.load(A + yoff, mask=okj[:, :, None], other=0.).to(tl.float32)
+        else:
+            a = tl.load(Y + yoff, mask=okj[:, :, None], other=0.).to(tl.float32) / (rstd[:, :, None] * w[None, None, :])
         u = dy * w[None, None, :]
         c = rstd * rstd * tl.sum(u * a, 2) / (2 * D)
         da = rstd[:, :, None] * (u - a * c[:, :, None])
@@ -686,6 +708,15 @@ def _out_strides(y, o2, s1, s2)->dict:
                 sl_b=s1.stride(0), sl_g=s1.stride(1), sl_h=s1.stride(2), sn_b=s2.stride(0), sn_g=s2.stride(1))
 
 
+def a_band(dtype, D:int)->tuple:
+    """The band [lo, hi] of |w * out_scale| within which the forward does not store A and the backward recovers it as
+    A = Y / (rstd w out_scale), for outputs of `dtype` and head_dim D. Y's rounding then costs A no more than storing A
+    would: |A rstd| <= sqrt(2D), so |Y| <= sqrt(2D) hi stays finite, and below lo Y's subnormals would lose digits of A.
+    bf16 and fp32 have fp32's exponent range (a band of 2^-100 to 2^100); fp16 has a narrow one."""
+    if dtype == torch.float16: return 2.0 ** -8, 2.0 ** 15 / math.sqrt(2 * D)
+    return 2.0 ** -100, 2.0 ** 100
+
+
 def _scratch(size:int, align:int, stream):
     "Device memory for the tensor descriptors the kernels create on the device (Triton asks for it at each launch)."
     return torch.empty(size, dtype=torch.int8, device=torch.device('cuda', torch.cuda.current_device()))
@@ -703,12 +734,13 @@ def _launch(kernel, block, axis:str, programs:int, /, **args):
 
 
 def fwd_buffers(q):
-    "Outputs of the forward for q (B, T, G, g+1, D): y, a, o2 (input dtype); lse1, lse2, rstd, max logits ml_s, ml_n (fp32)."
+    """Outputs of the forward for q (B, T, G, g+1, D): y, a, o2 (input dtype); lse1, lse2, rstd, max logits ml_s, ml_n
+    (fp32). a is written only for a w outside `a_band`."""
     B, T, G, g1, D = q.shape; g = g1 - 1
     dev, f32 = q.device, torch.float32
     nm = _cdiv(T, 16)                # max-logit slots per head: enough for the smallest BM of any config
     return (q.new_empty(B, T, G, g, 2 * D),                        # y
-            q.new_empty(B, T, G, g, 2 * D),                        # a = O_s - lambda O_n (like the dO the backward forms)
+            q.new_empty(B, T, G, g, 2 * D),                        # a = O_s - lambda O_n: written only for a w outside a_band
             q.new_empty(B, T, G, 2 * D),                           # o2 = O_n
             torch.empty(B, G, g, T, dtype=f32, device=dev), torch.empty(B, G, T, dtype=f32, device=dev),  # lse1, lse2
             torch.empty(B, G, g, T, dtype=f32, device=dev),        # rstd of subln
@@ -738,12 +770,13 @@ def launch_fwd(q, k, v, lam, w, out:tuple, doc_start, eps:float, out_scale:float
             raise ValueError(f"gda: the output {n} (strides {t.stride()}, offset {t.storage_offset()}) must be laid out as "
                              f"`fwd_buffers` makes it (contiguous last dimension, 16-byte aligned start and strides, a like y)")
     heads, ml = (B * G * g, ml_s) if signal else (B * G, ml_n)
+    a_lo, a_hi = a_band(y.dtype, D)
     flags, anyb = nonfinite_rows(v) if vbad is None else vbad
     return _launch(gda_fwd_kernel, settings.blocks.get('fwd'), 'BM', heads,
             Q=q, K=k, V=v, W=w, LAM=lam, Y=y, A=a, O2=o2, LSE1=lse1, LSE2=lse2, RSTD=rstd, ML=ml, DOC_START=doc_start,
             VBAD=flags, VBAD_ANY=anyb, **_in_strides(q, k, v), **_out_strides(y, o2, lse1, lse2), sml=ml.stride(0),
             sf_b=flags.stride(0), sf_t=flags.stride(1), T=T, G=G, g=g, qk_scale=LOG2E / math.sqrt(D), eps=eps,
-            out_scale=out_scale, CH=settings.heads_per_chunk('fwd_signal' if signal else 'fwd_noise', heads, T),
+            out_scale=out_scale, a_lo=a_lo, a_hi=a_hi, CH=settings.heads_per_chunk('fwd_signal' if signal else 'fwd_noise', heads, T),
             D=D, VARLEN=varlen, SIGNAL=signal)
 
 
@@ -763,19 +796,22 @@ def bwd_buffers(q, k, v, a, o2, lse1, lse2)->tuple:
     return (like(a), like(o2), like(lse1), like(lse2), like(q), like(k), like(v))
 
 
-def launch_bwd_pre(dy, a, o2, rstd, w, lam, do1, do2, delta1, delta2, out_scale:float, settings:GDASettings)->tuple:
-    "The row-wise backward kernel; returns the partial sums (dw_part, dlam_part), one row per program."
+def launch_bwd_pre(dy, y, a, o2, rstd, w, lam, do1, do2, delta1, delta2, out_scale:float, settings:GDASettings)->tuple:
+    """The row-wise backward kernel; returns the partial sums (dw_part, dlam_part), one row per program. y and a are the
+    forward's (a is read only where the forward stored it, see `a_band`)."""
     B, T, G, g, D2 = a.shape; D = D2 // 2
-    for n, t in (('dy', dy), ('do1', do1)):    # one set of strides for y, a, dy, do1 (and o2, do2; rstd, Delta)
+    for n, t in (('dy', dy), ('y', y), ('do1', do1)):    # one set of strides for y, a, dy, do1 (and o2, do2; rstd, Delta)
         if t.stride() != a.stride(): raise ValueError(f"gda: {n} must have a's strides {a.stride()}, got {t.stride()}")
+    if y.dtype != a.dtype: raise ValueError(f"gda: y ({y.dtype}) and a ({a.dtype}) must have one dtype")
+    a_lo, a_hi = a_band(y.dtype, D)
     BT, RB, warps = settings.pre_block
     nc = _cdiv(T, BT * RB)
     dw_part = torch.empty(B * G * nc, 2 * D, dtype=torch.float32, device=a.device)
     dlam_part = torch.empty(B * G * nc, dtype=torch.float32, device=a.device)
     gda_bwd_pre_kernel[(B * G * nc,)](
-        DY=dy, A=a, O2=o2, RSTD=rstd, W=w, LAM=lam, DO1=do1, DO2=do2, DELTA1=delta1, DELTA2=delta2, DW_PART=dw_part,
+        DY=dy, Y=y, A=a, O2=o2, RSTD=rstd, W=w, LAM=lam, DO1=do1, DO2=do2, DELTA1=delta1, DELTA2=delta2, DW_PART=dw_part,
         DLAM_PART=dlam_part, **_out_strides(a, o2, rstd, delta2), sdw=dw_part.stride(0),
-        T=T, G=G, g=g, n_chunks=nc, out_scale=out_scale, D=D, GP=1 << (g - 1).bit_length(), BT=BT, RB=RB, num_warps=warps)
+        T=T, G=G, g=g, n_chunks=nc, out_scale=out_scale, a_lo=a_lo, a_hi=a_hi, D=D, GP=1 << (g - 1).bit_length(), BT=BT, RB=RB, num_warps=warps)
     return dw_part, dlam_part
 
 
@@ -820,7 +856,7 @@ def launch_bwd_dq(q, k, v, do1, do2, lse1, lse2, delta1, delta2, dq, doc_start, 
             n_signal=B * G * (g1 - 1), sm_scale=1 / math.sqrt(D), CH=settings.heads_per_chunk('dq', maps, T), VARLEN=varlen)
 
 
-def gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, out_scale:float, varlen:bool,
+def gda_bwd(dy, q, k, v, lam, w, y, a, o2, lse1, lse2, rstd, doc_start, doc_end, out_scale:float, varlen:bool,
             settings:GDASettings)->tuple:
     """The backward: row-wise kernel, dV and dK (`settings.bwd`), dQ; returns dq, dk, dv, dlam, dw. q, k, v go through
     `tma_layout` as in the forward; the gradient of a copied input is returned laid out like `empty_like` of the input."""
@@ -828,7 +864,7 @@ def gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, ou
     given = (q, k, v)
     q, k, v = tma_layout(q, k, v)
     do1, do2, delta1, delta2, dq, dk, dv = bwd_buffers(q, k, v, a, o2, lse1, lse2)
-    dw_part, dlam_part = launch_bwd_pre(dy, a, o2, rstd, w, lam, do1, do2, delta1, delta2, out_scale, settings)
+    dw_part, dlam_part = launch_bwd_pre(dy, y, a, o2, rstd, w, lam, do1, do2, delta1, delta2, out_scale, settings)
     maps = (q, k, v, do1, do2, lse1, lse2, delta1, delta2)
     if settings.bwd == 'split':
         launch_bwd_dv(q, k, v, do1, do2, lse1, lse2, dv, doc_start, doc_end, varlen, settings)
@@ -849,7 +885,7 @@ class GDAFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, lam, w, doc_start, doc_end, eps, out_scale, varlen, settings):
         y, a, o2, lse1, lse2, rstd, ml_s, ml_n = gda_fwd(q, k, v, lam, w, doc_start, eps, out_scale, varlen, settings)
-        ctx.save_for_backward(q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end)
+        ctx.save_for_backward(q, k, v, lam, w, y, a, o2, lse1, lse2, rstd, doc_start, doc_end)
         ctx.out_scale, ctx.varlen, ctx.settings = out_scale, varlen, settings
         ctx.mark_non_differentiable(ml_s, ml_n)
         return y, ml_s, ml_n
@@ -864,7 +900,8 @@ class GDAFunction(torch.autograd.Function):
 def _gda_fwd_op(q:torch.Tensor, k:torch.Tensor, v:torch.Tensor, lam:torch.Tensor, w:torch.Tensor, doc_start:torch.Tensor,
                 doc_end:torch.Tensor, eps:float, out_scale:torch.Tensor, varlen:bool, bwd:str, knobs:list[int]
                 )->tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    # out_scale: a 0-d CPU tensor (a graph input: layers of every depth share one compiled graph), read without a device sync
+    # out_scale: a 0-d CPU tensor (a graph input: layers of every depth share one compiled graph), read without a device sync.
+    # Output 1 (a) holds A only for a w outside `a_band`; else it is not written and only the backward op receives it.
     return gda_fwd(q, k, v, lam, w, doc_start, eps, float(out_scale), varlen, GDASettings.from_op(bwd, knobs))
 
 @_gda_fwd_op.register_fake
@@ -872,10 +909,10 @@ def _(q, k, v, lam, w, doc_start, doc_end, eps, out_scale, varlen, bwd, knobs): 
 
 @torch.library.custom_op('motif_nb::gda_bwd', mutates_args=())
 def _gda_bwd_op(dy:torch.Tensor, q:torch.Tensor, k:torch.Tensor, v:torch.Tensor, lam:torch.Tensor, w:torch.Tensor,
-                a:torch.Tensor, o2:torch.Tensor, lse1:torch.Tensor, lse2:torch.Tensor, rstd:torch.Tensor, doc_start:torch.Tensor,
+                y:torch.Tensor, a:torch.Tensor, o2:torch.Tensor, lse1:torch.Tensor, lse2:torch.Tensor, rstd:torch.Tensor, doc_start:torch.Tensor,
                 doc_end:torch.Tensor, out_scale:torch.Tensor, varlen:bool, bwd:str, knobs:list[int]
                 )->tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    return gda_bwd(dy, q, k, v, lam, w, a, o2, lse1, lse2, rstd, doc_start, doc_end, float(out_scale), varlen,
+    return gda_bwd(dy, q, k, v, lam, w, y, a, o2, lse1, lse2, rstd, doc_start, doc_end, float(out_scale), varlen,
                    GDASettings.from_op(bwd, knobs))
 
 @_gda_bwd_op.register_fake
@@ -883,7 +920,7 @@ def _(dy, q, k, v, lam, w, *rest): return torch.empty_like(q), torch.empty_like(
 
 def _gda_setup(ctx, inputs, output):
     q, k, v, lam, w, doc_start, doc_end, eps, out_scale, varlen, bwd, knobs = inputs
-    ctx.save_for_backward(q, k, v, lam, w, *output[1:6], doc_start, doc_end)
+    ctx.save_for_backward(q, k, v, lam, w, *output[0:6], doc_start, doc_end)
     ctx.out_scale, ctx.varlen, ctx.bwd, ctx.knobs = out_scale, varlen, bwd, knobs
 
 def _gda_op_backward(ctx, dy, *_):

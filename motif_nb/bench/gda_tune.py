@@ -67,7 +67,7 @@ def launch(st:dict, kind:str, signal:bool, settings:K.GDASettings):
     maps = tuple(st[n] for n in ('q', 'k', 'v', 'do1', 'do2', 'lse1', 'lse2', 'delta1', 'delta2'))
     if kind == 'fwd': return K.launch_fwd(st['q'], st['k'], st['v'], st['lam'], st['w'], st['fwd'], st['z'], 1e-5, 0.8, False, signal, settings,
                                      st['vbad'])   # the V scan runs once per forward, not per launch: left out of the timing
-    elif kind == 'pre': K.launch_bwd_pre(st['dy'], st['a'], st['o2'], st['rstd'], st['w'], st['lam'], st['do1'], st['do2'],
+    elif kind == 'pre': K.launch_bwd_pre(st['dy'], st['y'], st['a'], st['o2'], st['rstd'], st['w'], st['lam'], st['do1'], st['do2'],
                                          st['delta1'], st['delta2'], 0.8, settings)
     elif kind == 'dkdv': return K.launch_bwd_dkdv(*maps, st['dk'], st['dv'], st['z'], st['z'], False, signal, settings)
     elif kind == 'dv': return K.launch_bwd_dv(*maps[:7], st['dv'], st['z'], st['z'], False, settings)
