@@ -47,12 +47,11 @@ def _dcp_error(e:dcp.CheckpointException, what:str)->CheckpointError:
     why = '; '.join(f'rank {r}: {type(x).__name__}: {x}' for r, (x, _) in sorted(e.failures.items()))
     return CheckpointError(f'{what}: {why}')
 
-@contextlib.contextmanager
 def _quiet():
-    "Silence DCP's notice that it runs without a process group (that is the intended single-process mode here)."
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='torch.distributed is disabled')
-        yield
+    """Silence DCP's notice that it runs without a process group (the intended single-process mode here). A filter for
+    that one message, process-wide: an async save issues it from DCP's own thread, after a `catch_warnings` block of
+    the caller has ended."""
+    warnings.filterwarnings('ignore', message='torch.distributed is disabled, unavailable or uninitialized', category=UserWarning)
 
 # %% ../nbs/06a_checkpoint.ipynb #42c6c7c7
 def _hash_shared(d:Path, names:list, threads:int=4)->dict:
@@ -306,9 +305,9 @@ def save(self:CheckpointManager, step:int, # the training step; names the direct
     tmp = Path(_on_rank0(self._begin, step))
     writer = dcp.FileSystemWriter(tmp, thread_count=self.thread_count)
     try:
-        with _quiet():
-            if block: dcp.save(state, storage_writer=writer, no_dist=not _dist())
-            else: fut = dcp.async_save(state, storage_writer=writer, process_group=self._background_group(), no_dist=not _dist())
+        if not _dist(): _quiet()
+        if block: dcp.save(state, storage_writer=writer, no_dist=not _dist())
+        else: fut = dcp.async_save(state, storage_writer=writer, process_group=self._background_group(), no_dist=not _dist())
     except BaseException as e:
         if _rank() == 0 and tmp.is_dir(): _remove_owned(tmp)
         if isinstance(e, dcp.CheckpointException): raise _dcp_error(e, f'step {step} (into {tmp}): DCP could not save the state') from None
@@ -442,8 +441,8 @@ def load(self:CheckpointManager, state:dict, # DCP values to fill in place, with
     ranked = [v for k, v in state.items() if isinstance(v, PerRank)]
     for k, v in state.items():
         if isinstance(v, PerRank): v._present = (k, keys)
-    try:
-        with _quiet(): dcp.load(state, storage_reader=dcp.FileSystemReader(path), no_dist=not _dist())
+    if not _dist(): _quiet()
+    try: dcp.load(state, storage_reader=dcp.FileSystemReader(path), no_dist=not _dist())
     except dcp.CheckpointException as e: raise _dcp_error(e, f'{path}: DCP could not load it into the given state') from None
     finally:
         for v in ranked: v._present = None
