@@ -52,8 +52,8 @@ launch (`GDASettings.chunk_tokens`).
 Memory traffic: the forward reads q, k, v once per head program (K/V of a group from L2 for its g+1 heads) and writes
 y, o2 and the fp32 statistics; the backward reads them once more, writes dO of both maps (input dtype), and dq, dk, dv.
 A is not written: Y = A rstd w out_scale is already in memory, so the backward divides it back, A = Y / (rstd w
-out_scale), which costs A one rounding to the output dtype, as a stored A would (the forward's signal launch, whose
-epilogue stores are a large part of its time at T <= 4096, saves one [BM, 2D] store per program). Division needs every
+out_scale), which costs A one rounding to the output dtype, as a stored A would (the forward's signal launch saves one
+[BM, 2D] store per program; the row-wise backward reads Y where it would read A, the same bytes). Division needs every
 |w out_scale| in a band where Y neither overflows nor underflows the output dtype (`a_band`: 2^-100 to 2^100 for bf16
 and fp32, narrower for fp16); a weight outside it (a zeroed channel, say) makes the forward store A and the backward
 read it, a choice both kernels make from the same fp32 test on w (`_keep_a`), on the device, with no host sync. The
@@ -809,7 +809,7 @@ def launch_bwd_pre(dy, y, a, o2, rstd, w, lam, do1, do2, delta1, delta2, out_sca
     B, T, G, g, D2 = a.shape; D = D2 // 2
     for n, t in (('dy', dy), ('y', y), ('do1', do1)):    # one set of strides for y, a, dy, do1 (and o2, do2; rstd, Delta)
         if t.stride() != a.stride(): raise ValueError(f"gda: {n} must have a's strides {a.stride()}, got {t.stride()}")
-    if y.dtype != a.dtype: raise ValueError(f"gda: y ({y.dtype}) and a ({a.dtype}) must have one dtype")
+    if y.dtype != a.dtype: raise TypeError(f"gda: y ({y.dtype}) and a ({a.dtype}) must have one dtype")
     a_lo, a_hi = a_band(y.dtype, D)
     BT, RB, warps = settings.pre_block
     nc = _cdiv(T, BT * RB)
