@@ -61,11 +61,11 @@ def flex_peer(T:int, device, kernel_options:dict|None=None):
     return torch.compile(f, dynamic=False)
 
 # %% ../../nbs/bench/02_attention.ipynb #8bbb7535
-def _accuracy_rows(B, T, ins, eps, scale, log)->list:
-    "Relative errors of `triton` and `sdpa2` (bf16) against fp32 SDPA; logs the max-logit difference."
+def _accuracy_rows(B, T, ins, eps, scale, log, seed:int=0)->list:
+    "Relative errors of `triton` and `sdpa2` (bf16) against fp32 SDPA for a seeded cotangent (runs compare); logs the max-logit difference."
     q, k, v, lam, w = ins
     G, g, d = q.shape[2], q.shape[3] - 1, q.shape[4]
-    gy = torch.randn(B, T, G, g, 2 * d, device=q.device, dtype=q.dtype)
+    gy = torch.randn(B, T, G, g, 2 * d, device=q.device, dtype=q.dtype, generator=torch.Generator(device=q.device).manual_seed(seed))
     ref_ins = [t.detach().float().requires_grad_() for t in ins]
     ro = gda_sdpa(*split_gda_heads(*ref_ins[:3]), ref_ins[3], ref_ins[4], eps, scale, calls=2).permute(0, 3, 1, 2, 4)
     rg = torch.autograd.grad(ro, ref_ins, gy.float())
