@@ -48,10 +48,10 @@ def _dcp_error(e:dcp.CheckpointException, what:str)->CheckpointError:
     return CheckpointError(f'{what}: {why}')
 
 def _quiet():
-    """Silence DCP's notice that it runs without a process group (the intended single-process mode here). A filter for
-    that one message, process-wide: an async save issues it from DCP's own thread, after a `catch_warnings` block of
-    the caller has ended."""
-    warnings.filterwarnings('ignore', message='torch.distributed is disabled, unavailable or uninitialized', category=UserWarning)
+    """Without a process group, silence DCP's notice of that (the intended single-process mode here). A filter for that
+    one message, process-wide: an async save issues it from DCP's own thread, after a `catch_warnings` block of the
+    caller has ended. Set again at every save and load, so that a caller's `catch_warnings` that dropped it does not matter."""
+    if not _dist(): warnings.filterwarnings('ignore', message='torch.distributed is disabled, unavailable or uninitialized', category=UserWarning)
 
 # %% ../nbs/06a_checkpoint.ipynb #42c6c7c7
 def _hash_shared(d:Path, names:list, threads:int=4)->dict:
@@ -305,7 +305,7 @@ def save(self:CheckpointManager, step:int, # the training step; names the direct
     tmp = Path(_on_rank0(self._begin, step))
     writer = dcp.FileSystemWriter(tmp, thread_count=self.thread_count)
     try:
-        if not _dist(): _quiet()
+        _quiet()
         if block: dcp.save(state, storage_writer=writer, no_dist=not _dist())
         else: fut = dcp.async_save(state, storage_writer=writer, process_group=self._background_group(), no_dist=not _dist())
     except BaseException as e:
@@ -441,7 +441,7 @@ def load(self:CheckpointManager, state:dict, # DCP values to fill in place, with
     ranked = [v for k, v in state.items() if isinstance(v, PerRank)]
     for k, v in state.items():
         if isinstance(v, PerRank): v._present = (k, keys)
-    if not _dist(): _quiet()
+    _quiet()
     try: dcp.load(state, storage_reader=dcp.FileSystemReader(path), no_dist=not _dist())
     except dcp.CheckpointException as e: raise _dcp_error(e, f'{path}: DCP could not load it into the given state') from None
     finally:
