@@ -299,10 +299,10 @@ def gda_bwd_pre_kernel(DY, Y, A, O2, RSTD, W, LAM, DO1, DO2, DELTA1, DELTA2, DW_
                        D: tl.constexpr, GP: tl.constexpr, BT: tl.constexpr, RB: tl.constexpr):
     """Row-wise part of the backward: subln backward, dO of both maps, Delta = rowsum(dO*O), partial dw and dlambda.
     One program = one group x RB*BT positions, BT at a time as [BT, GP, 2D] tiles: the g signal heads of a position are
-    one contiguous g*2D run, read in one load (memory-bound: the bytes in flight set the speed). The math runs on the
-    normalized rows N = A rstd = Y / (w out_scale): read from Y times the reciprocal of w (one multiply per element, the
-    reciprocals once per program), or where the forward stored A (`_keep_a`) from A times rstd; the choice of source
-    is made once, before the loop."""
+    one contiguous g*2D run, read in one load (memory-bound: the bytes in flight set the speed). A is read where the
+    forward stored it (`_keep_a`), else recovered as Y * (1 / rstd) * (1 / (w out_scale)): two multiplies per element,
+    the reciprocals once per row and once per program. Each branch loads from its own kernel argument (a pointer
+    chosen by a runtime branch loses the alignment hints that vectorize the loads)."""
     pid = tl.program_id(0)
     bg = pid // n_chunks; chunk = pid % n_chunks
     b = bg // G; grp = bg % G
@@ -310,12 +310,7 @@ def gda_bwd_pre_kernel(DY, Y, A, O2, RSTD, W, LAM, DO1, DO2, DELTA1, DELTA2, DW_
     jj = tl.arange(0, GP); vc = tl.arange(0, 2 * D)
     w = tl.load(W + vc).to(tl.float32) * out_scale
     keep_a = _keep_a(w, a_lo, a_hi)
-    if keep_a:              # N = A rstd: A scaled per row
-        SRC = A
-        cf = tl.full([2 * D], 1.0, tl.float32)
-    else:                   # N = Y / (w out_scale): Y scaled per column
-        SRC = Y
-        cf = 1.0 / w
+    iw = 1.0 / tl.where(keep_a, 1.0, w)     # used only when A is recovered, so every w is in the band then
     lam = tl.load(LAM)
     dw = tl.zeros([2 * D], tl.float32)
     dlam = tl.zeros([BT], tl.float32)
@@ -329,16 +324,17 @@ def gda_bwd_pre_kernel(DY, Y, A, O2, RSTD, W, LAM, DO1, DO2, DELTA1, DELTA2, DW_
         soff = b64 * sl_b + grp * sl_g + jj[None, :] * sl_h + tn[:, None]         # rstd / Delta1 rows
         o2 = tl.load(O2 + o2off, mask=ok[:, None], other=0.).to(tl.float32)
         dy = tl.load(DY + yoff, mask=okj[:, :, None], other=0.).to(tl.float32)
-        rstd = tl.load(RSTD + soff, mask=okj, other=1.)       # 1, not 0: Delta1 divides by it
-        n = tl.load(SRC + yoff, mask=okj[:, :, None], other=0.).to(tl.float32) * cf[None, None, :]
-        n = n * tl.where(keep_a, rstd, 1.)[:, :, None]
+        rstd = tl.load(RSTD + soff, mask=okj, other=1.)       # 1, not 0: a masked row's 1 / rstd stays finite
+        if keep_a:
+            a = tl.load(A + yoff, mask=okj[:, :, None], other=0.).to(tl.float32)
+        else:
+            a = tl.load(Y + yoff, mask=okj[:, :, None], other=0.).to(tl.float32) * ((1.0 / rstd)[:, :, None] * iw[None, None, :])
         u = dy * w[None, None, :]
-        # dA = rstd (u - A rstd^2 mean(u A)) = rstd u - N rstd mean(u N)
-        c = rstd * tl.sum(u * n, 2) / (2 * D)
-        da = rstd[:, :, None] * u - n * c[:, :, None]
-        dw += tl.sum(tl.sum(dy * n, 1), 0)
+        c = rstd * rstd * tl.sum(u * a, 2) / (2 * D)
+        da = rstd[:, :, None] * (u - a * c[:, :, None])
+        dw += tl.sum(tl.sum(dy * a * rstd[:, :, None], 1), 0)
         tl.store(DO1 + yoff, da.to(DO1.dtype.element_ty), mask=okj[:, :, None])
-        tl.store(DELTA1 + soff, tl.sum(da * (n * (1. / rstd)[:, :, None] + lam * o2[:, None, :]), 2), mask=okj)
+        tl.store(DELTA1 + soff, tl.sum(da * (a + lam * o2[:, None, :]), 2), mask=okj)
         s2 = tl.sum(tl.sum(da, 1) * o2, 1)                                      # sum_c dsum * O_n, dsum = sum_j dA_j
         tl.store(DO2 + o2off, (-lam * tl.sum(da, 1)).to(DO2.dtype.element_ty), mask=ok[:, None])
         tl.store(DELTA2 + b64 * sn_b + grp * sn_g + tn, -lam * s2, mask=ok)
