@@ -301,8 +301,8 @@ def gda_bwd_pre_kernel(DY, Y, A, O2, RSTD, W, LAM, DO1, DO2, DELTA1, DELTA2, DW_
     One program = one group x RB*BT positions, BT at a time as [BT, GP, 2D] tiles: the g signal heads of a position are
     one contiguous g*2D run, read in one load (memory-bound: the bytes in flight set the speed). A is read where the
     forward stored it (`_keep_a`), else recovered as Y * (1 / rstd) * (1 / (w out_scale)): two multiplies per element,
-    the reciprocals once per row and once per program. Each branch loads from its own kernel argument (a pointer
-    chosen by a runtime branch loses the alignment hints that vectorize the loads)."""
+    the reciprocals once per row and once per program. The test is on the device and the same for every program (w is
+    one vector), so every program takes the same branch; each branch loads from its own kernel argument."""
     pid = tl.program_id(0)
     bg = pid // n_chunks; chunk = pid % n_chunks
     b = bg // G; grp = bg % G
