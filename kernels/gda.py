@@ -104,6 +104,7 @@ from dataclasses import dataclass, field
 import torch
 import triton
 import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
 
 
 def _cdiv(a:int, b:int)->int:
@@ -129,11 +130,27 @@ CONFIGS = {'fwd': [(128, 64, 8, 3), (128, 128, 8, 2), (128, 64, 8, 2)],
            'dk': [(64, 128, 8, 2), (64, 64, 4, 3), (32, 128, 8, 3)]}
 
 
+def _desc(t, axis:str):
+    """A host-made tensor descriptor over all of `t` (B, T, ...) read in tiles of one batch row, BM or BN (`axis`)
+    positions and all of the last dimension; `_desc_blocks` sets the tile when the block sizes are known."""
+    e = t.element_size()
+    st = [s if s * e % 16 == 0 or n > 1 else 16 // e for s, n in zip(t.stride(), t.shape)]   # size-1 dims: any aligned stride
+    d = TensorDescriptor(t, list(t.shape), st[:-1] + [1], [1] * t.dim())
+    d.axis = axis
+    return d
+
+
+def _desc_blocks(nargs:dict):
+    "Pre-launch hook: the tile of every host-made descriptor argument, [1, BM or BN, 1, ..., last dim]."
+    for v in nargs.values():
+        if isinstance(v, TensorDescriptor): v.block_shape = [1, nargs[v.axis]] + [1] * (len(v.shape) - 3) + [v.shape[-1]]
+
+
 def configs(kind:str, only:int|None=None)->list:
     "Autotune candidates of kernel `kind` as `triton.Config`s (`only`: just candidate `only`); one small one under the interpreter."
-    if _INTERPRET: return [triton.Config({'BM': 16, 'BN': 16}, num_warps=4, num_stages=1)]
+    if _INTERPRET: return [triton.Config({'BM': 16, 'BN': 16}, num_warps=4, num_stages=1, pre_hook=_desc_blocks)]
     table = CONFIGS[kind] if only is None else [CONFIGS[kind][min(only, len(CONFIGS[kind]) - 1)]]
-    return [triton.Config({'BM': bm, 'BN': bn}, num_warps=w, num_stages=s) for bm, bn, w, s in table]
+    return [triton.Config({'BM': bm, 'BN': bn}, num_warps=w, num_stages=s, pre_hook=_desc_blocks) for bm, bn, w, s in table]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -155,8 +172,8 @@ def _keep_a(ws, a_lo, a_hi):
 
 
 @triton.jit
-def _fwd_inner(acc, l, m, q, kd, vd, fb, lo, hi, T, ts, dst, qk_scale, sf_t,
-               BN: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr, GUARD: tl.constexpr):
+def _fwd_inner(acc, l, m, q, kd, vd, b, grp, kh, fb, lo, hi, T, ts, dst, qk_scale, sf_t,
+               D: tl.constexpr, BN: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr, GUARD: tl.constexpr):
     """Online softmax of one query tile over keys lo..hi (BN at a time): accumulator, row sums and row maxima. K and V
     tiles come through the tensor descriptors kd, vd (rows past T read as 0; rows hi..T are real keys, which the
     mask hides). MASK: the causal (and document) mask. GUARD (masked tiles of a v with a non-finite row): the value
@@ -164,8 +181,8 @@ def _fwd_inner(acc, l, m, q, kd, vd, fb, lo, hi, T, ts, dst, qk_scale, sf_t,
     for n0 in range(lo, hi, BN):
         kn = n0 + tl.arange(0, BN)
         kok = kn < hi
-        k = kd.load([n0, 0])
-        v = vd.load([n0, 0])
+        k = kd.load([b, n0, grp, kh, 0]).reshape([BN, D])
+        v = vd.load([b, n0, grp, 0]).reshape([BN, 2 * D])
         if GUARD:
             # p = 0 times a NaN/inf value is NaN in the dot: flagged rows (anywhere in the tile, also past hi) are
             # zeroed, and p below carries the NaN to exactly the rows that see the key (a key can be visible to some
@@ -244,9 +261,7 @@ def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START, V
     t0 = pid_m * BM
     vc = tl.arange(0, 2 * D)
     b64 = b.to(tl.int64)
-    q = _rows(Q + b64 * sq_b + grp * sq_g + j * sq_h, T, D, sq_t, BM, D).load([t0, 0])
-    kd = _rows(K + b64 * sk_b + grp * sk_g + kh * sk_h, T, D, sk_t, BN, D)
-    vd = _rows(V + b64 * sv_b + grp * sv_g, T, 2 * D, sv_t, BN, 2 * D)
+    q = Q.load([b, t0, grp, j, 0]).reshape([BM, D])
     fb = VBAD + b64 * sf_b + grp             # flags (B, T, G) of the value rows with a NaN/inf
     guard = tl.load(VBAD_ANY) != 0           # v has one: the masked tiles take the guarded loop
     hi = tl.minimum(t0 + BM, T)
@@ -257,38 +272,36 @@ def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START, V
         lo = tl.load(DOC_START + t0)
         dst = tl.load(DOC_START + ts, mask=ok, other=0)
         if guard:
-            acc, l, m = _fwd_inner(acc, l, m, q, kd, vd, fb, lo, hi, T, ts, dst, qk_scale, sf_t, BN, True, True, True)
+            acc, l, m = _fwd_inner(acc, l, m, q, K, V, b, grp, kh, fb, lo, hi, T, ts, dst, qk_scale, sf_t, D, BN, True, True, True)
         else:
-            acc, l, m = _fwd_inner(acc, l, m, q, kd, vd, fb, lo, hi, T, ts, dst, qk_scale, sf_t, BN, True, True, False)
+            acc, l, m = _fwd_inner(acc, l, m, q, K, V, b, grp, kh, fb, lo, hi, T, ts, dst, qk_scale, sf_t, D, BN, True, True, False)
     else:
         n_full = (t0 // BN) * BN          # key tiles entirely before the block: no mask
-        acc, l, m = _fwd_inner(acc, l, m, q, kd, vd, fb, 0, n_full, T, ts, ts, qk_scale, sf_t, BN, False, False, False)
+        acc, l, m = _fwd_inner(acc, l, m, q, K, V, b, grp, kh, fb, 0, n_full, T, ts, ts, qk_scale, sf_t, D, BN, False, False, False)
         if guard:
-            acc, l, m = _fwd_inner(acc, l, m, q, kd, vd, fb, n_full, hi, T, ts, ts, qk_scale, sf_t, BN, True, False, True)
+            acc, l, m = _fwd_inner(acc, l, m, q, K, V, b, grp, kh, fb, n_full, hi, T, ts, ts, qk_scale, sf_t, D, BN, True, False, True)
         else:
-            acc, l, m = _fwd_inner(acc, l, m, q, kd, vd, fb, n_full, hi, T, ts, ts, qk_scale, sf_t, BN, True, False, False)
+            acc, l, m = _fwd_inner(acc, l, m, q, K, V, b, grp, kh, fb, n_full, hi, T, ts, ts, qk_scale, sf_t, D, BN, True, False, False)
     l = tl.where(l > 0, l, 1.)
     o = acc / l[:, None]
     lse = m + tl.log2(l)
-    od = _rows(O2 + b64 * so_b + grp * so_g, T, 2 * D, so_t, BM, 2 * D)     # O_n: the signal epilogue reads it
     # max logits for free: the running maxima are the row maxima of the visible scaled logits
     tl.store(ML + pid_h.to(tl.int64) * sml + pid_m, tl.max(tl.where(ok, m, NEG), 0))
     if SIGNAL:
-        on = od.load([t0, 0]).to(tl.float32)
+        on = O2.load([b, t0, grp, 0]).reshape([BM, 2 * D]).to(tl.float32)
         lam = tl.load(LAM)
         a = o - lam * on
         rstd = 1.0 / tl.sqrt(tl.sum(a * a, 1) / (2 * D) + eps)
         ws = tl.load(W + vc).to(tl.float32) * out_scale
         y = a * rstd[:, None] * ws[None, :]
-        ybase = b64 * sy_b + grp * sy_g + j * sy_h
-        _rows(Y + ybase, T, 2 * D, sy_t, BM, 2 * D).store([t0, 0], y.to(Y.dtype.element_ty))
+        Y.store([b, t0, grp, j, 0], y.to(Y.dtype).reshape([1, BM, 1, 1, 2 * D]))
         if _keep_a(ws, a_lo, a_hi):      # else the backward divides Y back into A: one [BM, 2D] store fewer
-            _rows(A + ybase, T, 2 * D, sy_t, BM, 2 * D).store([t0, 0], a.to(A.dtype.element_ty))
+            A.store([b, t0, grp, j, 0], a.to(A.dtype).reshape([1, BM, 1, 1, 2 * D]))
         soff = b64 * sl_b + grp * sl_g + j * sl_h + ts
         tl.store(LSE1 + soff, lse, mask=ok)
         tl.store(RSTD + soff, rstd, mask=ok)
     else:
-        od.store([t0, 0], o.to(O2.dtype.element_ty))
+        O2.store([b, t0, grp, 0], o.to(O2.dtype).reshape([1, BM, 1, 2 * D]))
         tl.store(LSE2 + b64 * sn_b + grp * sn_g + ts, lse, mask=ok)
 
 
@@ -733,6 +746,7 @@ def _launch(kernel, block, axis:str, programs:int, /, **args):
     if not _INTERPRET: triton.set_allocator(_scratch)   # per call: a context variable, and autograd runs in its own thread
     if block is None: return kernel[lambda m: (_cdiv(T, m[axis]) * programs,)](**args)
     bm, bn, nw, ns = block
+    _desc_blocks({**args, 'BM': bm, 'BN': bn})
     return kernel.fn[(_cdiv(T, bm if axis == 'BM' else bn) * programs,)](**args, BM=bm, BN=bn, num_warps=nw, num_stages=ns)
 
 
@@ -775,8 +789,9 @@ def launch_fwd(q, k, v, lam, w, out:tuple, doc_start, eps:float, out_scale:float
     heads, ml = (B * G * g, ml_s) if signal else (B * G, ml_n)
     a_lo, a_hi = a_band(y.dtype, D)
     flags, anyb = nonfinite_rows(v) if vbad is None else vbad
+    if not q.numel(): return None
     return _launch(gda_fwd_kernel, settings.blocks.get('fwd'), 'BM', heads,
-            Q=q, K=k, V=v, W=w, LAM=lam, Y=y, A=a, O2=o2, LSE1=lse1, LSE2=lse2, RSTD=rstd, ML=ml, DOC_START=doc_start,
+            Q=_desc(q, 'BM'), K=_desc(k, 'BN'), V=_desc(v, 'BN'), W=w, LAM=lam, Y=_desc(y, 'BM'), A=_desc(a, 'BM'), O2=_desc(o2, 'BM'), LSE1=lse1, LSE2=lse2, RSTD=rstd, ML=ml, DOC_START=doc_start,
             VBAD=flags, VBAD_ANY=anyb, **_in_strides(q, k, v), **_out_strides(y, o2, lse1, lse2), sml=ml.stride(0),
             sf_b=flags.stride(0), sf_t=flags.stride(1), T=T, G=G, g=g, qk_scale=LOG2E / math.sqrt(D), eps=eps,
             out_scale=out_scale, a_lo=a_lo, a_hi=a_hi, CH=settings.heads_per_chunk('fwd_signal' if signal else 'fwd_noise', heads, T),
