@@ -63,21 +63,30 @@ Tunable (`GDASettings`): the backward schedule ('split' or 'fused'); the row-wis
 budget of each launch's program order; optionally a pinned (BM, BN, warps, stages) per kernel instead of autotuning
 over `CONFIGS` (the fastest candidates of an H200 sweep, figures/gda_tune*).
 
-Tiles. Every tile of Q, K, V and dO is read through a tensor descriptor made on the device (`_rows`: one head's T x C
-matrix with its row stride, tl.make_tensor_descriptor; no make_block_ptr, which is gone in triton 3.9). On Hopper a
-descriptor load is one TMA copy into shared memory: no per-element address arithmetic or masks in registers, and a
-smaller shared-memory footprint than pointer loads, which makes room for deeper pipelines (the forward runs three
-stages at BM=128). The dV and dK kernels walk the g signal maps of a group through one descriptor whose columns are
-the maps' heads side by side (a map's tile is at column j*D of Q, j*2D of dO), so the loop over maps x blocks needs
-no new descriptor per map. Rows past T read as 0; rows of the tile between the masked bound and T are real keys or
-queries, which the masks below hide. Descriptors made on the device need global scratch memory, which `_launch`
-hands Triton through `triton.set_allocator` at every launch (a context variable: the autograd engine's thread has its
-own). The forward's [BM, 2D] epilogue tiles go through descriptors too: the signal programs read O_n and write Y and A,
-the noise programs write O_n, each as one TMA copy (a descriptor store writes only the rows before T). A pointer
-epilogue holds a 64-bit address and a mask per 16-byte vector in registers, which the forward at BM=128 does not have
-(it spills): through descriptors the signal launch spills less (the tuner records `n_spills`) and runs faster. The
-small per-row reads and writes (lse, rstd, Delta, document starts, flags) and the backward's stores stay pointer
-accesses with masks (the interpreter does not catch out-of-bounds accesses).
+Tiles. Every tile of Q, K, V and dO is read through a tensor descriptor (no make_block_ptr, which is gone in triton 3.9).
+On Hopper a descriptor load is one TMA copy into shared memory: no per-element address arithmetic or masks in
+registers, and a smaller shared-memory footprint than pointer loads, which makes room for deeper pipelines (the forward
+runs three stages at BM=128). Rows past T read as 0; rows of the tile between the masked bound and T are real keys or
+queries, which the masks below hide.
+  The forward's descriptors are made on the host (`_desc`): one per tensor, over all of it, indexed (b, t, group[,
+  head]) with a tile of one batch row, BM or BN positions and the whole last dimension ([1, BM, 1, 1, D] for Q), whose
+  sizes each autotune config sets before its launch (`_desc_blocks`, the configs' pre-hook). They are kernel arguments:
+  a program uses them as they are. A descriptor made on the device (`tl.make_tensor_descriptor`) is written to global
+  scratch memory and fenced before its first use, once per program and descriptor: a fixed cost per program, which
+  shows where programs are short (short T; the bench notebook measures it). A batch row is its own dimension of the
+  descriptor, so a tile never reads or writes the next row's positions (a descriptor store writes only the rows before T).
+  The backward's descriptors are made on the device (`_rows`: one head's T x C matrix with its row stride), because
+  its programs choose at run time which dO buffer (a signal map's or the noise map's) and which head they read; the dV
+  and dK kernels walk the g signal maps of a group through one descriptor whose columns are the maps' heads side by
+  side (a map's tile is at column j*D of Q, j*2D of dO), so the loop over maps x blocks needs no new descriptor per
+  map. Descriptors made on the device need global scratch memory, which `_launch` hands Triton through
+  `triton.set_allocator` at every launch (a context variable: the autograd engine's thread has its own).
+  The forward's [BM, 2D] epilogue tiles go through descriptors too: the signal programs read O_n and write Y and A, the
+  noise programs write O_n, each as one TMA copy. A pointer epilogue holds a 64-bit address and a mask per 16-byte
+  vector in registers, which the forward at BM=128 does not have (it spills): through descriptors the signal launch
+  spills less (the tuner records `n_spills`) and runs faster. The small per-row reads and writes (lse, rstd, Delta,
+  document starts, flags) and the backward's stores stay pointer accesses with masks (the interpreter does not catch
+  out-of-bounds accesses).
 Masks: causal, in bounds, and with VARLEN the key must not precede the query's document start. Runs on triton 3.6 to
 3.9 and under the interpreter (TRITON_INTERPRET=1, fp32/fp16).
 
@@ -252,11 +261,11 @@ def _head_block(T, G, g, CH, BM: tl.constexpr, SIGNAL: tl.constexpr):
 @triton.autotune(configs=configs('fwd'), key=['T', 'D', 'VARLEN', 'SIGNAL'])
 @triton.jit
 def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START, VBAD, VBAD_ANY,
-                   sq_b, sq_t, sq_g, sq_h, sk_b, sk_t, sk_g, sk_h, sv_b, sv_t, sv_g,
-                   sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g, sml, sf_b, sf_t,
+                   sl_b, sl_g, sl_h, sn_b, sn_g, sml, sf_b, sf_t,
                    T, G, g, qk_scale, eps, out_scale, a_lo, a_hi, CH,
                    D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr, SIGNAL: tl.constexpr):
-    "One head x BM positions. SIGNAL=False: the noise heads (write O_n, lse2). SIGNAL=True: signal heads + epilogue."
+    """One head x BM positions. SIGNAL=False: the noise heads (write O_n, lse2). SIGNAL=True: signal heads + epilogue.
+    Q, K, V, Y, A, O2 are host-made tensor descriptors over the whole tensors (`_desc`), indexed (b, t, group[, head])."""
     pid_m, pid_h, bg, j, kh, b, grp, ts, ok = _head_block(T, G, g, CH, BM, SIGNAL)
     t0 = pid_m * BM
     vc = tl.arange(0, 2 * D)
@@ -740,7 +749,8 @@ def _scratch(size:int, align:int, stream):
 
 def _launch(kernel, block, axis:str, programs:int, /, **args):
     """Launch autotuned `kernel` with keyword `args` on a 1-D grid of cdiv(T, block size along `axis`) x `programs`;
-    `block` (BM, BN, warps, stages) pins the shape (no autotuning). Returns what Triton's launch returns (on a GPU the
+    `block` (BM, BN, warps, stages) pins the shape (no autotuning; the host-made descriptors get their tiles as a config's
+    pre-hook would give them). Returns what Triton's launch returns (on a GPU the
     compiled kernel, whose `n_regs`, `n_spills` and `metadata.shared` the tuner records)."""
     T = args['T']
     if not _INTERPRET: triton.set_allocator(_scratch)   # per call: a context variable, and autograd runs in its own thread
@@ -789,11 +799,13 @@ def launch_fwd(q, k, v, lam, w, out:tuple, doc_start, eps:float, out_scale:float
     heads, ml = (B * G * g, ml_s) if signal else (B * G, ml_n)
     a_lo, a_hi = a_band(y.dtype, D)
     flags, anyb = nonfinite_rows(v) if vbad is None else vbad
-    if not q.numel(): return None
+    _in_strides(q, k, v)                              # the layout checks (the descriptors take the strides themselves)
+    if not q.numel(): return None                     # a descriptor needs every dimension > 0; there is nothing to compute
     return _launch(gda_fwd_kernel, settings.blocks.get('fwd'), 'BM', heads,
-            Q=_desc(q, 'BM'), K=_desc(k, 'BN'), V=_desc(v, 'BN'), W=w, LAM=lam, Y=_desc(y, 'BM'), A=_desc(a, 'BM'), O2=_desc(o2, 'BM'), LSE1=lse1, LSE2=lse2, RSTD=rstd, ML=ml, DOC_START=doc_start,
-            VBAD=flags, VBAD_ANY=anyb, **_in_strides(q, k, v), **_out_strides(y, o2, lse1, lse2), sml=ml.stride(0),
-            sf_b=flags.stride(0), sf_t=flags.stride(1), T=T, G=G, g=g, qk_scale=LOG2E / math.sqrt(D), eps=eps,
+            Q=_desc(q, 'BM'), K=_desc(k, 'BN'), V=_desc(v, 'BN'), Y=_desc(y, 'BM'), A=_desc(a, 'BM'), O2=_desc(o2, 'BM'),
+            W=w, LAM=lam, LSE1=lse1, LSE2=lse2, RSTD=rstd, ML=ml, DOC_START=doc_start, VBAD=flags, VBAD_ANY=anyb,
+            sl_b=lse1.stride(0), sl_g=lse1.stride(1), sl_h=lse1.stride(2), sn_b=lse2.stride(0), sn_g=lse2.stride(1),
+            sml=ml.stride(0), sf_b=flags.stride(0), sf_t=flags.stride(1), T=T, G=G, g=g, qk_scale=LOG2E / math.sqrt(D), eps=eps,
             out_scale=out_scale, a_lo=a_lo, a_hi=a_hi, CH=settings.heads_per_chunk('fwd_signal' if signal else 'fwd_noise', heads, T),
             D=D, VARLEN=varlen, SIGNAL=signal)
 
