@@ -16,12 +16,13 @@ dK = dS^T Q / sqrt(D), with Delta = rowsum(dO * O) and P recomputed from the sav
 
 Layouts (the projection outputs after RoPE, read in place; every stride is a kernel argument, and the tensor
 descriptors below need the last dimension contiguous, a 16-byte aligned start and 16-byte multiples for the other
-strides, and a group's query heads side by side, sq_h = D; `tma_layout` copies an input that lacks them):
+strides; `tma_layout` copies an input that lacks them):
     q (B, T, G, g+1, D): signal queries h < g, the noise query at h = g    strides sq_b, sq_t, sq_g, sq_h; dq the same
     k (B, T, G, 2, D):   K1 at h = 0, K2 at h = 1                          strides sk_b, sk_t, sk_g, sk_h; dk the same
     v (B, T, G, 2D):     [V1 || V2]                                        strides sv_b, sv_t, sv_g;       dv the same
-    y, a, dy, do1 (B, T, G, g, 2D): output, A and their gradients          strides sy_b, sy_t, sy_g, sy_h
-    o2, do2 (B, T, G, 2D): O_n and its gradient                            strides so_b, so_t, so_g
+    y, a, dy (B, T, G, g, 2D): output, A and dY                            strides sy_b, sy_t, sy_g, sy_h
+    o2 (B, T, G, 2D): O_n                                                  strides so_b, so_t, so_g
+    do (B, T, G, g+1, 2D): dO of the g signal maps, then the noise map's   strides sd_b, sd_t, sd_g, sd_h
     lse1, rstd, delta1 (B, G, g, T) fp32: per signal row                   strides sl_b, sl_g, sl_h (T contiguous)
     lse2, delta2 (B, G, T) fp32: per noise row                             strides sn_b, sn_g
 y, a, o2 are in the input dtype (bf16 in training); every sum and product is fp32.
@@ -68,25 +69,22 @@ On Hopper a descriptor load is one TMA copy into shared memory: no per-element a
 registers, and a smaller shared-memory footprint than pointer loads, which makes room for deeper pipelines (the forward
 runs three stages at BM=128). Rows past T read as 0; rows of the tile between the masked bound and T are real keys or
 queries, which the masks below hide.
-  The forward's descriptors are made on the host (`_desc`): one per tensor, over all of it, indexed (b, t, group[,
-  head]) with a tile of one batch row, BM or BN positions and the whole last dimension ([1, BM, 1, 1, D] for Q), whose
-  sizes each autotune config sets before its launch (`_desc_blocks`, the configs' pre-hook). They are kernel arguments:
-  a program uses them as they are. A descriptor made on the device (`tl.make_tensor_descriptor`) is written to global
-  scratch memory and fenced before its first use, once per program and descriptor: a fixed cost per program, which
-  shows where programs are short (short T; the bench notebook measures it). A batch row is its own dimension of the
-  descriptor, so a tile never reads or writes the next row's positions (a descriptor store writes only the rows before T).
-  The backward's descriptors are made on the device (`_rows`: one head's T x C matrix with its row stride), because
-  its programs choose at run time which dO buffer (a signal map's or the noise map's) and which head they read; the dV
-  and dK kernels walk the g signal maps of a group through one descriptor whose columns are the maps' heads side by
-  side (a map's tile is at column j*D of Q, j*2D of dO), so the loop over maps x blocks needs no new descriptor per
-  map. Descriptors made on the device need global scratch memory, which `_launch` hands Triton through
-  `triton.set_allocator` at every launch (a context variable: the autograd engine's thread has its own).
+  The descriptors are made on the host (`_desc`): one per tensor, over all of it, indexed (b, t, group[, head]) with a
+  tile of one batch row, BM or BN positions and the whole last dimension ([1, BM, 1, 1, D] for Q), whose sizes each
+  autotune config sets before its launch (`_desc_blocks`, the configs' pre-hook). They are kernel arguments: a program
+  uses them as they are. A descriptor made on the device (`tl.make_tensor_descriptor`) is written to global scratch
+  memory and fenced before its first use, once per program and descriptor: a fixed cost per program, which shows
+  where programs are short (short T). A batch row is a dimension of its own, so a tile never reads or writes the next
+  row's positions (a descriptor store writes only the rows before T). The head is an index too, so a program picks
+  its map at run time by coordinates alone: the backward's dO of all g+1 maps of a group lies in one (B, T, G, g+1, 2D)
+  buffer (`bwd_buffers`: do1 and do2 are its slices), whose head j is map j, as head j of Q is; the dV and dK loops
+  over maps x query blocks step the head index.
   The forward's [BM, 2D] epilogue tiles go through descriptors too: the signal programs read O_n and write Y and A, the
   noise programs write O_n, each as one TMA copy. A pointer epilogue holds a 64-bit address and a mask per 16-byte
   vector in registers, which the forward at BM=128 does not have (it spills): through descriptors the signal launch
   spills less (the tuner records `n_spills`) and runs faster. The small per-row reads and writes (lse, rstd, Delta,
-  document starts, flags) and the backward's stores stay pointer accesses with masks (the interpreter does not catch
-  out-of-bounds accesses).
+  document starts, flags), the key-block kernels' one K/V tile per program and the backward's stores stay pointer
+  accesses with masks (the interpreter does not catch out-of-bounds accesses).
 Masks: causal, in bounds, and with VARLEN the key must not precede the query's document start. Runs on triton 3.6 to
 3.9 and under the interpreter (TRITON_INTERPRET=1, fp32/fp16).
 
@@ -164,13 +162,6 @@ def configs(kind:str, only:int|None=None)->list:
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Triton: helpers and kernels
-
-@triton.jit
-def _rows(base, T, C, s_t, BR: tl.constexpr, BC: tl.constexpr):
-    """A tensor descriptor over the T x C matrix at `base` (row stride s_t, columns contiguous), read in BR x BC tiles
-    (on Hopper a TMA copy into shared memory; rows and columns past the end read as 0)."""
-    return tl.make_tensor_descriptor(base, shape=[T, C], strides=[s_t, 1], block_shape=[BR, BC])
-
 
 @triton.jit
 def _keep_a(ws, a_lo, a_hi):
@@ -315,11 +306,12 @@ def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START, V
 
 
 @triton.jit
-def gda_bwd_pre_kernel(DY, Y, A, O2, RSTD, W, LAM, DO1, DO2, DELTA1, DELTA2, DW_PART, DLAM_PART,
-                       sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g, sdw,
+def gda_bwd_pre_kernel(DY, Y, A, O2, RSTD, W, LAM, DO, DELTA1, DELTA2, DW_PART, DLAM_PART,
+                       sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sd_b, sd_t, sd_g, sd_h, sl_b, sl_g, sl_h, sn_b, sn_g, sdw,
                        T, G, g, n_chunks, out_scale, a_lo, a_hi,
                        D: tl.constexpr, GP: tl.constexpr, BT: tl.constexpr, RB: tl.constexpr):
     """Row-wise part of the backward: subln backward, dO of both maps, Delta = rowsum(dO*O), partial dw and dlambda.
+    DO (strides sd_*) holds the g+1 maps' dO of a group side by side: signal head j at j, the noise map at g.
     One program = one group x RB*BT positions, BT at a time as [BT, GP, 2D] tiles: the g signal heads of a position are
     one contiguous g*2D run, read in one load (memory-bound: the bytes in flight set the speed). A is read where the
     forward stored it (`_keep_a`), else recovered as Y * (1 / rstd) * (1 / (w out_scale)): two multiplies per element,
@@ -343,6 +335,8 @@ def gda_bwd_pre_kernel(DY, Y, A, O2, RSTD, W, LAM, DO1, DO2, DELTA1, DELTA2, DW_
         t64 = tn.to(tl.int64)
         o2off = (b64 * so_b + t64 * so_t + grp * so_g)[:, None] + vc[None, :]
         yoff = ((b64 * sy_b + t64 * sy_t + grp * sy_g)[:, None] + jj[None, :] * sy_h)[:, :, None] + vc[None, None, :]
+        drow = b64 * sd_b + t64 * sd_t + grp * sd_g
+        doff = (drow[:, None] + jj[None, :] * sd_h)[:, :, None] + vc[None, None, :]
         soff = b64 * sl_b + grp * sl_g + jj[None, :] * sl_h + tn[:, None]         # rstd / Delta1 rows
         o2 = tl.load(O2 + o2off, mask=ok[:, None], other=0.).to(tl.float32)
         dy = tl.load(DY + yoff, mask=okj[:, :, None], other=0.).to(tl.float32)
@@ -355,10 +349,10 @@ def gda_bwd_pre_kernel(DY, Y, A, O2, RSTD, W, LAM, DO1, DO2, DELTA1, DELTA2, DW_
         c = rstd * rstd * tl.sum(u * a, 2) / (2 * D)
         da = rstd[:, :, None] * (u - a * c[:, :, None])
         dw += tl.sum(tl.sum(dy * a * rstd[:, :, None], 1), 0)
-        tl.store(DO1 + yoff, da.to(DO1.dtype.element_ty), mask=okj[:, :, None])
+        tl.store(DO + doff, da.to(DO.dtype.element_ty), mask=okj[:, :, None])
         tl.store(DELTA1 + soff, tl.sum(da * (a + lam * o2[:, None, :]), 2), mask=okj)
         s2 = tl.sum(tl.sum(da, 1) * o2, 1)                                      # sum_c dsum * O_n, dsum = sum_j dA_j
-        tl.store(DO2 + o2off, (-lam * tl.sum(da, 1)).to(DO2.dtype.element_ty), mask=ok[:, None])
+        tl.store(DO + (drow + g * sd_h)[:, None] + vc[None, :], (-lam * tl.sum(da, 1)).to(DO.dtype.element_ty), mask=ok[:, None])
         tl.store(DELTA2 + b64 * sn_b + grp * sn_g + tn, -lam * s2, mask=ok)
         dlam -= s2
     tl.store(DW_PART + pid * sdw + vc, dw * out_scale)
@@ -366,16 +360,16 @@ def gda_bwd_pre_kernel(DY, Y, A, O2, RSTD, W, LAM, DO1, DO2, DELTA1, DELTA2, DW_
 
 
 @triton.jit
-def _bwd_cols(k, qd, dod, cq, cd, LSE, DOC_START, m0, T, kn, kok, qk_scale,
-              BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
-    """Query block m0 of one map against a key tile, keys on rows: positions, in-bounds mask, Q^T, dO and the (masked)
-    transposed probabilities P^T (BN x BM). Q and dO come through the descriptors qd, dod at columns cq, cd (the map's
-    head within the group). Computing P^T = exp2(K Q^T - lse) directly keeps every later product in the layout the
+def _bwd_cols(k, Q, DO, b, grp, j, LSE, DOC_START, m0, T, kn, kok, qk_scale,
+              D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
+    """Query block m0 of map j of group (b, grp) against a key tile, keys on rows: positions, in-bounds mask, Q^T, dO
+    and the (masked) transposed probabilities P^T (BN x BM). Map j's queries are head j of Q and its dO head j of DO
+    (j = g: the noise map). Computing P^T = exp2(K Q^T - lse) directly keeps every later product in the layout the
     tensor cores read (a transposed register tile would go through shared memory)."""
     ts = m0 + tl.arange(0, BM)
     ok = ts < T
-    qT = tl.trans(qd.load([m0, cq]))
-    do = dod.load([m0, cd])
+    qT = tl.trans(Q.load([b, m0, grp, j, 0]).reshape([BM, D]))
+    do = DO.load([b, m0, grp, j, 0]).reshape([BM, 2 * D])
     lse = tl.load(LSE + ts, mask=ok, other=float('inf'))
     pT = tl.exp2(tl.dot(k, qT) * qk_scale - lse[None, :])
     if MASK:
@@ -388,11 +382,11 @@ def _bwd_cols(k, qd, dod, cq, cd, LSE, DOC_START, m0, T, kn, kok, qk_scale,
 
 
 @triton.jit
-def _dkdv_inner(dv, dk, k, v, qd, dod, LSE, DELTA, DOC_START, m_lo, m_hi, T, kn, kok, qk_scale,
-                BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
-    "One head's queries m_lo..m_hi (BM at a time) against one K/V tile: accumulate dV and dK."
+def _dkdv_inner(dv, dk, k, v, Q, DO, b, grp, j, LSE, DELTA, DOC_START, m_lo, m_hi, T, kn, kok, qk_scale,
+                D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
+    "Map j's queries m_lo..m_hi (BM at a time) against one K/V tile: accumulate dV and dK."
     for m0 in range(m_lo, m_hi, BM):
-        ts, ok, qT, do, pT = _bwd_cols(k, qd, dod, 0, 0, LSE, DOC_START, m0, T, kn, kok, qk_scale, BM, MASK, VARLEN)
+        ts, ok, qT, do, pT = _bwd_cols(k, Q, DO, b, grp, j, LSE, DOC_START, m0, T, kn, kok, qk_scale, D, BM, MASK, VARLEN)
         de = tl.load(DELTA + ts, mask=ok, other=0.)
         dv += tl.dot(pT.to(do.dtype), do)
         dsT = pT * (tl.dot(v, tl.trans(do)) - de[None, :])
@@ -415,27 +409,21 @@ def _key_block(pid_n, T, DOC_END, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl
 
 
 @triton.jit
-def _map_rows(j, b64, grp, g, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2,
-              sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g):
-    "Map j of group (b, grp): j < g is signal head j, j = g the noise map. Its dO base and token stride, lse and Delta rows."
+def _map_rows(j, b64, grp, g, LSE1, LSE2, DELTA1, DELTA2, sl_b, sl_g, sl_h, sn_b, sn_g):
+    "Map j of group (b, grp): j < g is signal head j, j = g the noise map. Its lse and Delta rows."
     if j < g:
-        dob = DO1 + b64 * sy_b + grp * sy_g + j * sy_h
-        sd_t = sy_t
         row = b64 * sl_b + grp * sl_g + j * sl_h
         LS = LSE1 + row; DE = DELTA1 + row
     else:
-        dob = DO2 + b64 * so_b + grp * so_g
-        sd_t = so_t
         row = b64 * sn_b + grp * sn_g
         LS = LSE2 + row; DE = DELTA2 + row
-    return dob, sd_t, LS, DE
+    return LS, DE
 
 
 @triton.autotune(configs=configs('dkdv'), key=['T', 'D', 'VARLEN', 'SIGNAL'], restore_value=['DV'])
 @triton.jit
-def gda_bwd_dkdv_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DV, DOC_START, DOC_END,
-                        sq_b, sq_t, sq_g, sq_h, sk_b, sk_t, sk_g, sk_h, sv_b, sv_t, sv_g,
-                        sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g,
+def gda_bwd_dkdv_kernel(Q, K, V, DO, LSE1, LSE2, DELTA1, DELTA2, DK, DV, DOC_START, DOC_END,
+                        sk_b, sk_t, sk_g, sk_h, sv_b, sv_t, sv_g, sl_b, sl_g, sl_h, sn_b, sn_g,
                         T, G, g, qk_scale, sm_scale, CH,
                         D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr, SIGNAL: tl.constexpr):
     "One group x BN keys. SIGNAL=False: noise map -> dK2, dV. SIGNAL=True: the g signal maps -> dK1, dV += ."
@@ -455,15 +443,13 @@ def gda_bwd_dkdv_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DV, D
     v = tl.load(V + voff, mask=kok[:, None], other=0.)
     dv = tl.zeros([BN, 2 * D], tl.float32)
     dk = tl.zeros([BN, D], tl.float32)
-    qb0 = Q + b64 * sq_b + grp * sq_g
     for j in range(j0, j1):
-        dob, sd_t, LS, DE = _map_rows(j, b64, grp, g, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2,
-                                      sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g)
-        qd = _rows(qb0 + j * sq_h, T, D, sq_t, BM, D)
-        dod = _rows(dob, T, 2 * D, sd_t, BM, 2 * D)
-        dv, dk = _dkdv_inner(dv, dk, k, v, qd, dod, LS, DE, DOC_START, n0, diag_end, T, kn, kok, qk_scale, BM, True, VARLEN)
+        LS, DE = _map_rows(j, b64, grp, g, LSE1, LSE2, DELTA1, DELTA2, sl_b, sl_g, sl_h, sn_b, sn_g)
+        dv, dk = _dkdv_inner(dv, dk, k, v, Q, DO, b, grp, j, LS, DE, DOC_START, n0, diag_end, T, kn, kok, qk_scale,
+                             D, BM, True, VARLEN)
         if not VARLEN:
-            dv, dk = _dkdv_inner(dv, dk, k, v, qd, dod, LS, DE, DOC_START, diag_end, hi, T, kn, kok, qk_scale, BM, False, False)
+            dv, dk = _dkdv_inner(dv, dk, k, v, Q, DO, b, grp, j, LS, DE, DOC_START, diag_end, hi, T, kn, kok, qk_scale,
+                                 D, BM, False, False)
     if SIGNAL:
         dv += tl.load(DV + voff, mask=kok[:, None], other=0.).to(tl.float32)   # the noise map's share
     tl.store(DK + koff, (dk * sm_scale).to(DK.dtype.element_ty), mask=kok[:, None])
@@ -471,14 +457,14 @@ def gda_bwd_dkdv_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DV, D
 
 
 @triton.jit
-def _dq_inner(dq, q, do, lse, de, kd, vd, lo, hi, ts, dst, ok, qk_scale,
-              BN: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
-    "dQ of one query tile over keys lo..hi (BN at a time), K and V tiles through the descriptors kd, vd."
+def _dq_inner(dq, q, do, lse, de, K, V, b, grp, kh, lo, hi, ts, dst, ok, qk_scale,
+              D: tl.constexpr, BN: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
+    "dQ of one query tile over keys lo..hi (BN at a time), K (head kh of the group) and V tiles through descriptors."
     for n0 in range(lo, hi, BN):
         kn = n0 + tl.arange(0, BN)
         kok = kn < hi
-        k = kd.load([n0, 0])
-        v = vd.load([n0, 0])
+        k = K.load([b, n0, grp, kh, 0]).reshape([BN, D])
+        v = V.load([b, n0, grp, 0]).reshape([BN, 2 * D])
         s = tl.dot(q, tl.trans(k)) * qk_scale
         p = tl.exp2(s - lse[:, None])
         if MASK:
@@ -494,9 +480,8 @@ def _dq_inner(dq, q, do, lse, de, kd, vd, lo, hi, ts, dst, ok, qk_scale,
 
 @triton.autotune(configs=configs('dq'), key=['T', 'D', 'VARLEN'])
 @triton.jit
-def gda_bwd_dq_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DQ, DOC_START,
-                      sq_b, sq_t, sq_g, sq_h, sk_b, sk_t, sk_g, sk_h, sv_b, sv_t, sv_g,
-                      sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g,
+def gda_bwd_dq_kernel(Q, K, V, DO, LSE1, LSE2, DELTA1, DELTA2, DQ, DOC_START,
+                      sq_b, sq_t, sq_g, sq_h, sl_b, sl_g, sl_h, sn_b, sn_g,
                       T, G, g, n_signal, qk_scale, sm_scale, CH,
                       D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr):
     """dQ of one head x BM positions. Heads below n_signal = B*G*g are the signal heads, the others the noise heads: one
@@ -505,31 +490,28 @@ def gda_bwd_dq_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DQ, DOC_STA
     t0 = pid_m * BM
     ts = t0 + tl.arange(0, BM)
     ok = ts < T
-    dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
+    dc = tl.arange(0, D)
     noise = (pid_h >= n_signal).to(tl.int32)
     bg = tl.where(noise == 1, pid_h - n_signal, pid_h // g)
     j = tl.where(noise == 1, g, pid_h % g)
     b = bg // G; grp = bg % G
     b64 = b.to(tl.int64); t64 = ts[:, None].to(tl.int64)
-    dob, sd_t, LS, DE = _map_rows(j, b64, grp, g, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2,
-                                  sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g)
+    LS, DE = _map_rows(j, b64, grp, g, LSE1, LSE2, DELTA1, DELTA2, sl_b, sl_g, sl_h, sn_b, sn_g)
     qoff = b64 * sq_b + t64 * sq_t + grp * sq_g + j * sq_h + dc[None, :]
-    q = _rows(Q + b64 * sq_b + grp * sq_g + j * sq_h, T, D, sq_t, BM, D).load([t0, 0])
-    do = _rows(dob, T, 2 * D, sd_t, BM, 2 * D).load([t0, 0])
+    q = Q.load([b, t0, grp, j, 0]).reshape([BM, D])
+    do = DO.load([b, t0, grp, j, 0]).reshape([BM, 2 * D])
     lse = tl.load(LS + ts, mask=ok, other=float('inf'))
     de = tl.load(DE + ts, mask=ok, other=0.)
-    kd = _rows(K + b64 * sk_b + grp * sk_g + noise * sk_h, T, D, sk_t, BN, D)
-    vd = _rows(V + b64 * sv_b + grp * sv_g, T, 2 * D, sv_t, BN, 2 * D)
     hi = tl.minimum(t0 + BM, T)
     dq = tl.zeros([BM, D], tl.float32)
     if VARLEN:
         lo = tl.load(DOC_START + t0)
         dst = tl.load(DOC_START + ts, mask=ok, other=0)
-        dq = _dq_inner(dq, q, do, lse, de, kd, vd, lo, hi, ts, dst, ok, qk_scale, BN, True, True)
+        dq = _dq_inner(dq, q, do, lse, de, K, V, b, grp, noise, lo, hi, ts, dst, ok, qk_scale, D, BN, True, True)
     else:
         n_full = (t0 // BN) * BN
-        dq = _dq_inner(dq, q, do, lse, de, kd, vd, 0, n_full, ts, ts, ok, qk_scale, BN, False, False)
-        dq = _dq_inner(dq, q, do, lse, de, kd, vd, n_full, hi, ts, ts, ok, qk_scale, BN, True, False)
+        dq = _dq_inner(dq, q, do, lse, de, K, V, b, grp, noise, 0, n_full, ts, ts, ok, qk_scale, D, BN, False, False)
+        dq = _dq_inner(dq, q, do, lse, de, K, V, b, grp, noise, n_full, hi, ts, ts, ok, qk_scale, D, BN, True, False)
     tl.store(DQ + qoff, (dq * sm_scale).to(DQ.dtype.element_ty), mask=ok[:, None])
 
 
@@ -544,29 +526,29 @@ def _maps_block(it, nm, m_lo, BM: tl.constexpr):
 
 
 @triton.jit
-def _dv_maps(dv, k, qd, dod, LSE, DOC_START, n_maps, m_lo, m_hi, T, kn, kok, qk_scale, sl_h,
+def _dv_maps(dv, k, Q, DO, b, grp, j0, LSE, DOC_START, n_maps, m_lo, m_hi, T, kn, kok, qk_scale, sl_h,
              D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
-    """dV += P^T dO over n_maps consecutive maps of one key kind (the maps' queries side by side in qd's columns, D
-    apart, their dO in dod's, 2D apart; lse rows sl_h apart), queries m_lo..m_hi of each, against one key tile. One
-    loop over maps x blocks: the software pipeline runs across maps."""
+    """dV += P^T dO over the n_maps consecutive maps j0, j0+1, ... of one key kind (lse rows sl_h apart from LSE, map
+    j0's), queries m_lo..m_hi of each, against one key tile. One loop over maps x blocks: the software pipeline runs
+    across maps."""
     nm = tl.cdiv(m_hi - m_lo, BM)
     for it in range(n_maps * nm):
         j, m0 = _maps_block(it, nm, m_lo, BM)
-        ts, ok, qT, do, pT = _bwd_cols(k, qd, dod, j * D, j * 2 * D, LSE + j * sl_h, DOC_START, m0, T, kn, kok,
-                                       qk_scale, BM, MASK, VARLEN)
+        ts, ok, qT, do, pT = _bwd_cols(k, Q, DO, b, grp, j0 + j, LSE + j * sl_h, DOC_START, m0, T, kn, kok,
+                                       qk_scale, D, BM, MASK, VARLEN)
         dv += tl.dot(pT.to(do.dtype), do)
     return dv
 
 
 @triton.jit
-def _dk_maps(dk, k, v, qd, dod, LSE, DELTA, DOC_START, n_maps, m_lo, m_hi, T, kn, kok, qk_scale, sl_h,
+def _dk_maps(dk, k, v, Q, DO, b, grp, j0, LSE, DELTA, DOC_START, n_maps, m_lo, m_hi, T, kn, kok, qk_scale, sl_h,
              D: tl.constexpr, BM: tl.constexpr, MASK: tl.constexpr, VARLEN: tl.constexpr):
     "dK += dS^T Q (dS^T = P^T * (V dO^T - Delta)), the same loop as `_dv_maps`."
     nm = tl.cdiv(m_hi - m_lo, BM)
     for it in range(n_maps * nm):
         j, m0 = _maps_block(it, nm, m_lo, BM)
-        ts, ok, qT, do, pT = _bwd_cols(k, qd, dod, j * D, j * 2 * D, LSE + j * sl_h, DOC_START, m0, T, kn, kok,
-                                       qk_scale, BM, MASK, VARLEN)
+        ts, ok, qT, do, pT = _bwd_cols(k, Q, DO, b, grp, j0 + j, LSE + j * sl_h, DOC_START, m0, T, kn, kok,
+                                       qk_scale, D, BM, MASK, VARLEN)
         de = tl.load(DELTA + j * sl_h + ts, mask=ok, other=0.)
         dsT = pT * (tl.dot(v, tl.trans(do)) - de[None, :])
         dk += tl.dot(dsT.to(qT.dtype), tl.trans(qT))
@@ -575,9 +557,8 @@ def _dk_maps(dk, k, v, qd, dod, LSE, DELTA, DOC_START, n_maps, m_lo, m_hi, T, kn
 
 @triton.autotune(configs=configs('dv'), key=['T', 'D', 'VARLEN'])
 @triton.jit
-def gda_bwd_dv_kernel(Q, K, DO1, DO2, LSE1, LSE2, DV, DOC_START, DOC_END,
-                      sq_b, sq_t, sq_g, sq_h, sk_b, sk_t, sk_g, sk_h, sv_b, sv_t, sv_g,
-                      sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g,
+def gda_bwd_dv_kernel(Q, K, DO, LSE1, LSE2, DV, DOC_START, DOC_END,
+                      sk_b, sk_t, sk_g, sk_h, sv_b, sv_t, sv_g, sl_b, sl_g, sl_h, sn_b, sn_g,
                       T, G, g, qk_scale, CH,
                       D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr):
     "dV of one group x BN keys: the g signal maps (keys K1) and the noise map (keys K2) into one accumulator."
@@ -588,26 +569,23 @@ def gda_bwd_dv_kernel(Q, K, DO1, DO2, LSE1, LSE2, DV, DOC_START, DOC_END,
     dc = tl.arange(0, D); vc = tl.arange(0, 2 * D)
     kn64 = kn[:, None].to(tl.int64)
     kbase = K + b64 * sk_b + kn64 * sk_t + grp * sk_g + dc[None, :]
-    qb0 = Q + b64 * sq_b + grp * sq_g
     dv = tl.zeros([BN, 2 * D], tl.float32)
     for noise in tl.static_range(2):      # the g signal maps against K1, then the noise map against K2
-        dob, sd_t, LS, _ = _map_rows(noise * g, b64, grp, g, DO1, DO2, LSE1, LSE2, LSE1, LSE2,   # no Delta for dV
-                                     sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g)
+        LS, _ = _map_rows(noise * g, b64, grp, g, LSE1, LSE2, LSE1, LSE2, sl_b, sl_g, sl_h, sn_b, sn_g)  # no Delta for dV
         n_maps = g - noise * (g - 1)
         k = tl.load(kbase + noise * sk_h, mask=kok[:, None], other=0.)
-        qd = _rows(qb0 + noise * g * sq_h, T, n_maps * D, sq_t, BM, D)       # the maps' heads side by side
-        dod = _rows(dob, T, n_maps * 2 * D, sd_t, BM, 2 * D)
-        dv = _dv_maps(dv, k, qd, dod, LS, DOC_START, n_maps, n0, diag_end, T, kn, kok, qk_scale, sl_h, D, BM, True, VARLEN)
+        dv = _dv_maps(dv, k, Q, DO, b, grp, noise * g, LS, DOC_START, n_maps, n0, diag_end, T, kn, kok, qk_scale, sl_h,
+                      D, BM, True, VARLEN)
         if not VARLEN:
-            dv = _dv_maps(dv, k, qd, dod, LS, DOC_START, n_maps, diag_end, hi, T, kn, kok, qk_scale, sl_h, D, BM, False, False)
+            dv = _dv_maps(dv, k, Q, DO, b, grp, noise * g, LS, DOC_START, n_maps, diag_end, hi, T, kn, kok, qk_scale, sl_h,
+                          D, BM, False, False)
     tl.store(DV + b64 * sv_b + kn64 * sv_t + grp * sv_g + vc[None, :], dv.to(DV.dtype.element_ty), mask=kok[:, None])
 
 
 @triton.autotune(configs=configs('dk'), key=['T', 'D', 'VARLEN'])
 @triton.jit
-def gda_bwd_dk_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DOC_START, DOC_END,
-                      sq_b, sq_t, sq_g, sq_h, sk_b, sk_t, sk_g, sk_h, sv_b, sv_t, sv_g,
-                      sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g,
+def gda_bwd_dk_kernel(Q, K, V, DO, LSE1, LSE2, DELTA1, DELTA2, DK, DOC_START, DOC_END,
+                      sk_b, sk_t, sk_g, sk_h, sv_b, sv_t, sv_g, sl_b, sl_g, sl_h, sn_b, sn_g,
                       T, G, g, qk_scale, sm_scale, CH,
                       D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, VARLEN: tl.constexpr):
     """dK of one group x BN keys: the two programs of a group are dK1 (the g signal maps) and dK2 (the noise map), in one
@@ -623,15 +601,13 @@ def gda_bwd_dk_kernel(Q, K, V, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2, DK, DOC_STA
     koff = b64 * sk_b + kn64 * sk_t + grp * sk_g + noise * sk_h + dc[None, :]
     k = tl.load(K + koff, mask=kok[:, None], other=0.)
     v = tl.load(V + b64 * sv_b + kn64 * sv_t + grp * sv_g + vc[None, :], mask=kok[:, None], other=0.)
-    qb = Q + b64 * sq_b + grp * sq_g + j0 * sq_h
     dk = tl.zeros([BN, D], tl.float32)
-    dob, sd_t, LS, DE = _map_rows(j0, b64, grp, g, DO1, DO2, LSE1, LSE2, DELTA1, DELTA2,     # the program's first map
-                                  sy_b, sy_t, sy_g, sy_h, so_b, so_t, so_g, sl_b, sl_g, sl_h, sn_b, sn_g)
-    qd = _rows(qb, T, (j1 - j0) * D, sq_t, BM, D)       # the maps' heads side by side
-    dod = _rows(dob, T, (j1 - j0) * 2 * D, sd_t, BM, 2 * D)
-    dk = _dk_maps(dk, k, v, qd, dod, LS, DE, DOC_START, j1 - j0, n0, diag_end, T, kn, kok, qk_scale, sl_h, D, BM, True, VARLEN)
+    LS, DE = _map_rows(j0, b64, grp, g, LSE1, LSE2, DELTA1, DELTA2, sl_b, sl_g, sl_h, sn_b, sn_g)   # the program's first map
+    dk = _dk_maps(dk, k, v, Q, DO, b, grp, j0, LS, DE, DOC_START, j1 - j0, n0, diag_end, T, kn, kok, qk_scale, sl_h,
+                  D, BM, True, VARLEN)
     if not VARLEN:
-        dk = _dk_maps(dk, k, v, qd, dod, LS, DE, DOC_START, j1 - j0, diag_end, hi, T, kn, kok, qk_scale, sl_h, D, BM, False, False)
+        dk = _dk_maps(dk, k, v, Q, DO, b, grp, j0, LS, DE, DOC_START, j1 - j0, diag_end, hi, T, kn, kok, qk_scale, sl_h,
+                      D, BM, False, False)
     tl.store(DK + koff, (dk * sm_scale).to(DK.dtype.element_ty), mask=kok[:, None])
 
 
@@ -697,30 +673,29 @@ class GDASettings:
 # ---------------------------------------------------------------------------------------------------------------------
 # Launchers: buffers, grids, strides; each takes the settings. `gda_fwd`/`gda_bwd` run a whole pass, the tuner single launches.
 
-def _tma_ok(t, heads_adjacent:bool=False)->bool:
+def _tma_ok(t)->bool:
     """Whether the kernels' tensor descriptors can read `t`: contiguous last dimension, 16-byte aligned start and strides
-    (dimensions of size 1 aside, except the token dimension, whose stride is a descriptor's row stride at any T) and,
-    with `heads_adjacent` (q), the heads of a group side by side. Runs at every launch: plain loops, no generators."""
+    (dimensions of size 1 aside: `_desc` gives them an aligned stride, which index 0 never uses). Runs at every launch:
+    plain loops, no generators."""
     e, st, n = t.element_size(), t.stride(), t.shape
     if st[-1] != 1 or t.storage_offset() * e % 16: return False
     for i in range(len(st) - 1):
-        if st[i] * e % 16 and (n[i] > 1 or i == 1): return False
-    return not heads_adjacent or n[3] == 1 or st[3] == n[4]
+        if st[i] * e % 16 and n[i] > 1: return False
+    return True
 
 
 def tma_layout(q, k, v)->tuple:
     "q, k, v as the kernels read them: each one as it is when its layout suits the tensor descriptors, else a contiguous copy."
     # a clone: contiguous() returns unchanged a tensor that is contiguous but misaligned, or odd-strided on a size-1 dimension
-    return tuple(t if _tma_ok(t, i == 0) else t.clone(memory_format=torch.contiguous_format) for i, t in enumerate((q, k, v)))
+    return tuple(t if _tma_ok(t) else t.clone(memory_format=torch.contiguous_format) for t in (q, k, v))
 
 
 def _in_strides(q, k, v)->dict:
     "Stride arguments of q, k, v (and of dq, dk, dv, allocated like them)."
     for n, t in (('q', q), ('k', k), ('v', v)):
-        if not _tma_ok(t, n == 'q'):
+        if not _tma_ok(t):
             raise ValueError(f"gda: {n} (strides {t.stride()}, offset {t.storage_offset()}) must be contiguous in its last "
-                             f"dimension with 16-byte aligned start and strides{' and its heads side by side' if n == 'q' else ''}"
-                             f"; `tma_layout(q, k, v)` makes such copies")
+                             f"dimension with 16-byte aligned start and strides; `tma_layout(q, k, v)` makes such copies")
     sq, sk, sv = q.stride(), k.stride(), v.stride()
     return dict(sq_b=sq[0], sq_t=sq[1], sq_g=sq[2], sq_h=sq[3], sk_b=sk[0], sk_t=sk[1], sk_g=sk[2], sk_h=sk[3],
                 sv_b=sv[0], sv_t=sv[1], sv_g=sv[2])
@@ -742,18 +717,12 @@ def a_band(dtype, D:int)->tuple:
     return 2.0 ** -100, 2.0 ** 100
 
 
-def _scratch(size:int, align:int, stream):
-    "Device memory for the tensor descriptors the kernels create on the device (Triton asks for it at each launch)."
-    return torch.empty(size, dtype=torch.int8, device=torch.device('cuda', torch.cuda.current_device()))
-
-
 def _launch(kernel, block, axis:str, programs:int, /, **args):
     """Launch autotuned `kernel` with keyword `args` on a 1-D grid of cdiv(T, block size along `axis`) x `programs`;
     `block` (BM, BN, warps, stages) pins the shape (no autotuning; the host-made descriptors get their tiles as a config's
     pre-hook would give them). Returns what Triton's launch returns (on a GPU the
     compiled kernel, whose `n_regs`, `n_spills` and `metadata.shared` the tuner records)."""
     T = args['T']
-    if not _INTERPRET: triton.set_allocator(_scratch)   # per call: a context variable, and autograd runs in its own thread
     if block is None: return kernel[lambda m: (_cdiv(T, m[axis]) * programs,)](**args)
     bm, bn, nw, ns = block
     _desc_blocks({**args, 'BM': bm, 'BN': bn})
@@ -821,41 +790,70 @@ def gda_fwd(q, k, v, lam, w, doc_start, eps:float, out_scale:float, varlen:bool,
 
 
 def bwd_buffers(q, k, v, a, o2, lse1, lse2)->tuple:
-    "Buffers of the backward: do1, do2 (laid out like a, o2), delta1, delta2 (fp32), and dq, dk, dv with q, k, v's strides."
+    """Buffers of the backward: do1, do2 (the signal maps' and the noise map's dO, the slices [:, :, :, :g] and
+    [:, :, :, g] of one (B, T, G, g+1, 2D) buffer, which the tile kernels read through one descriptor), delta1, delta2
+    (fp32), and dq, dk, dv with q, k, v's strides."""
     like = lambda t: torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device)
-    return (like(a), like(o2), like(lse1), like(lse2), like(q), like(k), like(v))
+    B, T, G, g, D2 = a.shape
+    do = a.new_empty(B, T, G, g + 1, D2)
+    return (do[:, :, :, :g], do[:, :, :, g], like(lse1), like(lse2), like(q), like(k), like(v))
+
+
+def _do_maps(do1, do2):
+    "The (B, T, G, g+1, 2D) buffer of which do1 and do2 are the slices `bwd_buffers` makes (checked: else a ValueError)."
+    B, T, G, g, D2 = do1.shape
+    sb, st, sg, sh, sc = do1.stride()
+    if not do1.numel(): return do1             # nothing to read or write
+    full = do1.as_strided((B, T, G, g + 1, D2), do1.stride())
+    if not (tuple(do2.shape) == (B, T, G, D2) and do2.dtype == do1.dtype and do2.device == do1.device and sc == 1
+            and sh == D2 and do2.stride() == (sb, st, sg, 1) and do2.data_ptr() == do1.data_ptr() + g * D2 * do1.element_size()
+            and _tma_ok(full)):
+        raise ValueError(f"gda: do1 {tuple(do1.shape)} (strides {do1.stride()}) and do2 {tuple(do2.shape)} (strides "
+                         f"{do2.stride()}) must be the slices [:, :, :, :g] and [:, :, :, g] of one (B, T, G, g+1, 2D) buffer "
+                         f"with a contiguous last dimension and 16-byte aligned strides, as `bwd_buffers` makes them")
+    return full
 
 
 def launch_bwd_pre(dy, y, a, o2, rstd, w, lam, do1, do2, delta1, delta2, out_scale:float, settings:GDASettings)->tuple:
     """The row-wise backward kernel; returns the partial sums (dw_part, dlam_part), one row per program. y and a are the
-    forward's (a is read only where the forward stored it, see `a_band`)."""
+    forward's (a is read only where the forward stored it, see `a_band`); do1, do2 as `bwd_buffers` makes them."""
     B, T, G, g, D2 = a.shape; D = D2 // 2
-    for n, t in (('dy', dy), ('y', y), ('do1', do1)):    # one set of strides for y, a, dy, do1 (and o2, do2; rstd, Delta)
-        if t.stride() != a.stride(): raise ValueError(f"gda: {n} must have a's strides {a.stride()}, got {t.stride()}")
+    for n, t in (('dy', dy), ('y', y)):    # one set of strides for y, a, dy (and o2; rstd, Delta): size-1 dimensions aside
+        if t.shape != a.shape or any(x != z and m > 1 for x, z, m in zip(t.stride(), a.stride(), a.shape)):
+            raise ValueError(f"gda: {n} {tuple(t.shape)} must have a's shape {tuple(a.shape)} and strides {a.stride()}, got {t.stride()}")
     if y.dtype != a.dtype: raise TypeError(f"gda: y ({y.dtype}) and a ({a.dtype}) must have one dtype")
+    do = _do_maps(do1, do2)
     a_lo, a_hi = a_band(y.dtype, D)
     BT, RB, warps = settings.pre_block
     nc = _cdiv(T, BT * RB)
     dw_part = torch.empty(B * G * nc, 2 * D, dtype=torch.float32, device=a.device)
     dlam_part = torch.empty(B * G * nc, dtype=torch.float32, device=a.device)
     gda_bwd_pre_kernel[(B * G * nc,)](
-        DY=dy, Y=y, A=a, O2=o2, RSTD=rstd, W=w, LAM=lam, DO1=do1, DO2=do2, DELTA1=delta1, DELTA2=delta2, DW_PART=dw_part,
-        DLAM_PART=dlam_part, **_out_strides(a, o2, rstd, delta2), sdw=dw_part.stride(0),
+        DY=dy, Y=y, A=a, O2=o2, RSTD=rstd, W=w, LAM=lam, DO=do, DELTA1=delta1, DELTA2=delta2, DW_PART=dw_part,
+        DLAM_PART=dlam_part, **_out_strides(a, o2, rstd, delta2), sd_b=do.stride(0), sd_t=do.stride(1), sd_g=do.stride(2),
+        sd_h=do.stride(3), sdw=dw_part.stride(0),
         T=T, G=G, g=g, n_chunks=nc, out_scale=out_scale, a_lo=a_lo, a_hi=a_hi, D=D, GP=1 << (g - 1).bit_length(), BT=BT, RB=RB, num_warps=warps)
     return dw_part, dlam_part
 
 
-def _bwd_args(q, k, v, do1, do2, lse1, lse2, delta1, delta2):
-    "The arguments every key- or query-block backward kernel shares."
+def _bwd_args(q, k, v, do1, do2, lse1, lse2, delta1, delta2, kv:str)->dict:
+    """The arguments of a key- or query-block backward kernel: Q and dO (both maps, `_do_maps`) as host-made descriptors,
+    the statistics, and K, V as pointers with their strides (`kv='ptr'`: the key-block kernels, which load their K/V
+    tile once) or as descriptors with q's strides (`kv='desc'`: the dQ kernel, which stores dq like q)."""
     B, T, G, g1, D = q.shape
-    return dict(Q=q, K=k, V=v, DO1=do1, DO2=do2, LSE1=lse1, LSE2=lse2, DELTA1=delta1, DELTA2=delta2,
-                **_in_strides(q, k, v), **_out_strides(do1, do2, lse1, lse2), T=T, G=G, g=g1 - 1, qk_scale=LOG2E / math.sqrt(D), D=D)
+    st = _in_strides(q, k, v)
+    args = dict(Q=_desc(q, 'BM'), DO=_desc(_do_maps(do1, do2), 'BM'), LSE1=lse1, LSE2=lse2, DELTA1=delta1, DELTA2=delta2,
+                sl_b=lse1.stride(0), sl_g=lse1.stride(1), sl_h=lse1.stride(2), sn_b=lse2.stride(0), sn_g=lse2.stride(1),
+                T=T, G=G, g=g1 - 1, qk_scale=LOG2E / math.sqrt(D), D=D)
+    if kv == 'desc': return dict(args, K=_desc(k, 'BN'), V=_desc(v, 'BN'), **{n: x for n, x in st.items() if n[:3] == 'sq_'})
+    return dict(args, K=k, V=v, **{n: x for n, x in st.items() if n[:3] in ('sk_', 'sv_')})
 
 
 def launch_bwd_dv(q, k, v, do1, do2, lse1, lse2, dv, doc_start, doc_end, varlen:bool, settings:GDASettings):
     "dV of all g+1 maps (split backward): one program per group and key block."
     B, T, G = q.shape[:3]; groups = B * G
-    args = _bwd_args(q, k, v, do1, do2, lse1, lse2, lse1, lse2)
+    if not q.numel(): return None             # a descriptor needs every dimension > 0; there is nothing to compute
+    args = _bwd_args(q, k, v, do1, do2, lse1, lse2, lse1, lse2, 'ptr')
     for n in ('V', 'DELTA1', 'DELTA2'): del args[n]
     return _launch(gda_bwd_dv_kernel, settings.blocks.get('dv'), 'BN', groups, **args, DV=dv, DOC_START=doc_start,
             DOC_END=doc_end, CH=settings.heads_per_chunk('dv', groups, T), VARLEN=varlen)
@@ -864,8 +862,9 @@ def launch_bwd_dv(q, k, v, do1, do2, lse1, lse2, dv, doc_start, doc_end, varlen:
 def launch_bwd_dk(q, k, v, do1, do2, lse1, lse2, delta1, delta2, dk, doc_start, doc_end, varlen:bool, settings:GDASettings):
     "dK1 and dK2 (split backward): two programs per group and key block, one launch."
     B, T, G, g1, D = q.shape; programs = 2 * B * G
+    if not q.numel(): return None
     return _launch(gda_bwd_dk_kernel, settings.blocks.get('dk'), 'BN', programs,
-            **_bwd_args(q, k, v, do1, do2, lse1, lse2, delta1, delta2), DK=dk, DOC_START=doc_start, DOC_END=doc_end,
+            **_bwd_args(q, k, v, do1, do2, lse1, lse2, delta1, delta2, 'ptr'), DK=dk, DOC_START=doc_start, DOC_END=doc_end,
             sm_scale=1 / math.sqrt(D), CH=settings.heads_per_chunk('dk', programs, T), VARLEN=varlen)
 
 
@@ -873,16 +872,18 @@ def launch_bwd_dkdv(q, k, v, do1, do2, lse1, lse2, delta1, delta2, dk, dv, doc_s
                     settings:GDASettings):
     "dK and dV of one map kind (fused backward): the noise map (writes dV), or the signal maps (add into dV)."
     B, T, G, g1, D = q.shape; groups = B * G
+    if not q.numel(): return None
     return _launch(gda_bwd_dkdv_kernel, settings.blocks.get('dkdv'), 'BN', groups,
-            **_bwd_args(q, k, v, do1, do2, lse1, lse2, delta1, delta2), DK=dk, DV=dv, DOC_START=doc_start, DOC_END=doc_end,
-            sm_scale=1 / math.sqrt(D), CH=settings.heads_per_chunk('dv', groups, T), VARLEN=varlen, SIGNAL=signal)
+            **_bwd_args(q, k, v, do1, do2, lse1, lse2, delta1, delta2, 'ptr'), DK=dk, DV=dv, DOC_START=doc_start,
+            DOC_END=doc_end, sm_scale=1 / math.sqrt(D), CH=settings.heads_per_chunk('dv', groups, T), VARLEN=varlen, SIGNAL=signal)
 
 
 def launch_bwd_dq(q, k, v, do1, do2, lse1, lse2, delta1, delta2, dq, doc_start, varlen:bool, settings:GDASettings):
     "dQ of every head: one program per head and query block, the signal heads then the noise heads, one launch."
     B, T, G, g1, D = q.shape; maps = B * G * g1
+    if not q.numel(): return None
     return _launch(gda_bwd_dq_kernel, settings.blocks.get('dq'), 'BM', maps,
-            **_bwd_args(q, k, v, do1, do2, lse1, lse2, delta1, delta2), DQ=dq, DOC_START=doc_start,
+            **_bwd_args(q, k, v, do1, do2, lse1, lse2, delta1, delta2, 'desc'), DQ=dq, DOC_START=doc_start,
             n_signal=B * G * (g1 - 1), sm_scale=1 / math.sqrt(D), CH=settings.heads_per_chunk('dq', maps, T), VARLEN=varlen)
 
 
