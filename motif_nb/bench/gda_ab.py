@@ -6,7 +6,7 @@ Docs: https://motif-nb.github.io/motif-nb/bench/gda_ab.html.md"""
 
 # %% ../../nbs/bench/02b_gda_ab.ipynb #509750dd
 from __future__ import annotations
-import importlib.util, inspect, subprocess, sys, tempfile, time
+import hashlib, importlib.util, inspect, subprocess, sys, tempfile, time
 from pathlib import Path
 import torch
 from fastcore.script import call_parse
@@ -75,7 +75,8 @@ def ab_gda(specs:dict, # {label: spec}: the versions (see `gda_source`); the fir
     check_number('ab_gda', 'rounds', rounds, integer=True, lo=1)
     bad = [m for m in modes if m not in MODES]
     if bad: raise ValueError(f"ab_gda: unknown modes {bad}; the modes are {list(MODES)}")
-    mods = {lab: load_gda(spec, f'v{i}') for i, (lab, spec) in enumerate(specs.items())}
+    mods = {lab: load_gda(spec, f'v{i}_' + hashlib.sha1(spec.encode()).hexdigest()[:10])   # a module per (place, version)
+            for i, (lab, spec) in enumerate(specs.items())}
     bench = bench or (gpu_bench if torch.device(device).type == 'cuda' else wall_bench)
     rows = []
     for B, T in shapes:
