@@ -6,7 +6,7 @@ Docs: https://motif-nb.github.io/motif-nb/bench/gda_ab.html.md"""
 
 # %% ../../nbs/bench/02b_gda_ab.ipynb #509750dd
 from __future__ import annotations
-import hashlib, importlib.util, inspect, subprocess, sys, tempfile, time
+import hashlib, importlib.util, inspect, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 import torch
 from fastcore.script import call_parse
@@ -74,7 +74,7 @@ def ab_gda(specs:dict, # {label: spec}: the versions (see `gda_source`); the fir
     if not isinstance(specs, dict) or len(specs) < 2: raise ValueError(f"ab_gda: specs must be a dict of two or more versions, got {specs!r}")
     check_number('ab_gda', 'rounds', rounds, integer=True, lo=1)
     bad = [m for m in modes if m not in MODES]
-    if bad: raise ValueError(f"ab_gda: unknown modes {bad}; the modes are {list(MODES)}")
+    if bad or not modes: raise ValueError(f"ab_gda: modes must be some of {list(MODES)}, got {list(modes)}")
     mods = {lab: load_gda(spec, f'v{i}_' + hashlib.sha1(spec.encode()).hexdigest()[:10])   # a module per (place, version)
             for i, (lab, spec) in enumerate(specs.items())}
     bench = bench or (gpu_bench if torch.device(device).type == 'cuda' else wall_bench)
@@ -96,8 +96,8 @@ def ab_gda(specs:dict, # {label: spec}: the versions (see `gda_source`); the fir
             for rnd in range(rounds):
                 for lab, fn in fns.items():
                     rows.append(dict(B=B, T=T, mode=mode, version=lab, spec=specs[lab], round=rnd, ms=bench(fn), rel_diff=diff[lab]))
-            log(f"B={B} T={T} {mode}: " + ', '.join(f"{lab} {min(r['ms'] for r in rows[-rounds * len(fns):] if r['version'] == lab):.3f} ms"
-                                                      for lab in fns))
+            log(f"B={B} T={T} {mode}, median of {rounds}: " + ', '.join(
+                f"{lab} {statistics.median(r['ms'] for r in rows[-rounds * len(fns):] if r['version'] == lab):.3f} ms" for lab in fns))
         del ins, q, k, v, lam, w, call, fns, res
         if torch.device(device).type == 'cuda': torch.cuda.empty_cache()
     return pd.DataFrame(rows)
