@@ -2,8 +2,9 @@
 # The GPU benchmarks that write figures/, one after another in one process tree, each with a time limit.
 #   bash tools/gpu_benchmarks.sh [NAME ...]
 # NAMEs (default: these, in this order): attention polynorm muon model train parallel_muon generate;
-# also generate_profile (the static decoding path's kernels per step: figures/generate_profile.*) and polynorm_host
-# (PolyNorm forward+backward: host vs wall time per call and the CPU profile; printed only).
+# also generate_profile (the static decoding path's kernels per step: figures/generate_profile.*), polynorm_host
+# (PolyNorm forward+backward: host vs wall time per call and the CPU profile; printed only) and gda_ab (this checkout's
+# kernels/gda.py against the version MOTIF_AB_BASE, a file or git:REV, in one process: figures/gda_ab.*).
 # Each runs its own `python -m motif_nb.bench.NAME` command (listed below) and writes figures/NAME_bench.* itself,
 # with its provenance; a benchmark stopped by its limit writes nothing, so nothing committed is replaced by a
 # partial run.
@@ -12,6 +13,7 @@
 #                        is skipped and said so
 #   MOTIF_BENCH_OUT=DIR  packs figures/ and the logs into DIR/gpu_benchmarks.tar.gz at the end
 #   MOTIF_WHEELHOUSE=DIR as for tools/gpu_suite.sh
+#   MOTIF_AB_BASE=SPEC   gda_ab's base version: a kernels/gda.py file, or git:REV (needed by gda_ab only)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source tools/gpu_env.sh
@@ -25,10 +27,12 @@ declare -A CMD=(
   [generate]="$PY -m motif_nb.bench.generate"
   [generate_profile]="$PY -m motif_nb.bench.generate --profile"
   [polynorm_host]="$PY -m motif_nb.bench.polynorm --host"
+  [gda_ab]="$PY -m motif_nb.bench.gda_ab ${MOTIF_AB_BASE:-}"
 )
-declare -A LIMIT=([attention]=300 [polynorm]=240 [muon]=200 [model]=420 [train]=500 [parallel_muon]=240 [generate]=420 [generate_profile]=240 [polynorm_host]=120)
+declare -A LIMIT=([attention]=300 [polynorm]=240 [muon]=200 [model]=420 [train]=500 [parallel_muon]=240 [generate]=420 [generate_profile]=240 [polynorm_host]=120 [gda_ab]=300)
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=(attention polynorm muon model train parallel_muon generate)
 for n in "${names[@]}"; do [ -n "${CMD[$n]:-}" ] || { echo "gpu_benchmarks: unknown benchmark '$n'; use: ${!CMD[*]}"; exit 1; }; done
+for n in "${names[@]}"; do [ "$n" != gda_ab ] || [ -n "${MOTIF_AB_BASE:-}" ] || { echo "gpu_benchmarks: gda_ab needs MOTIF_AB_BASE (a kernels/gda.py file, or git:REV where the checkout has its history)"; exit 1; }; done
 budget=${MOTIF_BENCH_BUDGET:-0}
 [[ "$budget" =~ ^[0-9]+$ ]] || { echo "gpu_benchmarks: MOTIF_BENCH_BUDGET must be a whole number of seconds, got '$budget'"; exit 1; }
 logs=$(mktemp -d /tmp/motif-bench.XXXX); t0=$(date +%s); fail=0
