@@ -36,6 +36,11 @@ Schedule. Grids are 1-D; `_lpt` maps a program to its (block, head): heads go in
 head's heaviest causal block runs first. Small chunks keep what the chunk's programs share (K/V, or Q/dO) in L2;
 longest-first keeps long programs away from the end of the launch; CH = max(1, tokens // T) with a token budget per
 launch (`GDASettings.chunk_tokens`).
+  CH is a run-time argument of every kernel (`do_not_specialize`), not a value Triton may compile in: CH is 1 whenever
+  a launch has a single head (B = G = 1) or T exceeds the chunk's budget, and a build with CH = 1 and T = 1 (one block
+  per head, so the whole program order folds to constants) breaks the backward on Triton 3.6 for sm_90a (ptxas crashes
+  building the dV kernel, or a backward launch reads out of bounds, depending on D and g). With CH passed at run time
+  the same shapes run; it costs a few integer operations per program.
   forward, two launches of `gda_fwd_kernel`: one program = one head x BM queries, online softmax over BN-key tiles
     with the accumulator [BM, 2D], running max and sum in registers (the tiles entirely before the block run without
     a mask). First the G noise heads (write O_n, lse2), then the G*g signal heads, whose epilogue reads O_n of its rows
@@ -250,7 +255,7 @@ def _head_block(T, G, g, CH, BM: tl.constexpr, SIGNAL: tl.constexpr):
 
 
 @triton.autotune(configs=configs('fwd'), key=['T', 'D', 'VARLEN', 'SIGNAL'])
-@triton.jit
+@triton.jit(do_not_specialize=['CH'])
 def gda_fwd_kernel(Q, K, V, W, LAM, Y, A, O2, LSE1, LSE2, RSTD, ML, DOC_START, VBAD, VBAD_ANY,
                    sl_b, sl_g, sl_h, sn_b, sn_g, sml, sf_b, sf_t,
                    T, G, g, qk_scale, eps, out_scale, a_lo, a_hi, CH,
@@ -421,7 +426,7 @@ def _map_rows(j, b64, grp, g, LSE1, LSE2, DELTA1, DELTA2, sl_b, sl_g, sl_h, sn_b
 
 
 @triton.autotune(configs=configs('dkdv'), key=['T', 'D', 'VARLEN', 'SIGNAL'], restore_value=['DV'])
-@triton.jit
+@triton.jit(do_not_specialize=['CH'])
 def gda_bwd_dkdv_kernel(Q, K, V, DO, LSE1, LSE2, DELTA1, DELTA2, DK, DV, DOC_START, DOC_END,
                         sk_b, sk_t, sk_g, sk_h, sv_b, sv_t, sv_g, sl_b, sl_g, sl_h, sn_b, sn_g,
                         T, G, g, qk_scale, sm_scale, CH,
@@ -479,7 +484,7 @@ def _dq_inner(dq, q, do, lse, de, K, V, b, grp, kh, lo, hi, ts, dst, ok, qk_scal
 
 
 @triton.autotune(configs=configs('dq'), key=['T', 'D', 'VARLEN'])
-@triton.jit
+@triton.jit(do_not_specialize=['CH'])
 def gda_bwd_dq_kernel(Q, K, V, DO, LSE1, LSE2, DELTA1, DELTA2, DQ, DOC_START,
                       sq_b, sq_t, sq_g, sq_h, sl_b, sl_g, sl_h, sn_b, sn_g,
                       T, G, g, n_signal, qk_scale, sm_scale, CH,
@@ -556,7 +561,7 @@ def _dk_maps(dk, k, v, Q, DO, b, grp, j0, LSE, DELTA, DOC_START, n_maps, m_lo, m
 
 
 @triton.autotune(configs=configs('dv'), key=['T', 'D', 'VARLEN'])
-@triton.jit
+@triton.jit(do_not_specialize=['CH'])
 def gda_bwd_dv_kernel(Q, K, DO, LSE1, LSE2, DV, DOC_START, DOC_END,
                       sk_b, sk_t, sk_g, sk_h, sv_b, sv_t, sv_g, sl_b, sl_g, sl_h, sn_b, sn_g,
                       T, G, g, qk_scale, CH,
@@ -583,7 +588,7 @@ def gda_bwd_dv_kernel(Q, K, DO, LSE1, LSE2, DV, DOC_START, DOC_END,
 
 
 @triton.autotune(configs=configs('dk'), key=['T', 'D', 'VARLEN'])
-@triton.jit
+@triton.jit(do_not_specialize=['CH'])
 def gda_bwd_dk_kernel(Q, K, V, DO, LSE1, LSE2, DELTA1, DELTA2, DK, DOC_START, DOC_END,
                       sk_b, sk_t, sk_g, sk_h, sv_b, sv_t, sv_g, sl_b, sl_g, sl_h, sn_b, sn_g,
                       T, G, g, qk_scale, sm_scale, CH,
