@@ -37,7 +37,7 @@ head's heaviest causal block runs first. Small chunks keep what the chunk's prog
 longest-first keeps long programs away from the end of the launch; CH = max(1, tokens // T) with a token budget per
 launch (`GDASettings.chunk_tokens`).
   CH is a run-time argument of every kernel (`do_not_specialize`), not a value Triton may compile in: CH is 1 whenever
-  a launch has a single head (B = G = 1) or T exceeds the chunk's budget, and a build with CH = 1 and T = 1 (one block
+  a launch spans a single head or group, or T exceeds the chunk's token budget, and a build with CH = 1 and T = 1 (one block
   per head, so the whole program order folds to constants) breaks the backward on Triton 3.6 for sm_90a (ptxas crashes
   building the dV kernel, or a backward launch reads out of bounds, depending on D and g). With CH passed at run time
   the same shapes run; it costs a few integer operations per program.
