@@ -253,7 +253,7 @@ class PolyNormSettings:
         if self.chunk & (self.chunk - 1): raise ValueError(f"PolyNormSettings.chunk must be a power of two, got {self.chunk!r}")
         if not _is_int(self.progs_per_sm) or self.progs_per_sm < 0:
             raise ValueError(f"PolyNormSettings.progs_per_sm must be an int >= 0, got {self.progs_per_sm!r}")
-        if not isinstance(self.autotune, bool): raise ValueError(f"PolyNormSettings.autotune must be a bool, got {self.autotune!r}")
+        if not isinstance(self.autotune, bool): raise TypeError(f"PolyNormSettings.autotune must be a bool, got {self.autotune!r} ({type(self.autotune).__name__})")
 
     def as_op_arg(self)->tuple:
         "The settings as a tuple of ints, the form the registered custom ops take (`int[]` in their schema)."

@@ -19,7 +19,7 @@ from .config import MotifConfig, MLP_ACTS
 from .model import train_flops_per_token, MotifForCausalLM
 from .train import Trainer, TrainConfig
 from .data import default_sampler, CurriculumSchedule, motif_like_schedule
-from .core import atomic_write, atomic_write_json
+from .core import atomic_write, atomic_write_json, check_number
 from .hypercloning import hyperclone_config
 from .bench.hypercloning import hypercloning_ablation, ABLATION_SCALES as HC_SCALES
 from .bench.results import save_result, load_result, figures_dir, env_info, repo_root, result_name, ablation_scale, default_device
@@ -51,7 +51,7 @@ def head_layout(kind:str, # 'gda' or 'standard'
     "`MotifConfig` head fields: GDA with `ratio` signal heads per noise head in the group count closest to `num_heads` query heads, or standard GQA."
     if kind == 'standard': return dict(attention_kind='standard', num_attention_heads=num_heads, num_noise_heads=0, num_key_value_heads=kv_heads)
     if kind != 'gda': raise ValueError(f"head_layout: kind must be 'gda' or 'standard', got {kind!r}")
-    if isinstance(ratio, bool) or not isinstance(ratio, int) or ratio < 1: raise ValueError(f"head_layout: ratio must be an int >= 1, got {ratio!r}")
+    ratio = int(check_number('head_layout', 'ratio', ratio, integer=True, lo=1))
     G = max(1, round(num_heads / (ratio + 1)))
     return dict(attention_kind='gda', num_attention_heads=G * (ratio + 1), num_noise_heads=G, num_key_value_heads=2 * G)
 
@@ -176,7 +176,8 @@ def _check_schedule(spec, where:str, s):
 @patch
 def validate(self:AblationSpec):
     "Check the spec before anything trains: names, seeds, budget, every variant's model and training config, claims, sweep; errors name the spec and the part."
-    if not (isinstance(self.name, str) and _SLUG.match(self.name)): raise ValueError(f"AblationSpec.name must be lower-case letters, digits, '-' or '_', got {self.name!r}")
+    if not isinstance(self.name, str): raise TypeError(f"AblationSpec.name must be a str, got {self.name!r} ({type(self.name).__name__})")
+    if not _SLUG.match(self.name): raise ValueError(f"AblationSpec.name must be lower-case letters, digits, '-' or '_', got {self.name!r}")
     if not self.variants: _bad(self, "no variants")
     names = [v.name for v in self.variants]
     if dup := sorted({n for n in names if names.count(n) > 1}): _bad(self, f"duplicate variant names {dup}")
@@ -875,7 +876,8 @@ def get_spec(name:str, # a key of `ABLATIONS`
     if name not in ABLATIONS: raise ValueError(f"unknown ablation {name!r}; ablations: {', '.join(ABLATIONS)}")
     sp = ABLATIONS[name](scale)
     if seeds is None: return sp
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2: raise ValueError(f"seeds must be an int >= 2 (the spread needs two), got {seeds!r}")
+    check_number('get_spec', 'seeds', seeds, integer=True)
+    if seeds < 2: raise ValueError(f"get_spec.seeds must be an int >= 2 (the spread needs two), got {seeds!r}")
     return AblationSpec(**{**asdict(sp), 'seeds': tuple(range(seeds))})
 
 # %% ../nbs/09_ablate.ipynb #906570d9
@@ -927,7 +929,7 @@ def main(name:str, # an ablation (attention, mlp, optimizer, curriculum, hypercl
     try:
         scale = scale or ablation_scale()
         specs = {n: get_spec(n, scale, seeds) for n in names}
-    except ValueError as e: raise SystemExit(f"motif_nb.ablate: error: {e}" + (", or all" if 'unknown ablation' in str(e) else '')) from None
+    except (ValueError, TypeError) as e: raise SystemExit(f"motif_nb.ablate: error: {e}" + (", or all" if 'unknown ablation' in str(e) else '')) from None
     for n in names:
         t0 = time.perf_counter()
         res = run_ablation(specs[n], scale, out, device, keep_checkpoints, progress=print)

@@ -294,7 +294,8 @@ def from_hf(cls:MotifConfig,
     kw = {k: v for k, v in d.items() if k in names}
     if 'hidden_act' in d and not (d['hidden_act'] == 'gelu' and d.get('mlp_act') == 'gelu'):   # 'gelu' alone is ambiguous in HF (gated?)
         act = d['hidden_act']
-        if not isinstance(act, str) or act not in _HF_ACTS: raise ValueError(f"{src}: hidden_act {act!r} is not supported; known: {sorted(_HF_ACTS)}")
+        if not isinstance(act, str): raise TypeError(f"{src}: hidden_act must be a str (an activation's name), got {act!r} ({type(act).__name__})")
+        if act not in _HF_ACTS: raise ValueError(f"{src}: hidden_act {act!r} is not supported; known: {sorted(_HF_ACTS)}")
         if 'mlp_act' in d and d['mlp_act'] != _HF_ACTS[act]: raise ValueError(f"{src}: hidden_act {act!r} and mlp_act {d['mlp_act']!r} disagree")
         kw['mlp_act'] = _HF_ACTS[act]
     kind = kw.get('attention_kind', 'gda')

@@ -6,13 +6,14 @@ Docs: https://motif-nb.github.io/motif-nb/core.html.md"""
 
 # %% ../nbs/00a_core.ipynb #e2214c82
 from __future__ import annotations
-import os, sys, re, json, shutil, hashlib, secrets, tempfile, importlib, importlib.util, contextlib
+import os, sys, re, json, math, shutil, hashlib, secrets, tempfile, importlib, importlib.util, contextlib
 from pathlib import Path
+import numpy as np
 import torch
 
 # %% auto #0
 __all__ = ['IMPLS', 'HAS_TRITON', 'MANIFEST', 'PENDING', 'MANIFEST_FORMAT', 'ensure_kernels', 'interpreting', 'triton_available',
-           'resolve_impl', 'check_float', 'rel_err', 'atomic_write', 'atomic_write_json', 'sha256_file',
+           'resolve_impl', 'check_float', 'check_number', 'rel_err', 'atomic_write', 'atomic_write_json', 'sha256_file',
            'read_manifest', 'finish_write', 'OwnedDirWriter', 'owned_dir', 'check_owned_dir', 'on_rank0',
            'end_distributed_cli']
 
@@ -84,6 +85,27 @@ def check_float(t, name:str, op:str='op', min_ndim:int=1):
     if t.ndim < min_ndim: raise ValueError(f"{op}: {name} must have at least {min_ndim} dimension(s), got shape {tuple(t.shape)}")
     if t.ndim and t.shape[-1] == 0: raise ValueError(f"{op}: {name} has an empty last dimension, shape {tuple(t.shape)}")
     return t
+
+# %% ../nbs/00a_core.ipynb #45870e64
+def check_number(owner:str, name:str, # the error names `owner.name`
+                 v, # the value
+                 integer:bool=False, # an int is required (else any real number; bools are never numbers)
+                 lo=None, hi=None, # bounds
+                 lo_open:bool=False, hi_open:bool=False, # exclude the bound itself
+                 none:bool=False, # None is accepted
+                ):
+    "Return `v` if it is a finite number in range; else a `TypeError` (wrong type) or `ValueError` naming `owner.name`."
+    if v is None and none: return v
+    kind = 'an int' if integer else 'a number'
+    ok = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(v, bool) or not isinstance(v, ok):
+        raise TypeError(f"{owner}.{name} must be {kind}{' or None' if none else ''}, got {v!r} ({type(v).__name__})")
+    if not math.isfinite(v): raise ValueError(f"{owner}.{name} must be finite, got {v!r}")
+    if (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and (v > hi or (hi_open and v == hi))):
+        rng = [f"{'>' if lo_open else '>='} {lo}"] * (lo is not None) + [f"{'<' if hi_open else '<='} {hi}"] * (hi is not None)
+        raise ValueError(f"{owner}.{name} must be {kind} {' and '.join(rng)}, got {v!r}")
+    return v
+
 
 # %% ../nbs/00a_core.ipynb #565ee13a
 def rel_err(out:torch.Tensor, ref:torch.Tensor)->float:

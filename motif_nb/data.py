@@ -462,13 +462,15 @@ def _read_sources(sources:Mapping, text_field:str, on_error:str, op:str='build_t
 
 # %% ../nbs/07_data.ipynb #935323b1
 def _check_build_args(sources, tokenizer, add_eos, text_field, on_error, batch_docs, op='build_token_cache'):
-    if not isinstance(sources, Mapping) or not sources: raise ValueError(f"{op}: sources must be a non-empty {{domain: documents}} mapping, got {sources!r:.80}")
+    if not isinstance(sources, Mapping): raise TypeError(f"{op}: sources must be a {{domain: documents}} mapping, got {type(sources).__name__} {sources!r:.80}")
+    if not sources: raise ValueError(f"{op}: sources must be a non-empty {{domain: documents}} mapping, got {sources!r:.80}")
     for d in sources: _check_domain(d, f"{op}: sources")
     if missing := [m for m in ('get_vocab_size', 'token_to_id', 'to_str', 'encode_batch') if not callable(getattr(tokenizer, m, None))]:
         raise TypeError(f"{op}: tokenizer must be a tokenizers.Tokenizer (or have its methods); a {type(tokenizer).__name__} lacks {', '.join(missing)}")
     if not isinstance(add_eos, bool): raise TypeError(f"{op}: add_eos must be a bool, got {add_eos!r}")
     _check_read_args(op, text_field, on_error)
-    if isinstance(batch_docs, bool) or not isinstance(batch_docs, int) or batch_docs < 1: raise ValueError(f"{op}: batch_docs must be an int >= 1, got {batch_docs!r}")
+    if isinstance(batch_docs, bool) or not isinstance(batch_docs, int): raise TypeError(f"{op}: batch_docs must be an int, got {batch_docs!r} ({type(batch_docs).__name__})")
+    if batch_docs < 1: raise ValueError(f"{op}: batch_docs must be an int >= 1, got {batch_docs!r}")
 
 def _swap(new:Path, path:Path, token:str):
     "Move the complete cache `new` to `path`: a previous cache there is renamed aside first and deleted last."
@@ -776,7 +778,8 @@ def _check_sampler_args(sources, schedule, seq_len, batch_size, seed, rank, worl
     if split not in SPLITS: raise ValueError(f"CurriculumSampler: split must be one of {SPLITS}, got {split!r}")
     if not _is_num(holdout) or not 0 < holdout < 1: raise ValueError(f"CurriculumSampler: holdout must be a fraction in (0, 1), got {holdout!r}")
     if not isinstance(schedule, CurriculumSchedule): raise TypeError(f"CurriculumSampler: schedule must be a CurriculumSchedule, got {type(schedule).__name__}")
-    if not isinstance(sources, Mapping) or not sources: raise ValueError(f"CurriculumSampler: sources must be a non-empty {{domain: source}} mapping, got {sources!r:.80}")
+    if not isinstance(sources, Mapping): raise TypeError(f"CurriculumSampler: sources must be a {{domain: source}} mapping, got {type(sources).__name__} {sources!r:.80}")
+    if not sources: raise ValueError(f"CurriculumSampler: sources must be a non-empty {{domain: source}} mapping, got {sources!r:.80}")
     unknown = [d for d in schedule.domains if d not in sources]
     if unknown: raise ValueError(f"CurriculumSampler: schedule domain(s) {unknown} have no source; sources are {list(sources)}")
     for d in schedule.domains:

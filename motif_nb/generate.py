@@ -14,7 +14,7 @@ from fastcore.meta import delegates
 from .config import MotifConfig
 from .attention import GDA, apply_rope, rope_cos_sin, gda_epilogue, doc_ids, doc_positions
 from .model import MotifForCausalLM, flag_nonfinite_logits, check_nonfinite_logits, check_generate_args, check_generate_tokens, stop_tokens
-from .core import resolve_impl
+from .core import resolve_impl, check_number
 try: from motif_nb.kernels import gda_decode as _kdec    # the fused GDA decode kernel (needs triton)
 except ImportError: _kdec = None
 
@@ -32,8 +32,8 @@ class StaticKVCache:
                  batch_size:int, # rows it holds (a smaller batch uses the first rows)
                  max_len:int, # tokens per row, prompt and new ones (rounded up to a multiple of 16)
                  dtype:torch.dtype=torch.float32, device='cpu'):
-        for n, v in (('batch_size', batch_size), ('max_len', max_len)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise ValueError(f"StaticKVCache: {n} must be an int >= 1, got {v!r}")
+        batch_size = int(check_number('StaticKVCache', 'batch_size', batch_size, integer=True, lo=1))
+        max_len = int(check_number('StaticKVCache', 'max_len', max_len, integer=True, lo=1))
         self.kind, self.num_caches = config.attention_kind, 2 if config.attention_kind == 'gda' else 1
         self.num_heads, self.head_dim, self.num_layers = config.num_groups, config.head_dim, config.num_hidden_layers
         self.batch_size, self.capacity, self.dtype, self.device = batch_size, _round_up(max_len), dtype, torch.device(device)
@@ -125,7 +125,8 @@ def decode_attn_mlp(layer, h:torch.Tensor, # the layer and its input residual st
         g = a.group_size
         lam, out_scale = a.lambda_full() if lam is None else lam, a.out_scale if out_scale is None else out_scale
     if impl == 'triton':
-        if not isinstance(a, GDA): raise ValueError("decode_attn_mlp: impl='triton' is GDA's decode kernel; standard attention decodes through SDPA")
+        if not isinstance(a, GDA):
+            raise TypeError(f"decode_attn_mlp: impl='triton' is GDA's decode kernel and needs a GDA layer, got {type(a).__name__}; standard attention decodes through SDPA")
         if slot is None: slot = torch.full((1,), k.shape[3] - 1, device=q.device)
         if not isinstance(out_scale, torch.Tensor) or out_scale.device != q.device: out_scale = torch.as_tensor(out_scale, device=q.device)
         o = _kdec.gda_decode(q, k, v, bias, slot, lam, a.subln.weight, a.subln.eps, out_scale)

@@ -12,7 +12,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.distributed.tensor import DTensor
 from fastcore.basics import patch
-from .core import resolve_impl, check_float, interpreting, rel_err, HAS_TRITON
+from .core import resolve_impl, check_float, interpreting, rel_err, HAS_TRITON, check_number
 
 # %% auto #0
 __all__ = ['MOTIF_NS_COEFFICIENTS', 'CLASSIC_NS_COEFFICIENTS', 'ns_coefficients', 'ns_scalar_map', 'ns_band', 'ns_flops',
@@ -30,7 +30,7 @@ def ns_coefficients(coefficients='motif', # 'motif', 'classic', one (a, b, c) tr
                     steps:int=5, # how many Newton-Schulz steps
                    )->tuple: # exactly `steps` (a, b, c) triples of floats
     "Exactly `steps` (a, b, c) triples from 'motif', 'classic', one triple, or a list of 1 or `steps` triples."
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1: raise ValueError(f"ns_steps must be a positive integer, got {steps!r}")
+    check_number('ns_coefficients', 'steps', steps, integer=True, lo=1)
     if isinstance(coefficients, str):
         if coefficients == 'motif': cs = MOTIF_NS_COEFFICIENTS
         elif coefficients == 'classic': cs = CLASSIC_NS_COEFFICIENTS
@@ -352,15 +352,17 @@ def _check_num(name, v, lo=0.0, hi=None, open_lo=False):
 def _check_hparams(lr, weight_decay, momentum, ns_steps, ns_coefficients, adamw_betas, adamw_eps, qk_clip_tau, ns_impl, ns_method, eps,
                    n=str, # a key's name in the messages: the key itself, or `param_groups[i]['key']` for a group's own value
                   ):
-    "Raise a `ValueError` naming the first bad hyper-parameter (optimizer-wide, or one group's)."
+    "Raise a `TypeError` (wrong type) or `ValueError` naming the first bad hyper-parameter (optimizer-wide, or one group's)."
     for k, v in dict(lr=lr, weight_decay=weight_decay, eps=eps).items(): _check_num(n(k), v)
     _check_num(n('momentum'), momentum, hi=1.0); _check_num(n('adamw_eps'), adamw_eps)
-    if not (isinstance(adamw_betas, (tuple, list)) and len(adamw_betas) == 2): raise ValueError(f"Muon: {n('adamw_betas')} must be a pair, got {adamw_betas!r}")
+    if not isinstance(adamw_betas, (tuple, list)): raise TypeError(f"Muon: {n('adamw_betas')} must be a pair, got {adamw_betas!r} ({type(adamw_betas).__name__})")
+    if len(adamw_betas) != 2: raise ValueError(f"Muon: {n('adamw_betas')} must be a pair, got {adamw_betas!r}")
     for b in adamw_betas: _check_num(n('adamw_betas'), b, hi=1.0)
     if qk_clip_tau is not None: _check_num(n('qk_clip_tau'), qk_clip_tau, open_lo=True)
     if ns_impl not in ('auto', 'torch', 'triton'): raise ValueError(f"Muon: {n('ns_impl')} must be 'auto', 'torch' or 'triton', got {ns_impl!r}")
     if ns_method not in ('auto', 'standard', 'gram'): raise ValueError(f"Muon: {n('ns_method')} must be 'auto', 'standard' or 'gram', got {ns_method!r}")
-    _resolve_ns(ns_coefficients, ns_steps)                                 # validates both
+    check_number('Muon', n('ns_steps'), ns_steps, integer=True, lo=1)
+    _resolve_ns(ns_coefficients, ns_steps)                                 # validates the coefficients against the steps
 
 _GROUP_KEYS = ('lr', 'weight_decay', 'momentum', 'ns_steps', 'ns_coefficients', 'adamw_betas', 'adamw_eps', 'ns_impl', 'ns_method', 'eps')
 

@@ -15,6 +15,7 @@ import torch.distributed as dist
 from torch.distributed.tensor import DTensor, Shard
 from fastcore.basics import patch
 from .muon import ns_flops, newton_schulz, muon_momentum_, muon_lr_scale, muon_apply_, qk_clip_factors, _keep_where, _local
+from .core import check_number
 
 # %% auto #0
 __all__ = ['shard_rows', 'ns_cost', 'MuonPlan', 'muon_plan', 'ParallelMuonSettings', 'ParallelMuon', 'sharded_qk_clip_',
@@ -39,8 +40,7 @@ def _check_shape(fn, s)->tuple:
     if len(s) < 2 or any(d < 0 for d in s): raise ValueError(f"{fn}: shape {tuple(s)} is not a matrix shape (Muon needs >= 2 dims, none negative)")
     return tuple(s)
 
-def _check_steps(fn, k):
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1: raise ValueError(f"{fn}: steps must be an integer >= 1, got {k!r}")
+def _check_steps(fn, k): check_number(fn, 'steps', k, integer=True, lo=1)
 
 def ns_cost(shape, # a parameter's shape; its matrices are the last two dims
             steps:int=5, # Newton-Schulz steps
@@ -75,7 +75,7 @@ def muon_plan(shapes, # global shapes of the Muon parameters, in the order every
              )->MuonPlan:
     "Owners by Newton-Schulz cost, descending, round-robin over the ranks; chunks of `chunk_factor * world_size` matrices in that order."
     for k, v, lo in (('world_size', world_size, 1), ('chunk_factor', chunk_factor, 1), ('small_numel', small_numel, 0)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < lo: raise ValueError(f"muon_plan: {k} must be an integer >= {lo}, got {v!r}")
+        check_number('muon_plan', k, v, integer=True, lo=lo)
     shapes = [_check_shape('muon_plan', s) for s in shapes]
     steps = list(steps) if isinstance(steps, (list, tuple)) else [steps] * len(shapes)
     if len(steps) != len(shapes): raise ValueError(f"muon_plan: steps has {len(steps)} entries for {len(shapes)} shapes")
@@ -101,9 +101,7 @@ class ParallelMuonSettings:
 
     def __post_init__(self):
         if self.mode not in _MODES: raise ValueError(f"ParallelMuonSettings.mode must be one of {_MODES}, got {self.mode!r}")
-        for k, lo in (('chunk_factor', 1), ('prefetch', 0), ('small_numel', 0)):
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v < lo: raise ValueError(f"ParallelMuonSettings.{k} must be an integer >= {lo}, got {v!r}")
+        for k, lo in (('chunk_factor', 1), ('prefetch', 0), ('small_numel', 0)): check_number('ParallelMuonSettings', k, getattr(self, k), integer=True, lo=lo)
         if not isinstance(self.comm_dtype, torch.dtype) or not self.comm_dtype.is_floating_point:
             raise ValueError(f"ParallelMuonSettings.comm_dtype must be a floating-point torch.dtype, got {self.comm_dtype!r}")
 

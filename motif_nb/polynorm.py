@@ -32,7 +32,8 @@ def _check_args(op, x, weight, bias, eps, name='x', settings=None):
     if tuple(weight.shape) != (3,):
         raise ValueError(f"{op}: weight must have shape [3] (the weights of n(x^3), n(x^2), n(x)), got {tuple(weight.shape)}")
     if tuple(bias.shape) != (1,): raise ValueError(f"{op}: bias must have shape [1], got {tuple(bias.shape)}")
-    if not isinstance(eps, (int, float)) or not eps >= 0: raise ValueError(f"{op}: eps must be a float >= 0, got {eps!r}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)): raise TypeError(f"{op}: eps must be a float, got {eps!r} ({type(eps).__name__})")
+    if not eps >= 0: raise ValueError(f"{op}: eps must be a float >= 0, got {eps!r}")
     devs = {str(t.device) for t in (x, weight, bias)}
     if len(devs) > 1: raise ValueError(f"{op}: {name}, weight and bias are on different devices: {sorted(devs)}")
     _check_settings(op, settings)

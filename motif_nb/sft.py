@@ -25,9 +25,9 @@ from .data import (encoding_problem, BadFileWarning, SPECIAL_TOKENS, CORPUS_SIZE
 from .config import MotifConfig
 from .model import MotifForCausalLM, shift_labels
 from .generate import StaticGenerator
-from .core import atomic_write, atomic_write_json, check_owned_dir, sha256_file, on_rank0, end_distributed_cli
+from .core import atomic_write, atomic_write_json, check_owned_dir, sha256_file, on_rank0, end_distributed_cli, check_number
 from .checkpoint import CheckpointManager
-from .train import Trainer, TrainConfig, check_number, setup_distributed, read_jsonl, _jsonable
+from .train import Trainer, TrainConfig, setup_distributed, read_jsonl, _jsonable
 
 # %% auto #0
 __all__ = ['ROLES', 'BAD_ROW_REASONS', 'TRUNCATION', 'SFT_FAMILIES', 'CHECKS', 'SYSTEM_PROMPTS', 'MOTIF_3STAGE', 'PIPELINES',
@@ -250,7 +250,7 @@ def tokenize_conversations(conversations, # a list of conversations (lists of {'
                           )->ChatTokens:
     "Render and tokenise `conversations` in the chat template, apply the length rule, and lay them end to end."
     if truncation not in TRUNCATION: raise ValueError(f"tokenize_conversations: truncation must be one of {TRUNCATION}, got {truncation!r}")
-    if not isinstance(max_len, int) or max_len < 4: raise ValueError(f"tokenize_conversations: max_len must be an int >= 4, got {max_len!r}")
+    max_len = int(check_number('tokenize_conversations', 'max_len', max_len, integer=True, lo=4))
     for i, c in enumerate(conversations):
         err = conversation_error(c)
         if err: raise ValueError(f"tokenize_conversations: conversation {i}: {err}")
@@ -301,16 +301,16 @@ class SFTSampler:
                  window:int=128, # rows per packing window (more: fuller rows, a longer pause per window)
                  shuffle:bool=True, # False: conversations in their order, rows in the order BFD opens them
                 ):
-        for name, v, lo in (('seq_len', seq_len, 1), ('batch_size', batch_size, 1), ('world_size', world_size, 1), ('window', window, 1)):
-            if not isinstance(v, int) or v < lo: raise ValueError(f"SFTSampler: {name} must be an int >= {lo}, got {v!r}")
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0: raise ValueError(f"SFTSampler: seed must be an int >= 0, got {seed!r}")
+        for name, v, lo in (('seq_len', seq_len, 1), ('batch_size', batch_size, 1), ('world_size', world_size, 1), ('window', window, 1), ('seed', seed, 0)):
+            check_number('SFTSampler', name, v, integer=True, lo=lo)
         if not isinstance(shuffle, bool): raise TypeError(f"SFTSampler: shuffle must be a bool, got {shuffle!r}")
-        if not isinstance(rank, int) or not 0 <= rank < world_size: raise ValueError(f"SFTSampler: rank must be in [0, {world_size}), got {rank!r}")
-        if not isinstance(chats, ChatTokens) or not len(chats): raise ValueError("SFTSampler: chats must be a non-empty ChatTokens")
+        check_number('SFTSampler', 'rank', rank, integer=True, lo=0, hi=world_size, hi_open=True)
+        if not isinstance(chats, ChatTokens): raise TypeError(f"SFTSampler: chats must be a ChatTokens (from tokenize_conversations), got {type(chats).__name__}")
+        if not len(chats): raise ValueError("SFTSampler: chats must be a non-empty ChatTokens, got one with no conversations")
         if int(chats.lengths.max()) > seq_len:
             raise ValueError(f"SFTSampler: a conversation has {int(chats.lengths.max())} tokens > seq_len={seq_len} (tokenise with max_len <= seq_len)")
-        self.chats, self.seq_len, self.batch_size, self.seed = chats, seq_len, batch_size, int(seed)
-        self.rank, self.world_size, self.window, self.shuffle = rank, world_size, window, bool(shuffle)
+        self.chats, self.seq_len, self.batch_size, self.seed = chats, int(seq_len), int(batch_size), int(seed)
+        self.rank, self.world_size, self.window, self.shuffle = int(rank), int(world_size), int(window), bool(shuffle)
         self._lens = chats.lengths
         self._order_cache, self._rows_cache, self._digest = None, None, None
         self.step = self.epoch = self.window_idx = self.row = 0
@@ -795,9 +795,11 @@ class Pipeline:
     eval_max_new_tokens:int|None=None # a reply's length limit (None: per family, its longest reference answer + 8 tokens)
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name: raise ValueError(f"Pipeline.name must be a non-empty str, got {self.name!r}")
+        if not isinstance(self.name, str): raise TypeError(f"Pipeline.name must be a str, got {self.name!r} ({type(self.name).__name__})")
+        if not self.name: raise ValueError(f"Pipeline.name must be a non-empty str, got {self.name!r}")
         o = f"Pipeline {self.name!r}"
-        if not isinstance(self.stages, (list, tuple)) or not self.stages: raise ValueError(f"{o}: stages must be a non-empty list, got {self.stages!r}")
+        if not isinstance(self.stages, (list, tuple)): raise TypeError(f"{o}: stages must be a list (of Stages or dicts of their fields), got {type(self.stages).__name__} {self.stages!r:.80}")
+        if not self.stages: raise ValueError(f"{o}: stages must be a non-empty list, got {self.stages!r}")
         self.stages = [_as_stage(o, i, s) for i, s in enumerate(self.stages)]
         names = [s.name for s in self.stages]
         if dup := sorted({n for n in names if names.count(n) > 1}): raise ValueError(f"{o}: stage names must be distinct (each is a folder), {dup} repeat")

@@ -21,36 +21,16 @@ from .model import MotifForCausalLM, shift_labels, train_flops_per_token, check_
 from .data import (model_inputs, CurriculumSampler, CurriculumSchedule, default_sampler, python_prose_docs,
                            stdlib_code_docs, synthetic_math_docs, CORPUS_SIZES)
 from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest
-from .core import atomic_write, on_rank0, end_distributed_cli
+from .core import atomic_write, on_rank0, end_distributed_cli, check_number
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'PEAK_BF16_TFLOPS', 'RESUMABLE', 'DATA_SOURCES', 'DOMAINS', 'RUN_PRESETS',
-           'check_number', 'TrainConfig', 'lr_multiplier', 'make_optimizer', 'skips_on_device', 'check_optimizer',
-           'DistInfo', 'process_device', 'setup_distributed', 'decoder_blocks', 'parallelize', 'compile_limit',
-           'take_rows', 'split_batch', 'Trainer', 'device_peak_flops', 'append_jsonl', 'read_jsonl', 'run_mismatch',
-           'read_run', 'plot_run', 'DataConfig', 'make_batches', 'settings_help', 'run_settings', 'build_trainer',
-           'main']
+           'TrainConfig', 'lr_multiplier', 'make_optimizer', 'skips_on_device', 'check_optimizer', 'DistInfo',
+           'process_device', 'setup_distributed', 'decoder_blocks', 'parallelize', 'compile_limit', 'take_rows',
+           'split_batch', 'Trainer', 'device_peak_flops', 'append_jsonl', 'read_jsonl', 'run_mismatch', 'read_run',
+           'plot_run', 'DataConfig', 'make_batches', 'settings_help', 'run_settings', 'build_trainer', 'main']
 
 # %% ../nbs/06_train.ipynb #88096f33
-def check_number(owner:str, name:str, # the error names `owner.name`
-                 v, # the value
-                 integer:bool=False, # an int is required (else any real number; bools are never numbers)
-                 lo=None, hi=None, # bounds
-                 lo_open:bool=False, hi_open:bool=False, # exclude the bound itself
-                 none:bool=False, # None is accepted
-                ):
-    "Return `v` if it is a finite number in range; else a `TypeError` (wrong type) or `ValueError` naming `owner.name`."
-    if v is None and none: return v
-    kind = 'an int' if integer else 'a number'
-    ok = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(v, bool) or not isinstance(v, ok):
-        raise TypeError(f"{owner}.{name} must be {kind}{' or None' if none else ''}, got {v!r} ({type(v).__name__})")
-    if not math.isfinite(v): raise ValueError(f"{owner}.{name} must be finite, got {v!r}")
-    if (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and (v > hi or (hi_open and v == hi))):
-        rng = [f"{'>' if lo_open else '>='} {lo}"] * (lo is not None) + [f"{'<' if hi_open else '<='} {hi}"] * (hi is not None)
-        raise ValueError(f"{owner}.{name} must be {kind} {' and '.join(rng)}, got {v!r}")
-    return v
-
 def _validate(obj, owner:str, numbers:dict, choices:dict, bools:dict):
     "Check the fields of dataclass `obj`; one error naming every bad field (`TypeError` if all are type errors)."
     errs = []

@@ -10,8 +10,7 @@ import hashlib, importlib.util, inspect, statistics, subprocess, sys, tempfile, 
 from pathlib import Path
 import torch
 from fastcore.script import call_parse
-from ..core import rel_err
-from ..train import check_number
+from ..core import rel_err, check_number
 from ..kernels import gda as K
 from .attention import gda_inputs
 from .gda_tune import gpu_bench, wall_bench

@@ -9,9 +9,8 @@ from __future__ import annotations
 import os, time
 import torch
 from fastcore.script import call_parse
-from ..core import rel_err
+from ..core import rel_err, check_number
 from ..attention import gda_sdpa, split_gda_heads
-from ..train import check_number
 from ..kernels import gda as K
 from .attention import gda_inputs
 from .results import save_result, load_result, figures_dir

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from fastcore.script import call_parse
 from ..config import MotifConfig
-from ..core import end_distributed_cli
+from ..core import end_distributed_cli, check_number
 from ..model import train_flops_per_token
 from ..train import setup_distributed, process_device, device_peak_flops, read_run
 from .train import FixedBatches, trainer_case
@@ -55,9 +55,7 @@ def benchmark_scaling(preset:str='motif-1b', # a `MotifConfig` preset
     if isinstance(optimizers, str): optimizers = [o.strip() for o in optimizers.split(',') if o.strip()]
     if not optimizers or any(o not in ('adamw', 'muon', 'muonclip') for o in optimizers):
         raise ValueError(f"benchmark_scaling: optimizers must be some of adamw, muon, muonclip, got {optimizers!r}")
-    for k, v in dict(rows=rows, seq=seq, steps=steps).items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"benchmark_scaling: {k} must be an int >= 1, got {v!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0: raise ValueError(f"benchmark_scaling: warmup must be an int >= 0, got {warmup!r}")
+    for k, v, lo in (('rows', rows, 1), ('seq', seq, 1), ('steps', steps, 1), ('warmup', warmup, 0)): check_number('benchmark_scaling', k, v, integer=True, lo=lo)
     di = setup_distributed(group=True, device=device)        # the trainers then share this group instead of making their own
     try: return pd.DataFrame([scaling_case(preset, o, rows, seq, steps, warmup, di.device, compile) for o in optimizers])
     finally: di.close()
@@ -150,7 +148,7 @@ def main(preset:str='motif-1b', # a `MotifConfig` preset
                                             resumed=str(resumed), max_abs_diff=worst))
         return df
     try: df = benchmark_scaling(preset, optimizers, rows, seq, steps, warmup)
-    except ValueError as e: raise SystemExit(f"motif_nb.bench.scaling: error: {e}") from None
+    except (ValueError, TypeError) as e: raise SystemExit(f"motif_nb.bench.scaling: error: {e}") from None
     if int(os.environ.get('RANK', 0)) != 0: return df
     with pd.option_context('display.width', 200, 'display.max_columns', 20): print(df.round(4).to_string(index=False))
     if save:
