@@ -318,8 +318,7 @@ class StaticGenerator:
                 ):
         if not isinstance(model, MotifForCausalLM): raise TypeError(f"StaticGenerator: model must be a MotifForCausalLM, got {type(model).__name__}")
         if fuse_weights is not None and not isinstance(fuse_weights, bool): raise TypeError(f"StaticGenerator: fuse_weights must be True, False or None, got {fuse_weights!r}")
-        if isinstance(prefill_graphs, bool) or not isinstance(prefill_graphs, int) or prefill_graphs < 0:
-            raise ValueError(f"StaticGenerator: prefill_graphs must be an int >= 0, got {prefill_graphs!r}")
+        prefill_graphs = int(check_number('StaticGenerator', 'prefill_graphs', prefill_graphs, integer=True, lo=0))
         self.attn_impl = decode_attn_impl(model, attn_impl)
         self.model, self.cache = model, StaticKVCache.for_model(model, max_batch, max_len)
         dev = self.device = self.cache.device
