@@ -36,11 +36,11 @@ Schedule. Grids are 1-D; `_lpt` maps a program to its (block, head): heads go in
 head's heaviest causal block runs first. Small chunks keep what the chunk's programs share (K/V, or Q/dO) in L2;
 longest-first keeps long programs away from the end of the launch; CH = max(1, tokens // T) with a token budget per
 launch (`GDASettings.chunk_tokens`).
-  CH is a run-time argument of every kernel (`do_not_specialize`), not a value Triton may compile in: CH is 1 whenever
-  a launch spans a single head or group, or T exceeds the chunk's token budget, and a build with CH = 1 and T = 1 (one block
-  per head, so the whole program order folds to constants) breaks the backward on Triton 3.6 for sm_90a (ptxas crashes
-  building the dV kernel, or a backward launch reads out of bounds, depending on D and g). With CH passed at run time
-  the same shapes run; it costs a few integer operations per program.
+  CH is a run-time argument of every kernel (`do_not_specialize`), not a value Triton may compile in. CH is 1 whenever
+  a launch spans a single head or group, or the chunk's token budget holds fewer than two heads of length T; a build
+  with CH = 1 and T = 1 (one block per head, so the whole program order folds to constants) breaks the backward on
+  Triton 3.6 for sm_90a (ptxas crashes building the dV kernel, or a backward launch reads out of bounds, depending on
+  D and g). With CH passed at run time the same shapes run; it costs a few integer operations per program.
   forward, two launches of `gda_fwd_kernel`: one program = one head x BM queries, online softmax over BN-key tiles
     with the accumulator [BM, 2D], running max and sum in registers (the tiles entirely before the block run without
     a mask). First the G noise heads (write O_n, lse2), then the G*g signal heads, whose epilogue reads O_n of its rows
