@@ -248,11 +248,12 @@ class PolyNormSettings:
     def __post_init__(self):
         for f in ('max_block', 'max_block_fwd', 'chunk'):
             v = getattr(self, f)
-            if not _is_int(v) or not 1 <= v <= _MAX_NUMEL:
-                raise ValueError(f"PolyNormSettings.{f} must be an int in [1, {_MAX_NUMEL}], got {v!r}")
+            if not _is_int(v): raise TypeError(f"PolyNormSettings.{f} must be an int, got {v!r} ({type(v).__name__})")
+            if not 1 <= v <= _MAX_NUMEL: raise ValueError(f"PolyNormSettings.{f} must be an int in [1, {_MAX_NUMEL}], got {v!r}")
         if self.chunk & (self.chunk - 1): raise ValueError(f"PolyNormSettings.chunk must be a power of two, got {self.chunk!r}")
-        if not _is_int(self.progs_per_sm) or self.progs_per_sm < 0:
-            raise ValueError(f"PolyNormSettings.progs_per_sm must be an int >= 0, got {self.progs_per_sm!r}")
+        if not _is_int(self.progs_per_sm):
+            raise TypeError(f"PolyNormSettings.progs_per_sm must be an int, got {self.progs_per_sm!r} ({type(self.progs_per_sm).__name__})")
+        if self.progs_per_sm < 0: raise ValueError(f"PolyNormSettings.progs_per_sm must be an int >= 0, got {self.progs_per_sm!r}")
         if not isinstance(self.autotune, bool): raise TypeError(f"PolyNormSettings.autotune must be a bool, got {self.autotune!r} ({type(self.autotune).__name__})")
 
     def as_op_arg(self)->tuple:

@@ -161,9 +161,10 @@ _MODEL_FIELDS = {f.name for f in fields(MotifConfig)}
 _RUNNER_OWNS = ('total_steps', 'seed', 'eval_every', 'eval_batches', 'save_every', 'log_every', 'track_max_logit', 'progress')
 
 def _bad(spec, msg): raise ValueError(f"AblationSpec {spec.name!r}: {msg}")
+def _terr(spec, msg): raise TypeError(f"AblationSpec {spec.name!r}: {msg}")
 
 def _check_keys(spec, where:str, d:dict, valid:set, owned=()):
-    if not isinstance(d, dict): _bad(spec, f"{where} must be a dict, got {d!r}")
+    if not isinstance(d, dict): _terr(spec, f"{where} must be a dict, got {type(d).__name__} {d!r}")
     if bad := sorted(set(d) - valid): _bad(spec, f"{where}: unknown field(s) {bad}; valid: {', '.join(sorted(valid))}")
     if bad := sorted(set(d) & set(owned)): _bad(spec, f"{where}: {bad} are set by the runner (steps, seeds, evaluation, logging)")
 
@@ -181,12 +182,13 @@ def validate(self:AblationSpec):
     if not self.variants: _bad(self, "no variants")
     names = [v.name for v in self.variants]
     if dup := sorted({n for n in names if names.count(n) > 1}): _bad(self, f"duplicate variant names {dup}")
-    if any(not (isinstance(n, str) and n.strip()) for n in names): _bad(self, f"every variant needs a non-empty name, got {names}")
-    if len(set(self.seeds)) < 2 or len(set(self.seeds)) != len(self.seeds) or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
+    if bad := [n for n in names if not isinstance(n, str)]: _terr(self, f"variant names must be str, got {bad[0]!r} ({type(bad[0]).__name__}) in {names}")
+    if any(not n.strip() for n in names): _bad(self, f"every variant needs a non-empty name, got {names}")
+    if bad := [s for s in self.seeds if isinstance(s, bool) or not isinstance(s, int)]: _terr(self, f"seeds must be ints, got {bad[0]!r} ({type(bad[0]).__name__}) in {self.seeds}")
+    if len(set(self.seeds)) < 2 or len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
         _bad(self, f"seeds must be at least two distinct ints >= 0 (the spread needs two), got {self.seeds}")
     for k in ('tokens', 'seq_len', 'batch_size', 'evals', 'eval_batches'):
-        v = getattr(self, k)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1: _bad(self, f"{k} must be an int >= 1, got {v!r}")
+        setattr(self, k, int(check_number(f"AblationSpec {self.name!r}", k, getattr(self, k), integer=True, lo=1)))
     if self.corpus not in ('default', 'small'): _bad(self, f"corpus must be 'default' or 'small', got {self.corpus!r}")
     if self.custom is None and self.steps < self.evals:
         _bad(self, f"tokens={self.tokens} is {self.tokens // (self.seq_len * self.batch_size)} steps of {self.batch_size}x{self.seq_len}, fewer than evals={self.evals}")
@@ -205,23 +207,24 @@ def _validate_variant(spec, v:Variant):
     if 'schedule' in v.data: _check_schedule(spec, f"{w}.data", v.data['schedule'])
     if spec.custom is not None: return
     try: spec.model_config(v); spec.train_config(v, spec.seeds[0])
-    except (ValueError, TypeError) as e: _bad(spec, f"{w}: {e}")
+    except (ValueError, TypeError) as e: raise type(e)(f"AblationSpec {spec.name!r}: {w}: {e}") from None
 
 def _validate_claims(spec, names):
     for c in spec.claims:
         for n in (c.better, c.than):
             if n not in names: _bad(spec, f"claim {c.better!r} vs {c.than!r}: no variant {n!r}; variants: {names}")
-        if not (isinstance(c.metric, str) and c.metric): _bad(spec, f"claim {c.better!r} vs {c.than!r}: metric must be a column name, got {c.metric!r}")
+        if not isinstance(c.metric, str): _terr(spec, f"claim {c.better!r} vs {c.than!r}: metric must be a column name (a str), got {c.metric!r} ({type(c.metric).__name__})")
+        if not c.metric: _bad(spec, f"claim {c.better!r} vs {c.than!r}: metric must be a column name, got {c.metric!r}")
 
 def _validate_sweep(spec, names):
     sw = spec.sweep
-    if not (isinstance(sw, dict) and set(sw) <= {'field', 'values', 'seeds'} and sw.get('field') in _TRAIN_FIELDS and isinstance(sw.get('values'), dict)):
+    if not isinstance(sw, dict): _terr(spec, f"sweep must be a dict {{'field': a TrainConfig field, 'values': {{variant: [values]}}, 'seeds': n}}, got {type(sw).__name__} {sw!r}")
+    if not (set(sw) <= {'field', 'values', 'seeds'} and sw.get('field') in _TRAIN_FIELDS and isinstance(sw.get('values'), dict)):
         _bad(spec, f"sweep must be {{'field': a TrainConfig field, 'values': {{variant: [values]}}, 'seeds': n}}, got {sw!r}")
     for n, vals in sw['values'].items():
         if n not in names: _bad(spec, f"sweep: no variant {n!r}; variants: {names}")
         if not (isinstance(vals, (list, tuple)) and len(vals) >= 2): _bad(spec, f"sweep: variant {n!r} needs at least two values, got {vals!r}")
-    n = sw.get('seeds', 1)
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(spec.seeds): _bad(spec, f"sweep.seeds must be an int in [1, {len(spec.seeds)}], got {n!r}")
+    check_number(f"AblationSpec {spec.name!r}", 'sweep.seeds', sw.get('seeds', 1), integer=True, lo=1, hi=len(spec.seeds))
 
 # %% ../nbs/09_ablate.ipynb #c114b6dd
 @patch

@@ -15,7 +15,7 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from fastcore.basics import patch
-from .core import atomic_write, sha256_file, on_rank0
+from .core import atomic_write, sha256_file, on_rank0, check_number
 
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'CKPT_VERSION', 'MANIFEST', 'OWNER', 'CheckpointError', 'read_manifest', 'verify_checkpoint',
@@ -116,10 +116,9 @@ class CheckpointManager:
                  verify:bool=True, # default of `load(verify=...)`: check every file's sha256 before loading
                  thread_count:int=1, # files each rank writes in parallel (DCP's `FileSystemWriter`); they are hashed in parallel too
                 ):
-        if isinstance(thread_count, bool) or not isinstance(thread_count, int) or thread_count < 1:
-            raise ValueError(f'thread_count must be an int >= 1, got {thread_count!r}')
-        if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1):
-            raise ValueError(f'keep_last must be None or an int >= 1, got {keep_last!r}')
+        thread_count = int(check_number('CheckpointManager', 'thread_count', thread_count, integer=True, lo=1))
+        keep_last = check_number('CheckpointManager', 'keep_last', keep_last, integer=True, lo=1, none=True)
+        keep_last = None if keep_last is None else int(keep_last)
         if not isinstance(verify, bool): raise TypeError(f'verify must be a bool, got {verify!r}')
         self.root, self.keep_last, self.verify, self.thread_count = Path(root), keep_last, verify, thread_count
         if self.root.exists() and not self.root.is_dir(): raise NotADirectoryError(f'root {self.root} is not a directory')

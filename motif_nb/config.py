@@ -56,10 +56,14 @@ def _err(field, msg): raise ValueError(f"MotifConfig.{field}: {msg}")
 def check_head_layout(attention_kind:str, # 'gda' or 'standard'
                       num_attention_heads:int, num_noise_heads:int, num_key_value_heads:int,
                       op:str='MotifConfig'): # who asks, for the message
-    "Raise a `ValueError` naming the field unless the head counts form a layout of `attention_kind`."
+    "Raise a `TypeError` (a count that is not an integer) or `ValueError` naming the field unless the head counts form a layout of `attention_kind`."
     H, G, KV = num_attention_heads, num_noise_heads, num_key_value_heads
     def bad(f, msg): raise ValueError(f"{op}.{f}: {msg}")
-    if not isinstance(G, int) or isinstance(G, bool) or G < 0: bad('num_noise_heads', f"must be a non-negative integer, got {G!r}")
+    for f, v in (('num_attention_heads', H), ('num_noise_heads', G), ('num_key_value_heads', KV)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral): raise TypeError(f"{op}.{f}: must be an integer, got {type(v).__name__} {v!r}")
+    if H < 1: bad('num_attention_heads', f"must be a positive integer, got {H}")
+    if KV < 1: bad('num_key_value_heads', f"must be a positive integer, got {KV}")
+    if G < 0: bad('num_noise_heads', f"must be a non-negative integer, got {G}")
     if attention_kind == 'gda':
         if G == 0: bad('num_noise_heads', "GDA needs at least one noise head (group); use attention_kind='standard' for plain attention")
         if H % G or H // G < 2:

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 from fastcore.basics import patch
-from .core import atomic_write, sha256_file, _rename, _probe
+from .core import atomic_write, sha256_file, _rename, _probe, check_number
 
 # %% auto #0
 __all__ = ['TEXT_SUFFIXES', 'DATA_SUFFIXES', 'CORPUS_SIZES', 'SPECIAL_TOKENS', 'CACHE_FORMAT', 'CACHE_MARKER', 'SPLITS',
@@ -317,8 +317,9 @@ def train_tokenizer(docs, vocab_size:int=4096, special_tokens:Sequence[str]=SPEC
     "A byte-level BPE `tokenizers.Tokenizer` trained on `docs` (list, {domain: list}, or a function returning one); cached under `cache_dir()`."
     import tokenizers
     n_min = 256 + len(special_tokens)
-    if not isinstance(vocab_size, int) or vocab_size < n_min:
-        raise ValueError(f"train_tokenizer: vocab_size must be an int >= {n_min} (256 bytes + {len(special_tokens)} special tokens), got {vocab_size!r}")
+    vocab_size = int(check_number('train_tokenizer', 'vocab_size', vocab_size, integer=True))
+    if vocab_size < n_min:
+        raise ValueError(f"train_tokenizer.vocab_size must be an int >= {n_min} (256 bytes + {len(special_tokens)} special tokens), got {vocab_size!r}")
     if not cache: return _new_tokenizer(docs() if callable(docs) else docs, vocab_size, special_tokens, min_frequency)
     if key is None:
         if callable(docs): docs = docs()
@@ -364,7 +365,8 @@ class CacheError(ValueError):
     "A token cache that is incomplete or corrupted (it must be rebuilt, never used)."
 
 def _check_domain(d, where:str='domain names'):
-    if not isinstance(d, str) or not _DOMAIN_RE.match(d):
+    if not isinstance(d, str): raise TypeError(f"{where}: domain names must be str, got {d!r} ({type(d).__name__})")
+    if not _DOMAIN_RE.match(d):
         raise ValueError(f"{where}: domain names must be non-empty strings of letters, digits, '_', '.', '-' "
                          f"that start with a letter or digit, got {d!r}")
 
@@ -646,13 +648,15 @@ def _stage_rows(stages:list, domains:tuple)->tuple[list[float], np.ndarray]:
     "The start tokens and the normalised weight rows of validated `stages`."
     starts, rows = [], []
     for i, (s, w) in enumerate(stages):
-        if not _is_num(s) or not math.isfinite(s) or s < 0:
+        if not _is_num(s): raise TypeError(f"CurriculumSchedule: stage {i} start_tokens must be a number, got {s!r} ({type(s).__name__})")
+        if not math.isfinite(s) or s < 0:
             raise ValueError(f"CurriculumSchedule: stage {i} start_tokens must be a finite number >= 0, got {s!r}")
         unknown = [d for d in w if d not in domains]
         if unknown: raise ValueError(f"CurriculumSchedule: stage {i} has unknown domain(s) {unknown}; domains are {list(domains)}")
         row = np.zeros(len(domains))
         for d, x in w.items():
-            if not _is_num(x) or not math.isfinite(x) or x < 0:
+            if not _is_num(x): raise TypeError(f"CurriculumSchedule: stage {i} weight of {d!r} must be a number, got {x!r} ({type(x).__name__})")
+            if not math.isfinite(x) or x < 0:
                 raise ValueError(f"CurriculumSchedule: stage {i} weight of {d!r} must be finite and >= 0, got {x!r}")
             row[domains.index(d)] = float(x)
         if row.sum() <= 0: raise ValueError(f"CurriculumSchedule: stage {i} has all-zero weights")
@@ -675,8 +679,11 @@ class CurriculumSchedule:
         stages = list(stages)
         if not stages: raise ValueError("CurriculumSchedule: stages is empty")
         for i, st_ in enumerate(stages):
-            if not (isinstance(st_, (tuple, list)) and len(st_) == 2 and isinstance(st_[1], Mapping)):
-                raise ValueError(f"CurriculumSchedule: stage {i} must be (start_tokens, {{domain: weight}}), got {st_!r}")
+            if not isinstance(st_, (tuple, list)):
+                raise TypeError(f"CurriculumSchedule: stage {i} must be a pair (start_tokens, {{domain: weight}}), got {type(st_).__name__} {st_!r}")
+            if len(st_) != 2: raise ValueError(f"CurriculumSchedule: stage {i} must be a pair (start_tokens, {{domain: weight}}), got {st_!r}")
+            if not isinstance(st_[1], Mapping):
+                raise TypeError(f"CurriculumSchedule: stage {i} weights must be a {{domain: weight}} mapping, got {type(st_[1]).__name__} {st_[1]!r}")
             for d in st_[1]: _check_domain(d, f"CurriculumSchedule: stage {i}")
         if domains is None:
             doms = []
@@ -696,7 +703,7 @@ class CurriculumSchedule:
 @patch
 def weights_array(self:CurriculumSchedule, tokens:float)->np.ndarray:
     "Weights at `tokens` as an array in the order of `self.domains` (sums to 1)."
-    if not _is_num(tokens) or not math.isfinite(tokens) or tokens < 0: raise ValueError(f"weights_at: tokens must be a finite number >= 0, got {tokens!r}")
+    check_number('weights_at', 'tokens', tokens, lo=0)
     i = bisect.bisect_right(self.starts, tokens) - 1
     if i < 0: return self.weights[0].copy()
     if self.interpolation == 'step' or i == len(self.starts) - 1: return self.weights[i].copy()
@@ -720,9 +727,10 @@ def motif_like_schedule(total_tokens:float, # the run's length in tokens (the la
                         domains:Sequence[str]=('prose', 'code', 'math'), # (general, code, math) domain names
                        )->CurriculumSchedule:
     "Two linear stages from general text toward code and math, shaped like Motif's (the ratios are illustrative, not Motif's)."
-    if not _is_num(total_tokens) or not math.isfinite(total_tokens) or total_tokens <= 0:
-        raise ValueError(f"motif_like_schedule: total_tokens must be a finite number > 0, got {total_tokens!r}")
-    if isinstance(domains, str) or len(domains := tuple(domains)) != 3:
+    check_number('motif_like_schedule', 'total_tokens', total_tokens, lo=0, lo_open=True)
+    if isinstance(domains, str) or not isinstance(domains, Iterable):
+        raise TypeError(f"motif_like_schedule: domains must be a sequence of three names (general, code, math), got {type(domains).__name__} {domains!r}")
+    if len(domains := tuple(domains)) != 3:
         raise ValueError(f"motif_like_schedule: domains must be three names (general, code, math), got {domains!r}")
     g, c, m = domains
     return CurriculumSchedule([(0, {g: 0.7, c: 0.2, m: 0.1}), (total_tokens/2, {g: 0.5, c: 0.3, m: 0.2}),
@@ -771,12 +779,11 @@ def _load_source(name, src, seq_len, split='all', holdout=0.0):
 def _check_sampler_args(sources, schedule, seq_len, batch_size, seed, rank, world_size, lookahead, split='all', holdout=0.02, pad_id=None):
     for name, v, lo in [('seq_len', seq_len, 1), ('batch_size', batch_size, 1), ('world_size', world_size, 1),
                         ('lookahead', lookahead, 1), ('seed', seed, 0)]:
-        if not _is_int(v) or v < lo: raise ValueError(f"CurriculumSampler: {name} must be an int >= {lo}, got {v!r}")
-    if not (_is_int(rank) and 0 <= rank < world_size):
-        raise ValueError(f"CurriculumSampler: rank must be in [0, world_size={world_size}) (an int), got {rank!r}")
-    if pad_id is not None and not (_is_int(pad_id) and pad_id >= 0): raise ValueError(f"CurriculumSampler: pad_id must be None or an int >= 0, got {pad_id!r}")
+        check_number('CurriculumSampler', name, v, integer=True, lo=lo)
+    check_number('CurriculumSampler', 'rank', rank, integer=True, lo=0, hi=world_size, hi_open=True)
+    check_number('CurriculumSampler', 'pad_id', pad_id, integer=True, lo=0, none=True)
     if split not in SPLITS: raise ValueError(f"CurriculumSampler: split must be one of {SPLITS}, got {split!r}")
-    if not _is_num(holdout) or not 0 < holdout < 1: raise ValueError(f"CurriculumSampler: holdout must be a fraction in (0, 1), got {holdout!r}")
+    check_number('CurriculumSampler', 'holdout', holdout, lo=0, hi=1, lo_open=True, hi_open=True)
     if not isinstance(schedule, CurriculumSchedule): raise TypeError(f"CurriculumSampler: schedule must be a CurriculumSchedule, got {type(schedule).__name__}")
     if not isinstance(sources, Mapping): raise TypeError(f"CurriculumSampler: sources must be a {{domain: source}} mapping, got {type(sources).__name__} {sources!r:.80}")
     if not sources: raise ValueError(f"CurriculumSampler: sources must be a non-empty {{domain: source}} mapping, got {sources!r:.80}")
@@ -806,8 +813,8 @@ def holdout_mask(domain:str, # the domain's name (part of the hash: domains hold
                 )->np.ndarray: # bool [n_docs], True for the documents of the 'eval' split
     "Which documents of `domain` are held out for evaluation: a hash of (domain, document index), the same for every seed and machine."
     if not isinstance(domain, str): raise TypeError(f"holdout_mask: domain must be a str, got {type(domain).__name__}")
-    if not _is_int(n_docs) or n_docs < 0: raise ValueError(f"holdout_mask: n_docs must be an int >= 0, got {n_docs!r}")
-    if not _is_num(fraction) or not 0 < fraction < 1: raise ValueError(f"holdout_mask: fraction must be in (0, 1), got {fraction!r}")
+    check_number('holdout_mask', 'n_docs', n_docs, integer=True, lo=0)
+    check_number('holdout_mask', 'fraction', fraction, lo=0, hi=1, lo_open=True, hi_open=True)
     key = (zlib.crc32(domain.encode()) * _GOLDEN) % 2**64
     u = (_splitmix64(np.arange(n_docs, dtype=np.uint64) + np.uint64(key)) >> np.uint64(11)).astype(np.float64) / 2.0**53
     held = u < fraction

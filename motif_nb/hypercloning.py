@@ -29,8 +29,9 @@ def _check_multiplier(v, name:str, op:str='hyperclone')->int:
 
 def _check_snr(snr, op='hyperclone'):
     if snr is None: return None
-    if isinstance(snr, bool) or not isinstance(snr, numbers.Real) or not math.isfinite(snr):
-        raise ValueError(f"{op}: noise_snr_db must be a finite number of decibels or None, got {snr!r}")
+    if isinstance(snr, bool) or not isinstance(snr, numbers.Real):
+        raise TypeError(f"{op}: noise_snr_db must be a number of decibels or None, got {snr!r} ({type(snr).__name__})")
+    if not math.isfinite(snr): raise ValueError(f"{op}: noise_snr_db must be a finite number of decibels or None, got {snr!r}")
     return float(snr)
 
 # %% ../nbs/04_hypercloning.ipynb #71b996d3

@@ -31,6 +31,8 @@ def ns_coefficients(coefficients='motif', # 'motif', 'classic', one (a, b, c) tr
                    )->tuple: # exactly `steps` (a, b, c) triples of floats
     "Exactly `steps` (a, b, c) triples from 'motif', 'classic', one triple, or a list of 1 or `steps` triples."
     check_number('ns_coefficients', 'steps', steps, integer=True, lo=1)
+    if not isinstance(coefficients, (str, tuple, list)):
+        raise TypeError(f"ns_coefficients must be 'motif', 'classic' or a list of (a, b, c) triples, got {coefficients!r} ({type(coefficients).__name__})")
     if isinstance(coefficients, str):
         if coefficients == 'motif': cs = MOTIF_NS_COEFFICIENTS
         elif coefficients == 'classic': cs = CLASSIC_NS_COEFFICIENTS
@@ -117,12 +119,12 @@ def _triton_pays(X, min_tiles:float=3.0)->bool:
 def _ns_plan(G, X, impl, method, dtype, steps, gram_restart, min_tiles)->tuple:
     "Check the request and settle (impl, method, dtype) for the wide batch `X` made from `G`."
     if method not in ('auto', 'standard', 'gram'): raise ValueError(f"newton_schulz: method must be 'auto', 'standard' or 'gram', got {method!r}")
-    if not isinstance(gram_restart, int) or isinstance(gram_restart, bool) or gram_restart < 1:
-        raise ValueError(f"newton_schulz: gram_restart must be a positive integer, got {gram_restart!r}")
+    check_number('newton_schulz', 'gram_restart', gram_restart, integer=True, lo=1)
     if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
         raise TypeError(f"newton_schulz: dtype must be a floating-point torch.dtype or None, got {dtype!r}")
-    if not isinstance(min_tiles, (int, float)) or isinstance(min_tiles, bool) or not min_tiles >= 0:
-        raise ValueError(f"newton_schulz: triton_min_tiles must be a number >= 0, got {min_tiles!r}")
+    if not isinstance(min_tiles, (int, float)) or isinstance(min_tiles, bool):
+        raise TypeError(f"newton_schulz: triton_min_tiles must be a number, got {min_tiles!r} ({type(min_tiles).__name__})")
+    if not min_tiles >= 0: raise ValueError(f"newton_schulz: triton_min_tiles must be a number >= 0 (inf: never Triton), got {min_tiles!r}")
     pick = 'triton' if G.is_cuda and HAS_TRITON and X.numel() and _triton_pays(X, min_tiles) else 'torch'
     impl = resolve_impl(impl, G, op='newton_schulz', choices=('torch', 'triton'), auto=pick)
     if method == 'auto':                                      # the Gram form where it saves FLOPs, on a GPU
@@ -346,8 +348,8 @@ _resolve_ns = ns_coefficients      # Muon's argument of the same name shadows it
 _QK_NAME = re.compile(r'(?:^|\.)layers\.(\d+)\.self_attn\.([qk])_proj\.weight$')
 
 def _check_num(name, v, lo=0.0, hi=None, open_lo=False):
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < lo or (open_lo and v == lo) or (hi is not None and v >= hi):
-        raise ValueError(f"Muon: {name} must be a finite number {'>' if open_lo else '>='} {lo}{f' and < {hi}' if hi is not None else ''}, got {v!r}")
+    "A finite number in [lo, hi) (lo excluded with `open_lo`): a `TypeError` for a non-number, a `ValueError` out of range."
+    check_number('Muon', name, v, lo=lo, hi=hi, lo_open=open_lo, hi_open=hi is not None)
 
 def _check_hparams(lr, weight_decay, momentum, ns_steps, ns_coefficients, adamw_betas, adamw_eps, qk_clip_tau, ns_impl, ns_method, eps,
                    n=str, # a key's name in the messages: the key itself, or `param_groups[i]['key']` for a group's own value

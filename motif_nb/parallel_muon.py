@@ -102,7 +102,9 @@ class ParallelMuonSettings:
     def __post_init__(self):
         if self.mode not in _MODES: raise ValueError(f"ParallelMuonSettings.mode must be one of {_MODES}, got {self.mode!r}")
         for k, lo in (('chunk_factor', 1), ('prefetch', 0), ('small_numel', 0)): check_number('ParallelMuonSettings', k, getattr(self, k), integer=True, lo=lo)
-        if not isinstance(self.comm_dtype, torch.dtype) or not self.comm_dtype.is_floating_point:
+        if not isinstance(self.comm_dtype, torch.dtype):
+            raise TypeError(f"ParallelMuonSettings.comm_dtype must be a floating-point torch.dtype, got {self.comm_dtype!r} ({type(self.comm_dtype).__name__})")
+        if not self.comm_dtype.is_floating_point:
             raise ValueError(f"ParallelMuonSettings.comm_dtype must be a floating-point torch.dtype, got {self.comm_dtype!r}")
 
 # %% ../nbs/05b_parallel_muon.ipynb #e56e36d8

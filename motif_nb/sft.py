@@ -721,8 +721,9 @@ _TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name != 'total_step
 
 def _sources(owner:str, mixture)->list:
     "The mixture's sources as plain dicts, checked: {'family', 'n'} or {'path', 'weight'} (weight 1 when left out)."
-    if not isinstance(mixture, (list, tuple)) or not mixture:
-        raise ValueError(f"{owner}.mixture must be a non-empty list of sources, got {mixture!r}")
+    if not isinstance(mixture, (list, tuple)):
+        raise TypeError(f"{owner}.mixture must be a list of sources, got {type(mixture).__name__} {mixture!r:.80}")
+    if not mixture: raise ValueError(f"{owner}.mixture must be a non-empty list of sources, got {mixture!r}")
     out = []
     for i, s in enumerate(mixture):
         where = f"{owner}.mixture[{i}]"
@@ -750,7 +751,8 @@ class Stage:
     seed:int=0                    # seeds the generated data, the order of the rows and the trainer
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not _NAME_RE.fullmatch(self.name):
+        if not isinstance(self.name, str): raise TypeError(f"Stage.name must be a str, got {self.name!r} ({type(self.name).__name__})")
+        if not _NAME_RE.fullmatch(self.name):
             raise ValueError(f"Stage.name must be a folder name (letters, digits, '_', '.', '-'), got {self.name!r}")
         o = f"Stage {self.name!r}"
         self.mixture = _sources(o, self.mixture)
