@@ -14,6 +14,7 @@
 #   MOTIF_BENCH_OUT=DIR  packs figures/ and the logs into DIR/gpu_benchmarks.tar.gz at the end
 #   MOTIF_WHEELHOUSE=DIR as for tools/gpu_suite.sh
 #   MOTIF_AB_BASE=SPEC   gda_ab's base version: a kernels/gda.py file, or git:REV (needed by gda_ab only)
+#   MOTIF_AB_ARGS=...    more gda_ab arguments, e.g. "--modes fwd --shapes 2x4096 --rounds 5"
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source tools/gpu_env.sh
@@ -27,7 +28,7 @@ declare -A CMD=(
   [generate]="$PY -m motif_nb.bench.generate"
   [generate_profile]="$PY -m motif_nb.bench.generate --profile"
   [polynorm_host]="$PY -m motif_nb.bench.polynorm --host"
-  [gda_ab]="$PY -m motif_nb.bench.gda_ab ${MOTIF_AB_BASE:-}"
+  [gda_ab]="$PY -m motif_nb.bench.gda_ab ${MOTIF_AB_BASE:-} ${MOTIF_AB_ARGS:-}"
 )
 declare -A LIMIT=([attention]=300 [polynorm]=240 [muon]=200 [model]=420 [train]=500 [parallel_muon]=240 [generate]=420 [generate_profile]=240 [polynorm_host]=120 [gda_ab]=300)
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=(attention polynorm muon model train parallel_muon generate)

@@ -17,7 +17,7 @@ from .gda_tune import gpu_bench, wall_bench
 from .results import save_result, repo_root
 
 # %% auto #0
-__all__ = ['MODES', 'gda_source', 'load_gda', 'ab_gda', 'ab_summary', 'main']
+__all__ = ['MODES', 'gda_source', 'load_gda', 'ab_gda', 'ab_summary', 'parse_shapes', 'main']
 
 # %% ../../nbs/bench/02b_gda_ab.ipynb #97c061c0
 def gda_source(spec:str)->str:
@@ -111,21 +111,40 @@ def ab_summary(df)->'pd.DataFrame':
     s['speedup'] = [ref[(b, t, m)] / ms for b, t, m, ms in zip(s['B'], s['T'], s['mode'], s['ms'])]
     return s
 
+# %% ../../nbs/bench/02b_gda_ab.ipynb #a16afe83
+def parse_shapes(s:str)->tuple:
+    "'2x4096,1x16384' -> ((2, 4096), (1, 16384)): the (B, T) pairs of the command line's --shapes."
+    out = []
+    for part in s.split(','):
+        b, x, t = part.strip().partition('x')
+        if not (x and b.isdigit() and t.isdigit() and int(b) > 0 and int(t) > 0):
+            raise ValueError(f"gda_ab: --shapes takes BxT pairs of positive ints separated by commas (e.g. 2x4096,1x16384), got {s!r}")
+        out.append((int(b), int(t)))
+    return tuple(out)
+
 # %% ../../nbs/bench/02b_gda_ab.ipynb #a013b7cf
 @call_parse
 def main(base:str, # the version to compare against: git:REV, a file, or 'work'
          head:str='work', # the new version: 'work' (this checkout's kernels/gda.py), git:REV or a file
          rounds:int=3, # timed rounds per (shape, mode)
+         modes:str='fwd,fwd+bwd', # what is timed, comma-separated: fwd, fwd+bwd
+         shapes:str='2x4096,1x16384', # (B, T) pairs, BxT separated by commas
          smoke:bool=False): # a tiny CPU run under TRITON_INTERPRET=1, nothing saved
-    "Command line: `python -m motif_nb.bench.gda_ab BASE [--head HEAD] [--rounds N] [--smoke]` (a CUDA GPU unless --smoke)."
+    "Command line: `python -m motif_nb.bench.gda_ab BASE [--head HEAD] [--rounds N] [--modes M] [--shapes S] [--smoke]` (a CUDA GPU unless --smoke)."
     import pandas as pd
     t0 = time.time()
-    if smoke: df = ab_gda({'base': base, 'head': head}, shapes=((1, 24),), G=1, g=2, d=16, dtype=torch.float32, device='cpu', rounds=1)
-    else:
-        if not torch.cuda.is_available(): raise SystemExit("gda_ab: needs a CUDA GPU (or --smoke)")
-        df = ab_gda({'base': base, 'head': head}, rounds=rounds)
+    ms = tuple(m.strip() for m in modes.split(',') if m.strip())
+    try: sh = parse_shapes(shapes)
+    except ValueError as e: raise SystemExit(str(e)) from None
+    specs = {'base': base, 'head': head}
+    try:
+        if smoke: df = ab_gda(specs, shapes=((1, 24),), G=1, g=2, d=16, dtype=torch.float32, device='cpu', rounds=1, modes=ms)
+        else:
+            if not torch.cuda.is_available(): raise SystemExit("gda_ab: needs a CUDA GPU (or --smoke)")
+            df = ab_gda(specs, shapes=sh, rounds=rounds, modes=ms)
+    except (ValueError, TypeError) as e: raise SystemExit(f"gda_ab: error: {e}") from None
     pd.set_option('display.width', 200)
     print(ab_summary(df).round(4).to_string(), flush=True)
-    if not smoke: save_result('gda_ab', df, base=base, head=head, seconds=round(time.time() - t0, 1),
+    if not smoke: save_result('gda_ab', df, base=base, head=head, modes=list(ms), shapes=[list(x) for x in sh], rounds=rounds, seconds=round(time.time() - t0, 1),
                               note='the two kernels/gda.py versions in one process, timed in alternating rounds; speed-up = base / head')
     return df
