@@ -134,15 +134,14 @@ def main(base:str, # the version to compare against: git:REV, a file, or 'work'
     import pandas as pd
     t0 = time.time()
     ms = tuple(m.strip() for m in modes.split(',') if m.strip())
+    if not ms or any(m not in MODES for m in ms): raise SystemExit(f"gda_ab: --modes takes some of {', '.join(MODES)}, comma-separated, got {modes!r}")
     try: sh = parse_shapes(shapes)
     except ValueError as e: raise SystemExit(str(e)) from None
-    specs = {'base': base, 'head': head}
-    try:
-        if smoke: df = ab_gda(specs, shapes=((1, 24),), G=1, g=2, d=16, dtype=torch.float32, device='cpu', rounds=1, modes=ms)
-        else:
-            if not torch.cuda.is_available(): raise SystemExit("gda_ab: needs a CUDA GPU (or --smoke)")
-            df = ab_gda(specs, shapes=sh, rounds=rounds, modes=ms)
-    except (ValueError, TypeError) as e: raise SystemExit(f"gda_ab: error: {e}") from None
+    specs = {'base': base, 'head': head}          # errors past the arguments (a kernel's, a version's) keep their traceback
+    if smoke: df = ab_gda(specs, shapes=((1, 24),), G=1, g=2, d=16, dtype=torch.float32, device='cpu', rounds=1, modes=ms)
+    else:
+        if not torch.cuda.is_available(): raise SystemExit("gda_ab: needs a CUDA GPU (or --smoke)")
+        df = ab_gda(specs, shapes=sh, rounds=rounds, modes=ms)
     pd.set_option('display.width', 200)
     print(ab_summary(df).round(4).to_string(), flush=True)
     if not smoke: save_result('gda_ab', df, base=base, head=head, modes=list(ms), shapes=[list(x) for x in sh], rounds=rounds, seconds=round(time.time() - t0, 1),
