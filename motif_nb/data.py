@@ -152,7 +152,8 @@ def _read_py(p:Path)->str|None:
     try: return p.read_text(encoding='utf-8')
     except (UnicodeDecodeError, OSError): return None
 
-def stdlib_code_docs(max_bytes:int=4_000_000)->list[str]:
+def stdlib_code_docs(max_bytes:int=4_000_000, # stop once the documents hold this many bytes of UTF-8
+                    )->list[str]:
     "Source files of the Python standard library, one document each, in SHA-1-of-path order, up to `max_bytes` of UTF-8."
     docs, n = [], 0
     for _, p in _stdlib_files():
@@ -172,7 +173,9 @@ def _paragraph_groups(text:str, target:int=4000)->list[str]:
     if cur: out.append('\n\n'.join(cur))
     return out
 
-def python_prose_docs(max_bytes:int=1_500_000, min_docstring:int=300)->list[str]:
+def python_prose_docs(max_bytes:int=1_500_000, # stop once the documents hold this many bytes of UTF-8
+                      min_docstring:int=300, # the shortest docstring taken, in characters
+                     )->list[str]:
     "English documentation shipped with CPython: `pydoc_data.topics`, then long standard-library docstrings, up to `max_bytes`."
     from pydoc_data.topics import topics
     docs, n = [], 0
@@ -267,7 +270,9 @@ def _math_problem(rng:random.Random)->str:
     k = rng.randrange(8)
     return _arith_problem(rng, k) if k < 4 else _algebra_problem(rng, k)
 
-def synthetic_math_docs(max_bytes:int=1_000_000, seed:int=0)->list[str]:
+def synthetic_math_docs(max_bytes:int=1_000_000, # stop once the documents hold this many bytes of UTF-8
+                        seed:int=0, # the documents are a pure function of it
+                       )->list[str]:
     "SYNTHETIC worked math problems (1-6 per document), a pure function of `seed`, up to `max_bytes`."
     rng, docs, n = random.Random(seed), [], 0
     while n < max_bytes:
@@ -312,8 +317,13 @@ def _new_tokenizer(docs, vocab_size, special_tokens, min_frequency):
     return tok
 
 # %% ../nbs/07_data.ipynb #12b47e08
-def train_tokenizer(docs, vocab_size:int=4096, special_tokens:Sequence[str]=SPECIAL_TOKENS, min_frequency:int=2,
-                    cache:bool=True, key:str|None=None):
+def train_tokenizer(docs, # a list of str, a {domain: list of str}, or a function returning one (with `key`: called only when not cached)
+                    vocab_size:int=4096, # the vocabulary size, the 256 bytes and the special tokens included
+                    special_tokens:Sequence[str]=SPECIAL_TOKENS, # they get the first ids, in this order
+                    min_frequency:int=2, # the fewest occurrences a pair needs to be merged
+                    cache:bool=True, # look in, and write to, `cache_dir('tokenizers')`
+                    key:str|None=None, # the cache entry's name (default: a hash of the corpus and every setting)
+                   ):
     "A byte-level BPE `tokenizers.Tokenizer` trained on `docs` (list, {domain: list}, or a function returning one); cached under `cache_dir()`."
     import tokenizers
     n_min = 256 + len(special_tokens)

@@ -52,7 +52,9 @@ def benchmark_sampler(shapes:Sequence[tuple[int, int]]=((512, 32), (2048, 8), (4
 
 # %% ../../nbs/bench/07_data.ipynb #61e756a4
 def plot_data_bench(df:pd.DataFrame, # a `benchmark_sampler` table
-                    title:str='CurriculumSampler: packed batches from memmaps', target:float=2e6):
+                    title:str='CurriculumSampler: packed batches from memmaps', # the plot's title
+                    target:float=2e6, # tokens/s drawn as a dashed line (the goal)
+                   ):
     "Bars of tokens/s per shape and packing mode, with the `target` line; the figure."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 2.8))

@@ -49,8 +49,12 @@ class RandomBatches:
             self.i += 1
             yield dict(input_ids=ids, labels=labels, cu_seqlens=cus)
 
-    def state_dict(self): return dict(i=self.i, seed=self.seed)
-    def load_state_dict(self, sd): self.i, self.seed = sd['i'], sd['seed']
+    def state_dict(self):
+        "Where the stream is: the batches yielded so far and the seed."
+        return dict(i=self.i, seed=self.seed)
+    def load_state_dict(self, sd):
+        "Resume from `state_dict()`: the next iterator yields the batch the saved one would have yielded next."
+        self.i, self.seed = sd['i'], sd['seed']
 
 # %% ../../nbs/bench/00a_testing.ipynb #900e91e6
 def run_torchrun(script, # path of the Python file to run
