@@ -31,6 +31,14 @@ about `progs_per_sm` programs per SM (`progs` of the layout when the autotuner c
 tile = pid, pid + programs, ... and keeping its partial sums of dw0, dw1, dw2, db in registers; each program writes
 one [4] row of partials and torch sums them. No atomics, so the result does not depend on scheduling.
 
+Held rows. A registers layout keeps its rows in registers from the sums to the output. In fp32 a row costs a register
+per element per thread and stream, and at 32768 columns x and dy together spill at every warp count that fits. With
+`hold` (16-bit inputs only) the rows stay in their input dtype and are converted to fp32 twice, for the sums and again
+for the output: half the registers for one more conversion per element. Two identical conversions would be merged by
+the compiler, which would then keep the fp32 copy live across the sums, so the second goes through the bits and a
+run-time all-ones mask that the compiler cannot see through (`_again`, `keep` = -1). The autotuner times these
+layouts beside the others (`candidates`); the heuristic `tile_config` does not use them.
+
 Settings. `PolyNormSettings` holds the layout switches (`max_block`, `max_block_fwd`, `chunk`), the persistent grid
 (`progs_per_sm`) and `autotune`. With `autotune` on a CUDA device the layout of each (pass, plain/gated, N,
 power-of-two bucket of M, dtype, settings) is the fastest of `candidates`, timed once with `triton.testing.do_bench`
@@ -61,15 +69,27 @@ def _next_pow2(n:int)->int:
     return 1 << (n - 1).bit_length() if n > 0 else 0
 
 
+@triton.jit
+def _again(v, keep):
+    """A 16-bit tile `v` in fp32 a second time, through its bits: `keep` is a run-time int equal to -1 (every bit set),
+    so the AND leaves the value as it is but the compiler cannot prove it, and cannot reuse the first conversion. The
+    tile then stays live across a row reduction in its 16-bit form, half the registers of its fp32 copy."""
+    bits = v.to(tl.int16, bitcast=True) & keep.to(tl.int16)
+    return bits.to(v.dtype, bitcast=True).to(tl.float32)
+
+
 __all__ = ['PolyNormSettings', 'poly_norm', 'mul_poly_norm', 'poly_norm_fwd', 'poly_norm_bwd', 'tile_config',
            'candidates', 'cfg_name', 'tuned_layouts', 'TUNE_LOG', 'LAST_LAUNCH']
 
 
 @triton.jit
-def _fwd_kernel(X, UP, Y, W, B, RSTD, M, N, stride_x, stride_up, stride_y, eps,
-                GATED: tl.constexpr, CHUNKED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def _fwd_kernel(X, UP, Y, W, B, RSTD, M, N, stride_x, stride_up, stride_y, eps, keep,
+                GATED: tl.constexpr, CHUNKED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                HOLD: tl.constexpr):
     """Forward: program `pid` writes Y (= PolyNorm(X), times UP when GATED) and RSTD (r1, r2, r3) of rows
-    pid*BLOCK_M ... pid*BLOCK_M + BLOCK_M-1; CHUNKED loops over the row in BLOCK_N columns (two passes)."""
+    pid*BLOCK_M ... pid*BLOCK_M + BLOCK_M-1; CHUNKED loops over the row in BLOCK_N columns (two passes). HOLD (16-bit
+    inputs, registers layout): the row stays in its input dtype across the sums and is converted again for y
+    (`_again`, with `keep` = -1)."""
     pid = tl.program_id(0)
     w0 = tl.load(W).to(tl.float32)
     w1 = tl.load(W + 1).to(tl.float32)
@@ -110,17 +130,20 @@ def _fwd_kernel(X, UP, Y, W, B, RSTD, M, N, stride_x, stride_up, stride_y, eps,
             tl.store(Y + rows64[:, None] * stride_y + c[None, :], y.to(Y.dtype.element_ty), mask=mask)
     else:
         mask = rmask[:, None] & (cols < N)[None, :]
-        x = tl.load(X + rows64[:, None] * stride_x + cols[None, :], mask=mask, other=0.).to(tl.float32)
+        xr = tl.load(X + rows64[:, None] * stride_x + cols[None, :], mask=mask, other=0.)
         if GATED:  # issue the second stream's loads early
-            u = tl.load(UP + rows64[:, None] * stride_up + cols[None, :], mask=mask, other=0.).to(tl.float32)
+            ur = tl.load(UP + rows64[:, None] * stride_up + cols[None, :], mask=mask, other=0.)
+        x = xr.to(tl.float32)
         x2 = x * x
         x4 = x2 * x2
         r1 = tl.rsqrt(tl.sum(x2, 1) / N + eps)
         r2 = tl.rsqrt(tl.sum(x4, 1) / N + eps)
         r3 = tl.rsqrt(tl.sum(x4 * x2, 1) / N + eps)
+        if HOLD:
+            x = _again(xr, keep)
         y = (((w0 * r3)[:, None] * x + (w1 * r2)[:, None]) * x + (w2 * r1)[:, None]) * x + b
         if GATED:
-            y = y * u
+            y = y * ur.to(tl.float32)
         tl.store(Y + rows64[:, None] * stride_y + cols[None, :], y.to(Y.dtype.element_ty), mask=mask)
     tl.store(RSTD + rows64 * 3, r1, mask=rmask)
     tl.store(RSTD + rows64 * 3 + 1, r2, mask=rmask)
@@ -129,10 +152,13 @@ def _fwd_kernel(X, UP, Y, W, B, RSTD, M, N, stride_x, stride_up, stride_y, eps,
 
 @triton.jit
 def _bwd_kernel(DY, X, UP, DX, DUP, W, B, RSTD, DW_PART, M, N, stride_dy, stride_x, stride_up, stride_dx,
-                stride_dup, n_tiles,
-                GATED: tl.constexpr, CHUNKED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+                stride_dup, n_tiles, keep,
+                GATED: tl.constexpr, CHUNKED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                HOLD: tl.constexpr):
     """Backward: program `pid` of a persistent grid handles row tiles pid, pid + programs, ... (n_tiles of BLOCK_M
-    rows): DX (and DUP when GATED) from the saved RSTD, and its partial (dw0, dw1, dw2, db) in DW_PART[pid, :]."""
+    rows): DX (and DUP when GATED) from the saved RSTD, and its partial (dw0, dw1, dw2, db) in DW_PART[pid, :].
+    HOLD (16-bit inputs, registers layout): x, dy (and up) stay in their input dtype across the sums and are converted
+    again for dx (`_again`, with `keep` = -1)."""
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
     w0 = tl.load(W).to(tl.float32)
@@ -177,11 +203,13 @@ def _bwd_kernel(DY, X, UP, DX, DUP, W, B, RSTD, DW_PART, M, N, stride_dy, stride
             accb += tl.sum(tb, 1)
         else:
             mask = rmask[:, None] & (cols < N)[None, :]
-            x = tl.load(X + rows64[:, None] * stride_x + cols[None, :], mask=mask, other=0.).to(tl.float32)
-            dy = tl.load(DY + rows64[:, None] * stride_dy + cols[None, :], mask=mask, other=0.).to(tl.float32)
+            xr = tl.load(X + rows64[:, None] * stride_x + cols[None, :], mask=mask, other=0.)
+            dyr = tl.load(DY + rows64[:, None] * stride_dy + cols[None, :], mask=mask, other=0.)
+            x = xr.to(tl.float32)
+            dy = dyr.to(tl.float32)
             if GATED:
-                u = tl.load(UP + rows64[:, None] * stride_up + cols[None, :], mask=mask, other=0.).to(tl.float32)
-                g = dy * u
+                ur = tl.load(UP + rows64[:, None] * stride_up + cols[None, :], mask=mask, other=0.)
+                g = dy * ur.to(tl.float32)
             else:
                 g = dy
             gx = g * x
@@ -219,6 +247,13 @@ def _bwd_kernel(DY, X, UP, DX, DUP, W, B, RSTD, DW_PART, M, N, stride_dy, stride
                     pn = (((w0 * r3)[:, None] * x + (w1 * r2)[:, None]) * x + (w2 * r1)[:, None]) * x + b
                     tl.store(DUP + rows64[:, None] * stride_dup + c[None, :], (dy * pn).to(DUP.dtype.element_ty), mask=mask)
         else:
+            if HOLD:   # the sums are done: x, dy (and up) once more from their 16-bit registers
+                x = _again(xr, keep)
+                dy = _again(dyr, keep)
+                if GATED:
+                    g = dy * _again(ur, keep)
+                else:
+                    g = dy
             x2 = x * x
             dx = g * ((a3 * x + a2) * x + a1) - x * ((c3 * x2 + c2) * x2 + c1)
             tl.store(DX + rows64[:, None] * stride_dx + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
@@ -293,20 +328,25 @@ def tile_config(N, M=None, kind='fwd', gated=False, settings=None):
     return cfg
 
 
-def candidates(N, kind='fwd', settings=None):
-    "Launch layouts the autotuner times for rows of width `N` (one entry: nothing to tune)."
+def candidates(N, kind='fwd', settings=None, dtype=None):
+    """Launch layouts the autotuner times for rows of width `N` (one entry: nothing to tune); for 16-bit `dtype` also
+    the registers layouts that hold the rows in 16 bits across the sums (`hold`: 8 to 64 elements per thread)."""
     bn = _next_pow2(N)
     if bn < 2048: out = [tile_config(N, settings=settings)]
     else:
         out = [dict(chunked=False, bm=1, bn=bn, nw=nw) for nw in (4, 8, 16, 32) if 4 <= bn // (32 * nw) <= 32]
+        if dtype in (torch.float16, torch.bfloat16):
+            out += [dict(chunked=False, bm=1, bn=bn, nw=nw, hold=True) for nw in (4, 8, 16, 32) if 8 <= bn // (32 * nw) <= 64]
         out += [dict(chunked=True, bm=1, bn=c, nw=nw) for c, nw in ((2048, 4), (4096, 8), (8192, 16)) if c < N]
     if kind == 'bwd': out = [dict(c, progs=p) for c in out for p in (0, 2, 8)]
     return out
 
 
 def cfg_name(cfg):
-    "Short name of a layout: regs|chunk, BLOCK_N, /w warps, /m rows per program (if > 1), /p programs per SM (backward)."
+    """Short name of a layout: regs|chunk, BLOCK_N, /w warps, /m rows per program (if > 1), /h rows held in 16 bits,
+    /p programs per SM (backward)."""
     name = ('chunk' if cfg['chunked'] else 'regs') + f"{cfg['bn']}/w{cfg['nw']}" + (f"/m{cfg['bm']}" if cfg['bm'] > 1 else '')
+    name += '/h' if cfg.get('hold') else ''
     return name + (f"/p{cfg['progs']}" if 'progs' in cfg else '')
 
 
@@ -338,7 +378,7 @@ def _choose(kind, gated, M, N, dtype, device, launch, settings):
     if not (settings.autotune and device.type == 'cuda'): return tile_config(N, M, kind, gated, settings)
     key = (kind, gated, N, _next_pow2(M), dtype, settings)
     if key not in _BEST:
-        cands = candidates(N, kind, settings)
+        cands = candidates(N, kind, settings, dtype)
         if len(cands) == 1: _BEST[key] = dict(cands[0], **({'progs': settings.progs_per_sm} if kind == 'bwd' and 'progs' not in cands[0] else {}))
         else:
             from triton.testing import do_bench
@@ -355,12 +395,17 @@ def _choose(kind, gated, M, N, dtype, device, launch, settings):
     return _BEST[key]
 
 
+def _hold(cfg, *streams)->bool:
+    "Whether a launch keeps its rows in 16 bits across the sums: a registers layout with `hold`, every stream 16-bit."
+    return bool(cfg.get('hold')) and not cfg['chunked'] and all(t.element_size() == 2 for t in streams)
+
+
 def _launch_fwd(x2, u2, y, weight, bias, rstd, eps, gated, cfg):
     M, N = x2.shape
     k = _fwd_kernel[(_cdiv(M, cfg['bm']),)](
         X=x2, UP=u2, Y=y, W=weight, B=bias, RSTD=rstd, M=M, N=N,
-        stride_x=x2.stride(0), stride_up=u2.stride(0), stride_y=y.stride(0), eps=eps,
-        GATED=gated, CHUNKED=cfg['chunked'], BLOCK_M=cfg['bm'], BLOCK_N=cfg['bn'], num_warps=cfg['nw'])
+        stride_x=x2.stride(0), stride_up=u2.stride(0), stride_y=y.stride(0), eps=eps, keep=-1,
+        GATED=gated, CHUNKED=cfg['chunked'], BLOCK_M=cfg['bm'], BLOCK_N=cfg['bn'], HOLD=_hold(cfg, x2, u2), num_warps=cfg['nw'])
     return _note('fwd', gated, cfg, k)
 
 
@@ -400,8 +445,9 @@ def _launch_bwd(dy2, x2, u2, dx, dup, weight, bias, rstd, gated, cfg, settings):
     k = _bwd_kernel[(nprog,)](
         DY=dy2, X=x2, UP=u2, DX=dx, DUP=dup, W=weight, B=bias, RSTD=rstd, DW_PART=dw_part, M=M, N=N,
         stride_dy=dy2.stride(0), stride_x=x2.stride(0), stride_up=u2.stride(0), stride_dx=dx.stride(0),
-        stride_dup=dup.stride(0), n_tiles=n_tiles,
-        GATED=gated, CHUNKED=cfg['chunked'], BLOCK_M=cfg['bm'], BLOCK_N=cfg['bn'], num_warps=cfg['nw'])
+        stride_dup=dup.stride(0), n_tiles=n_tiles, keep=-1,
+        GATED=gated, CHUNKED=cfg['chunked'], BLOCK_M=cfg['bm'], BLOCK_N=cfg['bn'], HOLD=_hold(cfg, x2, u2, dy2),
+        num_warps=cfg['nw'])
     return dw_part, _note('bwd', gated, cfg, k)
 
 
