@@ -307,8 +307,10 @@ def run_polynorm_bench(budget_s:float=400, # no new measurement starts after thi
         print(errs.to_string(index=False), flush=True)
         df = benchmark_polynorm(budget_s=budget_s, rep=rep)
         chosen = _layout_names()
+        try: from importlib.metadata import version; liger = version('liger-kernel')
+        except Exception: liger = None     # not installed: the Liger rows are left out, and the json says so
         save_result('polynorm_bench', df, plot_polynorm_bench(df), bf16_errors=errs.to_dict('records'),
-                    autotuned_layouts=chosen, seconds=round(time.time() - t0, 1))
+                    autotuned_layouts=chosen, liger_kernel=liger, seconds=round(time.time() - t0, 1))
         cols = ['op', 'shape', 'pass', 'impl', 'ms', 'frac_copy', 'graph_ms', 'graph_frac_copy', 'rel_err', 'peak_mb', 'floor_mb', 'cfg']
         print(df[df.part == 'main'][cols].to_string(index=False, float_format=lambda v: f'{v:.4g}'))
         print(df[df.part == 'sweep'][['shape', 'impl', 'ms', 'frac_copy', 'graph_frac_copy']].to_string(index=False, float_format=lambda v: f'{v:.4g}'))
