@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build a wheelhouse on a connected machine for an air-gapped GPU box:  bash tools/wheelhouse.sh DIR [PYVER]
-# DIR then holds motif-nb's dependencies (torch excluded: the box keeps its own CUDA build) and the nbdev test
-# stack (nbdev, execnb, IPython, ...), for CPython PYVER (default 3.12) on manylinux x86_64.
+# DIR then holds motif-nb's dependencies (torch excluded: the box keeps its own CUDA build), the nbdev test
+# stack (nbdev, execnb, IPython, ...) and the benchmarks' peers (Liger-Kernel), for CPython PYVER (default 3.12) on
+# manylinux x86_64.
 # On the box:  MOTIF_WHEELHOUSE=DIR bash tools/gpu_suite.sh      (or: pip install --no-index --find-links DIR -e ".[dev]")
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,5 +20,11 @@ deps = [d for d in deps if not d.split(';')[0].strip().lower().startswith(('torc
 subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '-d', sys.argv[1], '--only-binary=:all:', '--python-version', sys.argv[2],
                 '--platform', 'manylinux_2_28_x86_64', '--platform', 'manylinux_2_17_x86_64', '--platform', 'manylinux2014_x86_64', '--platform', 'any',
                 *deps], check=True)
+PY
+# the benchmarks' optional peers (the `bench` extra: Liger-Kernel), without their dependencies (torch and triton)
+python3 - "$out" <<'PY'
+import subprocess, sys, tomllib
+peers = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['bench']
+subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '--no-deps', '-d', sys.argv[1], '--only-binary=:all:', *peers], check=True)
 PY
 ls "$out" | wc -l
