@@ -14,7 +14,8 @@
 #   MOTIF_BENCH_OUT=DIR  packs figures/ and the logs into DIR/gpu_benchmarks.tar.gz at the end
 #   MOTIF_WHEELHOUSE=DIR as for tools/gpu_suite.sh
 #   MOTIF_AB_BASE=SPEC   gda_ab's base version: a kernels/gda.py file, or git:REV (needed by gda_ab only)
-#   MOTIF_AB_ARGS=...    more gda_ab arguments, e.g. "--modes fwd --shapes 2x4096 --rounds 5"
+#   MOTIF_AB_ARGS=...    more gda_ab arguments, e.g. "--modes fwd --shapes 2x4096 --rounds 5 --name gda_ab_order" (a
+#                        name other than gda_ab keeps the committed figures/gda_ab)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source tools/gpu_env.sh

@@ -129,14 +129,17 @@ def main(base:str, # the version to compare against: git:REV, a file, or 'work'
          rounds:int=3, # timed rounds per (shape, mode)
          modes:str='fwd,fwd+bwd', # what is timed, comma-separated: fwd, fwd+bwd
          shapes:str='2x4096,1x16384', # (B, T) pairs, BxT separated by commas
+         name:str='gda_ab', # the result: figures/NAME.{csv,json} (another name leaves figures/gda_ab as it is)
          smoke:bool=False): # a tiny CPU run under TRITON_INTERPRET=1, nothing saved
-    "Command line: `python -m motif_nb.bench.gda_ab BASE [--head HEAD] [--rounds N] [--modes M] [--shapes S] [--smoke]` (a CUDA GPU unless --smoke)."
+    "Command line: `python -m motif_nb.bench.gda_ab BASE [--head HEAD] [--rounds N] [--modes M] [--shapes S] [--name NAME] [--smoke]` (a CUDA GPU unless --smoke)."
     import pandas as pd
     t0 = time.time()
     ms = tuple(m.strip() for m in modes.split(',') if m.strip())
     if not ms or any(m not in MODES for m in ms): raise SystemExit(f"gda_ab: --modes takes some of {', '.join(MODES)}, comma-separated, got {modes!r}")
     try: sh = parse_shapes(shapes)
     except ValueError as e: raise SystemExit(str(e)) from None
+    if not (isinstance(name, str) and name.replace('_', 'a').replace('-', 'a').isalnum() and name.isascii()):
+        raise SystemExit(f"gda_ab: --name takes a file stem of letters, digits, '_' and '-', got {name!r}")
     specs = {'base': base, 'head': head}          # errors past the arguments (a kernel's, a version's) keep their traceback
     if smoke: df = ab_gda(specs, shapes=((1, 24),), G=1, g=2, d=16, dtype=torch.float32, device='cpu', rounds=1, modes=ms)
     else:
@@ -144,6 +147,6 @@ def main(base:str, # the version to compare against: git:REV, a file, or 'work'
         df = ab_gda(specs, shapes=sh, rounds=rounds, modes=ms)
     pd.set_option('display.width', 200)
     print(ab_summary(df).round(4).to_string(), flush=True)
-    if not smoke: save_result('gda_ab', df, base=base, head=head, modes=list(ms), shapes=[list(x) for x in sh], rounds=rounds, seconds=round(time.time() - t0, 1),
+    if not smoke: save_result(name, df, base=base, head=head, modes=list(ms), shapes=[list(x) for x in sh], rounds=rounds, seconds=round(time.time() - t0, 1),
                               note='the two kernels/gda.py versions in one process, timed in alternating rounds; speed-up = base / head')
     return df
