@@ -6,14 +6,14 @@ SRC_ROOT is a folder holding the other run's notebooks at the same relative path
 `MOTIF_SUITE_OUT` (tools/gpu_suite.sh) unpacked into it. A cell is matched by its id and must have the same source;
 a flagged cell without a match is reported and keeps its outputs. Every other cell keeps the outputs it has here,
 so the CPU cells go on showing what CI shows. Run `nbdev-clean` afterwards."""
-import argparse, json, re, sys
+import argparse, json, os, re, sys, tempfile
 from pathlib import Path
 
 
 def flagged(cell:dict, flags:list)->bool:
     "Whether a code cell carries one of `flags` as a `#| flag` directive."
     src = ''.join(cell['source'])
-    return cell['cell_type'] == 'code' and any(re.search(rf'^#\|\s*{f}\b', src, re.M) for f in flags)
+    return cell['cell_type'] == 'code' and any(re.search(rf'^#\|\s*{re.escape(f)}\b', src, re.M) for f in flags)
 
 
 def merge(src:Path, dst:Path, flags:list)->tuple:
@@ -24,11 +24,13 @@ def merge(src:Path, dst:Path, flags:list)->tuple:
     for c in d['cells']:
         if not flagged(c, flags): continue
         o = by_id.get(c.get('id'))
-        if o is None or o['source'] != c['source']:
+        if o is None or ''.join(o['source']) != ''.join(c['source']):
             unmatched += 1; print(f"{dst}: cell {c.get('id')} has no match with the same source in {src}", file=sys.stderr); continue
         c['outputs'], c['execution_count'] = o.get('outputs', []), o.get('execution_count')
         merged += 1
-    dst.write_text(json.dumps(d, indent=1, ensure_ascii=False) + '\n')
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f'.{dst.name}.')   # a crash leaves the notebook as it was
+    with os.fdopen(fd, 'w') as f: f.write(json.dumps(d, indent=1, ensure_ascii=False) + '\n')
+    os.replace(tmp, dst)
     return merged, unmatched
 
 
