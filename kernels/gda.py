@@ -621,10 +621,12 @@ def gda_bwd_dk_kernel(Q, K, V, DO, LSE1, LSE2, DELTA1, DELTA2, DK, DOC_START, DO
 # ---------------------------------------------------------------------------------------------------------------------
 # Settings
 
-# Token budgets per launch: within 3% of the sweep's fastest program order at every shape of figures/gda_tune.csv (the
-# forward's 65536: 4 heads per chunk at T=16384, 16 at 4096, 32 at 2048). The forward's order moves its time little:
-# several orders lie within the run-to-run spread of the sweep's single median per order.
-CHUNK_TOKENS = dict(fwd_noise=65536, fwd_signal=65536, dv=16384, dk=32768, dq=32768)
+# Token budgets per launch. The backward's: within 3% of the sweep's fastest program order at every shape of
+# figures/gda_tune.csv. The forward's order moves its time little (the sweep's orders lie within a few percent of each
+# other, each timed once), so its budget was chosen by timing whole forwards in one process, in alternation
+# (figures/gda_ab_fwd_order, 7 rounds): 16384 tokens (1 head per chunk at T=16384, 4 at 4096, 8 at 2048) ran 0.4% to 1.1%
+# faster by the medians than the sweep's 65536 at all three shapes, with bit-identical outputs.
+CHUNK_TOKENS = dict(fwd_noise=16384, fwd_signal=16384, dv=16384, dk=32768, dq=32768)
 _POW2 = lambda x: x > 0 and not x & (x - 1)
 _INT = lambda x: type(x) is int
 
