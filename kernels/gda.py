@@ -622,8 +622,8 @@ def gda_bwd_dk_kernel(Q, K, V, DO, LSE1, LSE2, DELTA1, DELTA2, DK, DOC_START, DO
 # Settings
 
 # Token budgets per launch. The backward's: within 3% of the sweep's fastest program order at every shape of
-# figures/gda_tune.csv. The forward's order moves its time little (the sweep's orders lie within a few percent of each
-# other, each timed once), so its budget was chosen by timing whole forwards in one process, in alternation
+# figures/gda_tune.csv. The sweep timed each of the forward's orders once, and most lie within a few percent of each
+# other, so the forward's budget was chosen by timing whole forwards in one process, in alternation
 # (figures/gda_ab_fwd_order, 7 rounds): 16384 tokens (1 head per chunk at T=16384, 4 at 4096, 8 at 2048) ran 0.4% to 1.1%
 # faster by the medians than the sweep's 65536 at all three shapes, with bit-identical outputs.
 CHUNK_TOKENS = dict(fwd_noise=16384, fwd_signal=16384, dv=16384, dk=32768, dq=32768)
