@@ -104,9 +104,11 @@ def ab_gda(specs:dict, # {label: spec}: the versions (see `gda_source`); the fir
 # %% ../../nbs/bench/02b_gda_ab.ipynb #917f833e
 def ab_summary(df)->'pd.DataFrame':
     """Per (shape, mode, version): the median of the rounds, the reference's median over it (above 1: this version is
-    faster) and the largest difference from the reference."""
+    faster), the largest difference from the reference, and the spread of the rounds, (max - min) / median: a speed-up
+    smaller than the spreads is within the rounds' noise."""
     first = df.version.iloc[0]
-    s = df.groupby(['B', 'T', 'mode', 'version'], sort=False).agg(ms=('ms', 'median'), rel_diff=('rel_diff', 'max')).reset_index()
+    s = df.groupby(['B', 'T', 'mode', 'version'], sort=False).agg(ms=('ms', 'median'), rel_diff=('rel_diff', 'max'),
+        spread=('ms', lambda x: (x.max() - x.min()) / x.median())).reset_index()
     ref = s[s.version == first].set_index(['B', 'T', 'mode']).ms
     s['speedup'] = [ref[(b, t, m)] / ms for b, t, m, ms in zip(s['B'], s['T'], s['mode'], s['ms'])]
     return s
