@@ -82,7 +82,7 @@ def _read_jsonl(path, text_field, on_error):
     text = _decode(path, path.read_bytes(), on_error)
     if text is None: return []
     docs = []
-    for i, line in enumerate(text.splitlines(), 1):
+    for i, line in enumerate(text.split('\n'), 1):   # not splitlines: JSON strings may hold U+2028, U+2029, U+0085 raw
         if not line.strip(): continue
         try: obj = json.loads(line)
         except json.JSONDecodeError as e:
@@ -1020,6 +1020,7 @@ def _check_state(self:CurriculumSampler, state):
 def realised_proportions(self:CurriculumSampler, window:int=1):
     "Per window of `window` batches: the realised token share of each domain (this rank) and the scheduled weights."
     import pandas as pd
+    check_number('CurriculumSampler.realised_proportions', 'window', window, integer=True, lo=1)
     if not self._counts: return pd.DataFrame(columns=['step', 'tokens', *[f'{d}' for d in self.domains], *[f'{d}_target' for d in self.domains]])
     c = np.asarray(self._counts, np.float64)
     rows, per = [], self.batch_size * self.seq_len * self.world_size
@@ -1038,7 +1039,9 @@ def _int_tensor(v, name:str, op:str='model_inputs')->torch.Tensor:
 
 def _row_offsets(cu, T:int, r:int=0)->torch.Tensor:
     "Document offsets of row `r` as int64: strictly increasing from 0 to T (repeated trailing entries dropped)."
-    cu = _int_tensor(torch.as_tensor(cu), f'cu_seqlens row {r}').long().flatten()
+    cu = _int_tensor(torch.as_tensor(cu), f'cu_seqlens row {r}').long()
+    if cu.ndim > 1: raise ValueError(f"model_inputs: cu_seqlens row {r} must be 1-D offsets, got shape {tuple(cu.shape)}")
+    cu = cu.flatten()
     if cu.numel() and (cu.min() < 0 or cu.max() > T or (cu.diff() < 0).any()):
         raise ValueError(f"model_inputs: cu_seqlens row {r} must be non-decreasing offsets in [0, T={T}], got {cu.tolist()[:16]}")
     cu = torch.unique_consecutive(cu)
@@ -1049,7 +1052,10 @@ def _row_offsets(cu, T:int, r:int=0)->torch.Tensor:
 def _flat_offsets(cus, B:int, T:int)->torch.Tensor:
     "int32 offsets of all documents of `B` rows of `T` tokens laid end to end, from per-row offsets (None: one document per row)."
     if cus is None: rows = [torch.tensor([0, T])] * B
-    elif isinstance(cus, torch.Tensor) and cus.ndim == 1 and B == 1: rows = [cus]
+    elif isinstance(cus, torch.Tensor) and cus.ndim == 1:
+        if B != 1: raise ValueError(f"model_inputs: cu_seqlens is 1-D (one row's offsets) but input_ids has {B} rows: pass a "
+                                    f"(B, k) tensor or a list of B 1-D tensors (or cu_seqlens_flat over all rows)")
+        rows = [cus]
     elif isinstance(cus, (torch.Tensor, list, tuple)):
         rows = list(cus)
         if len(rows) != B: raise ValueError(f"model_inputs: {len(rows)} cu_seqlens rows for {B} rows of input_ids")
