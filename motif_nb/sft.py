@@ -146,6 +146,15 @@ def _chat_ids(tokenizer)->dict:
     if missing: raise ValueError(f"the tokenizer has no {', '.join(missing)}: add them with `add_chat_tokens(tokenizer)`")
     return ids
 
+def _encode_contents(tokenizer, contents:list)->list:
+    """The token ids of each of `contents`, as text: the spelling of a special token of the tokenizer (an `<|endoftext|>`
+    of a user's tokenizer, say) is encoded as the characters it is, never as that token's id."""
+    flag = getattr(tokenizer, 'encode_special_tokens', None)
+    if flag is not None: tokenizer.encode_special_tokens = True
+    try: return [e.ids for e in tokenizer.encode_batch(contents, add_special_tokens=False)]
+    finally:
+        if flag is not None: tokenizer.encode_special_tokens = flag
+
 def _render(messages, contents:list, ids:dict, add_generation_prompt:bool=False)->tuple[list, list]:
     "Token ids of `messages` (whose contents are already encoded as `contents`) and the assistant mask (bools)."
     out, mask = [ids['bos']], [False]
@@ -173,8 +182,8 @@ def apply_chat_template(messages, # [{'role', 'content'}, ...]
     if not all(hasattr(tokenizer, a) for a in ('encode_batch', 'token_to_id')):
         raise TypeError(f"apply_chat_template: tokenizer must be a tokenizers.Tokenizer, got {type(tokenizer).__name__}")
     ids = _chat_ids(tokenizer)
-    enc = tokenizer.encode_batch([m['content'] for m in messages], add_special_tokens=False)
-    out, mask = _render(messages, [e.ids for e in enc], ids, add_generation_prompt)
+    enc = _encode_contents(tokenizer, [m['content'] for m in messages])
+    out, mask = _render(messages, enc, ids, add_generation_prompt)
     return dict(input_ids=out, assistant_masks=[int(x) for x in mask]) if return_assistant_tokens_mask else out
 
 # %% ../nbs/08_sft.ipynb #1c9b5b7a
@@ -255,10 +264,10 @@ def tokenize_conversations(conversations, # a list of conversations (lists of {'
         err = conversation_error(c)
         if err: raise ValueError(f"tokenize_conversations: conversation {i}: {err}")
     sid = _chat_ids(tokenizer)
-    enc = tokenizer.encode_batch([m['content'] for c in conversations for m in c], add_special_tokens=False)
+    enc = _encode_contents(tokenizer, [m['content'] for c in conversations for m in c])
     ids, mask, lens, src, stats, k = [], [], [0], [], Counter(), 0
     for i, conv in enumerate(conversations):
-        toks = [e.ids for e in enc[k:k + len(conv)]]; k += len(conv)
+        toks = enc[k:k + len(conv)]; k += len(conv)
         keep = _keep_turns(conv, toks, max_len, truncation, stats)
         if not keep: continue
         out, m = _render(conv[:keep], toks[:keep], sid)
@@ -421,11 +430,20 @@ def state_dict(self:SFTSampler)->dict:
 @patch
 def load_state_dict(self:SFTSampler, state:dict):
     "Resume from `state_dict()`: the next batch is the one the saved sampler would have yielded."
-    if not isinstance(state, dict): raise TypeError(f"SFTSampler.load_state_dict: state must be a dict from state_dict(), got {type(state).__name__}")
-    fp, mine = state.get('fingerprint', {}), self._fingerprint()
-    bad = [k for k in mine if fp.get(k) != mine[k]]
-    if bad: raise ValueError(f"SFTSampler.load_state_dict: state is from a different sampler ({', '.join(f'{k}: {fp.get(k)!r} != {mine[k]!r}' for k in bad)})")
-    self.step, self.epoch, self.window_idx, self.row = (int(state[k]) for k in ('step', 'epoch', 'window', 'row'))
+    op = 'SFTSampler.load_state_dict'
+    if not isinstance(state, dict): raise TypeError(f"{op}: state must be a dict from state_dict(), got {type(state).__name__}")
+    if missing := [k for k in ('version', 'fingerprint', 'step', 'epoch', 'window', 'row') if k not in state]:
+        raise ValueError(f"{op}: state lacks {missing} (not an SFTSampler state)")
+    if state['version'] != 1: raise ValueError(f"{op}: state version {state['version']!r}; this sampler reads version 1")
+    fp, mine = state['fingerprint'], self._fingerprint()
+    if not isinstance(fp, dict): raise ValueError(f"{op}: state['fingerprint'] must be a dict, got {type(fp).__name__}")
+    if bad := sorted(k for k in mine.keys() | fp.keys() if fp.get(k) != mine.get(k)):
+        raise ValueError(f"{op}: state is from a different sampler ({', '.join(f'{k}: {fp.get(k)!r} != {mine.get(k)!r}' for k in bad)})")
+    step, epoch, w, row = (check_number(op, f"state['{k}']", state[k], integer=True, lo=0) for k in ('step', 'epoch', 'window', 'row'))
+    # a position the stream reaches: a window of the epoch, a row before that window's end
+    check_number(op, "state['window']", w, integer=True, lo=0, hi=len(self._order(epoch)[1]) - 2)
+    check_number(op, "state['row']", row, integer=True, lo=0, hi=len(self._window_rows(epoch, w)) - 1)
+    self.step, self.epoch, self.window_idx, self.row = int(step), int(epoch), int(w), int(row)
 
 # %% ../nbs/08_sft.ipynb #1d6fd8b6
 SFT_FAMILIES = ('instruction', 'composition', 'precision')
@@ -893,7 +911,10 @@ def stage_conversations(stage:Stage)->list[tuple]:
         got, skipped = read_conversations(s['path'])
         whole, part = divmod(s['weight'], 1)
         extra = np.sort(np.random.default_rng([stage.seed, i]).choice(len(got), round(part * len(got)), replace=False))
-        out.append((s, got * int(whole) + [got[j] for j in extra], skipped))
+        if not (picked := got * int(whole) + [got[j] for j in extra]):
+            raise ValueError(f"Stage {stage.name!r}: mixture[{i}] takes no conversation: weight {s['weight']} of the {len(got)} in "
+                             f"{s['path']} rounds to 0 (a weight above {0.5 / len(got):.3g} takes at least one)")
+        out.append((s, picked, skipped))
     return out
 
 def cat_chat_tokens(parts:list, # (ChatTokens, how many conversations it was tokenised from) pairs, in order
