@@ -19,10 +19,10 @@ try: from motif_nb.kernels import gda as _kgda      # the Triton kernels and the
 except ImportError: _kgda = None
 
 # %% auto #0
-__all__ = ['GDASettings', 'rope_cos_sin', 'apply_rope', 'check_cu_seqlens', 'doc_positions', 'doc_ids', 'packed_row', 'attn_mask',
-           'nonfinite_keys', 'sees_nonfinite', 'rms_norm', 'gda_epilogue', 'gda_reference', 'KVCache',
-           'max_logits_chunked', 'max_logits_varlen', 'gda_sdpa', 'split_gda_heads', 'GDA', 'mha_reference', 'mha_sdpa',
-           'Attention', 'gda_triton']
+__all__ = ['GDASettings', 'rope_cos_sin', 'apply_rope', 'check_cu_seqlens', 'doc_positions', 'doc_ids', 'packed_row',
+           'check_q_start', 'attn_mask', 'nonfinite_keys', 'sees_nonfinite', 'rms_norm', 'gda_epilogue',
+           'gda_reference', 'KVCache', 'max_logits_chunked', 'max_logits_varlen', 'gda_sdpa', 'split_gda_heads', 'GDA',
+           'mha_reference', 'mha_sdpa', 'Attention', 'gda_triton']
 
 # %% ../nbs/02_attention.ipynb #39bdd70e
 def _rope_tables(positions, head_dim, theta):
@@ -108,9 +108,19 @@ def packed_row(cu_seqlens, N:int, op:str='attention',
     return out
 
 # %% ../nbs/02_attention.ipynb #bac9ed2e
+def check_q_start(q_start, T:int, S:int, op:str='attn_mask')->int:
+    "`q_start`, checked: the T queries occupy key slots q_start .. q_start+T-1, all among the S keys."
+    is_int = isinstance(q_start, (int, torch.SymInt)) or (hasattr(type(q_start), '__index__') and not isinstance(q_start, torch.Tensor))
+    if isinstance(q_start, bool) or not is_int:      # a Python or NumPy integer; under torch.compile a symbolic one
+        raise TypeError(f"{op}: q_start must be an int (the key slot of the first query), got {type(q_start).__name__}")
+    if not 0 <= q_start <= S - T:
+        raise ValueError(f"{op}: q_start={q_start} must lie in [0, S - T] = [0, {S - T}] for T={T} queries and S={S} keys")
+    return q_start
+
 def attn_mask(T:int, S:int, q_start:int=0, docs:torch.Tensor|None=None, key_valid:torch.Tensor|None=None,
               device=None, for_max:bool=False)->torch.Tensor:
     "Boolean (B or 1, T, S) mask: True where query i may attend key j (`for_max`: also require a valid query and key)."
+    check_q_start(q_start, T, S)
     qi = torch.arange(T, device=device)[:, None] + q_start
     kj = torch.arange(S, device=device)[None]
     m = (kj <= qi)[None]
@@ -373,8 +383,9 @@ def _sdpa(q, k, v, q_start, key_valid, cu_seqlens):
     "Causal SDPA with a cache offset, a padding mask, or per-document calls."
     T, S = q.shape[2], k.shape[2]
     if cu_seqlens is not None: return _sdpa_docs(q, k, v, cu_seqlens)
+    check_q_start(q_start, T, S, 'sdpa')
     if key_valid is None and q_start == 0 and T == S: return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    if key_valid is None and T == 1: return F.scaled_dot_product_attention(q, k, v)
+    if key_valid is None and T == 1 and q_start == S - 1: return F.scaled_dot_product_attention(q, k, v)   # the last query sees every key
     m = attn_mask(T, S, q_start, None, key_valid, device=q.device)[:, None]
     return F.scaled_dot_product_attention(q, k, v, attn_mask=m)
 
@@ -386,6 +397,7 @@ def gda_sdpa(q1, q2, k1, k2, v, lam, subln_w, eps:float, out_scale:float|torch.T
              nonfinite=None): # flags of a `KVCache` (whose k and v hold no NaN/inf); None: found and replaced here
     "GDA through SDPA: same arguments and result as `gda_reference`, in the input dtype."
     B, G, g, T, d = q1.shape; S = k1.shape[2]
+    check_q_start(q_start, T, S, 'gda_sdpa')
     kr1, kr2 = k1, k2                               # the max logits see the keys as given
     if nonfinite is None: nonfinite, k1, k2, v = nonfinite_keys(k1, k2, v), _finite(k1), _finite(k2), _finite(v)
     qs = q1.reshape(B, G * g, T, d)
