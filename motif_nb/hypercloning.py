@@ -210,13 +210,21 @@ def hyperclone_state_dict(config:MotifConfig, state_dict:dict, hidden_multiplier
     return new_cfg, check_state_dict(new_cfg, out, 'hyperclone')
 
 # %% ../nbs/04_hypercloning.ipynb #9b3a6894
+def _grown_from(record:dict, name:str)->str:
+    "The source model's parameter that grown parameter `name` comes from (for a new identity block: its source layer's)."
+    if record['kind'] == 'width': return record['maps'][name].src
+    if not name.startswith('model.layers.'): return name
+    j, rest = name[len('model.layers.'):].split('.', 1)
+    return f"model.layers.{record['plan'][int(j)][0]}.{rest}"
+
 def _build_like(model:nn.Module, config:MotifConfig, state_dict:dict, record:dict)->nn.Module:
     "A new model of `model`'s class, device and mode holding `state_dict` (tensors assigned, not copied)."
     p = next(model.parameters())
     with torch.device('meta'): new = type(model)(config)           # no throw-away random init, no second copy in memory
     new.load_state_dict(state_dict, strict=True, assign=True)
     if not p.is_meta: materialize_buffers(new, p.device)            # non-persistent buffers (lambda_init), from the config
-    for q in new.parameters(): q.requires_grad_(p.requires_grad)
+    frozen = {k for k, q in model.named_parameters(remove_duplicate=False) if not q.requires_grad}
+    for k, q in new.named_parameters(): q.requires_grad_(_grown_from(record, k) not in frozen)
     if hasattr(model, 'model') and hasattr(model.model, 'gradient_checkpointing'):
         new.model.gradient_checkpointing = model.model.gradient_checkpointing
     new.train(model.training)
@@ -300,8 +308,7 @@ def _param_sources(old_model, new_model)->dict:
     for k in new_model.state_dict():
         if not k.startswith('model.layers.'): out[k] = (k, None); continue
         j, rest = k[len('model.layers.'):].split('.', 1)
-        i, new = rec['plan'][int(j)]
-        out[k] = (None, None) if new else (f'model.layers.{i}.{rest}', None)
+        out[k] = (None, None) if rec['plan'][int(j)][1] else (_grown_from(rec, k), None)
     return out
 
 # %% ../nbs/04_hypercloning.ipynb #8431cea9
