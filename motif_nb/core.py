@@ -53,7 +53,7 @@ def resolve_impl(impl:str, # the request: 'auto' or one of `choices`
                  *tensors:torch.Tensor, # the op's inputs: their device decides what 'auto' and 'triton' mean
                  op:str='op', # the op's name, for error messages
                  choices:tuple=('torch', 'triton'), # the paths the op has, from `IMPLS`
-                 auto:str|None=None, # the op's own pick for 'auto' (default: Triton on CUDA, else the first PyTorch path)
+                 auto:str|None=None, # the op's own pick for 'auto', one of `choices` it supports (default: Triton on CUDA, else the first PyTorch path)
                  unsupported:dict|None=None, # {path: why it cannot serve this call}: refused when asked for, skipped by 'auto'
                  name:str='impl', # the request's parameter name, for error messages (e.g. 'attn_impl')
                 )->str:
@@ -63,7 +63,11 @@ def resolve_impl(impl:str, # the request: 'auto' or one of `choices`
     no = unsupported or {}
     on_cuda = len(tensors) > 0 and all(t.is_cuda for t in tensors)
     if impl == 'auto':
-        if auto is not None: return auto
+        if auto is not None:
+            if auto not in choices or auto in no:
+                raise ValueError(f"{op}: auto={auto!r} (the op's pick for {name}='auto') is not a path it can serve here: "
+                                 + (f"it cannot serve {no[auto]}" if auto in no else f"not one of {choices}"))
+            return auto
         if 'triton' in choices and 'triton' not in no and on_cuda and HAS_TRITON: return 'triton'
         return next((c for c in choices if c not in ('reference', 'triton') and c not in no),
                     next(c for c in choices if c not in no))

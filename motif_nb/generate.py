@@ -257,7 +257,7 @@ def decode_attn_impl(model:MotifForCausalLM, impl:str='auto')->str:
 
 # %% ../nbs/03a_generate.ipynb #4d486a49
 def sample_logits(logits:torch.Tensor, # (B, V)
-                  temperature:float|torch.Tensor=1.0, # 0: greedy (argmax); else logits / temperature
+                  temperature:float|torch.Tensor=1.0, # 0: greedy (argmax); else logits / temperature (a tensor <= 0: greedy)
                   top_k:int|torch.Tensor=0, # keep the k most likely tokens (0: off)
                   top_p:float|torch.Tensor=1.0, # keep the smallest set reaching this probability (1: off)
                   noise:torch.Tensor|None=None, # (B, V) Exp(1) draws (None: drawn here from `generator`)
@@ -275,7 +275,11 @@ def sample_logits(logits:torch.Tensor, # (B, V)
     if not isinstance(top_p, torch.Tensor) and not 0 < top_p <= 1: raise ValueError(f"sample_logits: top_p must be in (0, 1], got {top_p}")
     if isinstance(temperature, (int, float)) and temperature == 0: return logits.argmax(-1)
     l = logits.float()
-    l = (l - l.amax(-1, keepdim=True)) / temperature      # shifted first: a tiny temperature cannot overflow to inf
+    l = l - l.amax(-1, keepdim=True)                      # shifted first: a tiny temperature cannot overflow to inf
+    if isinstance(temperature, torch.Tensor):             # <= 0 is greedy, chosen on the device: the argmax alone stays
+        top = torch.full_like(l, float('-inf')).scatter_(-1, l.argmax(-1, keepdim=True), 0.)
+        l = torch.where(temperature <= 0, top, l / temperature.float().clamp_min(torch.finfo(torch.float32).tiny))
+    else: l = l / temperature
     if noise is None: noise = torch.empty_like(l).exponential_(generator=generator)
     noise = noise.clamp_min(1e-30)
     if filtered is None: filtered = isinstance(top_k, torch.Tensor) or isinstance(top_p, torch.Tensor) or top_k > 0 or top_p < 1
@@ -294,13 +298,15 @@ def _check_gen_args(model, input_ids, max_new_tokens, temperature, top_p, top_k,
     "The checks of `MotifForCausalLM.generate` (prompts may be on another device: they are moved), and a callable streamer."
     mask = check_generate_args(model, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, op, same_device=False)
     check_generate_tokens(model.config, eos_token_id, pad_token_id, seed, op)
+    _stop_ids(model.config, eos_token_id, pad_token_id, op)
     if streamer is not None and not callable(streamer): raise TypeError(f"{op}: streamer must be callable, got {type(streamer).__name__}")
     return mask
 
-def _stop_ids(config:MotifConfig, eos_token_id, pad_token_id)->tuple:
+def _stop_ids(config:MotifConfig, eos_token_id, pad_token_id, op:str='StaticGenerator.generate')->tuple:
     "`stop_tokens`, with at most `MAX_STOP_TOKENS` stop ids (the captured step's buffer)."
     eos, pad = stop_tokens(config, eos_token_id, pad_token_id)
-    if len(eos) > MAX_STOP_TOKENS: raise ValueError(f"eos_token_id: at most {MAX_STOP_TOKENS} stop tokens, got {len(eos)}")
+    if len(eos) > MAX_STOP_TOKENS:
+        raise ValueError(f"{op}: eos_token_id: the static path takes at most MAX_STOP_TOKENS={MAX_STOP_TOKENS} stop tokens, got {len(eos)}")
     return eos, pad
 
 # %% ../nbs/03a_generate.ipynb #3a56ffc1
@@ -319,10 +325,13 @@ class StaticGenerator:
         if not isinstance(model, MotifForCausalLM): raise TypeError(f"StaticGenerator: model must be a MotifForCausalLM, got {type(model).__name__}")
         if fuse_weights is not None and not isinstance(fuse_weights, bool): raise TypeError(f"StaticGenerator: fuse_weights must be True, False or None, got {fuse_weights!r}")
         prefill_graphs = int(check_number('StaticGenerator', 'prefill_graphs', prefill_graphs, integer=True, lo=0))
+        sync_every = int(check_number('StaticGenerator', 'sync_every', sync_every, integer=True, lo=1))
+        if not isinstance(compile, bool): raise TypeError(f"StaticGenerator: compile must be True or False, got {compile!r}")
+        if cuda_graph is not None and not isinstance(cuda_graph, bool): raise TypeError(f"StaticGenerator: cuda_graph must be True, False or None, got {cuda_graph!r}")
         self.attn_impl = decode_attn_impl(model, attn_impl)
         self.model, self.cache = model, StaticKVCache.for_model(model, max_batch, max_len)
         dev = self.device = self.cache.device
-        self.cuda_graph = dev.type == 'cuda' if cuda_graph is None else bool(cuda_graph)
+        self.cuda_graph = dev.type == 'cuda' if cuda_graph is None else cuda_graph
         if self.cuda_graph and dev.type != 'cuda': raise ValueError(f"StaticGenerator: cuda_graph=True needs the model on a CUDA device, not {dev}")
         B, S = max_batch, self.cache.capacity
         i64, f32 = dict(dtype=torch.long, device=dev), dict(dtype=torch.float32, device=dev)
@@ -469,7 +478,7 @@ def generate(self:StaticGenerator,
     self.cache.check_fits(B, T0, max_new_tokens)
     if max_new_tokens == 0: return input_ids.clone()
     mode = 'greedy' if temperature == 0 else 'sample' if top_k == 0 and top_p == 1 else 'filtered'
-    eos, pad = _stop_ids(self.model.config, eos_token_id, pad_token_id)
+    eos, pad = _stop_ids(self.model.config, eos_token_id, pad_token_id, 'StaticGenerator.generate')
     self._setup(eos, pad, temperature, top_k, top_p, mode)
     gen = torch.Generator(device=dev).manual_seed(seed) if seed is not None and mode != 'greedy' else None
     draw = (lambda: None) if mode == 'greedy' else (lambda: self.noise[:B].exponential_(generator=gen))

@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from .config import MotifConfig, ATTN_IMPLS, MLP_IMPLS
 from .core import owned_dir, check_owned_dir
 from .polynorm import MulPolyNorm, PolyNormSettings
-from .attention import GDA, Attention, KVCache, GDASettings
+from .attention import GDA, Attention, KVCache, GDASettings, packed_row
 
 # %% auto #0
 __all__ = ['CausalLMOutput', 'check_token_ids', 'shift_labels', 'causal_lm_loss', 'SwiGLU', 'MotifMLP', 'MotifDecoderLayer',
@@ -54,24 +54,30 @@ def check_token_ids(t:torch.Tensor, # token ids (input_ids) or labels
         raise ValueError(f"{op}: {name}[{r}, {c}] = {int(t.flatten()[i])} is not a token id in [0, vocab_size={vocab_size})"
                          + (f" nor {ignore_index} (ignored)" if ignore_index is not None else ''))
 
+def _doc_ends(labels:torch.Tensor, cu_seqlens:torch.Tensor, op:str)->torch.Tensor:
+    "The last position of each document (int64, on `labels`' device), once `cu_seqlens` is checked to be the offsets of `labels` as one packed row."
+    if labels.ndim > 2 or (labels.ndim == 2 and labels.shape[0] != 1):
+        raise ValueError(f"{op}: cu_seqlens offsets are those of one packed row, so labels must have shape (T,) or (1, T), got {tuple(labels.shape)}")
+    if torch.compiler.is_compiling(): return cu_seqlens[1:].to(device=labels.device, dtype=torch.long) - 1
+    cu = packed_row(cu_seqlens, labels.shape[-1], op, device=labels.device)[0]   # `check_cu_seqlens`; reuses the layers' check of this tensor
+    return cu[1:].long() - 1
+
 def shift_labels(labels:torch.Tensor, # [..., T] unshifted labels (usually input_ids), -100 = ignore
-                 cu_seqlens:torch.Tensor|None=None, # int32 document offsets [0, ..., T] of a packed row
+                 cu_seqlens:torch.Tensor|None=None, # int32 document offsets [0, ..., T] of a packed row (labels (T,) or (1, T))
                  ignore_index:int=-100, # the label that counts for nothing
+                 op:str='shift_labels', # who asks, for the messages
                 )->torch.Tensor:
     "Next-token targets: `labels[..., t+1]` at position t; `ignore_index` at the last position and at each document's last."
     if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"shift_labels: labels must be an integer tensor of token ids, got {getattr(labels, 'dtype', type(labels).__name__)}")
-    T = labels.shape[-1]
-    if T == 0: return labels.clone()
+        raise TypeError(f"{op}: labels must be an integer tensor of token ids, got {getattr(labels, 'dtype', type(labels).__name__)}")
+    ends = None if cu_seqlens is None else _doc_ends(labels, cu_seqlens, op)
+    if labels.shape[-1] == 0: return labels.clone()
     out = torch.cat([labels[..., 1:], labels.new_full((*labels.shape[:-1], 1), ignore_index)], -1)
-    if cu_seqlens is not None:       # each document's last position; `% T` maps an empty leading document to T-1
-        ends = (cu_seqlens[1:].to(device=labels.device, dtype=torch.long) - 1) % T
-        out = out.index_fill(-1, ends, ignore_index)
-    return out
+    return out if ends is None else out.index_fill(-1, ends, ignore_index)
 
 def causal_lm_loss(logits:torch.Tensor, # [..., T, vocab_size]
                    labels:torch.Tensor, # [..., T] unshifted labels (HF style), -100 = ignore
-                   cu_seqlens:torch.Tensor|None=None, # int32 document offsets of a packed row
+                   cu_seqlens:torch.Tensor|None=None, # int32 document offsets of a packed row (labels (T,) or (1, T))
                    ignore_index:int=-100, # the label that counts for nothing
                   )->torch.Tensor:
     "fp32 token mean of the next-token cross-entropy over the counted targets (`labels` shifted here); 0 if none counts."
@@ -80,7 +86,7 @@ def causal_lm_loss(logits:torch.Tensor, # [..., T, vocab_size]
     if labels.shape != logits.shape[:-1]:
         raise ValueError(f"causal_lm_loss: labels must have shape {tuple(logits.shape[:-1])} (the logits without the vocab dim), got {tuple(labels.shape)}")
     check_token_ids(labels, 'labels', 'causal_lm_loss', logits.shape[-1], ignore_index)   # CPU tensors only (no host sync)
-    tgt = shift_labels(labels.long(), cu_seqlens, ignore_index).reshape(-1)
+    tgt = shift_labels(labels.long(), cu_seqlens, ignore_index, 'causal_lm_loss').reshape(-1)
     s = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tgt, ignore_index=ignore_index, reduction='sum')
     return s / (tgt != ignore_index).sum().clamp(min=1)
 
@@ -272,22 +278,32 @@ def _check_settings(value, cls, arg:str):
     if cls is None: raise TypeError(f"set_impl: {arg} are Triton kernel settings, and Triton is not installed")
     if not isinstance(value, cls): raise TypeError(f"set_impl: {arg} must be a {cls.__module__}.{cls.__name__}, got {type(value).__name__}")
 
+def _check_impls(config:MotifConfig, attn:str|None, mlp:str|None, op:str, names=('attn', 'mlp')):
+    "Raise naming the argument unless `attn`/`mlp` are None or implementations that exist and have an effect on a model of `config`."
+    if attn is not None and attn not in ATTN_IMPLS: raise ValueError(f"{op}: {names[0]}={attn!r} is not one of {ATTN_IMPLS}")
+    if mlp is not None and mlp not in MLP_IMPLS: raise ValueError(f"{op}: {names[1]}={mlp!r} is not one of {MLP_IMPLS}")
+    if attn == 'triton' and config.attention_kind != 'gda':
+        raise ValueError(f"{op}: {names[0]}='triton' is GDA's fused kernel, but this model has attention_kind={config.attention_kind!r}, "
+                         "which has none (use 'auto', 'reference' or 'sdpa')")
+    if mlp not in (None, 'auto') and config.mlp_act != 'polynorm':
+        raise ValueError(f"{op}: {names[1]}={mlp!r} picks the PolyNorm implementation, but this model has mlp_act={config.mlp_act!r}, "
+                         "which has no PolyNorm (leave it None or 'auto')")
+
 @patch
 def set_impl(self:MotifForCausalLM,
-             attn:str|None=None, # attention: 'auto', 'reference', 'sdpa' or 'triton' (None: unchanged)
-             mlp:str|None=None, # the MLP's PolyNorm: 'auto', 'torch' or 'triton' (None: unchanged)
+             attn:str|None=None, # attention: 'auto', 'reference', 'sdpa' or 'triton' (GDA only) (None: unchanged)
+             mlp:str|None=None, # the MLP's PolyNorm: 'auto', 'torch' or 'triton' (None: unchanged; a PolyNorm model only)
              attn_settings:GDASettings=None, # a `motif_nb.kernels.gda.GDASettings` for every GDA layer (None: unchanged)
              mlp_settings:PolyNormSettings=None, # a `motif_nb.kernels.polynorm.PolyNormSettings` for every MLP PolyNorm (None: unchanged)
             )->MotifForCausalLM:
     "Switch the implementation (and kernel settings) of every attention layer and MLP PolyNorm; returns the model."
-    if attn is not None and attn not in ATTN_IMPLS: raise ValueError(f"set_impl: attn={attn!r} is not one of {ATTN_IMPLS}")
-    if mlp is not None and mlp not in MLP_IMPLS: raise ValueError(f"set_impl: mlp={mlp!r} is not one of {MLP_IMPLS}")
+    _check_impls(self.config, attn, mlp, 'set_impl')
     _check_settings(attn_settings, GDASettings, 'attn_settings')
     _check_settings(mlp_settings, PolyNormSettings, 'mlp_settings')
     if attn_settings is not None and self.config.attention_kind != 'gda':
-        raise ValueError("set_impl: attn_settings are GDA kernel settings, but this model has attention_kind='standard'")
+        raise ValueError(f"set_impl: attn_settings are GDA kernel settings, but this model has attention_kind={self.config.attention_kind!r}")
     if mlp_settings is not None and self.config.mlp_act != 'polynorm':
-        raise ValueError("set_impl: mlp_settings are PolyNorm kernel settings, but this model has mlp_act='swiglu'")
+        raise ValueError(f"set_impl: mlp_settings are PolyNorm kernel settings, but this model has mlp_act={self.config.mlp_act!r}")
     for mod in self.modules():
         if isinstance(mod, (GDA, Attention)):
             if attn is not None: mod.impl = attn
@@ -387,8 +403,8 @@ def absorb_lambda_init(lambda_q1:torch.Tensor, lambda_k1:torch.Tensor, # the fir
 
 # %% ../nbs/03_model.ipynb #eeef04e8
 def _export_state(model:MotifForCausalLM)->tuple:
-    "The `(config, state_dict)` that `save_pretrained` writes (HF names; `lambda_init_layers` absorbed into the weights)."
-    config, sd = model.config, model.state_dict()
+    "The `(config, state_dict)` that `save_pretrained` writes (HF names; `attn_impl`/`mlp_impl` 'auto'; `lambda_init_layers` absorbed into the weights)."
+    config, sd = dataclasses.replace(model.config, attn_impl='auto', mlp_impl='auto'), model.state_dict()
     if config.tie_word_embeddings: sd.pop('lm_head.weight', None)
     if config.lambda_init_layers is None: return config, sd
     new = dataclasses.replace(config, lambda_init_layers=None)
@@ -487,6 +503,8 @@ def from_pretrained(cls:MotifForCausalLM,
                     gradient_checkpointing:bool=False, # build it with activation checkpointing on
                     verify:bool=True, # compare every file with the sha256 of the checkpoint's manifest (False: skip, faster)
                     allow_nonfinite:bool=False, # load tensors holding NaN/inf instead of refusing them
+                    attn_impl:str|None=None, # the loaded model's attention implementation, as in `set_impl` (None: config.json's)
+                    mlp_impl:str|None=None, # its MLP PolyNorm implementation, as in `set_impl` (None: config.json's)
                    )->MotifForCausalLM:
     "Load an HF-layout checkpoint strictly and verified: errors name the file or tensor that is missing, unexpected, misshapen, corrupted or non-finite."
     path = Path(path)
@@ -498,6 +516,8 @@ def from_pretrained(cls:MotifForCausalLM,
         raise TypeError(f"from_pretrained: dtype must be a floating torch.dtype or None, got {dtype!r}")
     manifest = check_owned_dir(path, verify=verify, what='checkpoint')
     config = MotifConfig.from_hf(path/'config.json')
+    _check_impls(config, attn_impl, mlp_impl, 'from_pretrained', ('attn_impl', 'mlp_impl'))
+    config = dataclasses.replace(config, attn_impl=attn_impl or config.attn_impl, mlp_impl=mlp_impl or config.mlp_impl)
     with torch.device('meta'): model = cls(config, gradient_checkpointing=gradient_checkpointing)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     tied = config.tie_word_embeddings
