@@ -116,6 +116,12 @@ def lr_multiplier(step:int, # optimizer step, 0-based
     s0 = max(W, T - round(cfg.decay_ratio * T))
     return 1 - (1 - r) * min(1.0, max(0, step - s0) / max(1, T - s0))
 
+def _check_warmup(cfg:TrainConfig, who:str):
+    "Warn, naming both values, when the warm-up is longer than the schedule's horizon."
+    if cfg.warmup_steps > cfg.total_steps:
+        warnings.warn(f"{who}: TrainConfig.warmup_steps ({cfg.warmup_steps}) > total_steps ({cfg.total_steps}): the rate is still "
+                      "rising when the run ends and never decays (on the command line: --set warmup_steps=N)", UserWarning, stacklevel=3)
+
 # %% ../nbs/06_train.ipynb #5494c897
 _FUSED_DEVICES = ('cuda', 'cpu', 'xpu', 'mps', 'hpu')
 
@@ -141,8 +147,10 @@ def skips_on_device(opt:torch.optim.Optimizer)->bool:
     return isinstance(opt, Muon)
 
 # %% ../nbs/06_train.ipynb #d781426a
-def check_optimizer(opt:torch.optim.Optimizer):
-    "Refuse, naming the group and key, a learning rate that is not finite and > 0, a negative weight decay, a momentum or beta outside [0, 1)."
+def check_optimizer(opt:torch.optim.Optimizer,
+                    model:nn.Module|None=None, # when given, `opt` must hold each of its trainable parameters
+                   ):
+    "Refuse, naming the group and key, a learning rate that is not finite and > 0, a negative weight decay, a momentum or beta outside [0, 1); and an optimizer that lacks a trainable parameter of `model`."
     for i, g in enumerate(opt.param_groups):
         num = lambda v: float(v) if isinstance(v, torch.Tensor) and v.numel() == 1 else v
         check_number('optimizer', f'param_groups[{i}].lr', num(g.get('lr')), lo=0, lo_open=True)
@@ -150,6 +158,14 @@ def check_optimizer(opt:torch.optim.Optimizer):
         if 'momentum' in g: check_number('optimizer', f'param_groups[{i}].momentum', num(g['momentum']), lo=0, hi=1, hi_open=True)
         for key in ('betas', 'adamw_betas'):
             for j, b in enumerate(g.get(key) or ()): check_number('optimizer', f'param_groups[{i}].{key}[{j}]', num(b), lo=0, hi=1, hi_open=True)
+    if model is None: return
+    held = {id(p) for g in opt.param_groups for p in g['params']}
+    if missing := [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in held]:
+        trainable, foreign = sum(p.requires_grad for p in model.parameters()), len(held - {id(p) for p in model.parameters()})
+        extra = f"; it holds {foreign} tensors that are not the model's" if foreign else ''
+        raise ValueError(f"optimizer: it does not hold {len(missing)} of the model's {trainable} trainable parameters "
+                         f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}), which would never train{extra}: "
+                         "build it over this model's parameters")
 
 # %% ../nbs/06_train.ipynb #c8616a0c
 @dataclass
@@ -278,15 +294,16 @@ class Trainer:
     def __init__(self, model:nn.Module, # a `MotifForCausalLM`, on the CPU or its device
                  batches, # an iterable of global batch dicts (each process draws the same ones and keeps its rows)
                  cfg:TrainConfig|None=None, # the settings (default `TrainConfig()`)
-                 optimizer=None, # an optimizer over `model`'s parameters instead of `make_optimizer(model, cfg)` (unsharded only)
+                 optimizer=None, # an optimizer over all of `model`'s trainable parameters instead of `make_optimizer(model, cfg)` (unsharded only)
                  out=None, # the run directory: checkpoints, metrics.jsonl, eval.jsonl (None: everything stays in memory)
                  eval_batches=None, # an iterable of held-out global batches (the eval split), read once
-                 resume:bool=True, # continue from the newest complete checkpoint in `out`
+                 resume:bool=True, # continue from the newest complete checkpoint in `out`; False: a new run (refused if `out` holds checkpoints or logs)
                  device=None, # None: the model's device (the process's accelerator when sharded); 'auto': the process's accelerator
                  run_info:dict|None=None, # JSON facts that define the run besides the two configs (the data), checked on resume
                 ):
         self.cfg = TrainConfig() if cfg is None else cfg
         if not isinstance(self.cfg, TrainConfig): raise TypeError(f"Trainer: cfg must be a TrainConfig, got {type(self.cfg).__name__}")
+        _check_warmup(self.cfg, 'Trainer')
         if self.cfg.eval_every and eval_batches is None: raise ValueError("Trainer: TrainConfig.eval_every is set, but no eval_batches were given")
         for name, b in (('batches', batches), ('eval_batches', eval_batches)):
             if isinstance(getattr(b, 'world_size', 1), int) and getattr(b, 'world_size', 1) > 1:
@@ -301,10 +318,12 @@ class Trainer:
         self.device = self.dist.device
         self.model = parallelize(model if self.sharded else model.to(self.device), self.cfg, self.dist.mesh if self.sharded else None)
         self.opt = optimizer if optimizer is not None else make_optimizer(self.model, self.cfg)
-        check_optimizer(self.opt)
+        check_optimizer(self.opt, self.model)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_multiplier(s, self.cfg))
         self._setup_state(batches, eval_batches, out, run_info)
-        if self.out is not None and resume: self.resume()
+        if self.out is not None:
+            if resume: self.resume()
+            else: self._check_new_run()
 
     @property
     def log(self)->pd.DataFrame:
@@ -325,6 +344,7 @@ def _setup_state(self:Trainer, batches, eval_batches, out, run_info):
     self.step_idx, self.tokens, self._positions, self.rows, self.eval_rows = 0, 0, 0, [], []
     self.bad_step, self.save_seconds, self._wait, self._T, self._tb, self._tb_off = None, [], 0.0, None, None, False
     self._bad = torch.full((), -1, dtype=torch.long, device=self.device)        # first non-finite step (-1: none)
+    self._own = set()                                                            # steps whose checkpoint in `out` holds this trainer's state
     self._dstep = torch.zeros((), dtype=torch.long, device=self.device)         # the step counter, on the device
     self._params = [p for p in self.model.parameters() if p.requires_grad]
     self._wants_logits = self.cfg.optimizer == 'muonclip' or getattr(self.opt, 'qk_clip_tau', None) is not None
@@ -625,17 +645,28 @@ def _meta(self:Trainer)->dict:
 @patch
 def save(self:Trainer, block:bool|None=None, # False: return once the state is in CPU memory (None: `not cfg.async_save`)
         )->Path:
-    "Checkpoint this step into the run directory (every process calls it); refused after a non-finite step."
+    "Checkpoint this step into the run directory (every process calls it); refused after a non-finite step, or under a checkpoint this trainer did not write."
     if self.ckpt is None: raise ValueError("Trainer.save: the trainer has no run directory (out=None)")
     if block is not None and not isinstance(block, bool): raise TypeError(f"Trainer.save: block must be True, False or None, got {block!r}")
     self._raise_if_bad(int(self._bad))
     t = time.perf_counter()
     self.ckpt.wait()                                   # the previous background save is published first
-    path = self.ckpt.path(self.step_idx)
-    if path.exists(): return path
+    path, top = self.ckpt.path(self.step_idx), on_rank0(self._newest_step, error=CheckpointError)
+    if top == self.step_idx and top in self._own: return path           # this state is saved already
+    if top == self.step_idx:
+        raise CheckpointError(f"Trainer.save: {path} exists, but this trainer neither wrote it nor resumed from it; save into another run directory")
+    if top is not None and top > self.step_idx:
+        raise CheckpointError(f"Trainer.save: {self.out} holds a checkpoint of step {top}, newer than this step ({self.step_idx}): a resume "
+                              "would load that one, and keep_last could prune this one at once; save into another run directory")
     path = self.ckpt.save(self.step_idx, self._state(), meta=self._meta(), block=not self.cfg.async_save if block is None else block)
-    self.save_seconds.append(time.perf_counter() - t)
+    self._own.add(self.step_idx); self.save_seconds.append(time.perf_counter() - t)
     return path
+
+@patch
+def _newest_step(self:Trainer)->int|None:
+    "The step of the newest complete checkpoint in the run directory (None: there is none)."
+    c = self.ckpt.checkpoints()
+    return int(c[-1].name.split('_', 1)[1]) if c else None
 
 # %% ../nbs/06_train.ipynb #f2ba6a8a
 RESUMABLE = ('log_every', 'eval_every', 'eval_batches', 'save_every', 'keep_last', 'save_threads', 'async_save', 'compile',
@@ -675,18 +706,51 @@ def _init_optimizer_state(self:Trainer):
 # %% ../nbs/06_train.ipynb #35f4081b
 @patch
 def resume(self:Trainer)->bool:
-    "Load the newest complete checkpoint of the run directory after checking it is this run's; False if there is none."
+    "Load the newest complete checkpoint of the run directory after checking it is this run's; False if there is none (earlier logs are set aside)."
     path = on_rank0(lambda: (p := self.ckpt.latest()) and str(p), error=CheckpointError)   # rank 0's answer (or error) on every rank
-    if path is None: return False
-    if bad := run_mismatch(read_manifest(path).get('meta', {}), self._meta()):
-        raise ValueError(f"Trainer: {path} is a checkpoint of another run: {'; '.join(bad)}. Use another run directory, or the checkpoint's settings")
+    if path is None:
+        moved = on_rank0(self._set_aside_logs, error=CheckpointError)
+        if moved and self.dist.rank == 0:
+            warnings.warn(f"Trainer: {self.out} holds no checkpoint, so the run starts at step 0; the logs of an earlier attempt (steps no "
+                          f"checkpoint holds) are kept aside: {', '.join(f'{a} -> {b}' for a, b in moved)}")
+        return False
+    saved = read_manifest(path).get('meta', {})
+    if bad := run_mismatch(saved, self._meta()):
+        old = (saved.get('train') or {}).get('total_steps')
+        hint = (f". To train this run further on its schedule, keep its horizon: total_steps={old} (on the command line: --set total_steps={old} "
+                f"with the new --steps); after step {old} the rate holds its final value") if all(b.startswith('train.total_steps:') for b in bad) else ''
+        raise ValueError(f"Trainer: {path} holds a run with other settings: {'; '.join(bad)}. Use another run directory, or the checkpoint's settings{hint}")
     self._init_optimizer_state()
     st = self._state()
     self.ckpt.load(st, path=path)
     if not st['rng'].restored: _seed_all(self.cfg.seed * 1_000_003 + self.dist.rank * 7919 + self.step_idx)
     self._dstep.fill_(self.step_idx)
     self.rows, self.eval_rows = self._restore_log('metrics.jsonl'), self._restore_log('eval.jsonl')
+    self._own.add(self.step_idx)
     return True
+
+@patch
+def _set_aside_logs(self:Trainer)->list:
+    "Rank 0: rename each non-empty log of an attempt that left no checkpoint to `NAME.orphan-TIME`; the (old, new) names."
+    moved, stamp = [], time.strftime('%Y%m%dT%H%M%S')
+    for name in ('metrics.jsonl', 'eval.jsonl'):
+        f = self.out/name
+        if not (f.is_file() and f.stat().st_size): continue
+        new, i = self.out/f'{name}.orphan-{stamp}', 0
+        while new.exists(): i += 1; new = self.out/f'{name}.orphan-{stamp}-{i}'
+        os.rename(f, new); moved.append((name, new.name))
+    return moved
+
+@patch
+def _check_new_run(self:Trainer):
+    "`resume=False`: refuse a run directory that already holds checkpoints or log rows, naming them."
+    def found():
+        ck = [p.name for p in self.ckpt.checkpoints()]
+        logs = [n for n in ('metrics.jsonl', 'eval.jsonl') if (self.out/n).is_file() and (self.out/n).stat().st_size]
+        return ([f"checkpoints {', '.join(ck)}"] if ck else []) + logs
+    if there := on_rank0(found, error=CheckpointError):
+        raise ValueError(f"Trainer: resume=False, but {self.out} holds a run already ({', '.join(there)}): a new run there would mix its "
+                         "checkpoints and log rows with that one's. Use another run directory, or resume=True to continue that run")
 
 @patch
 def _restore_log(self:Trainer, name:str)->list:
@@ -715,10 +779,12 @@ def state_dict(self:Trainer)->dict:
 
 @patch
 def load_state_dict(self:Trainer, sd:dict):
-    "Restore `state_dict()`: the next step is the one the saved trainer would have taken."
+    "Restore `state_dict()`: the next step is the one the saved trainer would have taken (a run directory's logs keep the steps up to it)."
     self._init_optimizer_state()
     for k, v in self._state().items(): v.load_state_dict(_copied(sd[k]))
     self._dstep.fill_(self.step_idx); self.rows = [dict(r) for r in sd.get('log', [])]
+    self._own.clear()                                  # no checkpoint in `out` is known to hold this state now
+    if self.out is not None: self._restore_log('metrics.jsonl'); self.eval_rows = self._restore_log('eval.jsonl')
 
 # %% ../nbs/06_train.ipynb #9ddafcdf
 @patch
@@ -774,7 +840,7 @@ class DataConfig:
     "Where a command-line run's batches come from."
     source:str='corpus'           # 'corpus': the embedded corpus with its BPE tokenizer; 'bytes': its UTF-8 bytes (vocabulary 256)
     corpus:str='small'            # the embedded corpus's size: 'small' or 'default' (`CORPUS_SIZES`)
-    domains:tuple=DOMAINS         # the domains used, in equal shares ('bytes'; 'corpus' follows `motif_like_schedule` over all three)
+    domains:tuple=DOMAINS         # 'bytes': the domains used, in equal shares ('corpus' follows `motif_like_schedule` over all three)
     seq_len:int=256               # tokens per row
     batch_size:int=8              # rows of the global batch: all processes and micro-batches together
     holdout:float=0.02            # the share of each domain's documents held out for evaluation
@@ -787,6 +853,9 @@ class DataConfig:
                   dict(source=DATA_SOURCES, corpus=tuple(CORPUS_SIZES)), {})
         if not self.domains or any(d not in DOMAINS for d in self.domains) or len(set(self.domains)) != len(self.domains):
             raise ValueError(f"DataConfig.domains must be distinct names among {DOMAINS}, got {self.domains!r}")
+        if self.source == 'corpus' and self.domains != DOMAINS:
+            raise ValueError(f"DataConfig.domains applies to source='bytes' only (the corpus follows motif_like_schedule over all of {DOMAINS}), "
+                             f"got {self.domains!r} with source='corpus': leave domains out, or use source='bytes'")
 
 # %% ../nbs/06_train.ipynb #c6196c69
 def _byte_docs(corpus:str, domains:tuple)->dict:
@@ -874,7 +943,9 @@ def run_settings(preset:str, # a key of `RUN_PRESETS`
         sec, name, value = _parse_set(item); kw[sec][name] = value
     if seed is not None: kw['train']['seed'] = seed
     if save_every is not None: kw['train']['save_every'] = save_every
-    return dict(model=MotifConfig(**kw['model']), data=DataConfig(**kw['data']), train=TrainConfig(**kw['train']), steps=steps, preset=preset)
+    out = dict(model=MotifConfig(**kw['model']), data=DataConfig(**kw['data']), train=TrainConfig(**kw['train']), steps=steps, preset=preset)
+    _check_warmup(out['train'], 'run_settings')
+    return out
 
 def build_trainer(settings:dict, # `run_settings(...)`
                   out=None, # the run directory
@@ -894,7 +965,7 @@ _SET_HELP = 'a setting, KEY=VALUE (repeatable). ' + settings_help()
 @call_parse
 def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
          set:Annotated[str, {'action': 'append', 'metavar': 'KEY=VALUE', 'help': _SET_HELP}]=None,
-         steps:int=None, # the run's length in steps (default: the preset's); a rerun continues to it
+         steps:int=None, # the run's length in steps (default: the preset's), and the schedule's horizon unless total_steps is set; to train a run further, keep its horizon: --set total_steps=<old>
          out:str=None, # the run directory (required): checkpoints, metrics.jsonl, eval.jsonl; rerun to resume
          save_every:int=None, # steps between checkpoints (default: the preset's)
          seed:int=None, # seeds the initialisation, the data order and the generators (default 0)
