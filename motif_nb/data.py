@@ -990,18 +990,22 @@ def load_state_dict(self:CurriculumSampler, state:dict):
     self._counts = [[int(x) for x in c] for c in state['counts']]
 
 # %% ../nbs/07_data.ipynb #9d8cf461
+def _check_state_head(op:str, state, keys:tuple, mine:dict):
+    "What every sampler state must be: a dict of `keys` besides version 1 and a fingerprint equal to `mine`, the sampler's own."
+    if not isinstance(state, Mapping): raise TypeError(f"{op}: state must be a dict from state_dict(), got {type(state).__name__}")
+    if missing := [k for k in ('version', 'fingerprint', *keys) if k not in state]:
+        raise ValueError(f"{op}: state lacks {missing} (not a {op.split('.')[0]} state)")
+    if state['version'] != 1: raise ValueError(f"{op}: state version {state['version']!r}; this sampler reads version 1")
+    fp = state['fingerprint']
+    if not isinstance(fp, Mapping): raise ValueError(f"{op}: state['fingerprint'] must be a dict, got {type(fp).__name__}")
+    if bad := sorted(k for k in mine.keys() | fp.keys() if fp.get(k) != mine.get(k)):
+        raise ValueError(f"{op}: state is from a different sampler ({', '.join(f'{k}: {fp.get(k)!r} != {mine.get(k)!r}' for k in bad)})")
+
 @patch
 def _check_state(self:CurriculumSampler, state):
     "Refuse, naming the key, a state that is not one this sampler can resume from (before anything is changed)."
     op, D, nat = 'CurriculumSampler.load_state_dict', len(self.domains), lambda v: _is_int(v) and v >= 0
-    if not isinstance(state, Mapping): raise TypeError(f"{op}: state must be a dict from state_dict(), got {type(state).__name__}")
-    if missing := [k for k in ('version', 'fingerprint', 'step', 'cursor', 'rng', 'buffer', 'counts') if k not in state]:
-        raise ValueError(f"{op}: state lacks {missing} (not a CurriculumSampler state)")
-    if state['version'] != 1: raise ValueError(f"{op}: state version {state['version']!r}; this sampler reads version 1")
-    fp, mine = state['fingerprint'], self._fingerprint()
-    if not isinstance(fp, Mapping): raise ValueError(f"{op}: state['fingerprint'] must be a dict, got {type(fp).__name__}")
-    if bad := sorted(k for k in mine.keys() | fp.keys() if fp.get(k) != mine.get(k)):
-        raise ValueError(f"{op}: state is from a different sampler ({', '.join(f'{k}: {fp.get(k)!r} != {mine.get(k)!r}' for k in bad)})")
+    _check_state_head(op, state, ('step', 'cursor', 'rng', 'buffer', 'counts'), self._fingerprint())
     def need(key, ok, what):
         if not ok: raise ValueError(f"{op}: state[{key!r}] must be {what}, got {str(state[key])[:80]}")
     seq = lambda v: isinstance(v, (list, tuple))

@@ -21,7 +21,7 @@ import torch
 from fastcore.basics import patch
 from fastcore.script import call_parse
 from .data import (encoding_problem, BadFileWarning, SPECIAL_TOKENS, CORPUS_SIZES, special_ids, model_inputs, load_tokenizer,
-                           default_token_cache)
+                           default_token_cache, _check_state_head)
 from .config import MotifConfig
 from .model import MotifForCausalLM, shift_labels
 from .generate import StaticGenerator
@@ -431,14 +431,7 @@ def state_dict(self:SFTSampler)->dict:
 def load_state_dict(self:SFTSampler, state:dict):
     "Resume from `state_dict()`: the next batch is the one the saved sampler would have yielded."
     op = 'SFTSampler.load_state_dict'
-    if not isinstance(state, dict): raise TypeError(f"{op}: state must be a dict from state_dict(), got {type(state).__name__}")
-    if missing := [k for k in ('version', 'fingerprint', 'step', 'epoch', 'window', 'row') if k not in state]:
-        raise ValueError(f"{op}: state lacks {missing} (not an SFTSampler state)")
-    if state['version'] != 1: raise ValueError(f"{op}: state version {state['version']!r}; this sampler reads version 1")
-    fp, mine = state['fingerprint'], self._fingerprint()
-    if not isinstance(fp, dict): raise ValueError(f"{op}: state['fingerprint'] must be a dict, got {type(fp).__name__}")
-    if bad := sorted(k for k in mine.keys() | fp.keys() if fp.get(k) != mine.get(k)):
-        raise ValueError(f"{op}: state is from a different sampler ({', '.join(f'{k}: {fp.get(k)!r} != {mine.get(k)!r}' for k in bad)})")
+    _check_state_head(op, state, ('step', 'epoch', 'window', 'row'), self._fingerprint())
     step, epoch, w, row = (check_number(op, f"state['{k}']", state[k], integer=True, lo=0) for k in ('step', 'epoch', 'window', 'row'))
     # a position the stream reaches: a window of the epoch, a row before that window's end
     check_number(op, "state['window']", w, integer=True, lo=0, hi=len(self._order(epoch)[1]) - 2)
