@@ -5,8 +5,7 @@
 # Extra arguments go to nbdev-test (e.g. a notebook path, or --save to store the outputs in the notebooks).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source tools/setup.sh || exit 1
-set +e
+bash tools/setup.sh || exit 1          # a child process: its set -e holds
 export MOTIF_COMMAND="${MOTIF_COMMAND:-bash tools/ablations.sh $*}"    # recorded in figures/*.json
 export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg PYTHONHASHSEED=0
 if python -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then

@@ -30,8 +30,8 @@ for n in "$@"; do
   echo "== $n rc=$r $(( $(date +%s) - s )) s"; [ "$r" = 0 ] || rc=1
 done
 if [ -n "${MOTIF_ABLATE_OUT:-}" ]; then
-  mkdir -p "$MOTIF_ABLATE_OUT" && mkdir -p runs .cache
-  tar czf "$MOTIF_ABLATE_OUT/gpu_ablate.tar.gz" --exclude='step_*' runs .cache figures
+  { mkdir -p "$MOTIF_ABLATE_OUT" runs .cache && tar czf "$MOTIF_ABLATE_OUT/gpu_ablate.tar.gz" --exclude='step_*' runs .cache figures; } \
+    || { echo "gpu_ablate: packing into $MOTIF_ABLATE_OUT failed"; rc=1; }
 fi
 echo "finished runs: $(find runs/ablations -name result.json 2>/dev/null | wc -l)"
 exit $rc

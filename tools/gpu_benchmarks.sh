@@ -46,6 +46,7 @@ for n in "${names[@]}"; do
   echo "== $n rc=$rc $(( $(date +%s) - s )) s" | tee -a "$logs/summary.txt"; [ "$rc" = 0 ] || fail=1
 done
 if [ -n "${MOTIF_BENCH_OUT:-}" ]; then
-  mkdir -p "$MOTIF_BENCH_OUT" && tar czf "$MOTIF_BENCH_OUT/gpu_benchmarks.tar.gz" figures -C "$logs" .
+  { mkdir -p "$MOTIF_BENCH_OUT" && tar czf "$MOTIF_BENCH_OUT/gpu_benchmarks.tar.gz" figures -C "$logs" .; } \
+    || { echo "gpu_benchmarks: packing into $MOTIF_BENCH_OUT failed"; fail=1; }
 fi
 exit $fail

@@ -21,7 +21,7 @@ for k in "${ks[@]}"; do
 done
 parts=" ${MOTIF_MULTI_PARTS:-muon scaling resume} "
 for p in $parts; do [[ " muon scaling resume " == *" $p "* ]] || { echo "gpu_multi: MOTIF_MULTI_PARTS takes muon, scaling and resume, got '$p'"; exit 1; }; done
-logs=$(mktemp -d /tmp/motif-multi.XXXX); fail=0; big=${ks[-1]}
+logs=$(mktemp -d /tmp/motif-multi.XXXX); fail=0; big=$(printf '%s\n' "${ks[@]}" | sort -n | tail -1)
 run() {  # NAME K ARGS...: `python -m torch.distributed.run` with K processes (K=0: plain python), its log and its status
   local name=$1 k=$2; shift 2; local cmd=("$PY")
   [ "$k" = 0 ] || cmd+=(-m torch.distributed.run --standalone --nproc-per-node "$k")
@@ -42,6 +42,9 @@ if [[ "$parts" == *" resume "* ]]; then
   run resume-on-k "$big" "${common[@]}" --steps 40 --out "$R/resumed"
   run resume-compare 0 -m motif_nb.bench.scaling --reference "$R/reference" --resumed "$R/resumed" --from-step 21
 fi
-if [ -n "${MOTIF_MULTI_OUT:-}" ]; then mkdir -p "$MOTIF_MULTI_OUT"; tar czf "$MOTIF_MULTI_OUT/gpu_multi.tar.gz" figures -C "$logs" .; fi
+if [ -n "${MOTIF_MULTI_OUT:-}" ]; then
+  { mkdir -p "$MOTIF_MULTI_OUT" && tar czf "$MOTIF_MULTI_OUT/gpu_multi.tar.gz" figures -C "$logs" .; } \
+    || { echo "gpu_multi: packing into $MOTIF_MULTI_OUT failed"; fail=1; }
+fi
 cat "$logs/summary.txt"
 exit $fail

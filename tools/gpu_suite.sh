@@ -38,8 +38,10 @@ passed=$(grep -c ' rc=0 ' "$summary"); failed=$(( ${#nbs[@]} - passed ))
 for nb in "${nbs[@]}"; do grep -q "^$nb rc=" "$summary" || echo "$nb rc=stopped (budget)" >> "$summary"; done
 echo "$passed passed, $failed failed" | tee tools/.nbtest-summary
 grep -v ' rc=0 ' "$summary" | sed 's/^/  not passed: /'
+packed=0
 if [ -n "${MOTIF_SUITE_OUT:-}" ]; then
-  mkdir -p "$MOTIF_SUITE_OUT" && cp "$summary" "$MOTIF_SUITE_OUT/gpu_suite_summary.txt"
-  tar czf "$MOTIF_SUITE_OUT/gpu_suite.tar.gz" nbs figures tools/.nbtest-summary -C "$logs" .
+  { mkdir -p "$MOTIF_SUITE_OUT" && cp "$summary" "$MOTIF_SUITE_OUT/gpu_suite_summary.txt" \
+    && tar czf "$MOTIF_SUITE_OUT/gpu_suite.tar.gz" nbs figures tools/.nbtest-summary -C "$logs" .; } \
+    || { echo "gpu_suite: packing into $MOTIF_SUITE_OUT failed"; packed=1; }
 fi
-[ "$failed" = 0 ]
+[ "$failed" = 0 ] && [ "$packed" = 0 ]

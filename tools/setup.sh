@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent set-up of .venv for motif-nb. Sourced by tools/test.sh and tools/ablations.sh.
+# Idempotent set-up of .venv for motif-nb, run (as a child process, so that set -e stops it at the first failed step)
+# by tools/test.sh, tools/train.sh and tools/ablations.sh; the stamp is written only after every step succeeded.
 #
 # torch is installed *before* the package, so that pip never resolves it on its own:
 #  - a torch that the chosen python already has (a GPU user's own build) is kept: the venv sees it
@@ -27,7 +28,7 @@ fi
 VPY="$VENV/bin/python"
 stamp="$VENV/.motif-setup"
 want="$(cat pyproject.toml tools/setup.sh | sha256sum | cut -c1-16)"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0 2>/dev/null || exit 0; fi
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then exit 0; fi
 
 has_gpu=0
 command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && has_gpu=1

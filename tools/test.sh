@@ -3,20 +3,19 @@
 # Ends with a line "N passed, M failed" counting notebooks; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source tools/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
-set +e                     # setup.sh runs with -e; from here on every failure is counted, not fatal
+bash tools/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }   # a child process: its set -e holds
 export PATH="$PWD/.venv/bin:$PATH" TRITON_INTERPRET=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
        MPLBACKEND=Agg PYTHONHASHSEED=0
 fail=0
 echo "== nbdev-clean"
 before=$(git status --porcelain -- nbs)
-nbdev-clean
+nbdev-clean || { echo "FAIL: nbdev-clean exited with an error"; fail=1; }
 if [ "$(git status --porcelain -- nbs)" != "$before" ]; then
   echo "FAIL: nbdev-clean changed notebooks: run nbdev-clean and commit"; git status --porcelain -- nbs; fail=1
 fi
 echo "== nbdev-export"
 before=$(git status --porcelain -- motif_nb)
-nbdev-export
+nbdev-export || { echo "FAIL: nbdev-export exited with an error"; fail=1; }
 if [ "$(git status --porcelain -- motif_nb)" != "$before" ]; then
   echo "FAIL: motif_nb/ is out of sync with nbs/: run nbdev-export and commit"; git status --porcelain -- motif_nb; fail=1
 fi

@@ -6,15 +6,17 @@
 # Several processes: .venv/bin/torchrun --nproc-per-node K -m motif_nb.train --preset ... --out ...
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source tools/setup.sh || exit 1
-set +e
+bash tools/setup.sh || exit 1          # a child process: its set -e holds
 export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg
-args=("$@")
-if [[ " $* " != *" --preset "* ]]; then
+args=("$@") preset="" has_out=0 prev=""
+for a in "$@"; do          # --preset NAME or --preset=NAME (the last one counts, as for argparse); --out DIR or --out=DIR
+  case "$a" in --preset=*) preset=${a#--preset=} ;; --out|--out=*) has_out=1 ;; esac
+  [ "$prev" = --preset ] && preset=$a
+  prev=$a
+done
+if [ -z "$preset" ]; then
   if python -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then preset=gpu-1b; else preset=cpu-small; fi
   args=(--preset "$preset" "${args[@]}")
-else
-  preset=$(printf '%s\n' "$@" | grep -A1 -x -- '--preset' | tail -1)
 fi
-[[ " $* " == *" --out "* ]] || args+=(--out "runs/$preset")
+[ $has_out = 1 ] || args+=(--out "runs/$preset")
 exec python -m motif_nb.train "${args[@]}"
