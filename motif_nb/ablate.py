@@ -25,14 +25,14 @@ from .bench.hypercloning import hypercloning_ablation, ABLATION_SCALES as HC_SCA
 from .bench.results import save_result, load_result, figures_dir, env_info, repo_root, result_name, ablation_scale, default_device
 
 # %% auto #0
-__all__ = ['SCHEDULE_KINDS', 'DOMAINS', 'EVAL_SEED', 'CUSTOM_RUNS', 'FINAL_COLUMNS', 'OUTCOMES', 'ABLATION_SCALES',
-           'OPTIMIZER_SWEEP', 'HYPERCLONING_SCALES', 'ABLATIONS', 'counts', 'head_layout', 'match_config',
-           'count_table', 'Variant', 'Claim', 'AblationSpec', 'mean_mixture', 'ablation_schedule', 'ablation_samplers',
-           'data_digest', 'run_definition', 'run_key', 'train_run', 'run_job', 'tokens_to_target',
-           'add_tokens_to_target', 'summarize', 't975', 'compare', 'judge', 'verdict_lines', 'verdict', 'headline',
-           'AblationResult', 'runs_dir', 'run_ablation', 'save_ablation', 'load_ablation', 'stored_ablations',
-           'plot_ablation', 'final_table', 'attention_variants', 'attention_spec', 'gelu_available', 'mlp_spec',
-           'optimizer_spec', 'curriculum_spec', 'hypercloning_spec', 'get_spec', 'budget_table', 'main']
+__all__ = ['SCHEDULE_KINDS', 'DOMAINS', 'EVAL_SEED', 'CUSTOM_RUNS', 'CUSTOM_DIGESTS', 'FINAL_COLUMNS', 'OUTCOMES',
+           'ABLATION_SCALES', 'OPTIMIZER_SWEEP', 'HYPERCLONING_SCALES', 'ABLATIONS', 'counts', 'head_layout',
+           'match_config', 'count_table', 'Variant', 'Claim', 'AblationSpec', 'mean_mixture', 'ablation_schedule',
+           'ablation_samplers', 'data_digest', 'run_definition', 'run_key', 'train_run', 'run_data_digest', 'run_job',
+           'tokens_to_target', 'add_tokens_to_target', 'summarize', 't975', 'compare', 'judge', 'verdict_lines',
+           'verdict', 'headline', 'AblationResult', 'runs_dir', 'run_ablation', 'save_ablation', 'load_ablation',
+           'stored_ablations', 'plot_ablation', 'final_table', 'attention_variants', 'attention_spec', 'gelu_available',
+           'mlp_spec', 'optimizer_spec', 'curriculum_spec', 'hypercloning_spec', 'get_spec', 'budget_table', 'main']
 
 # %% ../nbs/09_ablate.ipynb #2e29d944
 def counts(cfg:MotifConfig, # the model
@@ -299,7 +299,7 @@ def data_digest(train, # the train sampler (its state is restored)
 
 # %% ../nbs/09_ablate.ipynb #ddf4d1b2
 def run_definition(spec:AblationSpec, v:Variant, seed:int, device=None)->dict:
-    "Everything that decides a run's numbers (the model, the training settings, the data, the seed), as JSON: its hash names the run."
+    "What the runner sets for a run (the model, the training settings, the data settings, the seed), as JSON: its hash names the run (the tokens are checked by the data digest, the code is only recorded)."
     if spec.custom is not None:
         return dict(custom=spec.custom, base=spec.base, settings=spec.settings, seed=seed, device=torch.device(device or 'cpu').type)
     return dict(model=asdict(spec.model_config(v)), train=asdict(spec.train_config(v, seed, device)), seed=seed, steps=spec.steps,
@@ -317,7 +317,7 @@ def train_run(spec:AblationSpec, v:Variant, seed:int, run_dir, # the run's folde
               device=None, # where to train (default: `default_device()`)
               keep_checkpoints:bool=False, # keep the final checkpoint (else it is deleted once result.json is written)
              )->dict:
-    "Train variant `v` with `seed` through the `Trainer` (resuming from a checkpoint in `run_dir`), score it, write `run_dir/result.json`."
+    "Train variant `v` with `seed` through the `Trainer` (continuing from a checkpoint left in `run_dir`), score it, write `run_dir/result.json`."
     device, run_dir = torch.device(device or default_device()), Path(run_dir)
     defn = run_definition(spec, v, seed, device)
     cfg, tc = spec.model_config(v), spec.train_config(v, seed, device)
@@ -332,7 +332,7 @@ def train_run(spec:AblationSpec, v:Variant, seed:int, run_dir, # the run's folde
     except FloatingPointError: diverged = tr.bad_step
     finally: tr.close()
     res = _run_result(spec, tr, cfg, diverged, time.perf_counter() - t0)
-    res.update(key=run_key(defn), definition=defn, data_digest=digest, provenance=env_info(), variant=v.name, seed=seed)
+    res.update(key=run_key(defn), definition=defn, data_digest=digest, provenance=env_info(device=device), variant=v.name, seed=seed)
     atomic_write_json(run_dir/'result.json', res)
     if not keep_checkpoints:
         for p in run_dir.glob('step_*'): shutil.rmtree(p, ignore_errors=True)
@@ -361,13 +361,19 @@ def _hypercloning_run(spec:AblationSpec, seed:int, run_dir:Path, device=None, **
     rows = [dict(variant=r['run'], loss=r['final_loss'], **{k: float(r[k]) for k in ('tokens_to_target_after_growth', 'tokens_to_target_total',
                  'speedup_after_growth', 'speedup_total', 'target_loss', 'growth_check', 'pre_growth_tokens')}) for r in summ.to_dict('records')]
     curve = log[['run', 'step', 'tokens', 'tokens_after_growth', 'loss', 'max_logit']].rename(columns=dict(run='variant'))
+    return dict(rows=rows, train=curve.to_dict('records'), seconds=time.perf_counter() - t0, data_digest=_hypercloning_digest(spec, seed))
+
+def _hypercloning_digest(spec:AblationSpec, seed:int)->str:
+    "The data digest of one seed of the HyperCloning ablation: its sampler's fingerprint and first batch."
+    S = spec.settings['scale']
     mix = CurriculumSchedule([(0, {d: 1 for d in DOMAINS})])
     smp = default_sampler(S['seq_len'], S['batch_size'], mix, seed=seed, vocab_size=S['small']['vocab_size'], size=S.get('corpus', 'default'))
     h = hashlib.sha256(json.dumps(smp.state_dict()['fingerprint'], sort_keys=True).encode())
     h.update(next(iter(smp))['input_ids'].numpy().tobytes())
-    return dict(rows=rows, train=curve.to_dict('records'), seconds=time.perf_counter() - t0, data_digest=h.hexdigest())
+    return h.hexdigest()
 
-CUSTOM_RUNS = dict(hypercloning=_hypercloning_run)
+CUSTOM_RUNS = dict(hypercloning=_hypercloning_run)           # a custom run: its function, and the digest of its data
+CUSTOM_DIGESTS = dict(hypercloning=_hypercloning_digest)
 
 # %% ../nbs/09_ablate.ipynb #b2a04c28
 def _find_done(root:Path, key:str):
@@ -377,15 +383,24 @@ def _find_done(root:Path, key:str):
         except json.JSONDecodeError: continue
     return None, None
 
+def run_data_digest(spec:AblationSpec, v:Variant|None, seed:int)->str:
+    "The digest of the data a run of `v` with `seed` reads now: `data_digest` of its samplers (a custom run: its own digest)."
+    if spec.custom is not None: return CUSTOM_DIGESTS[spec.custom](spec, seed)
+    return data_digest(*ablation_samplers(spec, v, seed), spec.eval_batches)
+
 def run_job(spec:AblationSpec, v:Variant|None, seed:int, root, # the runs folder (one subfolder per ablation)
             device=None, keep_checkpoints:bool=False, say=None)->tuple:
-    "`(result, status)` of one run, status 'reused' when a finished run with the same definition exists under `root`, else 'trained'."
-    root = Path(root)
-    defn = run_definition(spec, v, seed, device or default_device())
+    "`(result, status)` of one run: 'reused' when a finished run with the same definition and data digest is under `root`, else 'trained'; a finished run of other data is refused (ValueError naming it)."
+    root, device = Path(root), device or default_device()
+    defn = run_definition(spec, v, seed, device)
     key = run_key(defn)
     res, where = _find_done(root, key)
     label = v.name if v is not None else spec.name
     if res is not None:
+        if (old := res.get('data_digest')) != (now := run_data_digest(spec, v, seed)):
+            raise ValueError(f"run_job: the finished run {label!r} seed {seed} in {where} was trained on other data (its data digest {str(old)[:12]}, "
+                             f"now {now[:12]}: the corpus, the tokenizer, the sampler or a library under them changed); delete that folder to train "
+                             f"it again (or all of {root} when the data changed for every run)")
         if say: say(f"{label} seed {seed}: done ({where.relative_to(root)})")
         return res, 'reused'
     run_dir = root/spec.name/f"{_slug(label)}-s{seed}-{key}"
@@ -394,7 +409,7 @@ def run_job(spec:AblationSpec, v:Variant|None, seed:int, root, # the runs folder
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         res = CUSTOM_RUNS[spec.custom](spec, seed, run_dir, device=device)
-        res.update(key=key, definition=defn, provenance=env_info(), seed=seed)
+        res.update(key=key, definition=defn, provenance=env_info(device=device), seed=seed)
         atomic_write_json(run_dir/'result.json', res)
     return res, 'trained'
 
@@ -601,12 +616,14 @@ def run_ablation(spec:AblationSpec|str, # a spec, or the name of one of `ABLATIO
                  keep_checkpoints:bool=False, # keep each run's final checkpoint
                  progress=None, # a `print`-like function for progress lines
                  save:bool=True, # write `figures/ablation_NAME[-cpu].{csv,png,json}`
+                 force:bool=False, # replace a stored result that has seeds this one lacks (else refused before anything trains)
                 )->AblationResult:
     "Train every (variant, seed) of the ablation (after its sweep), reusing finished runs, then summarise, test the claims and save the result."
     if scale not in ('cpu', 'gpu'): raise ValueError(f"run_ablation: scale must be 'cpu' or 'gpu', got {scale!r}")
     if save and scale == 'gpu' and torch.device(device or default_device()).type != 'cuda':
         raise ValueError("run_ablation: the gpu scale's result (figures/ablation_NAME.*) comes from a GPU; on this device use scale='cpu'")
     spec = get_spec(spec, scale) if isinstance(spec, str) else spec
+    if save and not force: _check_replace(spec.name, scale, spec.seeds)
     root, t0 = Path(out) if out is not None else runs_dir(), time.perf_counter()
     say = (lambda m: progress(f"[{spec.name} {time.perf_counter() - t0:7.1f} s] {m}")) if progress else None
     variants, sweep = spec.variants, None
@@ -618,21 +635,37 @@ def run_ablation(spec:AblationSpec|str, # a spec, or the name of one of `ABLATIO
     res.records = [dict(variant=n, seed=s, status=st, key=r['key'], data_digest=r.get('data_digest'), definition=r['definition'],
                         provenance=r['provenance']) for n, s, r, st in results]
     res.spec = AblationSpec(**{**asdict(spec), 'variants': [asdict(v) for v in variants]})   # the variants as run (the sweep's choice)
-    if save: save_ablation(res, seconds=time.perf_counter() - t0)
+    if save: save_ablation(res, seconds=time.perf_counter() - t0, device=device or default_device(), force=force)
     return res
 
 # %% ../nbs/09_ablate.ipynb #85cd39fe
 _CURVE_COLS = ('kind', 'variant', 'seed', 'step', 'tokens', 'tokens_after_growth', 'loss', 'loss_code', 'loss_math', 'loss_prose', 'max_logit')
 
-def save_ablation(res:AblationResult, seconds:float|None=None)->Path:
+def _check_replace(name:str, scale:str, seeds):
+    "Refuse (ValueError) to replace the stored result of ablation `name` at `scale` with one whose `seeds` lack some of the stored ones."
+    p = figures_dir()/f"{result_name(f'ablation_{name}', scale)}.json"
+    if not p.exists(): return
+    try: old = sorted(int(s) for s in json.loads(p.read_text())['spec']['seeds'])
+    except (ValueError, KeyError, TypeError): return                 # no readable spec: nothing to keep
+    if missing := sorted(set(old) - set(seeds)):
+        n = max(old) + 1
+        raise ValueError(f"ablation {name!r} ({scale} scale): {p} holds seeds {old}; this one has seeds {sorted(seeds)}, without {missing}. "
+                         f"Ask for the stored seeds (get_spec({name!r}, {scale!r}, seeds={n}); on the command line --seeds {n}), "
+                         "or replace the stored result on purpose with force=True (--force)")
+
+def save_ablation(res:AblationResult, seconds:float|None=None,
+                  device=None, # the device the runs trained on, for the provenance (default: `default_device()`)
+                  force:bool=False, # replace a stored result that has seeds `res` lacks
+                 )->Path:
     "Write `figures/ablation_NAME[-cpu].{csv,png,json}`: the runs and curves in one table (`kind` 'run', 'eval', 'train'), the plot, the definition, the claims, each run's record (configs, data digest, provenance), the seconds of this call and of the runs' training."
+    if not force: _check_replace(res.spec.name, res.scale, res.spec.seeds)
     cur = res.curves[[c for c in _CURVE_COLS if c in res.curves.columns]]
     table = pd.concat([res.runs.assign(kind='run'), cur], ignore_index=True)
     fig = plot_ablation(res)
     meta = dict(spec=asdict(res.spec), run_columns=list(res.runs.columns), target=res.target, seconds=seconds,
                 train_seconds=float(res.runs.seconds.sum()) if 'seconds' in res.runs else None, claims=res.claims.to_dict('records'), runs=res.records,
                 verdict=verdict(res.claims), sweep=None if res.sweep is None else res.sweep.to_dict('records'))
-    return save_result(f'ablation_{res.spec.name}', table, fig, scale=res.scale, **meta)
+    return save_result(f'ablation_{res.spec.name}', table, fig, scale=res.scale, device=device or default_device(), **meta)
 
 # %% ../nbs/09_ablate.ipynb #159285b7
 def load_ablation(name:str, # the ablation's name
@@ -922,19 +955,22 @@ def budget_table(scale:str='cpu', # 'cpu' or 'gpu'
 @call_parse
 def main(name:str, # an ablation (attention, mlp, optimizer, curriculum, hypercloning), or 'all'
          scale:str=None, # 'cpu' or 'gpu' (default: $MOTIF_SCALE, else gpu when CUDA is available)
-         out:str=None, # the runs folder (default: $MOTIF_RUNS, else runs/ablations); rerun the same command to resume
+         out:str=None, # the runs folder (default: $MOTIF_RUNS, else runs/ablations); rerun the same command to reuse the finished runs
          device:str=None, # 'cpu' or 'cuda' (default: the GPU when there is one)
          keep_checkpoints:bool=False, # keep each run's final checkpoint
          seeds:int=None, # seeds per variant, 0..seeds-1 (default: each ablation's three); the runs of seeds already trained are reused
+         force:bool=False, # replace a stored result that has seeds this run lacks
         ):
     "Run one ablation or all of them and write figures/ablation_NAME[-cpu].{csv,png,json}; finished runs are reused."
     names = list(ABLATIONS) if name == 'all' else [name]
     try:
         scale = scale or ablation_scale()
         specs = {n: get_spec(n, scale, seeds) for n in names}
+        if not force:
+            for n in names: _check_replace(n, scale, specs[n].seeds)         # before anything trains
     except (ValueError, TypeError) as e: raise SystemExit(f"motif_nb.ablate: error: {e}" + (", or all" if 'unknown ablation' in str(e) else '')) from None
     for n in names:
         t0 = time.perf_counter()
-        res = run_ablation(specs[n], scale, out, device, keep_checkpoints, progress=print)
+        res = run_ablation(specs[n], scale, out, device, keep_checkpoints, progress=print, force=force)
         with pd.option_context('display.width', 200, 'display.max_columns', 20): print(final_table(res).to_string())
         print('\n'.join(verdict_lines(res.claims)), verdict(res.claims), f'({time.perf_counter() - t0:.0f} s)', sep='\n')

@@ -6,15 +6,16 @@ Docs: https://motif-nb.github.io/motif-nb/bench/results.html.md"""
 
 # %% ../../nbs/bench/00_results.ipynb #f20948be
 from __future__ import annotations
-import json, os, sys, platform, subprocess, datetime, io
+import json, os, sys, platform, subprocess, datetime, io, contextlib
 from pathlib import Path
 import pandas as pd
 import torch
 from ..core import atomic_write
 
 # %% auto #0
-__all__ = ['repo_root', 'figures_dir', 'invocation', 'env_info', 'result_name', 'save_result', 'load_result', 'bench_ms',
-           'copy_bandwidth', 'matmul_tflops', 'graph_ms', 'max_over_ranks', 'ablation_scale', 'default_device']
+__all__ = ['repo_root', 'figures_dir', 'invocation', 'device_name', 'env_info', 'result_name', 'save_result', 'load_result',
+           'bench_ms', 'copy_bandwidth', 'matmul_tflops', 'graph_ms', 'max_over_ranks', 'ablation_scale',
+           'default_device']
 
 # %% ../../nbs/bench/00_results.ipynb #ea224d78
 def repo_root()->Path:
@@ -45,16 +46,26 @@ def invocation(argv:list|None=None)->str:
     p = Path(argv[0])
     if p.suffix == '.py' and 'motif_nb' in p.parts:
         parts = p.with_suffix('').parts
-        mod = '.'.join(parts[parts.index('motif_nb'):])
+        i = len(parts) - 1 - parts[::-1].index('motif_nb')      # the package: the last `motif_nb` of the path (a checkout may be in a folder of that name)
+        mod = '.'.join(parts[i:])
         argv[:1] = ['python', '-m', mod.removesuffix('.__main__')]
     return ' '.join(argv)
 
-def env_info(command:str|None=None)->dict:
-    "Provenance of a run: device, library versions, git commit, command, time."
+def device_name(device=None)->str:
+    "The device in words: a CUDA device's name, or 'cpu (ARCH, N cores)' for the CPU; `None`: the GPU when there is one, else the CPU."
+    d = torch.device(device if device is not None else 'cuda' if torch.cuda.is_available() else 'cpu')
+    if d.type == 'cuda': return torch.cuda.get_device_name(d)
+    if d.type == 'cpu': return f'cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)'
+    return str(d)
+
+def env_info(command:str|None=None, # the command that made the result (default: `$MOTIF_COMMAND`, else this process's `invocation()`)
+             device=None, # the device the run used (default: the GPU when there is one, else the CPU)
+            )->dict:
+    "Provenance of a run: the device it used (`device_name`), library versions, git commit, command, time."
     try: import triton; tv = triton.__version__
     except ImportError: tv = None
     cuda = torch.cuda.is_available()
-    return dict(device=torch.cuda.get_device_name() if cuda else f'cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)',
+    return dict(device=device_name(device),
                 torch=torch.__version__, triton=tv, cuda=torch.version.cuda if cuda else None, python=platform.python_version(),
                 commit=_git_commit(repo_root()), command=command or os.environ.get('MOTIF_COMMAND') or invocation(),
                 time=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
@@ -64,15 +75,22 @@ def result_name(name:str, scale:str|None=None)->str:
     "File stem of a result: `name`, or `name-scale` for a reduced scale."
     return name if scale in (None, '', 'full', 'gpu') else f'{name}-{scale}'
 
-def save_result(name:str, df:pd.DataFrame, fig=None, scale:str|None=None, command:str|None=None, **meta)->Path:
-    "Write `figures/NAME.csv`, `NAME.png` (if `fig`) and `NAME.json` (provenance + `meta`) atomically; return the csv path."
+def save_result(name:str, # the result's name (`figures/NAME[-scale].*`)
+                df:pd.DataFrame, # the numbers
+                fig=None, # a matplotlib figure: the plot
+                scale:str|None=None, # a reduced scale goes into the file name (`result_name`)
+                command:str|None=None, # the command that made it (default: `env_info`'s)
+                device=None, # the device the run used, for the provenance (default: `env_info`'s)
+                **meta)->Path:
+    "Replace `figures/NAME.csv`, `NAME.png` (if `fig`) and `NAME.json` (provenance + `meta`) as a set: all rendered, then written to temporaries, then renamed (the JSON last); return the csv path."
     d = figures_dir(); stem = result_name(name, scale)
-    info = {**env_info(command), 'scale': scale or 'full', **meta}
-    with atomic_write(d/f'{stem}.csv', 'w') as f: df.to_csv(f, index=False)
+    info = {**env_info(command, device), 'scale': scale or 'full', **meta}
+    files = {f'{stem}.json': (json.dumps(info, indent=2, default=str) + '\n').encode()}      # everything is built before a file is touched
     if fig is not None:
-        buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=120, bbox_inches='tight')
-        with atomic_write(d/f'{stem}.png') as f: f.write(buf.getvalue())
-    with atomic_write(d/f'{stem}.json', 'w') as f: f.write(json.dumps(info, indent=2, default=str) + '\n')
+        buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=120, bbox_inches='tight'); files[f'{stem}.png'] = buf.getvalue()
+    files[f'{stem}.csv'] = df.to_csv(index=False).encode()
+    with contextlib.ExitStack() as st:              # the temporaries are renamed on exit, last entered first: the csv, the png, the json
+        for fn, data in files.items(): st.enter_context(atomic_write(d/fn)).write(data)
     return d/f'{stem}.csv'
 
 def load_result(name:str, scale:str|None=None)->tuple[pd.DataFrame, dict]:
