@@ -9,7 +9,9 @@
 # Settings (environment):
 #   MOTIF_ABLATE_BUDGET  seconds for the whole call (default 0: no limit); the ablation running then is stopped
 #   MOTIF_ABLATE_OUT=DIR packs runs/, .cache/ and figures/ into DIR/gpu_ablate.tar.gz at the end
-#   MOTIF_ABLATE_SEEDS=N seeds per variant (`--seeds N`; default: each ablation's three)
+#   MOTIF_ABLATE_SEEDS=N seeds per variant (`--seeds N`; default: each ablation's three). A stored figures/ablation_NAME.json
+#                        with more seeds is not replaced by one with fewer: the committed attention result has 5
+#                        (MOTIF_ABLATE_SEEDS=5 bash tools/gpu_ablate.sh attention)
 #   MOTIF_WHEELHOUSE=DIR as for tools/gpu_suite.sh
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
