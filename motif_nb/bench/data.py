@@ -85,7 +85,7 @@ def main(n_batches:int=300, # timed batches per shape and packing mode
     build_s = time.time() - t0
     load_before = os.getloadavg()[0]
     df = benchmark_sampler(n_batches=n_batches, size=size, pin_core=pin_core)
-    path = save_result('data_bench', df, plot_data_bench(df), scale=None if size == 'default' else size,
+    path = save_result('data_bench', df, plot_data_bench(df), scale=None if size == 'default' else size, device='cpu',   # a CPU benchmark on any box
                        command=f'python -m motif_nb.bench.data --n-batches {n_batches} --size {size}', target_tokens_per_s=2e6,
                        cache=str(tc.path), corpus_tokens={d: tc.n_tokens(d) for d in tc.domains}, build_or_load_s=round(build_s, 2),
                        seconds=round(time.time() - t0, 1), load_average_1m_before=round(load_before, 2),

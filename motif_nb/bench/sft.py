@@ -282,7 +282,7 @@ def main(n_batches:int=200, # timed batches per shape
     data = {'default': {512: base, 2048: base}, 'long_tail': {S: long_tail_chats(n_long, S) for S in (2048, 4096)}}
     prep_s, load_before = time.time() - t0, os.getloadavg()[0]
     df = benchmark_sft(data, shapes, n_batches=n_batches, pin_core=pin_core)
-    path = save_result('sft_bench', df, plot_sft_bench(df), scale=None if (size, n_per_family, n_long) == ('default', 2000, 20000) else 'small',
+    path = save_result('sft_bench', df, plot_sft_bench(df), scale=None if (size, n_per_family, n_long) == ('default', 2000, 20000) else 'small', device='cpu',
                        command=f'python -m motif_nb.bench.sft --n-batches {n_batches} --size {size} --n-per-family {n_per_family} --n-long {n_long}',
                        target_efficiency=0.95, target_tokens_per_s=1e6, tokenizer_vocab=tok.get_vocab_size(),
                        lengths={f'{k}@{S}': _length_stats(c) for k, d in data.items() for S, c in d.items()},
