@@ -25,7 +25,12 @@ strides; `tma_layout` copies an input that lacks them):
     do (B, T, G, g+1, 2D): dO of the g signal maps, then the noise map's   strides sd_b, sd_t, sd_g, sd_h
     lse1, rstd, delta1 (B, G, g, T) fp32: per signal row                   strides sl_b, sl_g, sl_h (T contiguous)
     lse2, delta2 (B, G, T) fp32: per noise row                             strides sn_b, sn_g
-y, a, o2 are in the input dtype (bf16 in training); every sum and product is fp32.
+y, a, o2 are in the input dtype (bf16 in training); every sum and elementwise product is fp32, and the matrix
+products (`tl.dot`) accumulate in fp32.
+Precision of fp32 inputs: no `tl.dot` sets `input_precision`, so Triton's default applies, which on NVIDIA GPUs is TF32:
+with fp32 q, k, v every `tl.dot` multiplies its operands with 10-bit mantissas (accumulating in fp32), so fp32 results
+on this path match the PyTorch fp32 paths only to TF32 accuracy. `GDA`'s 'auto' therefore takes the kernels only for
+bf16/fp16, for which the setting makes no difference. The interpreter ignores the setting and multiplies fp32 in fp32.
 
 Abbreviations: BM query rows and BN key rows of a tile; BT positions per tile and RB tiles per program of the row-wise
 backward kernel; GP = g rounded up to a power of two (tile width over the g signal heads); CH heads per chunk of the
@@ -71,7 +76,8 @@ Tunable (`GDASettings`): the backward schedule ('split' or 'fused'); the row-wis
 budget of each launch's program order; optionally a pinned (BM, BN, warps, stages) per kernel instead of autotuning
 over `CONFIGS` (the fastest candidates of an H200 sweep, figures/gda_tune*).
 
-Tiles. Every tile of Q, K, V and dO is read through a tensor descriptor (no make_block_ptr, which is gone in triton 3.9).
+Tiles. Every tile of Q and dO, and the K/V tiles of the forward and dQ loops, is read through a tensor descriptor (no
+make_block_ptr, which is gone in triton 3.9).
 On Hopper a descriptor load is one TMA copy into shared memory: no per-element address arithmetic or masks in
 registers, and a smaller shared-memory footprint than pointer loads, which makes room for deeper pipelines (the forward
 runs three stages at BM=128). Rows past T read as 0; rows of the tile between the masked bound and T are real keys or
@@ -684,17 +690,19 @@ class GDASettings:
 
 def _tma_ok(t)->bool:
     """Whether the kernels' tensor descriptors can read `t`: contiguous last dimension, 16-byte aligned start and strides
-    (dimensions of size 1 aside: `_desc` gives them an aligned stride, which index 0 never uses). Runs at every launch:
-    plain loops, no generators."""
+    (dimensions of size 1 aside: `_desc` gives them an aligned stride, which index 0 never uses), and no stride 0 on a
+    dimension of size > 1 (an expanded tensor, whose elements overlap: its gradient, allocated with its strides, would
+    alias too, and two programs would write the same bytes). Runs at every launch: plain loops, no generators."""
     e, st, n = t.element_size(), t.stride(), t.shape
     if st[-1] != 1 or t.storage_offset() * e % 16: return False
     for i in range(len(st) - 1):
-        if st[i] * e % 16 and n[i] > 1: return False
+        if n[i] > 1 and (st[i] == 0 or st[i] * e % 16): return False
     return True
 
 
 def tma_layout(q, k, v)->tuple:
-    "q, k, v as the kernels read them: each one as it is when its layout suits the tensor descriptors, else a contiguous copy."
+    """q, k, v as the kernels read them: each one as it is when its layout suits the tensor descriptors (`_tma_ok`), else
+    a contiguous copy (so an expanded input, with stride 0 on a dimension of size > 1, is copied)."""
     # a clone: contiguous() returns unchanged a tensor that is contiguous but misaligned, or odd-strided on a size-1 dimension
     return tuple(t if _tma_ok(t) else t.clone(memory_format=torch.contiguous_format) for t in (q, k, v))
 
@@ -703,8 +711,9 @@ def _in_strides(q, k, v)->dict:
     "Stride arguments of q, k, v (and of dq, dk, dv, allocated like them)."
     for n, t in (('q', q), ('k', k), ('v', v)):
         if not _tma_ok(t):
-            raise ValueError(f"gda: {n} (strides {t.stride()}, offset {t.storage_offset()}) must be contiguous in its last "
-                             f"dimension with 16-byte aligned start and strides; `tma_layout(q, k, v)` makes such copies")
+            raise ValueError(f"gda: {n} (shape {tuple(t.shape)}, strides {t.stride()}, offset {t.storage_offset()}) must be "
+                             f"contiguous in its last dimension with 16-byte aligned start and strides, and no stride 0 on a "
+                             f"dimension of size > 1; `tma_layout(q, k, v)` makes such copies")
     sq, sk, sv = q.stride(), k.stride(), v.stride()
     return dict(sq_b=sq[0], sq_t=sq[1], sq_g=sq[2], sq_h=sq[3], sk_b=sk[0], sk_t=sk[1], sk_g=sk[2], sk_h=sk[3],
                 sv_b=sv[0], sv_t=sv[1], sv_g=sv[2])
@@ -715,6 +724,13 @@ def _out_strides(y, o2, s1, s2)->dict:
     return dict(sy_b=y.stride(0), sy_t=y.stride(1), sy_g=y.stride(2), sy_h=y.stride(3),
                 so_b=o2.stride(0), so_t=o2.stride(1), so_g=o2.stride(2),
                 sl_b=s1.stride(0), sl_g=s1.stride(1), sl_h=s1.stride(2), sn_b=s2.stride(0), sn_g=s2.stride(1))
+
+
+def _check_w(w, D:int):
+    "The subln weight as the kernels read it (`tl.load(W + column)`): 2D elements with stride 1, else a ValueError."
+    if w.ndim != 1 or w.shape[0] != 2 * D or w.stride(0) != 1:
+        raise ValueError(f"gda: w (the subln weight) must be a contiguous ({2 * D},) vector, got shape {tuple(w.shape)} and "
+                         f"strides {w.stride()}; `gda_fwd`/`gda_bwd` pass w.contiguous()")
 
 
 def a_band(dtype, D:int)->tuple:
@@ -774,6 +790,7 @@ def launch_fwd(q, k, v, lam, w, out:tuple, doc_start, eps:float, out_scale:float
         if not _tma_ok(t) or (n == 'a' and t.stride() != y.stride()):
             raise ValueError(f"gda: the output {n} (strides {t.stride()}, offset {t.storage_offset()}) must be laid out as "
                              f"`fwd_buffers` makes it (contiguous last dimension, 16-byte aligned start and strides, a like y)")
+    _check_w(w, D)
     heads, ml = (B * G * g, ml_s) if signal else (B * G, ml_n)
     a_lo, a_hi = a_band(y.dtype, D)
     flags, anyb = nonfinite_rows(v) if vbad is None else vbad
@@ -790,8 +807,10 @@ def launch_fwd(q, k, v, lam, w, out:tuple, doc_start, eps:float, out_scale:float
 
 def gda_fwd(q, k, v, lam, w, doc_start, eps:float, out_scale:float, varlen:bool, settings:GDASettings)->tuple:
     """The forward: flags of the non-finite value rows, the noise heads, then the signal heads with the epilogue; returns
-    `fwd_buffers`' tuple, filled. Inputs whose layout the descriptors cannot read are copied first (`tma_layout`)."""
+    `fwd_buffers`' tuple, filled. Inputs whose layout the descriptors cannot read are copied first (`tma_layout`), and
+    w is made contiguous (the kernels read it with stride 1; a no-op for a module's weight)."""
     q, k, v = tma_layout(q, k, v)
+    w = w.contiguous()
     out, vbad = fwd_buffers(q), nonfinite_rows(v)
     for signal in (False, True):          # noise first: the epilogue reads O_n
         launch_fwd(q, k, v, lam, w, out, doc_start, eps, out_scale, varlen, signal, settings, vbad)
@@ -831,6 +850,7 @@ def launch_bwd_pre(dy, y, a, o2, rstd, w, lam, do1, do2, delta1, delta2, out_sca
         if t.shape != a.shape or any(x != z and m > 1 for x, z, m in zip(t.stride(), a.stride(), a.shape)):
             raise ValueError(f"gda: {n} {tuple(t.shape)} must have a's shape {tuple(a.shape)} and strides {a.stride()}, got {t.stride()}")
     if y.dtype != a.dtype: raise TypeError(f"gda: y ({y.dtype}) and a ({a.dtype}) must have one dtype")
+    _check_w(w, D)
     do = _do_maps(do1, do2)
     a_lo, a_hi = a_band(y.dtype, D)
     BT, RB, warps = settings.pre_block
@@ -899,8 +919,10 @@ def launch_bwd_dq(q, k, v, do1, do2, lse1, lse2, delta1, delta2, dq, doc_start, 
 def gda_bwd(dy, q, k, v, lam, w, y, a, o2, lse1, lse2, rstd, doc_start, doc_end, out_scale:float, varlen:bool,
             settings:GDASettings)->tuple:
     """The backward: row-wise kernel, dV and dK (`settings.bwd`), dQ; returns dq, dk, dv, dlam, dw. q, k, v go through
-    `tma_layout` as in the forward; the gradient of a copied input is returned laid out like `empty_like` of the input."""
+    `tma_layout` as in the forward, and w is made contiguous; the gradient of a copied input is returned laid out like
+    `empty_like` of the input."""
     dy = dy.contiguous()
+    w = w.contiguous()
     given = (q, k, v)
     q, k, v = tma_layout(q, k, v)
     do1, do2, delta1, delta2, dq, dk, dv = bwd_buffers(q, k, v, a, o2, lse1, lse2)

@@ -13,15 +13,20 @@ Notation. A decode step has one new token per row. For row b and group h of the 
 
 with lam the layer's scalar lambda, w the subln weight (2d,) and out_scale = 1 - lambda_init. Names: Q, K1, K2, V, BIAS,
 SLOT, LAM, W, SCALE, O are pointers to the tensors of the same name, and M, L, ACC to the fp32 scratch of the split
-path (below); `s*_` arguments are strides in elements (the last dim of every tensor is contiguous); BN is the number
-of cache slots one iteration loads.
+path (below); `s*_` arguments are strides in elements (the last dim of every tensor is contiguous, and W is read
+with stride 1: `gda_decode` checks q, k, v and bias, and `gda_decode_launch` passes `w.contiguous()`); BN is the
+number of cache slots one iteration loads.
 
 Schedule. Two paths, chosen by NSPLIT (the `splits` argument), the number of chunks the filled slots are cut into.
 Both load the g signal queries as the first rows of a 16-row tile (tensor cores need 16) and the noise query as the
 first row of a second tile, and walk slots BN at a time: for each block they load K1, K2 and V once, form both score
 tiles, and keep two online softmaxes (running max, row sum, accumulator of width 2d) in fp32. The filled slots are
 0..SLOT, SLOT being the slot of the newest token, read on the device, so a CUDA graph replays the step at any length;
-slots past it are never read, and neither shapes nor grids depend on it. Empty slots (bias -inf) and slots past SLOT
+slots past it are never read, and neither shapes nor grids depend on it. The kernels are not given the capacity S and
+do not bound SLOT by it: the caller guarantees 0 <= SLOT < S (`StaticKVCache` checks its capacity on the host before
+a generation). A SLOT >= S reads past the end of each row's slots, into the next row's or outside the tensors, and a
+SLOT < 0 reads nothing and gives O = 0; `gda_decode` checks the range on the host only when SLOT is a CPU tensor (no
+device sync). Empty slots (bias -inf) and slots past SLOT
 score a finite -1e30, so a block with no valid slot cannot make a NaN, and their V rows load as 0, so what an earlier
 call left in the storage never reaches the output.
   Both walk their slots with one helper, `_walk_slots`.
@@ -53,7 +58,11 @@ no others.
 
 Entry points: `gda_decode` (checks, then the launcher) in eager code and CUDA-graph capture; under `torch.compile` the
 `motif_nb::gda_decode` custom op (opaque to Inductor, with a registered fake). Works on triton 3.6 to 3.9 and under the
-interpreter (TRITON_INTERPRET=1, fp32/fp16): plain pointer arithmetic, every access masked, no libdevice.
+interpreter (TRITON_INTERPRET=1, fp32/fp16): plain pointer arithmetic, every access masked except a few loads that
+are in bounds by construction (the scalars SLOT, LAM and SCALE, the (2d,) vector W, and in the combine chunk 0's
+noise-row state), no libdevice. No `tl.dot` sets `input_precision`: with fp32 q, k, v on an NVIDIA GPU the products
+run in TF32 (Triton's default; fp32 accumulation), so fp32 results there match an fp32 PyTorch computation only to
+TF32 accuracy (the generator takes this kernel under 'auto' only for fp16/bf16).
 """
 import math
 import torch
@@ -62,7 +71,7 @@ import triton.language as tl
 
 __all__ = ['gda_decode', 'gda_decode_launch', 'gda_decode_splits']
 
-NEG: tl.constexpr = tl.constexpr(-1.0e30)   # finite: a block of empty slots gives exp(0) weights that a later rescale zeroes
+NEG: tl.constexpr = tl.constexpr(-1.0e30)   # finite: a masked score never makes inf - inf = NaN; masked p are set to 0 explicitly
 
 
 @triton.jit
@@ -242,7 +251,9 @@ def gda_decode_splits(B:int, G:int, S:int, block_n:int=64, device=None)->int:
 def gda_decode_launch(q, k1, k2, v, bias, slot, lam, w, out_scale, eps:float, block_n:int=64, splits:int|None=None)->torch.Tensor:
     """The launch without checks: `o` (B, G, g, 2d) in q's dtype (shapes as `gda_decode`; k1, k2 (B, G, S, d) views).
     `splits` chunks of slots (None: `gda_decode_splits`); 1 is the single-pass kernel, more the split kernel and the
-    combine, with fp32 scratch M, L (B*G, splits, g+1) and ACC (B*G, splits, g+1, 2d)."""
+    combine, with fp32 scratch M, L (B*G, splits, g+1) and ACC (B*G, splits, g+1, 2d). `w` is made contiguous (the
+    epilogue reads it with stride 1; a no-op for a module's weight)."""
+    w = w.contiguous()
     B, G, g1, d = q.shape
     S = k1.shape[2]
     nsplit = gda_decode_splits(B, G, S, block_n, q.device) if splits is None else int(splits)
@@ -299,20 +310,30 @@ def _check(q, k, v, bias, slot, lam, w, out_scale):
     if slot.numel() != 1 or slot.is_floating_point(): raise ValueError(f"{op}: slot must be one integer, got {slot.dtype} of shape {tuple(slot.shape)}")
     if lam.numel() != 1 or out_scale.numel() != 1: raise ValueError(f"{op}: lam and out_scale must be scalars, got shapes {tuple(lam.shape)}, {tuple(out_scale.shape)}")
     if tuple(w.shape) != (2 * d,): raise ValueError(f"{op}: subln_w must be (2*head_dim,) = ({2 * d},), got {tuple(w.shape)}")
+    if not bias.is_floating_point():
+        raise TypeError(f"{op}: bias must be a float additive mask (0 on valid slots, -inf on empty ones), got {bias.dtype}; "
+                        f"convert a bool mask with torch.zeros(mask.shape).masked_fill(~mask, float('-inf'))")
+    if S == 0: raise ValueError(f"{op}: the cache has no slots (S = 0)")
     for n, t in (('q', q), ('k', k), ('v', v), ('bias', bias)):
         if t.stride(-1) != 1: raise ValueError(f"{op}: {n} must be contiguous in its last dim, got strides {t.stride()}")
+    if slot.device.type == 'cpu' and not torch.compiler.is_compiling():     # a host read only where it costs no device sync
+        s = int(slot.reshape(()))
+        if not 0 <= s < S: raise ValueError(f"{op}: slot must lie in [0, S) = [0, {S}), got {s}")
 
 
 def gda_decode(q:torch.Tensor, # (B, G, g+1, d): per group its g signal queries, then the noise query
                k:torch.Tensor, # (2, B, G, S, d): K1 and K2 of the cache (after RoPE)
                v:torch.Tensor, # (B, G, S, 2d): [V1 || V2] of the cache
                bias:torch.Tensor, # (B, S) or (B, 1, 1, S): 0 on valid slots, -inf on empty ones
-               slot:torch.Tensor, # one int: the newest token's slot; slots after it are not read
+               slot:torch.Tensor, # one int in [0, S): the newest token's slot; slots after it are not read
                lam:torch.Tensor, subln_w:torch.Tensor, eps:float, # λ (scalar), the subln weight (2d,) and eps
                out_scale:torch.Tensor, # 1 − λ_init (scalar)
                splits:int|None=None, # chunks of slots run by separate programs (None: from the shapes; 1: a single pass)
               )->torch.Tensor: # (B, G, g, 2d) in q's dtype
-    "GDA of one new token per row over a static cache, with the epilogue: Triton programs per (row, group[, slot chunk])."
+    """GDA of one new token per row over a static cache, with the epilogue: Triton programs per (row, group[, slot chunk]).
+    `slot` must lie in [0, S). It is checked only when it is a CPU tensor; on a GPU the kernels read it on the device and
+    trust the caller (a host check would cost a sync and break CUDA-graph replay; `StaticKVCache` checks its capacity on
+    the host), and a slot out of range reads out of bounds. `bias` is a float additive mask (a bool one is refused)."""
     _check(q, k, v, bias, slot, lam, subln_w, out_scale)
     if splits is not None and (isinstance(splits, bool) or not isinstance(splits, int) or splits < 1):
         raise ValueError(f"gda_decode: splits must be None or an int >= 1, got {splits!r}")

@@ -25,9 +25,14 @@ triangle instead would defeat vectorised stores.
 
 Tiles are autotuned over (BLOCK_M, BLOCK_K, num_warps, num_stages) per (M, K, HAS_C); under the Triton interpreter
 (`TRITON_INTERPRET=1`, the only environment variable read, at import) one small configuration is used. Inputs are
-bf16 or fp16 on a GPU (fp16/fp32 under the interpreter, which computes bf16 wrongly), accumulation is fp32, batched
-over a leading dim. Strides are passed, so transposed and sliced views work. Works on Triton 3.6 (GPU) and 3.9
-(interpreter): no block pointers, every load and store is masked.
+bf16, fp16 or fp32 on a GPU and fp16 or fp32 under the interpreter (which computes bf16 wrongly); `sym_mm` refuses any
+other dtype (fp64 among them) by name. x and y share one dtype; accumulation is fp32, batched over a leading dim.
+Precision: no `tl.dot` here sets `input_precision`, so Triton's default applies, which on NVIDIA GPUs is TF32 for fp32
+operands: fp32 inputs are multiplied with 10-bit mantissas (fp32 accumulation), and an fp32 result matches the
+PyTorch fp32 path (`torch.bmm` without TF32) only to TF32 accuracy. For bf16 and fp16 operands the setting makes no
+difference. The interpreter ignores the setting and multiplies fp32 in fp32.
+Strides are passed, so transposed and sliced views work. Works on Triton 3.6 (GPU) and 3.9 (interpreter): no block
+pointers, every load and store is masked.
 """
 import os
 import torch
@@ -94,15 +99,42 @@ def _sym_mm_kernel(X, Y, C, OUT,                  # X, Y [B, M, K]; C, OUT [B, M
         tmask = (rn[:, None] < M) & (rm[None, :] < M)
         tl.store(Ob + rn[:, None] * som + rm[None, :] * son, t, mask=tmask)
 
+_DTYPES = (torch.float16, torch.float32) if _INTERPRET else (torch.float16, torch.bfloat16, torch.float32)
+
+def _span(t:torch.Tensor)->tuple:
+    "The byte range [lo, hi) that `t`'s elements lie in (empty for an empty tensor)."
+    if t.numel() == 0: return 0, 0
+    lo = t.data_ptr()
+    return lo, lo + (1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride()))) * t.element_size()
+
+def _overlap(a:torch.Tensor, b:torch.Tensor)->bool:
+    "Whether the byte ranges of `a` and `b` intersect (conservative: interleaved views count as overlapping)."
+    (a0, a1), (b0, b1) = _span(a), _span(b)
+    return a0 < a1 and b0 < b1 and a0 < b1 and b0 < a1
+
 def sym_mm(x:torch.Tensor, y:torch.Tensor, out:torch.Tensor, alpha:float=1.0, beta:float=0.0,
            c:torch.Tensor|None=None, diag:float=0.0)->torch.Tensor:
-    "`out = alpha * x @ y^T + beta * c + diag * I` for `x`, `y` [B, M, K], symmetric `c` [B, M, M], when the result is known to be symmetric."
+    """`out = alpha * x @ y^T + beta * c + diag * I` for `x`, `y` [B, M, K], symmetric `c` [B, M, M], when the result is
+    known to be symmetric. Dtypes: fp16, bf16 or fp32 on a GPU (fp32 multiplies in TF32 there, see the module
+    docstring), fp16 or fp32 under the interpreter; x and y share one. `out` must not overlap x or y; `c` may be `out`
+    itself but must not overlap it otherwise. An empty `out` (B = 0 or M = 0) is returned as it is."""
     if x.ndim != 3 or y.shape != x.shape:
         raise ValueError(f"sym_mm: x and y must both be [B, M, K] of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     Bn, M, K = x.shape
     if out.shape != (Bn, M, M): raise ValueError(f"sym_mm: out must have shape {(Bn, M, M)}, got {tuple(out.shape)}")
     if c is not None and c.shape != out.shape: raise ValueError(f"sym_mm: c must have shape {(Bn, M, M)}, got {tuple(c.shape)}")
-    if out.data_ptr() in (x.data_ptr(), y.data_ptr()): raise ValueError("sym_mm: out must not be x or y (tiles are read after others are written)")
+    names = ', '.join(str(d)[6:] for d in _DTYPES)
+    where = 'under the Triton interpreter' if _INTERPRET else 'on a GPU'
+    for n, t in (('x', x), ('y', y), ('out', out), ('c', c)):
+        if t is not None and t.dtype not in _DTYPES:
+            raise TypeError(f"sym_mm: {n} is {t.dtype}; the Triton kernel takes {names} {where}")
+    if y.dtype != x.dtype: raise TypeError(f"sym_mm: x and y must have one dtype, got {x.dtype} and {y.dtype}")
+    if out.numel() == 0: return out                  # nothing to write (B = 0 or M = 0)
+    if _overlap(out, x) or _overlap(out, y):
+        raise ValueError("sym_mm: out must not be x or y, nor overlap them (tiles are read after others are written)")
+    if c is not None and c is not out and (c.data_ptr() != out.data_ptr() or c.stride() != out.stride()) and _overlap(c, out):
+        raise ValueError("sym_mm: c must be out itself or not overlap it (a tile of c is read only by the program that writes "
+                         "the same tile of out)")
     has_c = c is not None
     cc = c if has_c else out
     grid = lambda meta: (_cdiv(M, meta['BLOCK_M']) * (_cdiv(M, meta['BLOCK_M']) + 1) // 2, Bn)

@@ -8,12 +8,13 @@ dim must be contiguous, the row stride is passed to the kernels). For one row x,
     r_p  = (mean(x^(2p)) + eps)^(-1/2)           the reciprocal RMS of x^p ("rstd"), kept in fp32
     y    = w0 r3 x^3 + w1 r2 x^2 + w2 r1 x + b   (gated: y * up), computed as ((w0 r3 x + w1 r2) x + w2 r1) x + b
     g    = dy (gated: dy * up),   S_p = sum_i g_i x_i^p
-    dx   = g (3 w0 r3 x^2 + 2 w1 r2 x + w2 r1) - x (c3 x^4 + c2 x^2 + c1),   c_p = (p/N) w_p r_p^3 S_p
-    dw_p = sum over rows of r_p S_p,   db = sum of g,   gated: d up = dy * PolyNorm(gate)
+    dx   = g (3 w0 r3 x^2 + 2 w1 r2 x + w2 r1) - x (c3 x^4 + c2 x^2 + c1),   c_p = (p/N) w_{3-p} r_p^3 S_p
+    dw_{3-p} = sum over rows of r_p S_p,   db = sum of g,   gated: d up = dy * PolyNorm(gate)
 
-(w0, w1, w2) weigh n(x^3), n(x^2), n(x). Names: X, UP, Y, DY, DX, DUP, W, B, RSTD are pointers to the tensors of the
-same name; `stride_*` are row strides in elements; BLOCK_M (bm) rows by BLOCK_N (bn) columns is the tile one program
-holds; nw is the number of warps; `progs` is the number of backward programs per SM (0: one program per row tile).
+(w0, w1, w2) weigh n(x^3), n(x^2), n(x): w_{3-p} is the weight of n(x^p), so c3 uses w0 and dw0 = sum r3 S3.
+Names: X, UP, Y, DY, DX, DUP, W, B, RSTD are pointers to the tensors of the same name; `stride_*` are row strides in
+elements; BLOCK_M (bm) rows by BLOCK_N (bn) columns is the tile one program holds; nw is the number of warps; `progs`
+is the number of backward programs per SM (0: one program per row tile).
 
 Forward. Each program owns BLOCK_M whole rows. In the registers layout (N <= `max_block_fwd`, BLOCK_N = the next power
 of two >= N) it loads its rows once, sums x^2, x^4, x^6 per row in fp32, writes y and the row's three r_p ([M, 3] fp32,
@@ -50,7 +51,12 @@ Entry points. Eager calls go through a `torch.autograd.Function` that calls the 
 are used, with the settings passed as a tuple of ints (`PolyNormSettings.as_op_arg`).
 
 Works on triton 3.6 to 3.9 and under the interpreter (TRITON_INTERPRET=1, fp32/fp16): plain pointer arithmetic, every
-access masked, no libdevice.
+row and column access masked (the loads of the three weights and the bias, and each program's store of its [4] row of
+partials, are unmasked and in bounds), no libdevice.
+
+Checks. `motif_nb.polynorm` validates its arguments fully. The entries here (`poly_norm_fwd`, `poly_norm_bwd`, hence
+`poly_norm`, `mul_poly_norm` and the registered ops) check the shapes the kernels index by, on the host and without a
+device sync: up and dy shaped like x, weight [3], bias [1], rstd [M, 3] fp32.
 """
 import collections, dataclasses, functools
 from collections.abc import Sequence
@@ -221,7 +227,7 @@ def _bwd_kernel(DY, X, UP, DX, DUP, W, B, RSTD, DW_PART, M, N, stride_dy, stride
         acc1 += r1 * S1
         acc2 += r2 * S2
         acc3 += r3 * S3
-        # dx = g * (3 w0 r3 x^2 + 2 w1 r2 x + w2 r1) - x * (c3 x^4 + c2 x^2 + c1),  c_p = (p/N) w_p r_p^3 S_p
+        # dx = g * (3 w0 r3 x^2 + 2 w1 r2 x + w2 r1) - x * (c3 x^4 + c2 x^2 + c1),  c_p = (p/N) w_{3-p} r_p^3 S_p
         a3 = (3.0 * w0 * r3)[:, None]
         a2 = (2.0 * w1 * r2)[:, None]
         a1 = (w2 * r1)[:, None]
@@ -409,8 +415,25 @@ def _launch_fwd(x2, u2, y, weight, bias, rstd, eps, gated, cfg):
     return _note('fwd', gated, cfg, k)
 
 
+def _check_shapes(op, x, weight, bias, up=None, dy=None, rstd=None):
+    """Raise a ValueError naming the argument unless the shapes are those the kernels index by: up and dy like x, weight
+    [3], bias [1], rstd [M, 3] fp32. Host-side shape reads only (no device sync)."""
+    xn = 'gate' if up is not None else 'x'
+    if x.ndim < 1 or x.shape[-1] == 0: raise ValueError(f"{op}: {xn} must have a non-empty last dimension, got shape {tuple(x.shape)}")
+    if up is not None and up.shape != x.shape:
+        raise ValueError(f"{op}: up must have gate's shape {tuple(x.shape)}, got {tuple(up.shape)}")
+    if dy is not None and dy.shape != x.shape: raise ValueError(f"{op}: dy must have {xn}'s shape {tuple(x.shape)}, got {tuple(dy.shape)}")
+    if tuple(weight.shape) != (3,): raise ValueError(f"{op}: weight must have shape [3] (the weights of n(x^3), n(x^2), n(x)), got {tuple(weight.shape)}")
+    if tuple(bias.shape) != (1,): raise ValueError(f"{op}: bias must have shape [1], got {tuple(bias.shape)}")
+    if rstd is not None:
+        M = x.numel() // x.shape[-1]
+        if tuple(rstd.shape) != (M, 3) or rstd.dtype != torch.float32:
+            raise ValueError(f"{op}: rstd must be the forward's fp32 [M, 3] = [{M}, 3], got {rstd.dtype} of shape {tuple(rstd.shape)}")
+
+
 def poly_norm_fwd(x, weight, bias, eps, up=None, cfg=None, settings=None):
     "Fused forward of PolyNorm (or PolyNorm(x) * up): returns (y shaped like x, rstd [M, 3] fp32)."
+    _check_shapes('mul_poly_norm' if up is not None else 'poly_norm', x, weight, bias, up=up)
     s = _DEFAULT if settings is None else settings
     N = x.shape[-1]
     x2 = _rows(x, N)
@@ -453,6 +476,8 @@ def _launch_bwd(dy2, x2, u2, dx, dup, weight, bias, rstd, gated, cfg, settings):
 
 def poly_norm_bwd(dy, x, weight, bias, rstd, eps, up=None, cfg=None, settings=None):
     "Closed-form backward: (dx, dweight, dbias) or, gated, (dx, dup, dweight, dbias)."
+    _check_shapes(('mul_poly_norm' if up is not None else 'poly_norm') + ' backward', x, weight, bias, up=up, dy=dy, rstd=rstd)
+    rstd = rstd.contiguous()             # the kernel reads row m's three values at 3m (a no-op for the forward's rstd)
     s = _DEFAULT if settings is None else settings
     N = x.shape[-1]
     x2, dy2 = _rows(x, N), _rows(dy, N)
