@@ -383,7 +383,6 @@ def _sdpa(q, k, v, q_start, key_valid, cu_seqlens):
     "Causal SDPA with a cache offset, a padding mask, or per-document calls."
     T, S = q.shape[2], k.shape[2]
     if cu_seqlens is not None: return _sdpa_docs(q, k, v, cu_seqlens)
-    check_q_start(q_start, T, S, 'sdpa')
     if key_valid is None and q_start == 0 and T == S: return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     if key_valid is None and T == 1 and q_start == S - 1: return F.scaled_dot_product_attention(q, k, v)   # the last query sees every key
     m = attn_mask(T, S, q_start, None, key_valid, device=q.device)[:, None]
@@ -607,6 +606,7 @@ def mha_reference(q, # (B, H, T, d)
 
 def mha_sdpa(q, k, v, *, q_start:int=0, cu_seqlens=None, key_valid=None, return_max_logits:bool=False, nonfinite=None):
     "GQA attention through SDPA (kv heads expanded); same result as `mha_reference` in the input dtype."
+    check_q_start(q_start, q.shape[2], k.shape[2], 'mha_sdpa')
     r, kr = q.shape[1] // k.shape[1], k
     if nonfinite is None: nonfinite, k, v = nonfinite_keys(k, v), _finite(k), _finite(v)
     o = _sdpa(q, k.repeat_interleave(r, 1), v.repeat_interleave(r, 1), q_start, key_valid, cu_seqlens)

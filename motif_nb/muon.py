@@ -125,7 +125,8 @@ def _ns_plan(G, X, impl, method, dtype, steps, gram_restart, min_tiles)->tuple:
     if not isinstance(min_tiles, (int, float)) or isinstance(min_tiles, bool):
         raise TypeError(f"newton_schulz: triton_min_tiles must be a number, got {min_tiles!r} ({type(min_tiles).__name__})")
     if not min_tiles >= 0: raise ValueError(f"newton_schulz: triton_min_tiles must be a number >= 0 (inf: never Triton), got {min_tiles!r}")
-    pick = 'triton' if G.is_cuda and HAS_TRITON and X.numel() and _triton_pays(X, min_tiles) else 'torch'
+    takes = dtype in (None, torch.float16, torch.bfloat16, torch.float32)     # the dtypes the Triton kernel multiplies
+    pick = 'triton' if G.is_cuda and HAS_TRITON and takes and X.numel() and _triton_pays(X, min_tiles) else 'torch'
     impl = resolve_impl(impl, G, op='newton_schulz', choices=('torch', 'triton'), auto=pick)
     if method == 'auto':                                      # the Gram form where it saves FLOPs, on a GPU
         M, N, sym = *X.shape[-2:], impl == 'triton'
