@@ -665,8 +665,7 @@ def save(self:Trainer, block:bool|None=None, # False: return once the state is i
 @patch
 def _newest_step(self:Trainer)->int|None:
     "The step of the newest complete checkpoint in the run directory (None: there is none)."
-    c = self.ckpt.checkpoints()
-    return int(c[-1].name.split('_', 1)[1]) if c else None
+    return max((s for s, _, why in self.ckpt._scan() if why is None), default=None)     # the manager's own reading of the names
 
 # %% ../nbs/06_train.ipynb #f2ba6a8a
 RESUMABLE = ('log_every', 'eval_every', 'eval_batches', 'save_every', 'keep_last', 'save_threads', 'async_save', 'compile',
