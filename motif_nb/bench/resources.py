@@ -14,7 +14,7 @@ from .gda_ab import load_gda
 from .results import save_result, load_result, figures_dir
 
 # %% auto #0
-__all__ = ['compile_only', 'kernel_resources', 'gda_resources', 'resources_check', 'main']
+__all__ = ['compile_only', 'kernel_resources', 'sass_loops', 'mma_loops', 'gda_resources', 'resources_check', 'main']
 
 # %% ../../nbs/bench/02c_gda_resources.ipynb #3b894454
 @contextlib.contextmanager
@@ -55,18 +55,48 @@ def _tool(name:str)->str:
 def kernel_resources(k, # a `CompiledKernel` (from `compile_only`)
                      arch:str='sm_90a', # ptxas's target for the spill count
                     )->dict:
-    "Registers per thread, spilled bytes per thread, stack frame bytes and shared memory (bytes per block) of a compiled kernel."
+    """Registers per thread, spilled bytes per thread, stack frame bytes, shared memory (bytes per block) of a compiled
+    kernel, and the local-memory instructions in each of its innermost matrix-multiply loops (`mma_loops`), in code order."""
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp)/'k.cubin').write_bytes(k.asm['cubin']); (Path(tmp)/'k.ptx').write_text(k.asm['ptx'])
         use = subprocess.run([_tool('cuobjdump'), '--dump-resource-usage', f'{tmp}/k.cubin'], capture_output=True, text=True)
         m = re.search(r'REG:(\d+) STACK:(\d+)', use.stdout)
         if m is None: raise RuntimeError(f"kernel_resources: cuobjdump gave no resource usage: {(use.stdout + use.stderr)[-300:]}")
-        out = dict(regs=int(m[1]), spill_bytes=None, stack_bytes=int(m[2]), smem=int(k.metadata.shared))
+        out = dict(regs=int(m[1]), spill_bytes=None, stack_bytes=int(m[2]), smem=int(k.metadata.shared),
+                   loop_local=','.join(str(l['local']) for l in mma_loops(k)))
         for exe in ('ptxas', 'ptxas-blackwell'):
             r = subprocess.run([_tool(exe), f'-arch={arch}', '-v', f'{tmp}/k.ptx', '-o', f'{tmp}/k.o'], capture_output=True, text=True)
             if r.returncode == 0 and (s := re.search(r'(\d+) bytes spill stores', r.stdout + r.stderr)):
                 out['spill_bytes'] = int(s[1]); break
     return out
+
+# %% ../../nbs/bench/02c_gda_resources.ipynb #5631989a
+_SASS = re.compile(r'/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;')     # "/*0a30*/  @!P0 BRA 0x9e0 ;" -> address, instruction
+
+def sass_loops(sass:str, # a disassembly as `cuobjdump -sass` prints it
+              )->list:
+    "The innermost loops of `sass` that issue tensor-core instructions: address range, `mma` and `local` (LDL/STL) instructions."
+    ins = [(int(m[1], 16), m[2]) for m in _SASS.finditer(sass)]
+    if not ins: raise ValueError(f"sass_loops: no instructions in {sass[-300:]!r}")
+    back = [(int(t[1], 16), a) for a, i in ins
+            if re.search(r'\bBRA\b', i) and (t := re.search(r'0x([0-9a-f]+)', i)) and int(t[1], 16) < a]
+    op = lambda i: re.sub(r'^@!?U?P\w+\s+', '', i).split('.')[0].split()[0]     # the opcode, without its predicate
+    body = lambda lo, hi: [op(i) for a, i in ins if lo <= a <= hi]
+    back = {(lo, hi) for lo, hi in back if not any(a <= hi and i == 'EXIT' for a, i in ins if a >= lo)}  # a jump back from code
+                                                       # placed after the function's end (past its EXIT) is no loop
+    mma = {r: sum(o in ('HGMMA', 'HMMA') for o in body(*r)) for r in back}
+    mma = {r: n for r, n in mma.items() if n}                  # loops that multiply; a wait loop inside one does not count
+    inner = sorted(r for r in mma if not any(o != r and r[0] <= o[0] and o[1] <= r[1] for o in mma))
+    return [dict(start=lo, end=hi, mma=mma[lo, hi], local=sum(o in ('LDL', 'STL') for o in body(lo, hi))) for lo, hi in inner]
+
+def mma_loops(k, # a `CompiledKernel` (from `compile_only`)
+             )->list:
+    "`sass_loops` of a compiled kernel's machine code."
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp)/'k.cubin').write_bytes(k.asm['cubin'])
+        r = subprocess.run([_tool('cuobjdump'), '-sass', f'{tmp}/k.cubin'], capture_output=True, text=True)
+    if r.returncode: raise RuntimeError(f"mma_loops: cuobjdump failed: {(r.stdout + r.stderr)[-300:]}")
+    return sass_loops(r.stdout)
 
 # %% ../../nbs/bench/02c_gda_resources.ipynb #47303eb4
 _KERNEL_KIND = dict(gda_fwd_kernel='fwd', gda_bwd_dv_kernel='dv', gda_bwd_dk_kernel='dk', gda_bwd_dq_kernel='dq',
