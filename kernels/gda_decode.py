@@ -22,11 +22,12 @@ Both load the g signal queries as the first rows of a 16-row tile (tensor cores 
 first row of a second tile, and walk slots BN at a time: for each block they load K1, K2 and V once, form both score
 tiles, and keep two online softmaxes (running max, row sum, accumulator of width 2d) in fp32. The filled slots are
 0..SLOT, SLOT being the slot of the newest token, read on the device, so a CUDA graph replays the step at any length;
-slots past it are never read, and neither shapes nor grids depend on it. The kernels are not given the capacity S and
-do not bound SLOT by it: the caller guarantees 0 <= SLOT < S (`StaticKVCache` checks its capacity on the host before
-a generation). A SLOT >= S reads past the end of each row's slots, into the next row's or outside the tensors, and a
-SLOT < 0 reads nothing and gives O = 0; `gda_decode` checks the range on the host only when SLOT is a CPU tensor (no
-device sync). Empty slots (bias -inf) and slots past SLOT
+slots past it are never read, and neither shapes nor grids depend on it. SLOT must lie in [0, S) (`StaticKVCache`
+checks its capacity on the host before a generation; `gda_decode` checks SLOT on the host only when it is a CPU tensor,
+since reading a GPU tensor would cost a device sync). The kernels are given the capacity S and hold every read within
+it whatever SLOT holds (`_filled`: the filled count is kept within 1..S), and a SLOT outside [0, S) makes every output
+NaN, so that a wrong slot never reads past a row's slots (into the next row's, or outside the tensors) nor passes for
+an answer. Empty slots (bias -inf) and slots past SLOT
 score a finite -1e30, so a block with no valid slot cannot make a NaN, and their V rows load as 0, so what an earlier
 call left in the storage never reaches the output.
   Both walk their slots with one helper, `_walk_slots`.
@@ -75,9 +76,18 @@ NEG: tl.constexpr = tl.constexpr(-1.0e30)   # finite: a masked score never makes
 
 
 @triton.jit
-def _gda_epilogue(o_s, o_n, LAM, W, SCALE, OB, so_j, eps, NQ: tl.constexpr, QB: tl.constexpr, D: tl.constexpr):
-    """Write rows 0..NQ-1 of RMSNorm(o_s - lam o_n) * w * out_scale (fp32) at OB + row * so_j in OB's dtype.
-    o_s (QB, 2D): the normalised signal rows (rows past NQ are padding); o_n (2D,): the normalised noise row."""
+def _filled(SLOT, S):
+    """The filled slots 0..SLOT: their number, kept within 1..S so that no read leaves a row's S slots, and whether SLOT
+    lay outside [0, S) (then the epilogue writes NaN: a wrong slot must not pass for an answer)."""
+    slot = tl.load(SLOT)
+    return tl.minimum(tl.maximum(slot + 1, 1), S).to(tl.int32), (slot < 0) | (slot >= S)
+
+
+@triton.jit
+def _gda_epilogue(o_s, o_n, LAM, W, SCALE, OB, so_j, eps, bad, NQ: tl.constexpr, QB: tl.constexpr, D: tl.constexpr):
+    """Write rows 0..NQ-1 of RMSNorm(o_s - lam o_n) * w * out_scale (fp32) at OB + row * so_j in OB's dtype, or NaN if
+    `bad` (the slot was out of range). o_s (QB, 2D): the normalised signal rows (rows past NQ are padding); o_n (2D,): the
+    normalised noise row."""
     rows = tl.arange(0, QB)
     vc = tl.arange(0, 2 * D)
     lam = tl.load(LAM).to(tl.float32)
@@ -85,7 +95,7 @@ def _gda_epilogue(o_s, o_n, LAM, W, SCALE, OB, so_j, eps, NQ: tl.constexpr, QB: 
     rstd = 1.0 / tl.sqrt(tl.sum(a * a, 1) / (2 * D) + eps)
     w = tl.load(W + vc).to(tl.float32)
     scale = tl.load(SCALE).to(tl.float32)
-    out = a * rstd[:, None] * w[None, :] * scale
+    out = tl.where(bad, float('nan'), a * rstd[:, None] * w[None, :] * scale)
     tl.store(OB + rows[:, None] * so_j + vc[None, :], out.to(OB.dtype.element_ty), mask=rows[:, None] < NQ)
 
 
@@ -141,22 +151,23 @@ def _walk_slots(Q, K1, K2, V, BIAS, pid, start, end, n_used, sm_scale,
 
 
 @triton.jit
-def gda_decode_kernel(Q, K1, K2, V, BIAS, SLOT, LAM, W, SCALE, O, eps, sm_scale,
+def gda_decode_kernel(Q, K1, K2, V, BIAS, SLOT, LAM, W, SCALE, O, eps, sm_scale, S,
                       sq_b, sq_h, sq_j, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s, sb_b, so_b, so_h, so_j,
                       G: tl.constexpr, NQ: tl.constexpr, QB: tl.constexpr, D: tl.constexpr, BN: tl.constexpr):
     """Program (b, h): O[b, h, :NQ] from the NQ signal queries and the noise query of group h over slots 0..SLOT."""
     pid = tl.program_id(0)
-    n_used = tl.load(SLOT).to(tl.int32) + 1
+    n_used, bad = _filled(SLOT, S)
     m_s, l_s, acc_s, m_n, l_n, acc_n = _walk_slots(Q, K1, K2, V, BIAS, pid, 0, n_used, n_used, sm_scale,
                                                    sq_b, sq_h, sq_j, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s, sb_b, G, NQ, QB, D, BN)
     rows = tl.arange(0, QB)
     o_s = acc_s / tl.where(l_s > 0., l_s, 1.)[:, None]      # l = 0 only without any valid slot (or on padding rows): O = 0
     o_n = tl.sum(tl.where(rows[:, None] == 0, acc_n / tl.where(l_n > 0., l_n, 1.)[:, None], 0.), 0)   # the noise row, (2d,)
-    _gda_epilogue(o_s, o_n, LAM, W, SCALE, O + (pid // G).to(tl.int64) * so_b + (pid % G).to(tl.int64) * so_h, so_j, eps, NQ, QB, D)
+    _gda_epilogue(o_s, o_n, LAM, W, SCALE, O + (pid // G).to(tl.int64) * so_b + (pid % G).to(tl.int64) * so_h, so_j, eps, bad,
+                  NQ, QB, D)
 
 
 @triton.jit
-def gda_decode_split_kernel(Q, K1, K2, V, BIAS, SLOT, M, L, ACC, sm_scale,
+def gda_decode_split_kernel(Q, K1, K2, V, BIAS, SLOT, M, L, ACC, sm_scale, S,
                             sq_b, sq_h, sq_j, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s, sb_b,
                             G: tl.constexpr, NQ: tl.constexpr, QB: tl.constexpr, D: tl.constexpr, BN: tl.constexpr,
                             NSPLIT: tl.constexpr):
@@ -165,7 +176,7 @@ def gda_decode_split_kernel(Q, K1, K2, V, BIAS, SLOT, M, L, ACC, sm_scale,
     (.., NQ+1, 2D), contiguous; row j < NQ is signal query j, row NQ the noise query."""
     pid = tl.program_id(0)
     c = tl.program_id(1)
-    n_used = tl.load(SLOT).to(tl.int32) + 1
+    n_used, _ = _filled(SLOT, S)
     chunk = (((n_used + NSPLIT - 1) // NSPLIT + BN - 1) // BN) * BN      # a multiple of BN; NSPLIT chunks cover n_used
     start = c * chunk
     m_s, l_s, acc_s, m_n, l_n, acc_n = _walk_slots(Q, K1, K2, V, BIAS, pid, start, tl.minimum(start + chunk, n_used), n_used,
@@ -188,7 +199,7 @@ def gda_decode_split_kernel(Q, K1, K2, V, BIAS, SLOT, M, L, ACC, sm_scale,
 
 
 @triton.jit
-def gda_decode_combine_kernel(SLOT, M, L, ACC, LAM, W, SCALE, O, eps, so_b, so_h, so_j,
+def gda_decode_combine_kernel(SLOT, M, L, ACC, LAM, W, SCALE, O, eps, S, so_b, so_h, so_j,
                               G: tl.constexpr, NQ: tl.constexpr, QB: tl.constexpr, D: tl.constexpr, BN: tl.constexpr,
                               NSPLIT: tl.constexpr, CB: tl.constexpr):
     """Program (b, h): merge the states of group h of row b (layout: `gda_decode_split_kernel`) over the chunks that
@@ -199,7 +210,7 @@ def gda_decode_combine_kernel(SLOT, M, L, ACC, LAM, W, SCALE, O, eps, so_b, so_h
     rows = tl.arange(0, QB)
     vc = tl.arange(0, 2 * D)
     sig = rows < NQ
-    n_used = tl.load(SLOT).to(tl.int32) + 1
+    n_used, bad = _filled(SLOT, S)
     chunk = (((n_used + NSPLIT - 1) // NSPLIT + BN - 1) // BN) * BN    # as in the split kernel
     n_live = (n_used + chunk - 1) // chunk                             # the chunks past SLOT are not read
     i0 = pid.to(tl.int64) * NSPLIT
@@ -236,7 +247,7 @@ def gda_decode_combine_kernel(SLOT, M, L, ACC, LAM, W, SCALE, O, eps, so_b, so_h
             m_n = mn_n
     o_s = acc_s / tl.where(l_s > 0., l_s, 1.)[:, None]      # l = 0 only without any valid slot (or on padding rows): O = 0
     o_n = acc_n / tl.where(l_n > 0., l_n, 1.)
-    _gda_epilogue(o_s, o_n, LAM, W, SCALE, O + b64 * so_b + h64 * so_h, so_j, eps, NQ, QB, D)
+    _gda_epilogue(o_s, o_n, LAM, W, SCALE, O + b64 * so_b + h64 * so_h, so_j, eps, bad, NQ, QB, D)
 
 
 def gda_decode_splits(B:int, G:int, S:int, block_n:int=64, device=None)->int:
@@ -261,7 +272,7 @@ def gda_decode_launch(q, k1, k2, v, bias, slot, lam, w, out_scale, eps:float, bl
     qb = max(16, 1 << (g1 - 2).bit_length())
     if nsplit == 1:
         gda_decode_kernel[(B * G,)](
-            q, k1, k2, v, bias, slot, lam, w, out_scale, o, float(eps), d ** -0.5,
+            q, k1, k2, v, bias, slot, lam, w, out_scale, o, float(eps), d ** -0.5, S,
             q.stride(0), q.stride(1), q.stride(2), k1.stride(0), k1.stride(1), k1.stride(2), v.stride(0), v.stride(1), v.stride(2),
             bias.stride(0), o.stride(0), o.stride(1), o.stride(2),
             G=G, NQ=g1 - 1, QB=qb, D=d, BN=block_n, num_warps=4)
@@ -270,12 +281,12 @@ def gda_decode_launch(q, k1, k2, v, bias, slot, lam, w, out_scale, eps:float, bl
     l = torch.empty(B * G, nsplit, g1, dtype=torch.float32, device=q.device)
     acc = torch.empty(B * G, nsplit, g1, 2 * d, dtype=torch.float32, device=q.device)
     gda_decode_split_kernel[(B * G, nsplit)](
-        q, k1, k2, v, bias, slot, m, l, acc, d ** -0.5,
+        q, k1, k2, v, bias, slot, m, l, acc, d ** -0.5, S,
         q.stride(0), q.stride(1), q.stride(2), k1.stride(0), k1.stride(1), k1.stride(2), v.stride(0), v.stride(1), v.stride(2),
         bias.stride(0),
         G=G, NQ=g1 - 1, QB=qb, D=d, BN=block_n, NSPLIT=nsplit, num_warps=4)
     gda_decode_combine_kernel[(B * G,)](
-        slot, m, l, acc, lam, w, out_scale, o, float(eps), o.stride(0), o.stride(1), o.stride(2),
+        slot, m, l, acc, lam, w, out_scale, o, float(eps), S, o.stride(0), o.stride(1), o.stride(2),
         G=G, NQ=g1 - 1, QB=qb, D=d, BN=block_n, NSPLIT=nsplit, CB=4, num_warps=4)
     return o
 
@@ -331,9 +342,9 @@ def gda_decode(q:torch.Tensor, # (B, G, g+1, d): per group its g signal queries,
                splits:int|None=None, # chunks of slots run by separate programs (None: from the shapes; 1: a single pass)
               )->torch.Tensor: # (B, G, g, 2d) in q's dtype
     """GDA of one new token per row over a static cache, with the epilogue: Triton programs per (row, group[, slot chunk]).
-    `slot` must lie in [0, S). It is checked only when it is a CPU tensor; on a GPU the kernels read it on the device and
-    trust the caller (a host check would cost a sync and break CUDA-graph replay; `StaticKVCache` checks its capacity on
-    the host), and a slot out of range reads out of bounds. `bias` is a float additive mask (a bool one is refused)."""
+    `slot` must lie in [0, S). It is checked on the host when it is a CPU tensor; on a GPU the kernels read it on the
+    device (a host check would cost a sync and break CUDA-graph replay; `StaticKVCache` checks its capacity on the host),
+    never read outside the cache whatever it holds, and write NaN everywhere for a slot out of range. `bias` is a float additive mask (a bool one is refused)."""
     _check(q, k, v, bias, slot, lam, subln_w, out_scale)
     if splits is not None and (isinstance(splits, bool) or not isinstance(splits, int) or splits < 1):
         raise ValueError(f"gda_decode: splits must be None or an int >= 1, got {splits!r}")
