@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from fastcore.script import call_parse
 from ..core import rel_err
 from ..attention import GDA, GDASettings, gda_epilogue, gda_sdpa, gda_triton, max_logits_chunked, split_gda_heads
-from .results import bench_ms, copy_bandwidth, matmul_tflops, save_result, load_result, figures_dir
+from .results import bench_ms, copy_bandwidth, matmul_tflops, save_result, load_result, figures_dir, require_cuda
 try: from motif_nb.kernels import gda as gda_k
 except ImportError: gda_k = None
 
@@ -309,5 +309,6 @@ def main(budget_s:float=None, # no new peer starts after this many seconds (defa
          no_warm:bool=False, # skip the parallel compilation of the autotune candidates and the module checks
         ):
     "Command line: `python -m motif_nb.bench.attention [--budget-s S] [--no-warm]` (needs a CUDA GPU)."
+    require_cuda('motif_nb.bench.attention')
     if budget_s is None: budget_s = float(os.environ.get('GDA_BENCH_BUDGET_S', 300))
     run_gda_bench(budget_s=budget_s, warm=not no_warm)

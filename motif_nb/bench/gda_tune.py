@@ -13,7 +13,7 @@ from ..core import rel_err, check_number
 from ..attention import gda_sdpa, split_gda_heads
 from ..kernels import gda as K
 from .attention import gda_inputs
-from .results import save_result, load_result, figures_dir
+from .results import save_result, load_result, figures_dir, require_cuda
 
 # %% auto #0
 __all__ = ['CANDS', 'CHUNKS', 'ORDER_ROUNDS', 'SHAPES', 'CHECK_SHAPES', 'SMOKE', 'tune_state', 'tune_settings', 'launch',
@@ -293,4 +293,5 @@ def main(*words:str, # 'check' (the accuracy check) and/or 'kinds=K1,K2' (only t
     kinds = [k for w in words if w.startswith('kinds=') for k in w[6:].split(',') if k]
     unknown = sorted(set(kinds) - set(CANDS))
     if unknown: raise SystemExit(f"gda_tune: unknown kinds {unknown}; the launches are {list(CANDS)}")
+    if not smoke: require_cuda('motif_nb.bench.gda_tune', 'needs a CUDA GPU (or --smoke, a tiny run under the interpreter)')
     run_gda_tune(check='check' in words, kinds=kinds, smoke=smoke)

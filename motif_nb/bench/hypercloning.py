@@ -15,7 +15,7 @@ from ..model import MotifForCausalLM
 from ..hypercloning import hyperclone, hyperclone_config, check_function_preserved, clone_optimizer_state
 from ..train import Trainer, TrainConfig, make_optimizer
 from ..data import default_sampler, CurriculumSchedule
-from .results import save_result, load_result, figures_dir, ablation_scale, default_device
+from .results import save_result, load_result, figures_dir, require_cuda, ablation_scale, default_device
 
 # %% auto #0
 __all__ = ['ABLATION_SCALES', 'ablation_summary', 'hypercloning_ablation', 'plot_hypercloning_ablation', 'stored_ablation',
@@ -156,6 +156,8 @@ def main(scale:str=None, # 'gpu' or 'cpu' (default: `ablation_scale()`: $MOTIF_S
         ):
     "Run the HyperCloning ablation and write figures/hypercloning_ablation[-cpu].{csv,png,json}; returns (log, summary)."
     scale = scale or ablation_scale()
+    if scale == 'gpu': require_cuda('motif_nb.bench.hypercloning', "--scale gpu makes the GPU result (figures/hypercloning_ablation.*) "
+                                    "and needs a CUDA GPU (on a CPU: --scale cpu)")
     S, t0 = _scale_settings(scale), time.time()
     log, summ = hypercloning_ablation(scale, noise_snr_db, seed=seed, progress=print)
     fig = plot_hypercloning_ablation(log, summ, S['smooth'])

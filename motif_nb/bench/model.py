@@ -14,7 +14,7 @@ from fastcore.script import call_parse, store_true
 from ..config import MotifConfig
 from ..model import MotifForCausalLM, train_flops_per_token
 from ..train import compile_limit, device_peak_flops
-from .results import save_result, load_result, figures_dir, matmul_tflops, bench_ms
+from .results import save_result, load_result, figures_dir, require_cuda, matmul_tflops, bench_ms
 
 # %% auto #0
 __all__ = ['benchmark_model', 'plot_model_bench', 'model_bench_summary', 'model_bench_markdown', 'kernel_kind', 'profile_model',
@@ -410,6 +410,7 @@ def main(profile:str='', # run profile jobs instead of the benchmark: 'attn', 'm
     pd.set_option('display.width', 250); pd.set_option('display.max_columns', 30)
     jobs = [j for j in profile.split(',') if j]
     if bad := [j for j in jobs if j not in ('attn', 'model')]: raise SystemExit(f"--profile: unknown job(s) {bad}; use 'attn' and/or 'model'")
+    require_cuda('motif_nb.bench.model')
     if 'attn' in jobs: profile_attention()
     if 'model' in jobs: profile_model(tuple(cases.split(',')) if cases else ('motif-1b', 'llama-1b'), batch=batch, seq=seq, tag=tag)
     if jobs: return

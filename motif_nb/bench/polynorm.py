@@ -13,7 +13,7 @@ from ..core import rel_err
 from ..polynorm import poly_norm, mul_poly_norm, _poly_norm_torch, _mul_poly_norm_torch
 from ..kernels import polynorm as kpn
 from ..train import compile_limit
-from .results import bench_ms, graph_ms, copy_bandwidth, save_result, load_result, figures_dir
+from .results import bench_ms, graph_ms, copy_bandwidth, save_result, load_result, figures_dir, require_cuda
 
 # %% auto #0
 __all__ = ['benchmark_polynorm', 'bf16_errors', 'kernel_sums', 'plot_polynorm_bench', 'polynorm_summary', 'host_profile',
@@ -327,6 +327,7 @@ def main(budget_s:float=None, # no new measurement starts after this many second
          host:bool=False,     # instead: `host_profile` of ours at the benchmark's shapes, printed (nothing saved)
         ):
     "Command line: `python -m motif_nb.bench.polynorm [--budget-s S] [--rep N] [--host]` (needs a CUDA GPU)."
+    require_cuda('motif_nb.bench.polynorm')
     if host:
         for gated in (False, True):
             for M, N in ((8192, 16384), (16384, 4096), (4096, 32768)):

@@ -15,7 +15,7 @@ from ..core import atomic_write
 # %% auto #0
 __all__ = ['repo_root', 'figures_dir', 'invocation', 'device_name', 'env_info', 'result_name', 'save_result', 'load_result',
            'bench_ms', 'copy_bandwidth', 'matmul_tflops', 'graph_ms', 'max_over_ranks', 'ablation_scale',
-           'default_device']
+           'default_device', 'require_cuda']
 
 # %% ../../nbs/bench/00_results.ipynb #ea224d78
 def repo_root()->Path:
@@ -155,3 +155,11 @@ def ablation_scale()->str:
 def default_device()->torch.device:
     "The device an ablation runs on: the GPU when there is one, else the CPU."
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+
+# %% ../../nbs/bench/00_results.ipynb #ed6a3df3
+def require_cuda(prog:str, # the command line's name, e.g. 'motif_nb.bench.attention'
+                 what:str='needs a CUDA GPU', # what it needs the GPU for
+                ):
+    "Exit (`SystemExit`, one line naming `prog`) unless torch sees a CUDA GPU."
+    if not torch.cuda.is_available():
+        raise SystemExit(f"{prog}: error: {what}; torch {torch.__version__} sees none here (torch.cuda.is_available() is False)")

@@ -21,7 +21,7 @@ from ..checkpoint import CheckpointManager
 from ..sft import ChatTokens, SFTSampler, SFT_FAMILIES, sft_examples, tokenize_conversations, pack_bfd
 from ..sft import run_pipeline, pipeline_results, accuracy_table
 from ..train import main as train_main, read_run
-from .results import save_result
+from .results import save_result, require_cuda
 
 # %% auto #0
 __all__ = ['SFT_STAGE_SCALES', 'long_tail_chats', 'default_chats', 'packing_efficiency', 'collation_speed', 'benchmark_sft',
@@ -272,6 +272,9 @@ def main(n_batches:int=200, # timed batches per shape
     "Benchmark SFT packing efficiency and collation speed on one CPU core (figures/sft_bench); or, with --stages, run the three-stage SFT experiment."
     import matplotlib; matplotlib.use('Agg')
     if stages is not None:
+        if stages == 'gpu':           # the GPU result (figures/sft_stages.*) comes from a GPU
+            if device == 'cpu': raise SystemExit("motif_nb.bench.sft: error: --stages gpu makes the GPU result; it does not run with --device cpu")
+            require_cuda('motif_nb.bench.sft', "--stages gpu makes the GPU result (figures/sft_stages.*) and needs a CUDA GPU (on a CPU: --stages cpu)")
         acc, _ = sft_stages_experiment(stages, work, device)
         print(sft_stages_table(acc).to_string(index=False))
         return acc

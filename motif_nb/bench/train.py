@@ -15,7 +15,7 @@ from ..model import MotifForCausalLM, train_flops_per_token
 from ..data import model_inputs
 from ..checkpoint import CheckpointManager
 from ..train import Trainer, TrainConfig, DataConfig, make_batches, device_peak_flops, compile_limit
-from .results import save_result, load_result, figures_dir
+from .results import save_result, load_result, figures_dir, require_cuda
 
 # %% auto #0
 __all__ = ['FixedBatches', 'bare_step', 'trainer_case', 'benchmark_trainer', 'train_bench_table', 'plot_train_bench', 'main']
@@ -162,6 +162,7 @@ def main(preset:str='motif-1b', # the model preset
          data:str='corpus', # the sampler case's data: 'corpus' or 'bytes'
         ):
     "Benchmark the trainer against the bare compiled step and write figures/train_bench.{csv,png,json}."
+    require_cuda('motif_nb.bench.train')
     import matplotlib; matplotlib.use('Agg')
     pd.set_option('display.width', 200); pd.set_option('display.max_columns', 20)
     df = benchmark_trainer(preset, batch, seq, steps, warmup, data=data, progress=True)
