@@ -17,7 +17,7 @@ from fastcore.basics import patch
 from fastcore.script import call_parse
 from .config import MotifConfig, MLP_ACTS
 from .model import train_flops_per_token, MotifForCausalLM
-from .train import Trainer, TrainConfig
+from .train import Trainer, TrainConfig, process_device
 from .data import default_sampler, CurriculumSchedule, motif_like_schedule
 from .core import atomic_write, atomic_write_json, check_number
 from .hypercloning import hyperclone_config
@@ -966,6 +966,9 @@ def main(name:str, # an ablation (attention, mlp, optimizer, curriculum, hypercl
     try:
         scale = scale or ablation_scale()
         specs = {n: get_spec(n, scale, seeds) for n in names}
+        dev = process_device(device)                                         # a device that is not there stops here
+        if scale == 'gpu' and dev.type != 'cuda':
+            raise ValueError(f"the gpu scale's results (figures/ablation_NAME.*) come from a GPU; on {dev} use --scale cpu")
         if not force:
             for n in names: _check_replace(n, scale, specs[n].seeds)         # before anything trains
     except (ValueError, TypeError) as e: raise SystemExit(f"motif_nb.ablate: error: {e}" + (", or all" if 'unknown ablation' in str(e) else '')) from None
