@@ -23,9 +23,9 @@ from .attention import GDA, Attention, KVCache, GDASettings, packed_row
 
 # %% auto #0
 __all__ = ['CausalLMOutput', 'check_token_ids', 'shift_labels', 'causal_lm_loss', 'SwiGLU', 'MotifMLP', 'MotifDecoderLayer',
-           'MotifModel', 'MotifForCausalLM', 'parse_size', 'absorb_lambda_init', 'materialize_buffers',
-           'flag_nonfinite_logits', 'check_nonfinite_logits', 'check_generate_tokens', 'check_generate_args',
-           'stop_tokens', 'attention_train_flops', 'train_flops_per_token']
+           'MotifModel', 'MotifForCausalLM', 'offsets_from_positions', 'parse_size', 'absorb_lambda_init',
+           'materialize_buffers', 'flag_nonfinite_logits', 'check_nonfinite_logits', 'check_generate_tokens',
+           'check_generate_args', 'stop_tokens', 'attention_train_flops', 'train_flops_per_token']
 
 # %% ../nbs/03_model.ipynb #7f6f22a8
 @dataclass
@@ -250,6 +250,15 @@ def _check_inputs(model:MotifForCausalLM, input_ids, labels, position_ids, use_c
     check_token_ids(input_ids, 'input_ids', op, V)
     if labels is not None: check_token_ids(labels, 'labels', op, V, ignore_index=-100)
 
+# %% ../nbs/03_model.ipynb #6fc86ca8
+def offsets_from_positions(position_ids:torch.Tensor, # [N] or [1, N] RoPE positions of one packed row
+                          )->torch.Tensor|None:
+    "int32 offsets [0, ..., N] of the documents of a packed row whose positions restart at 0 at each one; None if they never restart."
+    p = position_ids.reshape(-1)
+    starts = (p[1:] == 0).nonzero().flatten() + 1
+    if starts.numel() == 0: return None
+    return torch.cat([starts.new_zeros(1), starts, starts.new_full((1,), p.numel())]).to(torch.int32)
+
 # %% ../nbs/03_model.ipynb #cfbe5e3d
 @patch
 def forward(self:MotifForCausalLM,
@@ -264,6 +273,8 @@ def forward(self:MotifForCausalLM,
     "Logits, next-token loss against `labels` (HF convention: the model shifts them), max logits and KV caches."
     op = 'MotifForCausalLM.forward'
     _check_inputs(self, input_ids, labels, position_ids, use_cache, return_max_logits, op)
+    if cu_seqlens is None and position_ids is not None and input_ids.shape[0] == 1 and past_key_values is None and not use_cache:
+        cu_seqlens = offsets_from_positions(position_ids)       # a flattened batch (HF): documents restart at position 0
     if past_key_values is None and use_cache: past_key_values = self._new_caches(*input_ids.shape)
     elif past_key_values is not None: self._check_caches(past_key_values, input_ids.shape[0], op)
     h, max_logits = self.model(input_ids, position_ids=position_ids, cu_seqlens=cu_seqlens,
