@@ -6,7 +6,7 @@ Docs: https://motif-nb.github.io/motif-nb/train.html.md"""
 
 # %% ../nbs/06_train.ipynb #e538f70f
 from __future__ import annotations
-import os, sys, json, math, time, random, warnings, contextlib, dataclasses
+import os, sys, json, math, time, random, hashlib, warnings, contextlib, dataclasses
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 from typing import Annotated
@@ -17,18 +17,19 @@ import pandas as pd
 from fastcore.basics import patch
 from fastcore.script import call_parse
 from .config import MotifConfig, PRESETS
-from .model import MotifForCausalLM, shift_labels, train_flops_per_token, check_token_ids
+from .model import MotifForCausalLM, shift_labels, train_flops_per_token, check_token_ids, _is_checkpoint_file
 from .data import (model_inputs, CurriculumSampler, CurriculumSchedule, default_sampler, python_prose_docs,
-                           stdlib_code_docs, synthetic_math_docs, CORPUS_SIZES)
+                           stdlib_code_docs, synthetic_math_docs, default_token_cache, CORPUS_SIZES)
 from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest
-from .core import atomic_write, on_rank0, end_distributed_cli, check_number
+from .core import atomic_write, on_rank0, end_distributed_cli, check_number, interpreting, read_manifest as _read_owned
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'PEAK_BF16_TFLOPS', 'RESUMABLE', 'DATA_SOURCES', 'DOMAINS', 'RUN_PRESETS',
            'TrainConfig', 'lr_multiplier', 'make_optimizer', 'skips_on_device', 'check_optimizer', 'DistInfo',
            'process_device', 'setup_distributed', 'decoder_blocks', 'parallelize', 'compile_limit', 'take_rows',
-           'split_batch', 'Trainer', 'device_peak_flops', 'append_jsonl', 'read_jsonl', 'run_mismatch', 'read_run',
-           'plot_run', 'DataConfig', 'make_batches', 'settings_help', 'run_settings', 'build_trainer', 'main']
+           'split_batch', 'Trainer', 'device_peak_flops', 'append_jsonl', 'read_jsonl', 'run_mismatch',
+           'tokenizer_digest', 'check_export_dir', 'read_run', 'plot_run', 'DataConfig', 'make_batches',
+           'settings_help', 'run_settings', 'run_tokenizer', 'build_trainer', 'main']
 
 # %% ../nbs/06_train.ipynb #88096f33
 def _validate(obj, owner:str, numbers:dict, choices:dict, bools:dict):
@@ -672,16 +673,29 @@ RESUMABLE = ('log_every', 'eval_every', 'eval_batches', 'save_every', 'keep_last
              'activation_checkpointing', 'micro_batches', 'fsdp', 'muon_comm_dtype', 'track_max_logit', 'progress', 'tensorboard')
 _IMPL_KEYS = ('attn_impl', 'mlp_impl')
 
+def _flat(d:dict, pre:str='')->dict:
+    "Nested dicts as one level of dotted keys ({'data': {'seq_len': 64}} -> {'data.seq_len': 64})."
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v: out.update(_flat(v, f'{pre}{k}.'))
+        else: out[f'{pre}{k}'] = v
+    return out
+
+_TOKENIZER_HINT = (" (the corpus tokenizer is trained from this machine's Python standard library, so a machine with another "
+                   "Python builds another one: resume where the run started, or with the same Python version)")
+
 def run_mismatch(saved:dict, # a checkpoint's `meta`
                  now:dict, # this run's (`Trainer._meta()`)
                 )->list[str]:
-    "`section.key: saved ... now ...` for each setting that differs and may not change on resume."
+    "`section.key: saved ... now ...` for each setting that differs and may not change on resume (nested keys named in full)."
     out = []
     for sec, free in (('model', _IMPL_KEYS), ('train', RESUMABLE), ('run', ())):
-        a, b = saved.get(sec) or {}, now.get(sec) or {}
+        a, b = _flat(saved.get(sec) or {}), _flat(now.get(sec) or {})
         for k in sorted(a.keys() | b.keys()):
+            if sec == 'run' and k == 'tokenizer' and k not in a: continue     # a checkpoint from before the digest was recorded
             if k not in free and a.get(k, '<absent>') != b.get(k, '<absent>'):
-                out.append(f"{sec}.{k}: {a.get(k, '<absent>')!r} in the checkpoint, {b.get(k, '<absent>')!r} now")
+                out.append(f"{sec}.{k}: {a.get(k, '<absent>')!r} in the checkpoint, {b.get(k, '<absent>')!r} now"
+                           + (_TOKENIZER_HINT if (sec, k) == ('run', 'tokenizer') else ''))
     return out
 
 def _seed_all(seed:int):
@@ -789,8 +803,9 @@ def load_state_dict(self:Trainer, sd:dict):
 @patch
 def export_hf(self:Trainer, path, # the directory to write (every process calls this)
               max_shard_size='5GB', # as in `save_pretrained`
+              tokenizer=None, # the run's `tokenizers.Tokenizer`, written beside the model as tokenizer.json (None: no file)
              )->Path:
-    "Write the model in the Hugging Face layout (gathered onto rank 0 when sharded); returns `path`."
+    "Write the model in the Hugging Face layout (gathered onto rank 0 when sharded), with its tokenizer when given; returns `path`."
     path = Path(path)
     if self.sharded:
         from torch.distributed.checkpoint.state_dict import get_model_state_dict, StateDictOptions
@@ -803,8 +818,26 @@ def export_hf(self:Trainer, path, # the directory to write (every process calls 
         if missing: raise ValueError(f"Trainer.export_hf: the gathered state lacks {sorted(missing)}")
         m.load_state_dict(sd, strict=False, assign=True)
         m.save_pretrained(path, max_shard_size=max_shard_size)
+        if tokenizer is not None:
+            with atomic_write(path/'tokenizer.json', 'w') as f: f.write(tokenizer.to_str())
     if self.dist.world_size > 1: dist.barrier()
     return path
+
+def tokenizer_digest(tok)->str:
+    "sha256 of a `tokenizers.Tokenizer`'s JSON: two tokenizers with the same digest give the same ids for the same text."
+    return hashlib.sha256(tok.to_str().encode()).hexdigest()
+
+def check_export_dir(path)->Path:
+    "Refuse, before a run trains, an export folder that `save_pretrained` would refuse after it: a file in the way, or checkpoint files this library did not write."
+    p = Path(path)
+    if p.exists() and not p.is_dir(): raise ValueError(f"--export {p}: a file of that name is in the way; name a folder")
+    if p.is_dir():
+        try: ours = set((_read_owned(p) or {}).get('files', {}))
+        except ValueError as e: raise ValueError(f"--export {p}: {e}; export into another folder") from None
+        if foreign := sorted(n for n in os.listdir(p) if _is_checkpoint_file(n) and n not in ours):
+            raise ValueError(f"--export {p}: holds {', '.join(foreign)}, which this library did not write there (another tool's "
+                             "checkpoint?); export into another folder, or move them away")
+    return p
 
 # %% ../nbs/06_train.ipynb #fd0563a3
 def read_run(path)->tuple[pd.DataFrame, pd.DataFrame]:
@@ -946,16 +979,38 @@ def run_settings(preset:str, # a key of `RUN_PRESETS`
     _check_warmup(out['train'], 'run_settings')
     return out
 
+def run_tokenizer(data:DataConfig, # the run's data settings
+                  vocab_size:int, # the model's vocabulary
+                 ):
+    "The tokenizer of a run's data: the embedded corpus's BPE for `source='corpus'`; None for `'bytes'` (the ids are the UTF-8 bytes)."
+    return default_token_cache(vocab_size, data.corpus)[1] if data.source == 'corpus' else None
+
+def _check_run(settings:dict, device, world_size:int):
+    "What would stop a command-line run at its first step, refused before anything is built: the batch split, the kernels' device."
+    m, d, t = settings['model'], settings['data'], settings['train']
+    if d.batch_size % (world_size * t.micro_batches):
+        raise ValueError(f"data.batch_size={d.batch_size} rows do not divide into {world_size} process(es) x micro_batches={t.micro_batches}: "
+                         f"use a batch size that is a multiple of {world_size * t.micro_batches}")
+    dev = process_device(None if device in (None, 'auto') else device, int(os.environ.get('LOCAL_RANK', 0)))
+    for k in ('attn_impl', 'mlp_impl'):
+        if getattr(m, k) == 'triton' and dev.type != 'cuda' and not interpreting():
+            raise ValueError(f"model.{k}=triton runs the Triton kernels, which need a CUDA device (this run trains on {dev}; "
+                             "the interpreter, TRITON_INTERPRET=1, runs them slowly on a CPU): use 'auto'")
+
 def build_trainer(settings:dict, # `run_settings(...)`
                   out=None, # the run directory
                   device='auto', # where to train ('auto': this process's GPU if there is one, else the CPU)
                  )->Trainer:
-    "The `Trainer` of a command-line run: the model initialised on the CPU from the seed, the train and eval splits, the run directory."
+    """The `Trainer` of a command-line run: the model initialised on the CPU from the seed, the train and eval splits, the
+    run directory; the corpus tokenizer's digest is part of the run (checked on resume)."""
     m, d, t = settings['model'], settings['data'], settings['train']
+    _check_run(settings, device, int(os.environ.get('WORLD_SIZE', 1)))
     torch.manual_seed(t.seed)
     model = MotifForCausalLM(m)
     train, ev = make_batches(d, t.total_steps, t.seed, m.vocab_size)
-    return Trainer(model, train, t, out=out, eval_batches=ev if t.eval_every else None, device=device, run_info=dict(data=asdict(d)))
+    tok = run_tokenizer(d, m.vocab_size)
+    info = dict(data=asdict(d), **({} if tok is None else dict(tokenizer=tokenizer_digest(tok))))
+    return Trainer(model, train, t, out=out, eval_batches=ev if t.eval_every else None, device=device, run_info=info)
 
 # %% ../nbs/06_train.ipynb #5856e58f
 _PRESET_HELP = 'the run: ' + '; '.join(f"{k} ({v['model']}, {v['steps']} steps)" for k, v in RUN_PRESETS.items())
@@ -974,12 +1029,17 @@ def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
     "Train a Motif model with `motif_nb.train.Trainer` (one process, or several under torchrun); rerun in the same --out to resume."
     try:
         if out is None: raise ValueError("--out DIR is required: the run directory (rerun the same command to resume)")
+        if Path(out).exists() and not Path(out).is_dir(): raise ValueError(f"--out {out}: a file of that name is in the way; name a folder")
+        if export: check_export_dir(export)
         st = run_settings(preset, set or (), steps, seed, save_every)
         tr = build_trainer(st, out, device)
     except (ValueError, TypeError, CheckpointError) as e: raise SystemExit(f"motif_nb.train: error: {e}") from None
     try:
+        if tr.step_idx > st['steps'] and tr.dist.rank == 0:
+            warnings.warn(f"motif_nb.train: {out} is at step {tr.step_idx}, past --steps {st['steps']}: nothing to train"
+                          + (f"; --export writes the step-{tr.step_idx} model" if export else ''))
         tr.fit(max(0, st['steps'] - tr.step_idx))
-        if export: tr.export_hf(export)
+        if export: tr.export_hf(export, tokenizer=run_tokenizer(st['data'], st['model'].vocab_size))
         if tr.dist.rank == 0:
             ev = f", eval loss {tr.eval_rows[-1]['loss']:.4f}" if tr.eval_rows else ''
             print(f"motif_nb.train: {out} at step {tr.step_idx}, loss {tr.rows[-1]['loss']:.4f}{ev}" if tr.rows else f"motif_nb.train: {out} at step {tr.step_idx}")
