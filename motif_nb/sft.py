@@ -27,65 +27,94 @@ from .model import MotifForCausalLM, shift_labels
 from .generate import StaticGenerator
 from .core import atomic_write, atomic_write_json, check_owned_dir, sha256_file, on_rank0, end_distributed_cli, check_number
 from .checkpoint import CheckpointManager
-from .train import Trainer, TrainConfig, setup_distributed, read_jsonl, _jsonable
+from .train import Trainer, TrainConfig, setup_distributed, process_device, read_jsonl, _jsonable
 
 # %% auto #0
 __all__ = ['ROLES', 'BAD_ROW_REASONS', 'TRUNCATION', 'SFT_FAMILIES', 'CHECKS', 'SYSTEM_PROMPTS', 'MOTIF_3STAGE', 'PIPELINES',
-           'STAGE_FORMAT', 'PIPELINE_FORMAT', 'conversation_error', 'read_conversations', 'add_chat_tokens',
-           'apply_chat_template', 'decode_reply', 'ChatTokens', 'tokenize_conversations', 'pack_bfd', 'SFTSampler',
-           'ChatExample', 'check_answer', 'is_heldout', 'sft_examples', 'Stage', 'Pipeline', 'motif_3stage',
-           'load_pipeline', 'stage_conversations', 'cat_chat_tokens', 'stage_data', 'checkpoint_digest',
-           'sft_tokenizer', 'generate_replies', 'assistant_nll', 'evaluate_examples', 'eval_summary', 'run_stage',
-           'PipelinePlan', 'plan_pipeline', 'run_plan', 'run_pipeline', 'pipeline_results', 'write_results',
-           'accuracy_table', 'main']
+           'STAGE_FORMAT', 'PIPELINE_FORMAT', 'conversation_problem', 'conversation_error', 'read_conversations',
+           'add_chat_tokens', 'apply_chat_template', 'decode_reply', 'ChatTokens', 'tokenize_conversations', 'pack_bfd',
+           'SFTSampler', 'ChatExample', 'check_answer', 'is_heldout', 'sft_examples', 'Stage', 'Pipeline',
+           'motif_3stage', 'load_pipeline', 'stage_conversations', 'cat_chat_tokens', 'stage_data',
+           'DroppedConversationsWarning', 'data_report', 'checkpoint_digest', 'sft_tokenizer', 'generate_replies',
+           'assistant_nll', 'evaluate_examples', 'eval_summary', 'run_stage', 'PipelinePlan', 'plan_pipeline',
+           'run_plan', 'run_pipeline', 'pipeline_results', 'write_results', 'accuracy_table', 'main']
 
 # %% ../nbs/08_sft.ipynb #4cacfd3c
 ROLES = ('system', 'user', 'assistant')
 BAD_ROW_REASONS = ('unreadable_file', 'malformed_json', 'not_object', 'no_messages', 'bad_message', 'unknown_role',
-                   'non_text_content', 'empty_content', 'special_token', 'no_assistant', 'too_long')
+                   'non_text_content', 'invalid_text', 'empty_content', 'special_token', 'no_assistant', 'too_long')
+
+def _bad_text(c:str)->str|None:
+    "Why UTF-8 cannot encode `c` (a lone surrogate and where), or None."
+    if c.isascii(): return None
+    try: c.encode('utf-8'); return None
+    except UnicodeEncodeError as e: return f"a lone surrogate {c[e.start]!r} at character {e.start}, which UTF-8 cannot encode"
+
+def conversation_problem(messages, # a conversation: a list of {'role', 'content'} dicts
+                         max_chars:int|None=None, # most characters of content in all (None: no limit)
+                         need_assistant:bool=True, # False for a prompt, which has no assistant turn yet
+                        )->tuple[str, str]|None:
+    "Why `messages` is not a usable conversation: (a reason from `BAD_ROW_REASONS`, what and where in words), or None if it is."
+    if not isinstance(messages, (list, tuple)) or not messages: return 'no_messages', f"expected a non-empty list of messages, got {messages!r:.60}"
+    n = 0
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or 'role' not in m or 'content' not in m:
+            got = f"its keys are {', '.join(map(repr, m))}" if isinstance(m, dict) else f"it is a {type(m).__name__}"
+            return 'bad_message', f"messages[{i}] is not an object with 'role' and 'content' ({got})"
+        r, c = m['role'], m['content']
+        if r not in ROLES: return 'unknown_role', f"messages[{i}] has role {r!r}; the roles are {', '.join(ROLES)}"
+        at = f"messages[{i}] ({r})"
+        if not isinstance(c, str): return 'non_text_content', f"{at} content is {'null' if c is None else 'a ' + type(c).__name__}, not a string"
+        if (why := _bad_text(c)): return 'invalid_text', f"{at} content has {why}"
+        if not c.strip():
+            if r == 'system': continue                   # an empty system prompt is dropped (`_clean`), not the conversation
+            return 'empty_content', f"{at} content is empty or whitespace"
+        if '<|' in c and (t := next((t for t in SPECIAL_TOKENS if t in c), None)): return 'special_token', f"{at} content spells {t}"
+        n += len(c)
+    if need_assistant and not any(m['role'] == 'assistant' for m in messages):
+        return 'no_assistant', f"no assistant message (roles: {', '.join(sorted({m['role'] for m in messages}))})"
+    if not n: return 'empty_content', "only empty system messages"
+    if max_chars is not None and n > max_chars: return 'too_long', f"{n:,} characters of content > max_chars={max_chars:,}"
+    return None
 
 def conversation_error(messages, # a conversation: a list of {'role', 'content'} dicts
                        max_chars:int|None=None, # most characters of content in all (None: no limit)
                        need_assistant:bool=True, # False for a prompt, which has no assistant turn yet
                       )->str|None:
     "Why `messages` is not a usable conversation (a name from `BAD_ROW_REASONS`), or None if it is."
-    if not isinstance(messages, (list, tuple)) or not messages: return 'no_messages'
-    n = 0
-    for m in messages:
-        if not isinstance(m, dict) or 'role' not in m or 'content' not in m: return 'bad_message'
-        if m['role'] not in ROLES: return 'unknown_role'
-        c = m['content']
-        if not isinstance(c, str): return 'non_text_content'
-        if not c.strip(): return 'empty_content'
-        if '<|' in c and any(t in c for t in SPECIAL_TOKENS): return 'special_token'
-        n += len(c)
-    if need_assistant and not any(m['role'] == 'assistant' for m in messages): return 'no_assistant'
-    if max_chars is not None and n > max_chars: return 'too_long'
-    return None
+    p = conversation_problem(messages, max_chars, need_assistant)
+    return p and p[0]
+
+def _clean(messages)->list:
+    "A valid conversation as the template reads it: role and content only, empty system prompts left out."
+    return [{'role': m['role'], 'content': m['content']} for m in messages if m['role'] != 'system' or m['content'].strip()]
 
 # %% ../nbs/08_sft.ipynb #e2954984
 def _encoding_error(path:Path)->str|None:
-    "Why a JSONL file is not UTF-8 text, as `motif_nb.data` reports it; None if it may be."
-    with open(path, 'rb') as f: return encoding_problem(f.read(8192))
+    "Why a JSONL file is not UTF-8 text (as `motif_nb.data` reports it) or cannot be read; None if it may be."
+    try:
+        with open(path, 'rb') as f: return encoding_problem(f.read(8192))
+    except OSError as e: return f"cannot be read: {e.strerror or e}"
 
 def _jsonl_rows(path:Path, key:str):
-    "(where, messages, reason) for each non-blank line of a JSONL file (reason None when the line parsed)."
-    if (why := _encoding_error(path)): yield f'{path} ({why})', None, 'unreadable_file'; return
+    "(where, messages, reason, detail) for each non-blank line of a JSONL file (reason None when the line has `key`)."
+    if (why := _encoding_error(path)): yield f'{path} ({why})', None, 'unreadable_file', None; return
     with open(path, 'rb') as f:
         for i, line in enumerate(f, 1):
             if not line.strip(): continue
             try: obj = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError): yield f'{path}:{i}', None, 'malformed_json'; continue
-            if not isinstance(obj, dict): yield f'{path}:{i}', None, 'not_object'; continue
-            yield f'{path}:{i}', obj.get(key), None
+            except (json.JSONDecodeError, UnicodeDecodeError) as e: yield f'{path}:{i}', None, 'malformed_json', f"{str(e):.100}"; continue
+            if not isinstance(obj, dict): yield f'{path}:{i}', None, 'not_object', f"a JSON {type(obj).__name__}"; continue
+            if key not in obj: yield f'{path}:{i}', None, 'no_messages', f"the row's keys are {', '.join(map(repr, list(obj)[:8])) or 'none'}, no {key!r}"; continue
+            yield f'{path}:{i}', obj[key], None, None
 
 def _parquet_rows(path:Path, key:str):
-    "(where, messages, reason) for each row of a Parquet file's `key` column."
+    "(where, messages, reason, detail) for each row of a Parquet file's `key` column."
     import pyarrow.parquet as pq
     try: col = pq.read_table(path, columns=[key]).column(key).to_pylist()
     except Exception as e:
-        yield f'{path} ({type(e).__name__}: {str(e)[:200]})', None, 'unreadable_file'; return
-    for i, msgs in enumerate(col, 1): yield f'{path}:row {i}', msgs, None
+        yield f'{path} ({type(e).__name__}: {str(e)[:200]})', None, 'unreadable_file', None; return
+    for i, msgs in enumerate(col, 1): yield f'{path}:row {i}', msgs, None, None
 
 def _chat_files(paths)->list[Path]:
     "The .jsonl/.parquet files named by `paths` (a path or a list), directories walked in sorted order."
@@ -98,29 +127,50 @@ def _chat_files(paths)->list[Path]:
     return files
 
 # %% ../nbs/08_sft.ipynb #f717a153
-def read_conversations(paths, # a .jsonl/.parquet file, a directory of them, or a list of either
-                       on_error:str='skip', # 'skip': count bad rows per reason (and warn per file); 'raise': a `ValueError`
-                       max_chars:int|None=32_000, # a conversation with more characters of content is 'too_long'
-                       key:str='messages', # the JSON key / Parquet column holding the conversation
-                      )->tuple[list, Counter]:
-    "The good conversations in `paths` (in order) and a `Counter` of the skipped rows per reason."
-    if on_error not in ('skip', 'raise'): raise ValueError(f"read_conversations: on_error must be 'skip' or 'raise', got {on_error!r}")
+def _check_read_args(owner:str, on_error, max_chars, key, roles):
+    "Refuse bad `read_conversations` settings, naming `owner` (the function, or a stage's source)."
+    if on_error not in ('skip', 'raise'): raise ValueError(f"{owner}: on_error must be 'skip' or 'raise', got {on_error!r}")
     if max_chars is not None:
         if not isinstance(max_chars, (int, np.integer)) or isinstance(max_chars, bool):
-            raise TypeError(f"read_conversations: max_chars must be a positive int or None, got {max_chars!r}")
-        if max_chars < 1: raise ValueError(f"read_conversations: max_chars must be a positive int or None, got {max_chars!r}")
+            raise TypeError(f"{owner}: max_chars must be a positive int or None, got {max_chars!r}")
+        if max_chars < 1: raise ValueError(f"{owner}: max_chars must be a positive int or None, got {max_chars!r}")
+    if not isinstance(key, str) or not key: raise TypeError(f"{owner}: key must be a non-empty str (a JSON key or Parquet column), got {key!r}")
+    if roles is not None and not (isinstance(roles, dict) and all(isinstance(k, str) and v in ROLES for k, v in roles.items())):
+        raise TypeError(f"{owner}: roles must be a dict from role names to one of {ROLES}, e.g. {{'developer': 'system'}}, got {roles!r:.100}")
+
+def _remap(msgs, roles:dict|None):
+    "The messages with their roles renamed by `roles` (anything else left for the checks to name)."
+    if not roles or not isinstance(msgs, (list, tuple)): return msgs
+    return [{**m, 'role': roles[m['role']]} if isinstance(m, dict) and isinstance(m.get('role'), str) and m['role'] in roles else m for m in msgs]
+
+def _skip_warning(f:Path, here:Counter, first:dict)->str:
+    "The warning for the rows skipped in file `f`: the counts, then the first rows of each reason and what is wrong in each."
+    head = f"read_conversations: skipped {sum(here.values())} row(s) of {f}: " + ', '.join(f'{k} {v}' for k, v in sorted(here.items()))
+    return head + ''.join(f"\n  {k}: " + '; '.join(first[k]) + (f"; and {here[k] - len(first[k])} more" if here[k] > len(first[k]) else '')
+                          for k in sorted(here))
+
+def read_conversations(paths, # a .jsonl/.parquet file, a directory of them, or a list of either
+                       on_error:str='skip', # 'skip': count bad rows per reason (and warn per file); 'raise': a `ValueError`
+                       max_chars:int|None=None, # a conversation with more characters of content is 'too_long' (None: no cap; the context applies later, in tokens)
+                       key:str='messages', # the JSON key / Parquet column holding the conversation
+                       roles:dict|None=None, # rename roles before the checks, e.g. {'developer': 'system'}
+                      )->tuple[list, Counter]:
+    "The good conversations in `paths` (in order) and a `Counter` of the skipped rows per reason."
+    _check_read_args('read_conversations', on_error, max_chars, key, roles)
     convs, skipped = [], Counter()
     for f in _chat_files(paths):
         suf = f.suffix.lower()
         if suf not in ('.jsonl', '.parquet'): raise ValueError(f"read_conversations: {f} is not a .jsonl or .parquet file")
-        here = Counter()
-        for where, msgs, reason in (_jsonl_rows if suf == '.jsonl' else _parquet_rows)(f, key):
-            reason = reason or conversation_error(msgs, max_chars)
-            if reason is None: convs.append([{'role': m['role'], 'content': m['content']} for m in msgs]); continue
-            if on_error == 'raise': raise ValueError(f"read_conversations: bad row {where}: {reason}")
+        here, first = Counter(), {}
+        for where, msgs, reason, detail in (_jsonl_rows if suf == '.jsonl' else _parquet_rows)(f, key):
+            msgs = _remap(msgs, roles)
+            if reason is None and (p := conversation_problem(msgs, max_chars)): reason, detail = p
+            if reason is None: convs.append(_clean(msgs)); continue
+            what = where + (f" ({detail})" if detail else '')
+            if on_error == 'raise': raise ValueError(f"read_conversations: bad row {where}: {reason}" + (f" ({detail})" if detail else ''))
             here[reason] += 1
-        if here: warnings.warn(f"read_conversations: skipped {sum(here.values())} row(s) of {f}: "
-                               + ', '.join(f'{k} {v}' for k, v in sorted(here.items())), BadFileWarning, stacklevel=2)
+            if here[reason] <= 3: first.setdefault(reason, []).append(what)
+        if here: warnings.warn(_skip_warning(f, here, first), BadFileWarning, stacklevel=2)
         skipped += here
     if not convs: raise ValueError(f"read_conversations: no usable conversation in {paths} (skipped: {dict(skipped) or 'none'})")
     return convs, skipped
@@ -173,8 +223,8 @@ def apply_chat_template(messages, # [{'role', 'content'}, ...]
                         return_assistant_tokens_mask:bool=False, # return {'input_ids', 'assistant_masks'}
                        ):
     "The conversation in the chat template: its text, its ids, or its ids and assistant mask."
-    err = conversation_error(messages, need_assistant=False)
-    if err: raise ValueError(f"apply_chat_template: not a conversation ({err})")
+    if (p := conversation_problem(messages, need_assistant=False)): raise ValueError(f"apply_chat_template: not a conversation ({p[0]}): {p[1]}")
+    messages = _clean(messages)
     if not tokenize:
         if return_assistant_tokens_mask: raise ValueError("apply_chat_template: return_assistant_tokens_mask needs tokenize=True")
         return ('<|bos|>' + ''.join(f"<|{m['role']}|>{m['content']}<|end|>" for m in messages)
@@ -213,7 +263,7 @@ class ChatTokens:
     source:np.ndarray       # int64 [n]: the index of each kept conversation in the input list
     max_len:int             # no conversation is longer
     pad_id:int              # the token that fills a packed row's tail
-    stats:Counter=field(default_factory=Counter) # 'kept', 'truncated', 'dropped_no_assistant', 'dropped_too_long'
+    stats:Counter=field(default_factory=Counter) # 'kept', 'truncated', 'dropped_prompt_too_long', 'dropped_too_long'
 
     def __len__(self): return len(self.offsets) - 1
     def __repr__(self): return f"ChatTokens({len(self)} conversations, {len(self.ids):,} tokens, max_len={self.max_len}, {dict(self.stats)})"
@@ -248,7 +298,7 @@ def _keep_turns(conv, toks:list, max_len:int, truncation:str, stats:Counter)->in
     if truncation == 'drop': stats['dropped_too_long'] += 1; return 0
     keep = bisect_right(cost, max_len) - 1
     while keep and conv[keep - 1]['role'] != 'assistant': keep -= 1
-    stats['truncated' if keep else 'dropped_no_assistant'] += 1
+    stats['truncated' if keep else 'dropped_prompt_too_long'] += 1      # no reply fits after the prompt before it
     return keep
 
 # %% ../nbs/08_sft.ipynb #1817abf8
@@ -261,8 +311,8 @@ def tokenize_conversations(conversations, # a list of conversations (lists of {'
     if truncation not in TRUNCATION: raise ValueError(f"tokenize_conversations: truncation must be one of {TRUNCATION}, got {truncation!r}")
     max_len = int(check_number('tokenize_conversations', 'max_len', max_len, integer=True, lo=4))
     for i, c in enumerate(conversations):
-        err = conversation_error(c)
-        if err: raise ValueError(f"tokenize_conversations: conversation {i}: {err}")
+        if (p := conversation_problem(c)): raise ValueError(f"tokenize_conversations: conversation {i}: {p[0]} ({p[1]})")
+    conversations = [_clean(c) for c in conversations]
     sid = _chat_ids(tokenizer)
     enc = _encode_contents(tokenizer, [m['content'] for c in conversations for m in c])
     ids, mask, lens, src, stats, k = [], [], [0], [], Counter(), 0
@@ -273,7 +323,7 @@ def tokenize_conversations(conversations, # a list of conversations (lists of {'
         out, m = _render(conv[:keep], toks[:keep], sid)
         ids += out; mask += m; lens.append(len(out)); src.append(i)
     stats['kept'] = len(src)
-    if not src: raise ValueError(f"tokenize_conversations: no conversation is left ({dict(stats)})")
+    if not src: raise ValueError(f"tokenize_conversations: no conversation is left ({dict(stats)}): none has a reply that fits in max_len={max_len} tokens")
     return ChatTokens(np.asarray(ids, np.int32), np.asarray(mask, bool), np.cumsum(lens, dtype=np.int64), np.asarray(src, np.int64),
                       max_len, int(sid['pad'] if sid['pad'] is not None else 0), stats)
 
@@ -729,9 +779,10 @@ def sft_examples(family:str, # one of `SFT_FAMILIES`
 # %% ../nbs/08_sft.ipynb #efb67fef
 _NAME_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
 _TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name != 'total_steps')
+_READ_KEYS = ('key', 'roles', 'on_error', 'max_chars')      # `read_conversations` settings a file source may set
 
 def _sources(owner:str, mixture)->list:
-    "The mixture's sources as plain dicts, checked: {'family', 'n'} or {'path', 'weight'} (weight 1 when left out)."
+    "The mixture's sources as plain dicts, checked: {'family', 'n'} or {'path', 'weight'} (weight 1 when left out, and the reader's settings when given)."
     if not isinstance(mixture, (list, tuple)):
         raise TypeError(f"{owner}.mixture must be a list of sources, got {type(mixture).__name__} {mixture!r:.80}")
     if not mixture: raise ValueError(f"{owner}.mixture must be a non-empty list of sources, got {mixture!r}")
@@ -742,10 +793,13 @@ def _sources(owner:str, mixture)->list:
         if set(s) == {'family', 'n'}:
             if s['family'] not in SFT_FAMILIES: raise ValueError(f"{where}.family must be one of {SFT_FAMILIES}, got {s['family']!r}")
             out.append(dict(family=s['family'], n=int(check_number(where, 'n', s['n'], integer=True, lo=1))))
-        elif set(s) in ({'path'}, {'path', 'weight'}):
+        elif 'path' in s and set(s) <= {'path', 'weight', *_READ_KEYS}:
             if not isinstance(s['path'], (str, os.PathLike)) or not str(s['path']): raise TypeError(f"{where}.path must be a file or folder path, got {s['path']!r}")
-            out.append(dict(path=str(s['path']), weight=float(check_number(where, 'weight', s.get('weight', 1.0), lo=0, lo_open=True))))
-        else: raise ValueError(f"{where} must have the keys {{'family', 'n'}} or {{'path', 'weight'}}, got {sorted(s)}")
+            rd = {k: s[k] for k in _READ_KEYS if k in s}          # only those given: a source without them records as before
+            _check_read_args(where, rd.get('on_error', 'skip'), rd.get('max_chars'), rd.get('key', 'messages'), rd.get('roles'))
+            out.append(dict(path=str(s['path']), weight=float(check_number(where, 'weight', s.get('weight', 1.0), lo=0, lo_open=True)), **rd))
+        else: raise ValueError(f"{where} must have the keys {{'family', 'n'}} or {{'path'}} (with optional 'weight', "
+                               f"{', '.join(map(repr, _READ_KEYS))}), got {sorted(s)}")
     return out
 
 # %% ../nbs/08_sft.ipynb #298b8d10
@@ -753,7 +807,7 @@ def _sources(owner:str, mixture)->list:
 class Stage:
     "One supervised stage: a data mixture, a length in steps or epochs, and the trainer's settings (its learning-rate schedule)."
     name:str                      # the stage's folder in the run directory: letters, digits, '_', '.', '-'
-    mixture:list                  # sources: {'family': f, 'n': count} of the embedded default, or {'path': file or folder, 'weight': w}
+    mixture:list                  # sources: {'family': f, 'n': count} of the embedded default, or {'path': file or folder, 'weight': w, and the reader's 'key', 'roles', 'on_error', 'max_chars'}
     steps:int|None=None           # optimizer steps, or
     epochs:float|None=None        # passes over the mixture: steps = ceil(epochs * steps per epoch)
     train:dict=field(default_factory=dict) # `TrainConfig` fields: lr, schedule, warmup_steps, min_lr_ratio, decay_ratio, optimizer, ...
@@ -901,7 +955,8 @@ def stage_conversations(stage:Stage)->list[tuple]:
     out = []
     for i, s in enumerate(stage.mixture):
         if 'family' in s: out.append((s, [e.messages for e in sft_examples(s['family'], s['n'], 'train', seed=stage.seed)], Counter())); continue
-        got, skipped = read_conversations(s['path'])
+        try: got, skipped = read_conversations(s['path'], **{k: s[k] for k in _READ_KEYS if k in s})
+        except (ValueError, TypeError, OSError) as e: raise type(e)(f"Stage {stage.name!r}: mixture[{i}]: {e}") from None
         whole, part = divmod(s['weight'], 1)
         extra = np.sort(np.random.default_rng([stage.seed, i]).choice(len(got), round(part * len(got)), replace=False))
         if not (picked := got * int(whole) + [got[j] for j in extra]):
@@ -932,11 +987,39 @@ def stage_data(stage:Stage, # the stage
     srcs, parts = [], []
     def facts(t:ChatTokens)->dict:
         return dict(conversations=len(t), tokens=int(t.lengths.sum()), targets=int(t.mask.sum()), digest=t.digest(), stats=dict(t.stats))
-    for s, c, skipped in stage_conversations(stage):
-        parts.append((tokenize_conversations(c, tokenizer, stage.seq_len), len(c)))
+    for i, (s, c, skipped) in enumerate(stage_conversations(stage)):
+        try: parts.append((tokenize_conversations(c, tokenizer, stage.seq_len), len(c)))
+        except ValueError as e: raise ValueError(f"Stage {stage.name!r}: mixture[{i}] ({s.get('path') or s['family']}): {e}") from None
         srcs.append(dict(s, **facts(parts[-1][0]), skipped_rows=dict(skipped)))
     chats = cat_chat_tokens(parts)
     return chats, dict(facts(chats), sources=srcs)
+
+# %% ../nbs/08_sft.ipynb #a1d0c007
+class DroppedConversationsWarning(UserWarning):
+    "Conversations a stage drops because no reply fits in its `seq_len`."
+
+def _source_label(s:dict)->str: return s['path'] if 'path' in s else f"{s['family']} x{s['n']}"
+
+def data_report(stage:Stage, # the stage
+                data:dict, # its record of the data: `stage_data(stage, tokenizer)[1]`
+               )->tuple[list[str], str|None]:
+    "Per source, the conversations kept, truncated and dropped and the rows the reader skipped (lines to print), and a warning's text when any is dropped."
+    lines, drops = [], []
+    for i, s in enumerate(data['sources']):
+        st, sk = Counter(s['stats']), s.get('skipped_rows') or {}
+        dp, dt = st['dropped_prompt_too_long'], st['dropped_too_long']
+        n, where = st['kept'] + dp + dt, f"mixture[{i}] {_source_label(s)}"
+        line = f"{where}: {st['kept']:,} of {n:,} conversations kept ({st['truncated']:,} truncated to their leading whole turns)"
+        if dp: line += f", {dp:,} dropped (the prompt before the first reply does not fit in {stage.seq_len} tokens)"
+        if dt: line += f", {dt:,} dropped (longer than {stage.seq_len} tokens)"
+        if sk: line += f"; {sum(sk.values()):,} bad row(s) skipped by the reader ({', '.join(f'{k} {v}' for k, v in sorted(sk.items()))})"
+        lines.append(line)
+        if dp + dt: drops.append(f"{where}: {dp + dt:,} of {n:,} ({(dp + dt) / n:.0%})")
+    if not drops: return lines, None
+    st = Counter(data['stats']); D = st['dropped_prompt_too_long'] + st['dropped_too_long']; N = st['kept'] + D
+    return lines, (f"stage {stage.name!r}: {D:,} of {N:,} conversations ({D / N:.1%}) dropped at seq_len={stage.seq_len}: {'; '.join(drops)}. "
+                   "A conversation is kept only if its first reply fits after the prompt before it (truncation keeps whole leading "
+                   "messages, never part of one): raise the stage's seq_len, or shorten or split those prompts")
 
 # %% ../nbs/08_sft.ipynb #a666d918
 _CKPT_FILES = re.compile(r'config\.json|model\.safetensors|model\.safetensors\.index\.json|model-\d{5}-of-\d{5}\.safetensors')
@@ -1070,9 +1153,18 @@ def _stage_inputs(stage:Stage, parent, parent_digest:str, tokenizer, data:dict, 
                 tokenizer_sha256=hashlib.sha256(tokenizer.to_str().encode()).hexdigest(), data=data)
 
 
+_OLD_STATS = {'dropped_no_assistant': 'dropped_prompt_too_long'}      # the names of stage records written before the rename
+
+def _renamed_stats(data:dict)->dict:
+    "A stage record's data with the counts under today's names."
+    fix = lambda s: {_OLD_STATS.get(k, k): v for k, v in s.items()} if isinstance(s, dict) else s
+    out = {**data, 'stats': fix(data['stats'])} if 'stats' in data else dict(data)
+    if isinstance(data.get('sources'), list): out['sources'] = [{**s, 'stats': fix(s['stats'])} if isinstance(s, dict) and 'stats' in s else s for s in data['sources']]
+    return out
+
 def _same_inputs(rec:dict, now:dict)->list[str]:
-    "What differs between a stage record's inputs and this run's (the parent's path may move; its digest may not)."
-    strip = lambda d: {**d, 'parent': {'digest': d['parent']['digest']}}
+    "What differs between a stage record's inputs and this run's (the parent's path may move; its digest may not; old count names read as today's)."
+    strip = lambda d: {**d, 'parent': {'digest': d['parent']['digest']}, **({'data': _renamed_stats(d['data'])} if isinstance(d.get('data'), dict) else {})}
     return _diff(strip(rec), strip(now))
 
 # %% ../nbs/08_sft.ipynb #da2f61b3
@@ -1085,17 +1177,18 @@ def run_stage(stage:Stage, # the stage
               callback=None, # called with each log row of the trainer
               verbose:bool=True, # a line when the stage starts, resumes, ends or is skipped (rank 0)
               keep_checkpoints:bool=False, # keep the trainer's checkpoints of the finished stage (else deleted once it is recorded)
+              prepared:tuple|None=None, # `stage_data(stage, tokenizer)` when already built (`plan_pipeline` builds every stage's)
              )->dict:
     "Train `stage` from `parent` in `folder`, resuming from the trainer's newest checkpoint there, or skip it if `stage.json` records it done with the same inputs; its record."
     di = setup_distributed(device=None if device in (None, 'auto') else device)
-    try: return _run_stage(stage, parent, tokenizer, Path(folder), device, parent_digest, callback, verbose, keep_checkpoints, di.rank == 0)
+    try: return _run_stage(stage, parent, tokenizer, Path(folder), device, parent_digest, callback, verbose, keep_checkpoints, di.rank == 0, prepared)
     finally: di.close()
 
 # %% ../nbs/08_sft.ipynb #03537488
-def _run_stage(stage, parent, tokenizer, folder, device, parent_digest, callback, verbose, keep_checkpoints, main:bool)->dict:
+def _run_stage(stage, parent, tokenizer, folder, device, parent_digest, callback, verbose, keep_checkpoints, main:bool, prepared=None)->dict:
     say = lambda m: print(f"motif_nb.sft: {m}", flush=True) if verbose and main else None
     parent_digest = parent_digest or on_rank0(lambda: checkpoint_digest(parent))
-    chats, data = stage_data(stage, tokenizer)
+    chats, data = prepared or stage_data(stage, tokenizer)
     smp = SFTSampler(chats, stage.seq_len, stage.batch_size, seed=stage.seed)
     spe = smp.steps_per_epoch()
     steps = stage.steps or max(1, math.ceil(stage.epochs * spe))
@@ -1112,6 +1205,9 @@ def _run_stage(stage, parent, tokenizer, folder, device, parent_digest, callback
     try:
         say(f"stage {stage.name}: {steps} steps ({len(chats):,} conversations, {steps / spe:.1f} epochs) from {parent}"
             + (f", resuming at step {tr.step_idx}" if tr.step_idx else ''))
+        lines, warn = data_report(stage, data)
+        for l in lines: say(f"  {l}")
+        if warn and main: warnings.warn(warn, DroppedConversationsWarning, stacklevel=3)
         t0 = time.time()
         tr.fit(max(0, steps - tr.step_idx), callback=callback)
         tr.export_hf(folder/'model')
@@ -1140,6 +1236,7 @@ class PipelinePlan:
     out:Path                      # the run directory
     tokenizer:object              # the tokenizer, with the chat tokens
     record:dict                   # what `out/pipeline.json` holds
+    data:dict=field(default_factory=dict) # {stage name: `stage_data(stage, tokenizer)`}, built and checked up front
 
 def plan_pipeline(pipeline, # a `Pipeline`, a built-in name or a JSON file
                   base, # the starting checkpoint (Hugging Face layout)
@@ -1148,7 +1245,7 @@ def plan_pipeline(pipeline, # a `Pipeline`, a built-in name or a JSON file
                   tokenizer:str='auto', # see `sft_tokenizer`
                   eval_n:int|None=None, # held-out prompts per family (None: the pipeline's)
                  )->PipelinePlan:
-    "Read and check everything a run needs before it starts: the pipeline, the base, the tokenizer, and that `out` holds this run or none."
+    "Read and check everything a run needs before it starts: the pipeline, the base, the tokenizer, that `out` holds this run or none, and every stage's data."
     pipe = load_pipeline(pipeline)
     check_number('--steps-scale', 'value', steps_scale, lo=0, lo_open=True)
     if steps_scale != 1: pipe = pipe.scaled(steps_scale)
@@ -1163,7 +1260,8 @@ def plan_pipeline(pipeline, # a `Pipeline`, a built-in name or a JSON file
                            'tokenizer': r['tokenizer']['sha256'], 'steps_scale': None}
         if bad := _diff(strip(_read_json(out/'pipeline.json')), strip(rec)):
             raise ValueError(f"{out} holds a run of another pipeline or base ({'; '.join(bad[:6])}); use another --out")
-    return PipelinePlan(pipe, base, out, tok, rec)
+    data = {st.name: stage_data(st, tok) for st in pipe.stages}     # errors name the stage and the source
+    return PipelinePlan(pipe, base, out, tok, rec, data)
 
 # %% ../nbs/08_sft.ipynb #0b9ab208
 def _evaluate(label:str, path:Path, digest:str, plan:PipelinePlan, device, record:Path, say)->None:
@@ -1200,7 +1298,7 @@ def run_plan(plan:PipelinePlan, # `plan_pipeline(...)`
         _evaluate('base', parent, digest, plan, di.device, out/'base-eval.json', say)
         for i, st in enumerate(plan.pipeline.stages, 1):
             cb = None if callback is None else (lambda row, name=st.name: callback(name, row))
-            rec = run_stage(st, parent, plan.tokenizer, out/f'{i}-{st.name}', device, digest, cb, verbose, keep_checkpoints)
+            rec = run_stage(st, parent, plan.tokenizer, out/f'{i}-{st.name}', device, digest, cb, verbose, keep_checkpoints, plan.data.get(st.name))
             parent, digest = out/f'{i}-{st.name}'/'model', rec['checkpoint']['digest']
             _evaluate(st.name, parent, digest, plan, di.device, out/f'{i}-{st.name}'/'eval.json', say)
         return on_rank0(lambda: write_results(out))
@@ -1282,8 +1380,9 @@ def main(pipeline:Annotated[str, {'help': _PIPE_HELP}]=None,
     try:
         for flag, v in (('--pipeline NAME|FILE', pipeline), ('--from CHECKPOINT', From), ('--out DIR', out)):
             if v is None: raise ValueError(f"{flag} is required")
+        process_device(None if device in (None, 'auto') else device, int(os.environ.get('LOCAL_RANK', 0)))   # refused here, not after the plan
         plan = plan_pipeline(pipeline, From, out, steps_scale, tokenizer, eval_n)
-    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as e: raise SystemExit(f"motif_nb.sft: error: {e}") from None
+    except (ValueError, TypeError, OSError) as e: raise SystemExit(f"motif_nb.sft: error: {e}") from None
     acc = run_plan(plan, device, keep_checkpoints=keep_checkpoints)
     if acc is not None and len(acc) and int(os.environ.get('RANK', 0)) == 0:
         print(f"motif_nb.sft: accuracy on held-out prompts ({plan.pipeline.eval_n} per family); results in {plan.out/'results.csv'}")
