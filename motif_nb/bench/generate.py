@@ -152,7 +152,9 @@ def benchmark_generate(cases=CASES, # 'preset:kind' strings; kinds: eager, stati
                         if ref is None: ref = model.generate(ids, new, temperature=0)
                         _check(row, model, out, ref, prompt)
                     rows.append(row)
-                except ImportError as e: rows.append(dict(base, note=f'skipped: {e}'))
+                except ModuleNotFoundError as e:
+                    if e.name != 'transformers': raise          # a broken install is a failure, not a missing peer
+                    rows.append(dict(base, note=f'skipped: {e}'))
                 except Exception as e:
                     traceback.print_exc()
                     rows.append(dict(base, note=f'failed: {type(e).__name__}: {(str(e).splitlines() or [""])[0][:200]}'))
