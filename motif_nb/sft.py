@@ -1044,8 +1044,9 @@ def sft_tokenizer(spec:str, # 'auto', 'corpus:SIZE' or a tokenizer.json path
     V = MotifConfig.from_hf(ckpt/'config.json').vocab_size
     if spec == 'auto':
         if not (ckpt/'tokenizer.json').is_file():
-            raise FileNotFoundError(f"--tokenizer auto: {ckpt} has no tokenizer.json; pass --tokenizer corpus:small (the tokenizer of "
-                                    f"`python -m motif_nb.train --preset cpu-small`), corpus:default, or a tokenizer.json file")
+            raise FileNotFoundError(f"--tokenizer auto: {ckpt} has no tokenizer.json; pass the tokenizer.json the base was trained with, "
+                                    "or, for a base trained on the embedded corpus on a machine with this Python version, --tokenizer "
+                                    "corpus:small (`python -m motif_nb.train --preset cpu-small`) or corpus:default")
         tok = load_tokenizer(ckpt/'tokenizer.json')
     elif isinstance(spec, str) and spec.startswith('corpus:'):
         if spec[7:] not in CORPUS_SIZES: raise ValueError(f"--tokenizer {spec}: the corpus size must be one of {', '.join(CORPUS_SIZES)}")
