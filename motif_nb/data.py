@@ -8,6 +8,7 @@ Docs: https://motif-nb.github.io/motif-nb/data.html.md"""
 # %% ../nbs/07_data.ipynb #91014d54
 from __future__ import annotations
 import os, io, re, ast, json, math, zlib, bisect, random, shutil, hashlib, inspect, secrets, tempfile, warnings, itertools, contextlib, sysconfig, platform, time
+from collections import Counter
 from fractions import Fraction
 from itertools import accumulate
 from pathlib import Path
@@ -51,8 +52,13 @@ TEXT_SUFFIXES = ('.txt', '.md', '.rst', '.text')
 DATA_SUFFIXES = TEXT_SUFFIXES + ('.jsonl', '.parquet')
 _BOMS = ((b'\xff\xfe\x00\x00', 'UTF-32'), (b'\x00\x00\xfe\xff', 'UTF-32'), (b'\xff\xfe', 'UTF-16'), (b'\xfe\xff', 'UTF-16'))
 
-def _bad(where, why:str, on_error:str):
+class _Seen:
+    "What a read met besides documents, for the error when it finds none: data files, bad files and bad jsonl lines per reason, empty documents, string fields."
+    def __init__(self): self.files, self.bad_files, self.bad_lines, self.empty, self.fields = 0, Counter(), Counter(), 0, Counter()
+
+def _bad(where, why:str, on_error:str, seen:_Seen|None=None):
     if on_error == 'raise': raise ValueError(f"bad data file {where}: {why}")
+    if seen is not None: seen.bad_files[why] += 1
     warnings.warn(f"skipping bad data file {where}: {why}", BadFileWarning, stacklevel=3)
 
 def encoding_problem(head:bytes)->str|None:
@@ -62,12 +68,19 @@ def encoding_problem(head:bytes)->str|None:
     if b'\x00' in head[:8192]: return 'binary, or UTF-16/32 without a byte-order mark (it contains NUL bytes); text must be UTF-8'
     return None
 
-def _decode(path:Path, data:bytes, on_error:str)->str|None:
+def _surrogate_at(s:str)->int|None:
+    "Where `s` holds a lone surrogate, which UTF-8 cannot encode (`json.loads` makes one of an escaped half pair, `\"\\ud83d\"`); None if nowhere."
+    if s.isascii(): return None
+    try: s.encode('utf-8')
+    except UnicodeEncodeError as e: return e.start
+    return None
+
+def _decode(path:Path, data:bytes, on_error:str, seen:_Seen|None=None)->str|None:
     "The text of a data file: UTF-8 (a leading byte-order mark dropped); anything else is a bad file, with the reason."
-    if (why := encoding_problem(data)) is not None: return _bad(path, why, on_error)
+    if (why := encoding_problem(data)) is not None: return _bad(path, why, on_error, seen)
     try: text = data.decode('utf-8-sig')
-    except UnicodeDecodeError as e: return _bad(path, f'not valid UTF-8 ({e.reason} at byte {e.start})', on_error)
-    return text if text.strip() else _bad(path, 'empty', on_error)
+    except UnicodeDecodeError as e: return _bad(path, f'not valid UTF-8 ({e.reason} at byte {e.start})', on_error, seen)
+    return text if text.strip() else _bad(path, 'empty', on_error, seen)
 
 _JSON_KIND = {list: 'an array', str: 'a string', int: 'a number', float: 'a number', bool: 'true/false', type(None): 'null'}
 
@@ -75,33 +88,56 @@ def _row_error(obj, text_field:str)->str|None:
     "Why one parsed jsonl line is not a document (None if it is one)."
     if not isinstance(obj, dict): return f"no string field {text_field!r}: the line is {_JSON_KIND[type(obj)]}, not an object"
     if text_field not in obj: return f"no string field {text_field!r} (its fields: {', '.join(map(repr, list(obj)[:8])) or 'none'})"
-    if not isinstance(obj[text_field], str):
-        return f"no string field {text_field!r}: its value is {_JSON_KIND.get(type(obj[text_field]), 'an object')}"
+    if not isinstance(v := obj[text_field], str): return f"no string field {text_field!r}: its value is {_JSON_KIND.get(type(v), 'an object')}"
+    if (j := _surrogate_at(v)) is not None: return f"field {text_field!r} is not valid text: a lone surrogate U+{ord(v[j]):04X}, which UTF-8 cannot encode"
 
-def _read_jsonl(path, text_field, on_error):
-    text = _decode(path, path.read_bytes(), on_error)
+def _lines(ls:list[int], k:int=5)->str:
+    "Line numbers `ls`, the first `k` of them written out."
+    return f"line {ls[0]}" if len(ls) == 1 else f"{len(ls)} lines ({', '.join(map(str, ls[:k]))}{', ...' if len(ls) > k else ''})"
+
+def _warn_lines(path, bad:dict, n:int, k:int=8):
+    "One `BadFileWarning` for the bad lines `bad` ({reason: line numbers}) of the `n` rows of jsonl file `path`: the most frequent `k` reasons, each with its lines."
+    parts = sorted(bad.items(), key=lambda t: (-len(t[1]), t[1][0]))
+    rest = sorted(i for _, ls in parts[k:] for i in ls)
+    warnings.warn(f"skipping {sum(map(len, bad.values()))} of the {n} rows of {path}: " + '; '.join(f"{_lines(ls)}: {why}" for why, ls in parts[:k])
+                  + (f"; {len(parts) - k} other reason(s) on {_lines(rest)}" if rest else ''), BadFileWarning, stacklevel=4)
+
+def _read_jsonl(path, text_field, on_error, seen:_Seen|None=None):
+    seen = _Seen() if seen is None else seen
+    text = _decode(path, path.read_bytes(), on_error, seen)
     if text is None: return []
-    docs = []
+    docs, bad, n = [], {}, 0
     for i, line in enumerate(text.split('\n'), 1):   # not splitlines: JSON strings may hold U+2028, U+2029, U+0085 raw
         if not line.strip(): continue
+        n, obj = n + 1, None
         try: obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            _bad(f'{path}:{i}', f'invalid JSON ({e.msg})', on_error); continue
-        if (why := _row_error(obj, text_field)) is not None: _bad(f'{path}:{i}', why, on_error); continue
-        if obj[text_field]: docs.append(obj[text_field])
+        except ValueError as e: why = f'invalid JSON ({getattr(e, "msg", e)})'      # (a JSONDecodeError, or an integer too long to convert)
+        else: why = _row_error(obj, text_field)
+        if why is None:
+            if obj[text_field]: docs.append(obj[text_field])
+            else: seen.empty += 1
+            continue
+        if on_error == 'raise': _bad(f'{path}:{i}', why, on_error)
+        bad.setdefault(why, []).append(i)
+        if isinstance(obj, dict) and not isinstance(obj.get(text_field), str):
+            seen.fields.update({k: len(v) for k, v in obj.items() if isinstance(v, str) and v.strip()})
+    if bad: seen.bad_lines.update({why: len(ls) for why, ls in bad.items()}); _warn_lines(path, bad, n)
     return docs
 
 # %% ../nbs/07_data.ipynb #2b36b3d4
-def _read_parquet(path, text_field, on_error):
+def _read_parquet(path, text_field, on_error, seen:_Seen|None=None):
     import pyarrow.parquet as pq, pyarrow as pa
+    is_str = lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)
+    seen = _Seen() if seen is None else seen
     try: table = pq.read_table(path, columns=[text_field])
     except Exception as e:
-        _bad(path, f'unreadable parquet or no column {text_field!r} ({type(e).__name__}: {str(e)[:200]})', on_error); return []
+        with contextlib.suppress(Exception): seen.fields.update(      # its string columns, for the hint when nothing is found
+            {f.name: 1 for f in pq.read_schema(path) if is_str(f.type)})
+        _bad(path, f'unreadable parquet or no column {text_field!r} ({type(e).__name__}: {str(e)[:200]})', on_error, seen); return []
     col = table.column(text_field)
-    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-        _bad(path, f'column {text_field!r} has type {col.type}, not string', on_error); return []
+    if not is_str(col.type): _bad(path, f'column {text_field!r} has type {col.type}, not string', on_error, seen); return []
     docs = [s for s in col.to_pylist() if s]
-    if not docs: _bad(path, 'no non-empty documents', on_error)
+    if not docs: _bad(path, 'no non-empty documents', on_error, seen)
     return docs
 
 def _data_files(path:Path)->list[Path]:
@@ -114,25 +150,71 @@ def _check_read_args(op:str, text_field, on_error):
     if not isinstance(text_field, str): raise TypeError(f"{op}: text_field must be a str (a jsonl field / parquet column), got {text_field!r}")
     if on_error not in ('skip', 'raise'): raise ValueError(f"{op}: on_error must be 'skip' or 'raise', got {on_error!r}")
 
+def _nothing_found(path:Path, text_field:str, seen:_Seen)->str:
+    "The error of a read that found no document: what it met instead, and the likely fix."
+    head = f"read_documents: no documents found in {path}"
+    if not seen.files: return f"{head}: no file in it has a data suffix ({', '.join(DATA_SUFFIXES)}; hidden files and folders are skipped)"
+    top = lambda c: ', '.join(f'{why} ({k})' for why, k in c.most_common(3)) + (f' and {len(c) - 3} other reason(s)' if len(c) > 3 else '')
+    met = [f"{seen.files} data file(s) read"]
+    if seen.bad_files: met.append(f"{sum(seen.bad_files.values())} bad file(s): {top(seen.bad_files)}")
+    if seen.bad_lines: met.append(f"{sum(seen.bad_lines.values())} bad jsonl line(s): {top(seen.bad_lines)}")
+    if seen.empty: met.append(f"{seen.empty} empty {text_field!r} value(s) (an empty document is dropped)")
+    names = [k for k, _ in seen.fields.most_common(3)]
+    hint = (f"; the rows without a string {text_field!r} have the string field(s) {', '.join(map(repr, names))}: "
+            f"if the text is in {names[0]!r}, pass text_field={names[0]!r}") if names else ''
+    return f"{head}: " + '; '.join(met) + hint
+
 def read_documents(path, # a text/jsonl/parquet file, or a directory of them
                    text_field:str='text', # the jsonl field / parquet column holding the text
-                   on_error:str='skip', # 'skip' (warn with a `BadFileWarning`) or 'raise' (a `ValueError`) on a bad file
+                   on_error:str='skip', # 'skip' (warn with a `BadFileWarning`, one per bad file or per jsonl file with bad lines) or 'raise' (a `ValueError`) on a bad file or line
                   )->list[str]:
     "The documents in a text/jsonl/parquet file or a directory of them (sorted order); bad files are skipped with a `BadFileWarning` or raise."
     _check_read_args('read_documents', text_field, on_error)
     if not isinstance(path, (str, os.PathLike)): raise TypeError(f"read_documents: path must be a file or folder path, got {type(path).__name__}")
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"read_documents: {path} does not exist")
-    docs = []
+    docs, seen = [], _Seen()
     for f in _data_files(path):
+        seen.files += 1
         suf = f.suffix.lower()
-        if suf == '.jsonl': docs += _read_jsonl(f, text_field, on_error)
-        elif suf == '.parquet': docs += _read_parquet(f, text_field, on_error)
+        if suf == '.jsonl': docs += _read_jsonl(f, text_field, on_error, seen)
+        elif suf == '.parquet': docs += _read_parquet(f, text_field, on_error, seen)
         else:
-            text = _decode(f, f.read_bytes(), on_error)
+            text = _decode(f, f.read_bytes(), on_error, seen)
             if text is not None: docs.append(text)
-    if not docs: raise ValueError(f"read_documents: no documents found in {path} (suffixes read in a directory: {', '.join(DATA_SUFFIXES)})")
+    if not docs: raise ValueError(_nothing_found(path, text_field, seen))
     return docs
+
+# %% ../nbs/07_data.ipynb #b7e24f90
+def _looks_like_paths(docs:list[str])->bool:
+    "Does every item of `docs` name an existing file or folder (paths passed where documents belong)?"
+    return bool(docs) and all(len(s) < 4096 and '\n' not in s and ('/' in s or os.sep in s or Path(s).suffix.lower() in DATA_SUFFIXES)
+                              and os.path.exists(s) for s in docs)
+
+def _source_docs(src, d:str|None, text_field:str, on_error:str, op:str)->list[str]:
+    "The non-empty documents of one source (of domain `d`, or the whole `docs` if None): a path is read with `read_documents`, a list is checked."
+    name, of = ('docs', 'docs') if d is None else (f'domain {d!r}', f'the source of domain {d!r}')
+    if isinstance(src, (str, os.PathLike)):
+        if not Path(src).exists(): raise FileNotFoundError(f"{op}: {of} is a path (a str or Path is read as one) and {src} does not exist; "
+                                                           f"pass documents as a list of str")
+        return read_documents(src, text_field, on_error)
+    if isinstance(src, (bytes, Mapping)) or not isinstance(src, Iterable):
+        raise TypeError(f"{op}: {of} must be a list of str documents or a file or folder path, got {type(src).__name__}")
+    docs = list(src)
+    for i, s in enumerate(docs):
+        if not isinstance(s, str): raise TypeError(f"{op}: {name}: document {i} is a {type(s).__name__}, not a str"
+                                                   + (' (a path is read only as a whole source, not as an item of a list)' if isinstance(s, os.PathLike) else ''))
+        if (j := _surrogate_at(s)) is not None: raise ValueError(f"{op}: {name}: document {i} is not valid text: a lone surrogate U+{ord(s[j]):04X} "
+                                                                  f"at character {j}, which UTF-8 cannot encode; repair or drop it")
+    if _looks_like_paths(docs):
+        raise ValueError(f"{op}: {name}: every document is the name of an existing file or folder ({docs[0]!r}{', ...' if len(docs) > 1 else ''}); "
+                         f"a list holds documents, not paths: pass the path itself (a str or Path; one per domain in a {{domain: path}}) to have it read")
+    if not (docs := [s for s in docs if s]): raise ValueError(f"{op}: {name} has no documents")
+    return docs
+
+def _read_sources(sources:Mapping, text_field:str, on_error:str, op:str)->dict:
+    "Every domain's documents, read and checked (a path is read with `read_documents`), in sorted order of the domains."
+    return {d: _source_docs(sources[d], d, text_field, on_error, op) for d in sorted(sources)}
 
 # %% ../nbs/07_data.ipynb #aca20860
 CORPUS_SIZES = {'default': dict(code=4_000_000, prose=1_500_000, math=1_000_000),
@@ -296,14 +378,15 @@ def default_corpus(size:str='default', # 'default' or 'small' (a tenth of it), s
 # %% ../nbs/07_data.ipynb #3602a5ac
 SPECIAL_TOKENS = ('<|bos|>', '<|eos|>', '<|pad|>', '<|system|>', '<|user|>', '<|assistant|>', '<|end|>')
 
-def _flat_docs(docs)->list[str]:
-    if isinstance(docs, Mapping): return [s for d in sorted(docs) for s in docs[d]]
-    if isinstance(docs, str): raise TypeError("docs must be a list of strings or a {domain: list of strings} mapping, got a str")
-    return list(docs)
+def _corpus_docs(docs, text_field:str, on_error:str)->list[str]:
+    "What `train_tokenizer` trains on, in order: the documents of a list, a file or folder, or of each domain of a {domain: either} (sorted)."
+    if not isinstance(docs, Mapping): return _source_docs(docs, None, text_field, on_error, 'train_tokenizer')
+    if not docs: raise ValueError("train_tokenizer: docs is an empty mapping; pass a list of str, a file or folder, or {domain: either}")
+    return [s for v in _read_sources(docs, text_field, on_error, 'train_tokenizer').values() for s in v]
 
-def _corpus_sha(docs)->str:
+def _corpus_sha(docs:list[str])->str:
     h = hashlib.sha256()
-    for s in _flat_docs(docs): b = s.encode(); h.update(len(b).to_bytes(8, 'little')); h.update(b)
+    for s in docs: b = s.encode(); h.update(len(b).to_bytes(8, 'little')); h.update(b)
     return h.hexdigest()
 
 def _new_tokenizer(docs, vocab_size, special_tokens, min_frequency):
@@ -313,27 +396,37 @@ def _new_tokenizer(docs, vocab_size, special_tokens, min_frequency):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(special_tokens),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(_flat_docs(docs), trainer=trainer)
+    tok.train_from_iterator(docs, trainer=trainer)
+    return tok
+
+def _warn_small_vocab(tok, vocab_size:int, min_frequency:int):
+    "`tok`, with a warning if the corpus gave it fewer ids than `vocab_size` (too few pairs occur `min_frequency` times to merge)."
+    if (n := tok.get_vocab_size()) < vocab_size:
+        warnings.warn(f"train_tokenizer: the tokenizer has {n} ids, fewer than vocab_size={vocab_size}: the corpus is too small (no pair left "
+                      f"that occurs min_frequency={min_frequency} times or more); train on more text or ask for a smaller vocab_size", stacklevel=3)
     return tok
 
 # %% ../nbs/07_data.ipynb #12b47e08
-def train_tokenizer(docs, # a list of str, a {domain: list of str}, or a function returning one (with `key`: called only when not cached)
+def train_tokenizer(docs, # a list of str, a file or folder, a {domain: either}, or a function returning one (with `key`: called only when not cached)
                     vocab_size:int=4096, # the vocabulary size, the 256 bytes and the special tokens included
                     special_tokens:Sequence[str]=SPECIAL_TOKENS, # they get the first ids, in this order
                     min_frequency:int=2, # the fewest occurrences a pair needs to be merged
                     cache:bool=True, # look in, and write to, `cache_dir('tokenizers')`
                     key:str|None=None, # the cache entry's name (default: a hash of the corpus and every setting)
+                    *, text_field:str='text', on_error:str='skip', # passed to `read_documents` for a path
                    ):
-    "A byte-level BPE `tokenizers.Tokenizer` trained on `docs` (list, {domain: list}, or a function returning one); cached under `cache_dir()`."
+    "A byte-level BPE `tokenizers.Tokenizer` trained on `docs` (as `build_token_cache` reads sources, or a function returning them); cached under `cache_dir()`."
     import tokenizers
     n_min = 256 + len(special_tokens)
     vocab_size = int(check_number('train_tokenizer', 'vocab_size', vocab_size, integer=True))
     if vocab_size < n_min:
         raise ValueError(f"train_tokenizer.vocab_size must be an int >= {n_min} (256 bytes + {len(special_tokens)} special tokens), got {vocab_size!r}")
-    if not cache: return _new_tokenizer(docs() if callable(docs) else docs, vocab_size, special_tokens, min_frequency)
-    if key is None:
-        if callable(docs): docs = docs()
-        key = _sha256(json.dumps(dict(corpus=_corpus_sha(docs), vocab_size=vocab_size, special=list(special_tokens),
+    _check_read_args('train_tokenizer', text_field, on_error)
+    read = lambda: _corpus_docs(docs() if callable(docs) else docs, text_field, on_error)
+    if not cache: return _warn_small_vocab(_new_tokenizer(read(), vocab_size, special_tokens, min_frequency), vocab_size, min_frequency)
+    if key is None:                                  # read first: the key hashes the documents, never the paths
+        flat = read(); read = lambda: flat
+        key = _sha256(json.dumps(dict(corpus=_corpus_sha(flat), vocab_size=vocab_size, special=list(special_tokens),
                                       min_frequency=min_frequency, tokenizers=tokenizers.__version__)))[:20]
     path = cache_dir('tokenizers', key, 'tokenizer.json')
     with _file_lock(path.parent.parent/f'.{key}.lock'):
@@ -341,14 +434,14 @@ def train_tokenizer(docs, # a list of str, a {domain: list of str}, or a functio
             try:
                 tok = load_tokenizer(path)
                 meta = json.loads((path.parent/'meta.json').read_text())
-                if meta['sha256'] == _sha256(path.read_bytes()): return tok
+                if meta['sha256'] == _sha256(path.read_bytes()): return _warn_small_vocab(tok, vocab_size, min_frequency)
             except Exception: pass
             warnings.warn(f"retraining: cached tokenizer {path} is unreadable or corrupted")
-        tok = _new_tokenizer(docs() if callable(docs) else docs, vocab_size, special_tokens, min_frequency)
+        tok = _new_tokenizer(read(), vocab_size, special_tokens, min_frequency)
         s = tok.to_str()
         with atomic_write(path, 'w') as f: f.write(s)
         with atomic_write(path.parent/'meta.json', 'w') as f: json.dump(dict(sha256=_sha256(s.encode()), vocab_size=vocab_size), f)
-    return tok
+    return _warn_small_vocab(tok, vocab_size, min_frequency)
 
 # %% ../nbs/07_data.ipynb #c79a1349
 def load_tokenizer(path):
@@ -454,24 +547,6 @@ def _check_target(path:Path, sources:Mapping, op:str='build_token_cache'):
     _probe(path.parent, f'{op}:', path)
     if path.is_dir(): _probe(path, f'{op}:', path)
 
-def _read_sources(sources:Mapping, text_field:str, on_error:str, op:str='build_token_cache')->dict:
-    "Every domain's documents, read and checked (a path is read with `read_documents`)."
-    out = {}
-    for d in sorted(sources):
-        src = sources[d]
-        if isinstance(src, (str, os.PathLike)):
-            if not Path(src).exists(): raise FileNotFoundError(f"{op}: the source of domain {d!r} is a path (a str or Path is read as "
-                                                               f"one) and {src} does not exist; pass documents as a list of str")
-            docs = read_documents(src, text_field, on_error)
-        elif isinstance(src, (bytes, Mapping)) or not isinstance(src, Iterable):
-            raise TypeError(f"{op}: the source of domain {d!r} must be a list of str documents or a file or folder path, got {type(src).__name__}")
-        else: docs = list(src)
-        if (i := next((i for i, s in enumerate(docs) if not isinstance(s, str)), None)) is not None:
-            raise TypeError(f"{op}: domain {d!r}: document {i} is a {type(docs[i]).__name__}, not a str")
-        out[d] = [s for s in docs if s]
-        if not out[d]: raise ValueError(f"{op}: domain {d!r} has no documents")
-    return out
-
 # %% ../nbs/07_data.ipynb #935323b1
 def _check_build_args(sources, tokenizer, add_eos, text_field, on_error, batch_docs, op='build_token_cache'):
     if not isinstance(sources, Mapping): raise TypeError(f"{op}: sources must be a {{domain: documents}} mapping, got {type(sources).__name__} {sources!r:.80}")
@@ -511,7 +586,7 @@ def build_token_cache(sources:Mapping, # {domain: list of str | file | directory
     vocab, ids = tokenizer.get_vocab_size(), special_ids(tokenizer)
     if add_eos and ids['eos'] is None: raise ValueError("build_token_cache: add_eos=True needs a tokenizer with an <|eos|> token")
     _check_target(path, sources)
-    docs = _read_sources(sources, text_field, on_error)          # all of them, before anything is written
+    docs = _read_sources(sources, text_field, on_error, 'build_token_cache')   # all of them, before anything is written
     dtype = np.uint16 if vocab <= 2**16 else np.uint32
     manifest = dict(format=CACHE_FORMAT, dtype=np.dtype(dtype).name, vocab_size=vocab, eos_id=ids['eos'], pad_id=ids['pad'],
                     add_eos=add_eos, tokenizer_sha256=_sha256(tokenizer.to_str()), domains={})
@@ -554,6 +629,15 @@ def _check_manifest(m, mpath:Path)->dict:
     return m
 
 # %% ../nbs/07_data.ipynb #64a3486f
+def _not_a_cache(path:Path)->str:
+    "Why `path`, which has no manifest.json, is not a token cache; a file or folder of documents gets the call that makes one of it."
+    if not path.exists(): return 'the folder does not exist'
+    docs = [path] if path.is_file() else list(itertools.islice((p for p in path.rglob('*') if p.suffix.lower() in DATA_SUFFIXES and not p.name.startswith('.') and p.is_file()), 3))
+    if not docs or (path.is_file() and path.suffix.lower() not in DATA_SUFFIXES):
+        return 'a file, not a token-cache folder' if path.is_file() else 'an incomplete or foreign cache'
+    return (f"{'a file' if path.is_file() else 'a folder'} of documents ({', '.join(p.name for p in docs)}{', ...' if len(docs) == 3 else ''}), "
+            f"not of tokens: tokenise it first, build_token_cache({{DOMAIN: {str(path)!r}}}, tokenizer, CACHE_FOLDER), and pass CACHE_FOLDER")
+
 class TokenCache:
     "A verified pre-tokenised cache folder: per domain a token memmap and document offsets."
     def __init__(self, path, # the cache folder
@@ -566,7 +650,7 @@ class TokenCache:
         _recover(self.path)
         if not mpath.is_file():
             hidden = [p.name for _, _, p in _hidden(self.path)]
-            raise CacheError(f"{self.path}: no manifest.json ({'an incomplete or foreign cache' if self.path.exists() else 'the folder does not exist'})"
+            raise CacheError(f"{self.path}: no manifest.json ({_not_a_cache(self.path)})"
                              + (f"; beside it: {', '.join(hidden)} (hidden folders of interrupted builds)" if hidden else ''))
         try: m = json.loads(mpath.read_text(encoding='utf-8'))
         except (json.JSONDecodeError, UnicodeDecodeError) as e: raise CacheError(f"{mpath}: unreadable manifest ({e})") from e
@@ -769,8 +853,16 @@ class _Domain:
             held = holdout_mask(name, len(lens), holdout)
             keep = held[doc] if split == 'eval' else ~held[doc]
             self.start, self.length = self.start[keep], self.length[keep]
-        self.n = len(self.start)
+        self.n, self.n_docs = len(self.start), len(lens)
         self.mean_len = float(self.length.mean()) if self.n else 0.0
+
+def _no_tokens(dom:_Domain, split:str)->str:
+    "The error of a domain with weight but no tokens; in a split, it says that the split is by document and how many the domain has."
+    msg = f"CurriculumSampler: domain {dom.name!r} has weight > 0 but no tokens"
+    if split == 'all': return msg
+    msg += f" in the {split!r} split: the split is by document and the domain has {dom.n_docs} document{'' if dom.n_docs == 1 else 's'}"
+    return msg + ("; a held-out split needs two or more (a text file is one document: cut it into several files, or into the "
+                  "lines of a jsonl file)" if dom.n_docs == 1 else '')
 
 def _load_source(name, src, seq_len, split='all', holdout=0.0):
     if isinstance(src, (str, os.PathLike)): src = TokenCache(src)
@@ -857,7 +949,7 @@ class CurriculumSampler:
             dom, pad, vocab = _load_source(d, sources[d], self.seq_len, split, self.holdout)
             self._dom.append(dom); pads.append(pad); vocabs.append(vocab)
         for dom, live in zip(self._dom, self.schedule.weights.max(0) > 0):
-            if live and dom.n == 0: raise ValueError(f"CurriculumSampler: domain {dom.name!r} has weight > 0 but no tokens" + ('' if split == 'all' else f" in the {split!r} split"))
+            if live and dom.n == 0: raise ValueError(_no_tokens(dom, split))
         self.pad_id = int(pad_id if pad_id is not None else next((p for p in pads if p is not None), 0))
         vocab = min((v for v in vocabs if v is not None), default=None)
         if vocab is not None and self.pad_id >= vocab:
