@@ -19,7 +19,7 @@ from fastcore.script import call_parse
 from .config import MotifConfig, PRESETS
 from .model import MotifForCausalLM, shift_labels, train_flops_per_token, check_token_ids, _is_checkpoint_file
 from .data import (model_inputs, CurriculumSampler, CurriculumSchedule, default_sampler, python_prose_docs,
-                           stdlib_code_docs, synthetic_math_docs, default_token_cache, CORPUS_SIZES)
+                           stdlib_code_docs, synthetic_math_docs, default_token_cache, TokenCache, load_tokenizer, CORPUS_SIZES)
 from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest
 from .core import atomic_write, on_rank0, end_distributed_cli, check_number, interpreting, read_manifest as _read_owned
 
@@ -28,8 +28,8 @@ __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'PEAK_BF16_TFLOPS', 'RESUMAB
            'TrainConfig', 'lr_multiplier', 'make_optimizer', 'skips_on_device', 'check_optimizer', 'DistInfo',
            'process_device', 'setup_distributed', 'decoder_blocks', 'parallelize', 'compile_limit', 'take_rows',
            'split_batch', 'Trainer', 'device_peak_flops', 'append_jsonl', 'read_jsonl', 'run_mismatch',
-           'tokenizer_digest', 'check_export_dir', 'read_run', 'plot_run', 'DataConfig', 'make_batches',
-           'settings_help', 'run_settings', 'run_tokenizer', 'build_trainer', 'main']
+           'tokenizer_digest', 'check_export_dir', 'read_run', 'plot_run', 'DataConfig', 'cache_and_tokenizer',
+           'cache_schedule', 'make_batches', 'settings_help', 'run_settings', 'run_tokenizer', 'build_trainer', 'main']
 
 # %% ../nbs/06_train.ipynb #88096f33
 def _validate(obj, owner:str, numbers:dict, choices:dict, bools:dict):
@@ -864,19 +864,22 @@ def plot_run(path, # a run directory
     return fig
 
 # %% ../nbs/06_train.ipynb #8086441f
-DATA_SOURCES = ('corpus', 'bytes')
+DATA_SOURCES = ('corpus', 'bytes', 'cache')
 DOMAINS = ('prose', 'code', 'math')
 
 @dataclass
 class DataConfig:
     "Where a command-line run's batches come from."
-    source:str='corpus'           # 'corpus': the embedded corpus with its BPE tokenizer; 'bytes': its UTF-8 bytes (vocabulary 256)
+    source:str='corpus'           # 'corpus': the embedded corpus with its BPE tokenizer; 'bytes': its UTF-8 bytes (vocabulary 256); 'cache': your own token cache
     corpus:str='small'            # the embedded corpus's size: 'small' or 'default' (`CORPUS_SIZES`)
     domains:tuple=DOMAINS         # 'bytes': the domains used, in equal shares ('corpus' follows `motif_like_schedule` over all three)
     seq_len:int=256               # tokens per row
     batch_size:int=8              # rows of the global batch: all processes and micro-batches together
     holdout:float=0.02            # the share of each domain's documents held out for evaluation
     lookahead:int=16              # the packing look-ahead of the sampler
+    cache:str|None=None           # 'cache': a token-cache folder made by `build_token_cache` from your documents
+    tokenizer:str|None=None       # 'cache': the tokenizer.json the cache was made with (checked against the cache's digest)
+    schedule:str|None=None        # 'cache': a JSON file of the mixture over the run (see `cache_schedule`); None: each domain by its tokens
 
     def __post_init__(self):
         self.domains = tuple(self.domains.split(',')) if isinstance(self.domains, str) else tuple(self.domains)
@@ -885,11 +888,56 @@ class DataConfig:
                   dict(source=DATA_SOURCES, corpus=tuple(CORPUS_SIZES)), {})
         if not self.domains or any(d not in DOMAINS for d in self.domains) or len(set(self.domains)) != len(self.domains):
             raise ValueError(f"DataConfig.domains must be distinct names among {DOMAINS}, got {self.domains!r}")
-        if self.source == 'corpus' and self.domains != DOMAINS:
-            raise ValueError(f"DataConfig.domains applies to source='bytes' only (the corpus follows motif_like_schedule over all of {DOMAINS}), "
-                             f"got {self.domains!r} with source='corpus': leave domains out, or use source='bytes'")
+        if self.source != 'bytes' and self.domains != DOMAINS:
+            raise ValueError(f"DataConfig.domains applies to source='bytes' only (the corpus follows motif_like_schedule over all of {DOMAINS}; "
+                             f"a cache's mixture is its schedule), got {self.domains!r} with source={self.source!r}: leave domains out, or use source='bytes'")
+        for k in ('cache', 'tokenizer', 'schedule'):
+            v = getattr(self, k)
+            if v is not None and not (isinstance(v, str) and v): raise TypeError(f"DataConfig.{k} must be a path (str), got {v!r}")
+            if v is not None and self.source != 'cache': raise ValueError(f"DataConfig.{k} applies to source='cache' only, got source={self.source!r}")
+        if self.source == 'cache' and (self.cache is None or self.tokenizer is None):
+            raise ValueError("DataConfig.source='cache' needs data.cache (a folder made by build_token_cache) and data.tokenizer "
+                             "(the tokenizer.json it was made with)")
 
 # %% ../nbs/06_train.ipynb #c6196c69
+def cache_and_tokenizer(data:DataConfig, # source='cache' settings
+                        vocab_size:int, # the model's vocabulary
+                       )->tuple:
+    "(`TokenCache`, tokenizer) of a cache run, once the tokenizer is shown to be the cache's and the model's vocabulary to cover it."
+    cache = TokenCache(data.cache)
+    p = Path(data.tokenizer)
+    if not p.is_file(): raise FileNotFoundError(f"data.tokenizer={data.tokenizer}: no such file (the tokenizer.json the cache was made with)")
+    tok = load_tokenizer(p)
+    if hashlib.sha256(tok.to_str().encode()).hexdigest() != cache.manifest['tokenizer_sha256']:
+        raise ValueError(f"data.tokenizer={data.tokenizer} is not the tokenizer {data.cache} was made with (their digests differ): "
+                         "pass the tokenizer.json given to build_token_cache")
+    if cache.vocab_size > vocab_size:
+        raise ValueError(f"the cache's tokenizer has {cache.vocab_size} ids, more than model.vocab_size={vocab_size}: set model.vocab_size >= {cache.vocab_size}")
+    return cache, tok
+
+def cache_schedule(data:DataConfig, # source='cache' settings
+                   cache:TokenCache, # the run's cache
+                   total_tokens:int, # the run's length in tokens
+                  )->CurriculumSchedule:
+    """The mixture of a cache run: `data.schedule`, a JSON file `{"stages": [[fraction, {domain: weight}], ...],
+    "interpolation": "linear" | "step"}` whose stage starts are fractions of the run (0 to 1); without one, every
+    domain of the cache in proportion to its tokens."""
+    if data.schedule is None: return CurriculumSchedule([(0, {d: cache.n_tokens(d) for d in cache.domains})])
+    try: spec = json.loads(Path(data.schedule).read_text())
+    except (OSError, json.JSONDecodeError) as e: raise ValueError(f"data.schedule={data.schedule}: not a readable JSON file ({e})") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get('stages'), list) or set(spec) - {'stages', 'interpolation'}:
+        raise ValueError(f'data.schedule={data.schedule}: must be {{"stages": [[fraction, {{domain: weight}}], ...], "interpolation": "linear"}}, '
+                         f"got {str(spec)[:200]}")
+    stages = []
+    for i, st_ in enumerate(spec['stages']):
+        f = st_[0] if isinstance(st_, list) and len(st_) == 2 else None
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f <= 1:
+            raise ValueError(f"data.schedule={data.schedule}: stage {i} must be [fraction of the run in 0..1, {{domain: weight}}], got {st_!r}")
+        if isinstance(st_[1], dict) and (unknown := sorted(set(st_[1]) - set(cache.domains))):
+            raise ValueError(f"data.schedule={data.schedule}: stage {i} names {unknown}, which {data.cache} lacks; its domains: {', '.join(cache.domains)}")
+        stages.append((f * total_tokens, st_[1]))
+    return CurriculumSchedule(stages, spec.get('interpolation', 'linear'))
+
 def _byte_docs(corpus:str, domains:tuple)->dict:
     "The embedded corpus's documents of `domains` as arrays of UTF-8 bytes."
     caps, make = CORPUS_SIZES[corpus], dict(prose=python_prose_docs, code=stdlib_code_docs, math=synthetic_math_docs)
@@ -902,6 +950,12 @@ def make_batches(data:DataConfig, # the data settings
                 )->tuple:
     "(train sampler, eval sampler) of global batches: the train split in the run's mixture, the eval split in equal shares."
     kw = dict(seed=seed, lookahead=data.lookahead, holdout=data.holdout)
+    if data.source == 'cache':
+        cache, _ = cache_and_tokenizer(data, vocab_size)
+        mix = cache_schedule(data, cache, total_steps * data.batch_size * data.seq_len)
+        even = CurriculumSchedule([(0, {d: 1 for d in mix.domains})])
+        return tuple(CurriculumSampler({d: cache for d in mix.domains}, s, data.seq_len, data.batch_size, split=split, **kw)
+                     for s, split in ((mix, 'train'), (even, 'eval')))
     if data.source == 'bytes':
         if vocab_size < 256: raise ValueError(f"DataConfig.source='bytes' needs model.vocab_size >= 256, got {vocab_size}")
         src, mix = _byte_docs(data.corpus, data.domains), CurriculumSchedule([(0, {d: 1 for d in data.domains})])
@@ -971,8 +1025,10 @@ def run_settings(preset:str, # a key of `RUN_PRESETS`
     p = RUN_PRESETS[preset]
     steps = check_number('--steps', 'value', p['steps'] if steps is None else steps, integer=True, lo=1)
     kw = dict(model=dict(PRESETS[p['model']]), data=dict(p['data']), train=dict(p['train'], total_steps=steps))
+    given = set()
     for item in sets or ():
-        sec, name, value = _parse_set(item); kw[sec][name] = value
+        sec, name, value = _parse_set(item); kw[sec][name] = value; given.add((sec, name))
+    if ('data', 'source') in given and ('data', 'domains') not in given: kw['data'].pop('domains', None)   # the preset's, for its source
     if seed is not None: kw['train']['seed'] = seed
     if save_every is not None: kw['train']['save_every'] = save_every
     out = dict(model=MotifConfig(**kw['model']), data=DataConfig(**kw['data']), train=TrainConfig(**kw['train']), steps=steps, preset=preset)
@@ -982,7 +1038,8 @@ def run_settings(preset:str, # a key of `RUN_PRESETS`
 def run_tokenizer(data:DataConfig, # the run's data settings
                   vocab_size:int, # the model's vocabulary
                  ):
-    "The tokenizer of a run's data: the embedded corpus's BPE for `source='corpus'`; None for `'bytes'` (the ids are the UTF-8 bytes)."
+    "The tokenizer of a run's data: the embedded corpus's BPE (`source='corpus'`), the cache's (`'cache'`); None for `'bytes'` (the ids are the UTF-8 bytes)."
+    if data.source == 'cache': return cache_and_tokenizer(data, vocab_size)[1]
     return default_token_cache(vocab_size, data.corpus)[1] if data.source == 'corpus' else None
 
 def _check_run(settings:dict, device, world_size:int):
@@ -1033,7 +1090,7 @@ def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
         if export: check_export_dir(export)
         st = run_settings(preset, set or (), steps, seed, save_every)
         tr = build_trainer(st, out, device)
-    except (ValueError, TypeError, CheckpointError) as e: raise SystemExit(f"motif_nb.train: error: {e}") from None
+    except (ValueError, TypeError, OSError, CheckpointError) as e: raise SystemExit(f"motif_nb.train: error: {e}") from None
     try:
         if tr.step_idx > st['steps'] and tr.dist.rank == 0:
             warnings.warn(f"motif_nb.train: {out} is at step {tr.step_idx}, past --steps {st['steps']}: nothing to train"
