@@ -182,7 +182,7 @@ def resources_check(T:int=4096, # the sweep's rows at this length
 def main(spec:str='work', # the version of kernels/gda.py: 'work', 'git:REV' or a file
          check:bool=False, # compare with the H200's figures of figures/gda_tune instead (figures/gda_resources_check)
          T:int=4096, # the inputs' length (a runtime argument: it does not change the code)
-         save:bool=True, # write figures/gda_resources.* (spec 'work' only)
+         save:bool=True, # write figures/gda_resources.* (spec 'work' only; --no-save: only print)
         ):
     "Print (and save) the registers, spills and shared memory of the GDA kernels compiled for sm_90a on this machine (no GPU needed)."
     import pandas as pd, triton
