@@ -6,7 +6,7 @@ Docs: https://motif-nb.github.io/motif-nb/checkpoint.html.md"""
 
 # %% ../nbs/06a_checkpoint.ipynb #4ca7cfac
 from __future__ import annotations
-import os, re, json, time, uuid, random, socket, hashlib, warnings, contextlib
+import os, re, json, time, uuid, shlex, random, shutil, socket, hashlib, warnings, contextlib
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np
@@ -42,10 +42,25 @@ def _on_rank0(fn, *args):
     "`core.on_rank0` whose other ranks raise a `CheckpointError`."
     return on_rank0(fn, *args, error=CheckpointError)
 
-def _dcp_error(e:dcp.CheckpointException, what:str)->CheckpointError:
-    "DCP's exception (a `BaseException` carrying every failed rank's traceback) as a one-line `CheckpointError`."
+def _dcp_error(e:dcp.CheckpointException, what:str, note:str='')->CheckpointError:
+    "DCP's exception (a `BaseException` carrying every failed rank's traceback) as a one-line `CheckpointError`, `note` appended."
     why = '; '.join(f'rank {r}: {type(x).__name__}: {x}' for r, (x, _) in sorted(e.failures.items()))
-    return CheckpointError(f'{what}: {why}')
+    return CheckpointError(f'{what}: {why}{note}')
+
+def _interrupted(e:dcp.CheckpointException)->bool:
+    "Did every failed rank stop on a `KeyboardInterrupt` (Ctrl-C), which DCP catches and reports as a failure?"
+    return bool(e.failures) and all(isinstance(x, KeyboardInterrupt) for x, _ in e.failures.values())
+
+def _maybe_storage(e:BaseException)->bool:
+    "Could the failure be the storage's (a full disk)? It surfaces as an `OSError`, or as a `RuntimeError` of torch's file writer."
+    xs = [x for x, _ in e.failures.values()] if isinstance(e, dcp.CheckpointException) else [e]
+    return any(isinstance(x, (OSError, RuntimeError)) for x in xs)
+
+def _human(n:float)->str:
+    "A byte count as people read it: `43.2 MiB`."
+    for u in ('bytes', 'KiB', 'MiB', 'GiB', 'TiB'):
+        if n < 1024 or u == 'TiB': return f'{n:.0f} {u}' if u == 'bytes' else f'{n:.1f} {u}'
+        n /= 1024
 
 def _quiet():
     """Without a process group, silence DCP's notice of that (the intended single-process mode here). A filter for that
@@ -156,12 +171,16 @@ def checkpoints(self:CheckpointManager)->list:
 
 @patch
 def latest(self:CheckpointManager)->Path|None:
-    "The newest complete checkpoint (None if there is none); newer incomplete `step_*` directories are skipped with a warning."
+    "The newest complete checkpoint (None if there is none); a newer incomplete `step_*` directory is skipped with a warning saying what follows."
     scan = self._scan()
     good = [(s, p) for s, p, why in scan if why is None]
     top, newest = good[-1] if good else (-1, None)
     for s, p, why in scan:
-        if why is not None and s > top: warnings.warn(f'latest() skips an incomplete checkpoint: {why}')
+        if why is None or s <= top: continue
+        then = f'a load takes {newest} instead' if newest else 'there is nothing older to load (a trainer starts at step 0)'
+        fix = (f'the save of step {s} will keep it aside as a hidden .{p.name}.incomplete-TIME and take its name' if _unloadable(p) else
+               f'the save of step {s} will be refused: move it out of {self.root} before the run gets there')
+        warnings.warn(f'latest() skips an incomplete checkpoint: {why}. So {then}, and {fix}. If it is a copy cut short, copy it again now')
     return newest
 
 # %% ../nbs/06a_checkpoint.ipynb #cc611cce
@@ -194,6 +213,23 @@ def _fsync_dir(d):
     try: os.fsync(fd)
     finally: os.close(fd)
 
+def _unloadable(d:Path)->str|None:
+    "Why `d`, a directory of ours, can never be loaded (no manifest, one that is not JSON, no `.metadata`); None if it is not ours or might load."
+    if d.is_symlink() or not d.is_dir() or not _owned(d): return None
+    if not (d/MANIFEST).is_file(): return f'no {MANIFEST}'
+    try: json.loads((d/MANIFEST).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError): return f'an unreadable {MANIFEST}'
+    except OSError: return None                         # maybe a passing fault: not proof
+    return None if (d/'.metadata').is_file() else 'no .metadata'
+
+def _set_aside(d:Path, tag:str)->Path:
+    "Rename `d` to the hidden sibling `.{name}.{tag}-{time}`, which no scan reads and no cleanup deletes; its new path."
+    stamp = time.strftime('%Y%m%dT%H%M%S')
+    new, i = d.parent/f'.{d.name}.{tag}-{stamp}', 0
+    while new.exists() or new.is_symlink(): i += 1; new = d.parent/f'.{d.name}.{tag}-{stamp}-{i}'
+    os.rename(d, new); _fsync_dir(d.parent)
+    return new
+
 # %% ../nbs/06a_checkpoint.ipynb #3b131cae
 def _alive(mark:dict)->bool:
     "Is the process named by an owner mark running on this host, and not this process?"
@@ -220,12 +256,16 @@ def _clean_stale(self:CheckpointManager):
 # %% ../nbs/06a_checkpoint.ipynb #d95ed1ce
 @patch
 def _begin(self:CheckpointManager, step:int)->str:
-    "Rank 0: check the name is free, clean stale temporary directories, create this save's one with its owner mark."
+    "Rank 0: free the name (an unloadable directory of ours is set aside), clean stale temporary directories, create this save's one with its owner mark."
     final = self.path(step)
     if final.exists() or final.is_symlink():
-        if final.is_dir() and _owned(final):
+        if not (final.is_dir() and _owned(final)):
+            raise CheckpointError(f'{final}: exists and was not written by CheckpointManager; refusing to touch it')
+        if (why := _unloadable(final)) is None:
             raise CheckpointError(f'{final}: a checkpoint of step {step} exists; a checkpoint is never saved over')
-        raise CheckpointError(f'{final}: exists and was not written by CheckpointManager; refusing to touch it')
+        aside = _set_aside(final, 'incomplete')
+        warnings.warn(f'{final}: an incomplete checkpoint ({why}), which no load can read, had the name of this save; it is kept as '
+                      f'{aside} (no scan reads it: look into it, or delete it) and step {step} is saved in its place')
     self.root.mkdir(parents=True, exist_ok=True)
     self._clean_stale()
     tmp = self.root/f'.step_{step:08d}.tmp-{uuid.uuid4().hex[:8]}'
@@ -282,6 +322,19 @@ def _finish(self:CheckpointManager, step:int, tmp:Path, meta:dict, done:dict|Non
     _on_rank0(self._prune)
     return final
 
+@patch
+def _room(self:CheckpointManager)->str:
+    "What a failed save's error adds: a full disk as one possible cause, the root's free space, the last checkpoint's size, the peak."
+    try: free = _human(shutil.disk_usage(self.root).free)
+    except OSError: return ''
+    prev = ''
+    if last := self.checkpoints()[-1:]:
+        with contextlib.suppress(CheckpointError, KeyError, TypeError):
+            prev = f", the previous checkpoint ({last[0].name}) takes {_human(sum(f['bytes'] for f in read_manifest(last[0])['files'].values()))}"
+    peak = (f'with keep_last={self.keep_last} the root holds up to {self.keep_last + 1} checkpoints at once (the new one is written before '
+            'the oldest is pruned)' if self.keep_last else 'with keep_last=None it holds every checkpoint, and each save needs room for one more')
+    return f'. A full disk is one possible cause: {free} is free in {self.root}{prev}; {peak}'
+
 def _written_digests(fut, tmp:Path, rank:int, threads:int)->dict:
     "In the background: wait for DCP's write, then digest this rank's own files (`__{rank}_*.distcp`; rank 0's `.metadata`)."
     fut.result()
@@ -309,8 +362,9 @@ def save(self:CheckpointManager, step:int, # the training step; names the direct
         else: fut = dcp.async_save(state, storage_writer=writer, process_group=self._background_group(), no_dist=not _dist())
     except BaseException as e:
         if _rank() == 0 and tmp.is_dir(): _remove_owned(tmp)
-        if isinstance(e, dcp.CheckpointException): raise _dcp_error(e, f'step {step} (into {tmp}): DCP could not save the state') from None
-        raise
+        if not isinstance(e, dcp.CheckpointException): raise
+        if _interrupted(e): raise KeyboardInterrupt(f'step {step}: interrupted while DCP wrote it; its temporary directory is removed, nothing was published') from None
+        raise _dcp_error(e, f'step {step} (into {tmp}): DCP could not save the state', self._room() if _maybe_storage(e) else '') from None
     if block: return self._finish(step, tmp, meta)
     self._pool = self._pool or ThreadPoolExecutor(1, thread_name_prefix='motif-ckpt')
     self._pending = (step, tmp, meta, self._pool.submit(_written_digests, fut, tmp, _rank(), self.thread_count))
@@ -330,15 +384,16 @@ def wait(self:CheckpointManager)->Path|None:
     if self._pending is None: return None
     step, tmp, meta, job = self._pending
     self._pending = None
-    try: mine, err = job.result(), None
+    try: mine, err, disk = job.result(), None, False
     except (Exception, dcp.CheckpointException) as e:     # DCP's exception is a BaseException
-        mine, err = {}, (str(_dcp_error(e, 'DCP could not save the state')) if isinstance(e, dcp.CheckpointException) else f'{type(e).__name__}: {e}')
-    parts = [(mine, err)]
-    if _dist(): parts = [None] * _world(); dist.all_gather_object(parts, (mine, err))
-    if errs := [f'rank {r}: {e}' for r, (_, e) in enumerate(parts) if e]:
+        mine, err, disk = {}, (str(_dcp_error(e, 'DCP could not save the state')) if isinstance(e, dcp.CheckpointException) else f'{type(e).__name__}: {e}'), _maybe_storage(e)
+    parts = [(mine, err, disk)]
+    if _dist(): parts = [None] * _world(); dist.all_gather_object(parts, (mine, err, disk))
+    if errs := [f'rank {r}: {e}' for r, (_, e, _) in enumerate(parts) if e]:
         if _rank() == 0 and tmp.is_dir(): _remove_owned(tmp)
-        raise CheckpointError(f'{tmp}: the background save of step {step} failed ({"; ".join(errs)}); nothing was published')
-    return self._finish(step, tmp, meta, {k: v for m, _ in parts for k, v in m.items()})
+        note = self._room() if any(d for _, _, d in parts) else ''
+        raise CheckpointError(f'{tmp}: the background save of step {step} failed ({"; ".join(errs)}); nothing was published{note}')
+    return self._finish(step, tmp, meta, {k: v for m, _, _ in parts for k, v in m.items()})
 
 # %% ../nbs/06a_checkpoint.ipynb #902bc57c
 class ModelOptimizerState:
@@ -420,6 +475,21 @@ def _key_prefixes(keys)->set:
 
 # %% ../nbs/06a_checkpoint.ipynb #6b48ab6d
 @patch
+def _way_back(self:CheckpointManager, path:Path)->str:
+    "For the newest checkpoint under the root (what a resume loads), found damaged: the next complete one and how to resume from it; else ''."
+    mt = _STEP.fullmatch(path.name)
+    try: here = mt is not None and path.parent.resolve() == self.root.resolve()
+    except OSError: here = False
+    done = [p for s, p, why in self._scan() if why is None] if here else []
+    if not done or done[-1].name != path.name: return ''
+    bad, i = Path(f'{path}.corrupt'), 0
+    while bad.exists() or bad.is_symlink(): i += 1; bad = Path(f'{path}.corrupt-{i}')
+    mv = f'`mv {shlex.quote(str(path))} {shlex.quote(str(bad))}`'
+    if len(done) > 1: return (f'. To resume from the next complete checkpoint, {done[-2]}, move this one aside: {mv} (a name no scan reads '
+                              'and nothing deletes), then load again (rerun the training: it resumes from the newest complete checkpoint)')
+    return f'. No older complete checkpoint is in {self.root}: restore {path.name} from a copy, or move it aside ({mv}) to start the run anew'
+
+@patch
 def load(self:CheckpointManager, state:dict, # DCP values to fill in place, with the keys used in `save` (a subset is fine)
          path=None, # a checkpoint directory; default the newest complete one under the root
          verify:bool|None=None, # check every file's sha256 first (default: the manager's `verify`)
@@ -434,9 +504,13 @@ def load(self:CheckpointManager, state:dict, # DCP values to fill in place, with
         path = _on_rank0(lambda: (p := self.latest()) and str(p))
         if path is None: raise CheckpointError(f'{self.root}: no complete checkpoint to load')
     path = Path(path)
-    m = verify_checkpoint(path, digests=verify)
-    try: keys = _key_prefixes(dcp.FileSystemReader(path).read_metadata().state_dict_metadata)
-    except Exception as e: raise CheckpointError(f'{path/".metadata"}: unreadable ({e})') from e
+    try:
+        m = verify_checkpoint(path, digests=verify)
+        try: keys = _key_prefixes(dcp.FileSystemReader(path).read_metadata().state_dict_metadata)
+        except Exception as e: raise CheckpointError(f'{path/".metadata"}: unreadable ({e})') from e
+    except CheckpointError as e:
+        if not (hint := self._way_back(path)): raise
+        raise CheckpointError(f'{e}{hint}') from None
     ranked = [v for k, v in state.items() if isinstance(v, PerRank)]
     for k, v in state.items():
         if isinstance(v, PerRank): v._present = (k, keys)

@@ -287,9 +287,10 @@ def owned_dir(path, # the folder to write into (created if needed)
     w = OwnedDirWriter(path, owns, secrets.token_hex(4))
     try:
         yield w
-        entries = {}
+        entries, mode = {}, 0o666 & ~_umask()
         for name, tmp in w.files.items():
             if not tmp.is_file(): raise RuntimeError(f"owned_dir: {name} was announced with file() but never written")
+            os.chmod(tmp, mode)                    # the usual permissions, whatever mode the body's writer chose (see above)
             _fsync(tmp)
             entries[name] = dict(size=tmp.stat().st_size, sha256=sha256_file(tmp))
     except BaseException:
