@@ -1023,7 +1023,7 @@ def run_settings(preset:str, # a key of `RUN_PRESETS`
     "`{'model': MotifConfig, 'data': DataConfig, 'train': TrainConfig, 'steps': int, 'preset': str}`: the preset, then the settings, then the flags."
     if preset not in RUN_PRESETS: raise ValueError(f"unknown preset {preset!r}; presets: {', '.join(RUN_PRESETS)}")
     p = RUN_PRESETS[preset]
-    steps = check_number('--steps', 'value', p['steps'] if steps is None else steps, integer=True, lo=1)
+    steps = check_number('run_settings', 'steps', p['steps'] if steps is None else steps, integer=True, lo=1)
     kw = dict(model=dict(PRESETS[p['model']]), data=dict(p['data']), train=dict(p['train'], total_steps=steps))
     given = set()
     for item in sets or ():
@@ -1088,7 +1088,9 @@ def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
         if out is None: raise ValueError("--out DIR is required: the run directory (rerun the same command to resume)")
         if Path(out).exists() and not Path(out).is_dir(): raise ValueError(f"--out {out}: a file of that name is in the way; name a folder")
         if export: check_export_dir(export)
-        st = run_settings(preset, set or (), steps, seed, save_every)
+        with warnings.catch_warnings():                 # a warm-up longer than the run: the trainer says it, once
+            warnings.filterwarnings('ignore', message='run_settings: TrainConfig.warmup_steps')
+            st = run_settings(preset, set or (), steps, seed, save_every)
         tr = build_trainer(st, out, device)
     except (ValueError, TypeError, OSError, CheckpointError) as e: raise SystemExit(f"motif_nb.train: error: {e}") from None
     try:
