@@ -1102,6 +1102,7 @@ def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
         if tr.dist.rank == 0:
             ev = f", eval loss {tr.eval_rows[-1]['loss']:.4f}" if tr.eval_rows else ''
             print(f"motif_nb.train: {out} at step {tr.step_idx}, loss {tr.rows[-1]['loss']:.4f}{ev}" if tr.rows else f"motif_nb.train: {out} at step {tr.step_idx}")
+    except CheckpointError as e: raise SystemExit(f"motif_nb.train: error: {e}") from None    # a save that failed (its message says why)
     finally: tr.close()
 
 if __name__ == '__main__': end_distributed_cli()   # under torchrun: no interpreter shutdown (see `end_distributed_cli`)
