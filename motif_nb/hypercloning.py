@@ -60,6 +60,11 @@ def check_state_dict(config:MotifConfig, state_dict:dict, op:str='check_state_di
     want = state_dict_shapes(config)
     extra = [k for k in state_dict if k not in want and not (k == 'lm_head.weight' and config.tie_word_embeddings)]
     if extra: raise ValueError(f"{op}: unexpected tensor {extra[0]!r} for this config ({len(extra)} unexpected in all)")
+    if config.tie_word_embeddings and 'lm_head.weight' in state_dict and 'model.embed_tokens.weight' in state_dict:
+        h, e = state_dict['lm_head.weight'], state_dict['model.embed_tokens.weight']
+        same = h is e or h.is_meta or e.is_meta or (h.shape == e.shape and h.dtype == e.dtype and torch.equal(h, e.to(h.device)))
+        if not same: raise ValueError(f"{op}: config.tie_word_embeddings is True, but the state dict's 'lm_head.weight' differs from "
+                                      "'model.embed_tokens.weight' (the tie was broken); re-tie them, or untie the config first")
     for k, shp in want.items():
         if k not in state_dict: raise ValueError(f"{op}: missing tensor {k!r} (expected shape {shp})")
         if tuple(state_dict[k].shape) != shp:
@@ -217,11 +222,22 @@ def _grown_from(record:dict, name:str)->str:
     j, rest = name[len('model.layers.'):].split('.', 1)
     return f"model.layers.{record['plan'][int(j)][0]}.{rest}"
 
+def _check_model(model, op:str):
+    "Refuse anything but an uncompiled `nn.Module` with a `MotifConfig` `.config` (e.g. `MotifForCausalLM`)."
+    if isinstance(model, nn.Module) and isinstance(getattr(model, '_orig_mod', None), nn.Module):
+        raise TypeError(f"{op}: model is a torch.compile wrapper ({type(model).__name__}); grow the module it wraps, "
+                        f"{op}(model._orig_mod, ...), and compile the grown model again")
+    if not isinstance(model, nn.Module) or not isinstance(getattr(model, 'config', None), MotifConfig):
+        raise TypeError(f"{op}: model must be an nn.Module with a MotifConfig `.config` (e.g. MotifForCausalLM), got {type(model).__name__}")
+
 def _build_like(model:nn.Module, config:MotifConfig, state_dict:dict, record:dict)->nn.Module:
     "A new model of `model`'s class, device and mode holding `state_dict` (tensors assigned, not copied)."
     p = next(model.parameters())
     with torch.device('meta'): new = type(model)(config)           # no throw-away random init, no second copy in memory
+    tied = config.tie_word_embeddings                               # tied: the state dict holds the embedding only
+    if tied: state_dict = {**state_dict, 'lm_head.weight': state_dict['model.embed_tokens.weight']}
     new.load_state_dict(state_dict, strict=True, assign=True)
+    if tied: new.lm_head.weight = new.model.embed_tokens.weight     # one Parameter again (assign gives each module its own)
     if not p.is_meta: materialize_buffers(new, p.device)            # non-persistent buffers (lambda_init), from the config
     frozen = {k for k, q in model.named_parameters(remove_duplicate=False) if not q.requires_grad}
     for k, q in new.named_parameters(): q.requires_grad_(_grown_from(record, k) not in frozen)
@@ -235,8 +251,7 @@ def _build_like(model:nn.Module, config:MotifConfig, state_dict:dict, record:dic
 def hyperclone(model:nn.Module, hidden_multiplier:int, ffn_multiplier:int, signal_head_multiplier:int=1,
                noise_snr_db:float|None=None, seed:int=0)->nn.Module:
     "A new model `hidden_multiplier`x wider (FFN `ffn_multiplier`x, signal heads `signal_head_multiplier`x) computing the same function."
-    if not isinstance(model, nn.Module) or not isinstance(getattr(model, 'config', None), MotifConfig):
-        raise TypeError(f"hyperclone: model must be an nn.Module with a MotifConfig `.config` (e.g. MotifForCausalLM), got {type(model).__name__}")
+    _check_model(model, 'hyperclone')
     cfg, sd = hyperclone_state_dict(model.config, model.state_dict(), hidden_multiplier, ffn_multiplier,
                                     signal_head_multiplier, noise_snr_db, seed)
     return _build_like(model, cfg, sd, dict(kind='width', maps=width_maps(model.config, hidden_multiplier, ffn_multiplier, signal_head_multiplier)))
@@ -279,7 +294,8 @@ def grow_depth_state_dict(config:MotifConfig, state_dict:dict, after)->tuple:
     check_state_dict(config, state_dict, 'grow_depth')
     li = [config.lambda_init(i) for i, _ in plan] if config.attention_kind == 'gda' else None
     new_cfg = replace(config, num_hidden_layers=len(plan), lambda_init_layers=li)
-    out = {k: v.detach().clone() for k, v in state_dict.items() if not k.startswith('model.layers.')}
+    tied_head = lambda k: k == 'lm_head.weight' and config.tie_word_embeddings      # tied: the embedding is the head
+    out = {k: v.detach().clone() for k, v in state_dict.items() if not k.startswith('model.layers.') and not tied_head(k)}
     for j, (i, new) in enumerate(plan):
         pre = f'model.layers.{i}.'
         for k, v in state_dict.items():
@@ -291,6 +307,7 @@ def grow_depth_state_dict(config:MotifConfig, state_dict:dict, after)->tuple:
 
 def grow_depth(model:nn.Module, after)->nn.Module:
     "A new model with an identity block (copy of layer `a`, zero o_proj and down_proj) after each layer `a` in `after`."
+    _check_model(model, 'grow_depth')
     cfg, sd = grow_depth_state_dict(model.config, model.state_dict(), after)
     return _build_like(model, cfg, sd, dict(kind='depth', plan=depth_plan(model.config.num_hidden_layers, after)))
 

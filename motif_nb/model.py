@@ -413,10 +413,20 @@ def absorb_lambda_init(lambda_q1:torch.Tensor, lambda_k1:torch.Tensor, # the fir
     return new[0].to(lambda_q1), new[1].to(lambda_q2), w.to(subln_weight)
 
 # %% ../nbs/03_model.ipynb #eeef04e8
+def _check_tied(model:MotifForCausalLM):
+    "Refuse a model whose config ties the embeddings but whose `lm_head.weight` is neither the embedding nor equal to it."
+    h, e = model.lm_head.weight, model.model.embed_tokens.weight
+    if h is e or h.is_meta: return                   # one Parameter (the tie), or a head with no data to lose
+    if h.shape == e.shape and h.dtype == e.dtype and torch.equal(h, e.to(h.device)): return
+    raise ValueError("save_pretrained: config.tie_word_embeddings is True, but lm_head.weight is not model.embed_tokens.weight "
+                     "and differs from it, so the tied checkpoint would drop the trained lm_head. Tie them again "
+                     "(model.lm_head.weight = model.model.embed_tokens.weight) or, to keep both, untie the config "
+                     "(model.config = dataclasses.replace(model.config, tie_word_embeddings=False))")
+
 def _export_state(model:MotifForCausalLM)->tuple:
     "The `(config, state_dict)` that `save_pretrained` writes (HF names; `attn_impl`/`mlp_impl` 'auto'; `lambda_init_layers` absorbed into the weights)."
     config, sd = dataclasses.replace(model.config, attn_impl='auto', mlp_impl='auto'), model.state_dict()
-    if config.tie_word_embeddings: sd.pop('lm_head.weight', None)
+    if config.tie_word_embeddings: _check_tied(model); sd.pop('lm_head.weight', None)
     if config.lambda_init_layers is None: return config, sd
     new = dataclasses.replace(config, lambda_init_layers=None)
     if config.attention_kind != 'gda': return new, sd
