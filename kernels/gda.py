@@ -101,6 +101,20 @@ queries, which the masks below hide.
 Masks: causal, in bounds, and with VARLEN the key must not precede the query's document start. Runs on triton 3.6 to
 3.9 and under the interpreter (TRITON_INTERPRET=1, fp32/fp16).
 
+What the passes take (`gda_fwd`/`gda_bwd` check it on the host, naming the tensor, before any launch; `_check_inputs`):
+  - q, k, v of one dtype, fp16, bf16 or fp32 (fp64 does not compile: the accumulators are fp32);
+  - head_dim D a power of two from 16 to 128 (`MAX_HEAD_DIM`). Compiled for sm_90a (`motif_nb.bench.resources.compile_only`,
+    on a CPU), every kernel has a candidate of `CONFIGS` within the 227 KiB of shared memory per block at D = 128; at
+    D = 256 one forward candidate fits, and no candidate of the default ('split') backward's dV and dK kernels does
+    (263 to 590 KB), so that backward could only fail on the GPU. (The fused backward's two smaller candidates would
+    fit at 256, but no D = 256 launch has been run or tuned, so the passes refuse it.);
+  - an empty input (B, T or G = 0): the forward returns empty outputs and the backward zero gradients, with no launch.
+Gradients are first-order only: the backward kernels' outputs have no graph, so `GDAFunction` refuses a backward run
+with create_graph=True (RuntimeError), and the `motif_nb::gda_bwd` op has no autograd formula (differentiating its
+result raises, as torch.compile's double backward does). out_scale is a constant of the passes (a float, or a 0-d
+tensor read once): `gda` refuses a tensor out_scale that requires grad while grad mode is on, whose gradient would be
+dropped.
+
 Non-finite values (forward): a NaN/inf reaches exactly the queries that can see it, never one across the mask.
   Keys and queries need nothing: a masked logit is replaced (`where`, not added to), so a NaN/inf in K or Q stays in the
   rows that see it (where an infinite logit acts by its sign: -inf drops the key, +inf gives NaN). Values do: a masked
@@ -134,7 +148,7 @@ def _cdiv(a:int, b:int)->int:
 
 __all__ = ['LOG2E', 'CONFIGS', 'CHUNK_TOKENS', 'configs', 'GDASettings', 'fwd_buffers', 'bwd_buffers', 'nonfinite_rows',
            'tma_layout', 'a_band', 'launch_fwd', 'launch_bwd_pre', 'launch_bwd_dv', 'launch_bwd_dk', 'launch_bwd_dkdv', 'launch_bwd_dq',
-           'gda_fwd', 'gda_bwd', 'GDAFunction', 'gda']
+           'gda_fwd', 'gda_bwd', 'GDAFunction', 'gda', 'MAX_HEAD_DIM']
 
 _INTERPRET = os.environ.get('TRITON_INTERPRET', '0') not in ('', '0', 'false', 'False')
 LOG2E = 1.4426950408889634
@@ -754,6 +768,21 @@ def _launch(kernel, block, axis:str, programs:int, /, **args):
     return kernel.fn[(_cdiv(T, bm if axis == 'BM' else bn) * programs,)](**args, BM=bm, BN=bn, num_warps=nw, num_stages=ns)
 
 
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+MAX_HEAD_DIM = 128                # the largest D whose forward and backward tiles fit sm_90's shared memory (module docstring)
+
+
+def _check_inputs(op:str, q, k, v):
+    "Raise a TypeError/ValueError naming the tensor unless q, k, v share a dtype the kernels take and D is a head dim they fit."
+    for n, t in (('q', q), ('k', k), ('v', v)):
+        if t.dtype not in _DTYPES or t.dtype != q.dtype:
+            raise TypeError(f"{op}: q, k, v must share one of fp16, bf16, fp32, got {q.dtype}, {k.dtype}, {v.dtype} ({n})")
+    D = q.shape[-1]
+    if D < 16 or D > MAX_HEAD_DIM or D & (D - 1):
+        raise ValueError(f"{op}: head_dim must be a power of two from 16 to {MAX_HEAD_DIM} (larger heads' backward tiles do "
+                         f"not fit the GPU's shared memory), got {D}")
+
+
 def fwd_buffers(q):
     """Outputs of the forward for q (B, T, G, g+1, D): y, a, o2 (input dtype); lse1, lse2, rstd, max logits ml_s, ml_n
     (fp32). a is written only for a w outside `a_band`."""
@@ -809,6 +838,7 @@ def gda_fwd(q, k, v, lam, w, doc_start, eps:float, out_scale:float, varlen:bool,
     """The forward: flags of the non-finite value rows, the noise heads, then the signal heads with the epilogue; returns
     `fwd_buffers`' tuple, filled. Inputs whose layout the descriptors cannot read are copied first (`tma_layout`), and
     w is made contiguous (the kernels read it with stride 1; a no-op for a module's weight)."""
+    _check_inputs('gda', q, k, v)
     q, k, v = tma_layout(q, k, v)
     w = w.contiguous()
     out, vbad = fwd_buffers(q), nonfinite_rows(v)
@@ -920,7 +950,12 @@ def gda_bwd(dy, q, k, v, lam, w, y, a, o2, lse1, lse2, rstd, doc_start, doc_end,
             settings:GDASettings)->tuple:
     """The backward: row-wise kernel, dV and dK (`settings.bwd`), dQ; returns dq, dk, dv, dlam, dw. q, k, v go through
     `tma_layout` as in the forward, and w is made contiguous; the gradient of a copied input is returned laid out like
-    `empty_like` of the input."""
+    `empty_like` of the input. An empty input (B, T or G = 0) has zero gradients and launches nothing (the cotangent of
+    an empty output may have any strides: `contiguous()` leaves an empty expanded tensor as it is)."""
+    _check_inputs('gda', q, k, v)
+    if not q.numel():
+        z = torch.zeros_like
+        return z(q), z(k), z(v), lam.new_zeros(1), w.new_zeros(w.shape)
     dy = dy.contiguous()
     w = w.contiguous()
     given = (q, k, v)
@@ -954,6 +989,9 @@ class GDAFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, dml_s, dml_n):
+        if torch.is_grad_enabled():     # create_graph=True: the kernels' gradients have no graph (module docstring)
+            raise RuntimeError("gda: the Triton kernels have first-order gradients only, and this backward runs with "
+                               "create_graph=True (a gradient penalty, a Hessian-vector product); use gda_sdpa or gda_reference")
         grads = gda_bwd(dy, *ctx.saved_tensors, ctx.out_scale, ctx.varlen, ctx.settings)
         return (*grads, None, None, None, None, None, None)
 
@@ -996,6 +1034,9 @@ def gda(q, k, v, lam, w, doc_start, doc_end, eps:float, out_scale, varlen:bool, 
     """Fused GDA on the projection layouts (contiguous in the last dimension); returns y and the per-program max logits
     ml_s, ml_n (scaled by log2(e)). Under torch.compile the `motif_nb::gda_fwd` op, in eager the `GDAFunction`."""
     settings = GDASettings() if settings is None else settings
+    if isinstance(out_scale, torch.Tensor) and out_scale.requires_grad and torch.is_grad_enabled():
+        raise TypeError("gda: out_scale requires grad, but the Triton passes take it as a constant (its gradient would be "
+                        "dropped); pass out_scale.detach(), or use gda_sdpa or gda_reference, which differentiate it")
     if torch.compiler.is_compiling():
         scale = out_scale if isinstance(out_scale, torch.Tensor) else torch.tensor(out_scale, dtype=torch.float64)
         o = torch.ops.motif_nb.gda_fwd(q, k, v, lam, w, doc_start, doc_end, float(eps), scale.detach().cpu(), varlen,

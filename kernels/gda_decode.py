@@ -30,6 +30,11 @@ NaN, so that a wrong slot never reads past a row's slots (into the next row's, o
 an answer. Empty slots (bias -inf) and slots past SLOT
 score a finite -1e30, so a block with no valid slot cannot make a NaN, and their V rows load as 0, so what an earlier
 call left in the storage never reaches the output.
+  Which slots are empty: exactly those whose bias is not > -inf, that is -inf or NaN (a NaN bias empties its slot, where
+  SDPA would give a NaN output). Any other bias value is an additive term of the logit, and its slot is read: a mask
+  written with a large finite value (`torch.finfo(dtype).min`, the Hugging Face convention) gives that slot a weight
+  that underflows to 0, but its K and V rows are loaded, so a NaN or inf left in their storage does reach the output
+  (0 * NaN). The promise above holds for masks written with -inf, as `StaticKVCache` writes them.
   Both walk their slots with one helper, `_walk_slots`.
   NSPLIT = 1, `gda_decode_kernel`, grid (B*G,): program (b, h) walks all of 0..SLOT, then runs the epilogue.
   NSPLIT > 1 (flash-decoding), two launches. `gda_decode_split_kernel`, grid (B*G, NSPLIT): program (b, h, c) walks
@@ -58,14 +63,16 @@ once B*G alone fills the SMs. At short lengths in a long cache only the first ch
 no others.
 
 Entry points: `gda_decode` (checks, then the launcher) in eager code and CUDA-graph capture; under `torch.compile` the
-`motif_nb::gda_decode` custom op (opaque to Inductor, with a registered fake). Works on triton 3.6 to 3.9 and under the
-interpreter (TRITON_INTERPRET=1, fp32/fp16): plain pointer arithmetic, every access masked except a few loads that
-are in bounds by construction (the scalars SLOT, LAM and SCALE, the (2d,) vector W, and in the combine chunk 0's
+`motif_nb::gda_decode` custom op (opaque to Inductor, with a registered fake). Inference only: nothing here is
+differentiable. The eager call returns an output without a graph whatever its inputs require (so a loss through it
+gets no gradient from it), and the compiled op raises once differentiated (it registers no autograd formula).
+Works on triton 3.6 to 3.9 and under the interpreter (TRITON_INTERPRET=1, fp32/fp16): plain pointer arithmetic, every
+access masked except a few loads that are in bounds by construction (the scalars SLOT, LAM and SCALE, the (2d,) vector W, and in the combine chunk 0's
 noise-row state), no libdevice. No `tl.dot` sets `input_precision`: with fp32 q, k, v on an NVIDIA GPU the products
 run in TF32 (Triton's default; fp32 accumulation), so fp32 results there match an fp32 PyTorch computation only to
 TF32 accuracy (the generator takes this kernel under 'auto' only for fp16/bf16).
 """
-import math
+import math, numbers
 import torch
 import triton
 import triton.language as tl
@@ -302,8 +309,8 @@ def _(q, k1, k2, v, bias, slot, lam, w, out_scale, eps, splits=None):
     return q.new_empty(B, G, g1 - 1, 2 * d)
 
 
-def _check(q, k, v, bias, slot, lam, w, out_scale):
-    "Raise a ValueError/TypeError naming the tensor unless the shapes, dtypes and devices fit together."
+def _check(q, k, v, bias, slot, lam, w, out_scale, eps):
+    "Raise a ValueError/TypeError naming the argument unless the shapes, dtypes and devices fit together and eps is a finite float >= 0."
     op = 'gda_decode'
     for n, t in (('q', q), ('k', k), ('v', v), ('bias', bias), ('slot', slot), ('lam', lam), ('subln_w', w), ('out_scale', out_scale)):
         if not isinstance(t, torch.Tensor): raise TypeError(f"{op}: {n} must be a torch.Tensor, got {type(t).__name__}")
@@ -315,7 +322,8 @@ def _check(q, k, v, bias, slot, lam, w, out_scale):
         raise ValueError(f"{op}: k must be (2, B, G, S, head_dim) = (2, {B}, {G}, S, {d}), got shape {tuple(k.shape)}")
     S = k.shape[3]
     if tuple(v.shape) != (B, G, S, 2 * d): raise ValueError(f"{op}: v must be (B, G, S, 2*head_dim) = {(B, G, S, 2 * d)}, got {tuple(v.shape)}")
-    if bias.shape[-1] != S or bias.numel() != B * S: raise ValueError(f"{op}: bias must hold (B, S) = ({B}, {S}) values, got shape {tuple(bias.shape)}")
+    if tuple(bias.shape) not in ((B, S), (B, 1, 1, S)):
+        raise ValueError(f"{op}: bias must be (B, S) = ({B}, {S}) or (B, 1, 1, S) = ({B}, 1, 1, {S}), got shape {tuple(bias.shape)}")
     if q.dtype not in (torch.float16, torch.bfloat16, torch.float32) or k.dtype != q.dtype or v.dtype != q.dtype:
         raise TypeError(f"{op}: q, k, v must share one of fp16, bf16, fp32, got {q.dtype}, {k.dtype}, {v.dtype}")
     if slot.numel() != 1 or slot.is_floating_point(): raise ValueError(f"{op}: slot must be one integer, got {slot.dtype} of shape {tuple(slot.shape)}")
@@ -325,6 +333,8 @@ def _check(q, k, v, bias, slot, lam, w, out_scale):
         raise TypeError(f"{op}: bias must be a float additive mask (0 on valid slots, -inf on empty ones), got {bias.dtype}; "
                         f"convert a bool mask with torch.zeros(mask.shape).masked_fill(~mask, float('-inf'))")
     if S == 0: raise ValueError(f"{op}: the cache has no slots (S = 0)")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real): raise TypeError(f"{op}: eps must be a float, got {eps!r} ({type(eps).__name__})")
+    if not 0 <= eps < math.inf: raise ValueError(f"{op}: eps must be a finite float >= 0, got {eps!r}")
     for n, t in (('q', q), ('k', k), ('v', v), ('bias', bias)):
         if t.stride(-1) != 1: raise ValueError(f"{op}: {n} must be contiguous in its last dim, got strides {t.stride()}")
     if slot.device.type == 'cpu' and not torch.compiler.is_compiling():     # a host read only where it costs no device sync
@@ -344,8 +354,9 @@ def gda_decode(q:torch.Tensor, # (B, G, g+1, d): per group its g signal queries,
     """GDA of one new token per row over a static cache, with the epilogue: Triton programs per (row, group[, slot chunk]).
     `slot` must lie in [0, S). It is checked on the host when it is a CPU tensor; on a GPU the kernels read it on the
     device (a host check would cost a sync and break CUDA-graph replay; `StaticKVCache` checks its capacity on the host),
-    never read outside the cache whatever it holds, and write NaN everywhere for a slot out of range. `bias` is a float additive mask (a bool one is refused)."""
-    _check(q, k, v, bias, slot, lam, subln_w, out_scale)
+    never read outside the cache whatever it holds, and write NaN everywhere for a slot out of range. `bias` is a float additive mask (a bool one is refused):
+    a slot is empty where it is -inf (or NaN), and only then are its K/V rows not read (the module docstring). Inference only: the output has no graph."""
+    _check(q, k, v, bias, slot, lam, subln_w, out_scale, eps)
     if splits is not None and (isinstance(splits, bool) or not isinstance(splits, int) or splits < 1):
         raise ValueError(f"gda_decode: splits must be None or an int >= 1, got {splits!r}")
     bias = bias.reshape(bias.shape[0], bias.shape[-1])

@@ -116,8 +116,9 @@ def sym_mm(x:torch.Tensor, y:torch.Tensor, out:torch.Tensor, alpha:float=1.0, be
            c:torch.Tensor|None=None, diag:float=0.0)->torch.Tensor:
     """`out = alpha * x @ y^T + beta * c + diag * I` for `x`, `y` [B, M, K], symmetric `c` [B, M, M], when the result is
     known to be symmetric. Dtypes: fp16, bf16 or fp32 on a GPU (fp32 multiplies in TF32 there, see the module
-    docstring), fp16 or fp32 under the interpreter; x and y share one. `out` must not overlap x or y; `c` may be `out`
-    itself but must not overlap it otherwise. An empty `out` (B = 0 or M = 0) is returned as it is."""
+    docstring), fp16 or fp32 under the interpreter; x and y share one. `out` must not overlap x or y, nor itself (an
+    expanded `out` is refused); `c` may be `out` itself but must not overlap it otherwise. An empty `out` (B = 0 or M = 0)
+    is returned as it is."""
     if x.ndim != 3 or y.shape != x.shape:
         raise ValueError(f"sym_mm: x and y must both be [B, M, K] of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     Bn, M, K = x.shape
@@ -130,6 +131,9 @@ def sym_mm(x:torch.Tensor, y:torch.Tensor, out:torch.Tensor, alpha:float=1.0, be
             raise TypeError(f"sym_mm: {n} is {t.dtype}; the Triton kernel takes {names} {where}")
     if y.dtype != x.dtype: raise TypeError(f"sym_mm: x and y must have one dtype, got {x.dtype} and {y.dtype}")
     if out.numel() == 0: return out                  # nothing to write (B = 0 or M = 0)
+    if any(st == 0 and n > 1 for st, n in zip(out.stride(), out.shape)):
+        raise ValueError(f"sym_mm: out (shape {tuple(out.shape)}, strides {out.stride()}) has stride 0 on a dimension of size > 1 "
+                         f"(an expanded tensor): several of its elements are one memory location, which every entry would overwrite")
     if _overlap(out, x) or _overlap(out, y):
         raise ValueError("sym_mm: out must not be x or y, nor overlap them (tiles are read after others are written)")
     if c is not None and c is not out and (c.data_ptr() != out.data_ptr() or c.stride() != out.stride()) and _overlap(c, out):

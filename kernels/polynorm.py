@@ -49,6 +49,10 @@ heuristic `tile_config`. Every timed candidate is appended to `TUNE_LOG` (bounde
 Entry points. Eager calls go through a `torch.autograd.Function` that calls the launchers directly; under
 `torch.compile` the registered custom ops (`motif_nb::poly_norm`, `motif_nb::mul_poly_norm` and their backward ops)
 are used, with the settings passed as a tuple of ints (`PolyNormSettings.as_op_arg`).
+First-order gradients only: the backward is the closed form above, computed by a kernel, so it has no graph of its
+own. The eager Function refuses a backward run with `create_graph=True` (a RuntimeError naming the op, before any
+launch), and the registered backward ops have no autograd formula, so differentiating their result raises too (as
+does torch.compile's double backward). Gradient penalties, Hessian-vector products and the like need impl='torch'.
 
 Works on triton 3.6 to 3.9 and under the interpreter (TRITON_INTERPRET=1, fp32/fp16): plain pointer arithmetic, every
 row and column access masked (the loads of the three weights and the bias, and each program's store of its [4] row of
@@ -56,7 +60,8 @@ partials, are unmasked and in bounds), no libdevice.
 
 Checks. `motif_nb.polynorm` validates its arguments fully. The entries here (`poly_norm_fwd`, `poly_norm_bwd`, hence
 `poly_norm`, `mul_poly_norm` and the registered ops) check the shapes the kernels index by, on the host and without a
-device sync: up and dy shaped like x, weight [3], bias [1], rstd [M, 3] fp32.
+device sync: up and dy shaped like x, weight [3], bias [1], rstd [M, 3] fp32; and x (and up) fp16, bf16 or fp32 (the
+kernels compute in fp32, so an fp64 input would come back fp64 with fp32 accuracy: it is refused by name).
 """
 import collections, dataclasses, functools
 from collections.abc import Sequence
@@ -415,11 +420,18 @@ def _launch_fwd(x2, u2, y, weight, bias, rstd, eps, gated, cfg):
     return _note('fwd', gated, cfg, k)
 
 
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32)     # what x and up may be (the kernels compute in fp32)
+
 def _check_shapes(op, x, weight, bias, up=None, dy=None, rstd=None):
     """Raise a ValueError naming the argument unless the shapes are those the kernels index by: up and dy like x, weight
-    [3], bias [1], rstd [M, 3] fp32. Host-side shape reads only (no device sync)."""
+    [3], bias [1], rstd [M, 3] fp32 (and a TypeError unless x and up are fp16, bf16 or fp32). Host-side reads only (no
+    device sync)."""
     xn = 'gate' if up is not None else 'x'
     if x.ndim < 1 or x.shape[-1] == 0: raise ValueError(f"{op}: {xn} must have a non-empty last dimension, got shape {tuple(x.shape)}")
+    for n, t in ((xn, x), ('up', up)):
+        if t is not None and t.dtype not in _DTYPES:
+            raise TypeError(f"{op}: {n} is {t.dtype}; the Triton kernels take fp16, bf16 or fp32 (they compute in fp32); "
+                            f"impl='torch' computes fp64 in fp64")
     if up is not None and up.shape != x.shape:
         raise ValueError(f"{op}: up must have gate's shape {tuple(x.shape)}, got {tuple(up.shape)}")
     if dy is not None and dy.shape != x.shape: raise ValueError(f"{op}: dy must have {xn}'s shape {tuple(x.shape)}, got {tuple(dy.shape)}")
@@ -568,6 +580,14 @@ def _mpn_backward(ctx, dy, drstd):
 _mul_poly_norm_op.register_autograd(_mpn_backward, setup_context=_mpn_setup)
 
 
+def _first_order_only(op:str):
+    """Refuse a backward that autograd runs with `create_graph=True` (grad mode on inside it): the kernels' gradients
+    have no graph, so their second-order terms would be missing from whatever is differentiated next, silently."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(f"{op}: the Triton kernels have first-order gradients only, and this backward runs with "
+                           f"create_graph=True (a gradient penalty, a Hessian-vector product); use impl='torch' for those")
+
+
 class _PolyNormFn(torch.autograd.Function):
     "Eager autograd: the launchers called directly (a custom op's Python dispatch costs about 1 ms of CPU per step)."
     @staticmethod
@@ -579,6 +599,7 @@ class _PolyNormFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):
+        _first_order_only('poly_norm')
         x, weight, bias, rstd = ctx.saved_tensors
         dx, dw, db = poly_norm_bwd(dy, x, weight, bias, rstd, ctx.eps, settings=ctx.settings)
         return dx, dw, db, None, None
@@ -594,6 +615,7 @@ class _MulPolyNormFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):
+        _first_order_only('mul_poly_norm')
         gate, up, weight, bias, rstd = ctx.saved_tensors
         dg, du, dw, db = poly_norm_bwd(dy, gate, weight, bias, rstd, ctx.eps, up=up, settings=ctx.settings)
         return dg, du, dw, db, None, None

@@ -6,7 +6,7 @@ Docs: https://motif-nb.github.io/motif-nb/attention.html.md"""
 
 # %% ../nbs/02_attention.ipynb #fd004774
 from __future__ import annotations
-import math
+import math, numbers
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -541,6 +541,15 @@ def lambda_full(self:GDA)->torch.Tensor:
 
 # %% ../nbs/02_attention.ipynb #9d80651e
 _FUSED_HEAD_DIMS = (64, 128)          # the head dims the kernels' block tables were tuned for
+_TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)     # what the kernels compute in (fp32 accumulation)
+_MAX_HEAD_DIM = 128                   # the largest head dim whose tiles fit the GPU's shared memory (`gda_triton`)
+
+def _triton_refusal(d:int, dt)->str|None:
+    "Why the fused kernels cannot take head_dim `d` or dtype `dt` (None: they can)."
+    if d < 16 or d > _MAX_HEAD_DIM or d & (d - 1):
+        return f"head_dim={d}: the kernels take powers of two from 16 to {_MAX_HEAD_DIM} (larger heads' tiles exceed the GPU's shared memory)"
+    if dt not in _TRITON_DTYPES: return f"{dt} input: the kernels take fp16, bf16 and fp32"
+    return None
 
 @patch
 def pick_impl(self:GDA, x:torch.Tensor, # the layer's input: its device and dtype (autocast's, when on) decide 'auto'
@@ -549,7 +558,9 @@ def pick_impl(self:GDA, x:torch.Tensor, # the layer's input: its device and dtyp
     dt = torch.get_autocast_dtype('cuda') if x.is_cuda and torch.is_autocast_enabled('cuda') else x.dtype   # q, k, v's dtype
     fused = (x.is_cuda and dt in (torch.bfloat16, torch.float16) and self.head_dim in _FUSED_HEAD_DIMS
              and HAS_TRITON and _kgda is not None and kv_cache is None)
-    no = {'triton': 'a KV cache (decoding): the fused kernels attend only among the tokens of one call'} if kv_cache is not None else None
+    why = _triton_refusal(self.head_dim, dt)
+    if kv_cache is not None: why = 'a KV cache (decoding): the fused kernels attend only among the tokens of one call'
+    no = {'triton': why} if why else None
     return resolve_impl(self.impl, x, op='GDA', choices=('reference', 'sdpa', 'triton'), auto='triton' if fused else 'sdpa',
                         unsupported=no)
 
@@ -661,8 +672,8 @@ def forward(self:Attention, x:torch.Tensor, *, positions=None, cu_seqlens=None, 
     return (out, res[1].float()) if return_max_logits else out
 
 # %% ../nbs/02_attention.ipynb #85fb291c
-def _check_gda_inputs(q, k, v, lam, subln_w, cu_seqlens, return_max_logits, op):
-    "Raise a TypeError/ValueError naming the tensor unless the projection layouts, λ, subln and cu_seqlens fit together."
+def _check_gda_inputs(q, k, v, lam, subln_w, eps, out_scale, cu_seqlens, return_max_logits, op):
+    "Raise a TypeError/ValueError naming the argument unless the projection layouts, λ, subln, eps, out_scale and cu_seqlens fit together."
     for n, t in (('q', q), ('k', k), ('v', v), ('subln_w', subln_w)): check_float(t, n, op)
     if q.ndim != 5 or q.shape[3] < 2: raise ValueError(f"{op}: q must be (B, T, G, g+1, head_dim) with g >= 1, got shape {tuple(q.shape)}")
     B, T, G, g1, D = q.shape
@@ -670,6 +681,16 @@ def _check_gda_inputs(q, k, v, lam, subln_w, cu_seqlens, return_max_logits, op):
         if tuple(t.shape) != want: raise ValueError(f"{op}: {n} must have shape {want} to go with q {tuple(q.shape)}, got {tuple(t.shape)}")
     for n, t in (('k', k), ('v', v)):
         if t.dtype != q.dtype: raise TypeError(f"{op}: {n} is {t.dtype} but q is {q.dtype}")
+    if q.dtype not in _TRITON_DTYPES: raise TypeError(f"{op}: q, k, v are {q.dtype}; the kernels take fp16, bf16 and fp32 (gda_reference computes fp64)")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real): raise TypeError(f"{op}: eps must be a float, got {eps!r} ({type(eps).__name__})")
+    if not 0 <= eps < math.inf: raise ValueError(f"{op}: eps must be a finite float >= 0, got {eps!r}")
+    if isinstance(out_scale, torch.Tensor):
+        if out_scale.numel() != 1: raise ValueError(f"{op}: out_scale must be a float or a one-element tensor, got shape {tuple(out_scale.shape)}")
+        if out_scale.requires_grad and torch.is_grad_enabled():
+            raise TypeError(f"{op}: out_scale requires grad, but the kernels take it as a constant (its gradient would be dropped); "
+                            f"pass out_scale.detach(), or use gda_sdpa or gda_reference, which differentiate it")
+    elif isinstance(out_scale, bool) or not isinstance(out_scale, numbers.Real):
+        raise TypeError(f"{op}: out_scale must be a float or a one-element tensor, got {type(out_scale).__name__}")
     if not isinstance(lam, torch.Tensor) or lam.numel() != 1: raise TypeError(f"{op}: lam must be a one-element tensor, got {lam!r}")
     for n, t in (('k', k), ('v', v), ('lam', lam), ('subln_w', subln_w)):
         if t.device != q.device: raise ValueError(f"{op}: {n} is on {t.device} but q is on {q.device}")
@@ -686,15 +707,17 @@ def gda_triton(q:torch.Tensor, # (B, T, G, g+1, d) after RoPE: g signal queries 
                *, cu_seqlens:torch.Tensor|None=None, # int32 document offsets of a packed row (B = 1)
                return_max_logits:bool=False, # also return the max logits (G, g+1)
                settings:GDASettings|None=None): # kernel settings (None: `GDASettings()`)
-    "Fused causal GDA, forward and backward in Triton; returns (B, T, G, g, 2d) [and the max logits]."
+    "Fused causal GDA, forward and backward (first-order) in Triton; returns (B, T, G, g, 2d) [and the max logits]."
     if _kgda is None: raise RuntimeError("gda_triton: motif_nb.kernels.gda could not be imported (is triton installed?)")
-    _check_gda_inputs(q, k, v, lam, subln_w, cu_seqlens, return_max_logits, 'gda_triton')
+    _check_gda_inputs(q, k, v, lam, subln_w, eps, out_scale, cu_seqlens, return_max_logits, 'gda_triton')
     return _gda_triton(q, k, v, lam, subln_w, eps, out_scale, cu_seqlens, return_max_logits, settings)
 
 def _gda_triton(q, k, v, lam, subln_w, eps, out_scale, cu_seqlens, return_max_logits, settings, docs=None):
     "`gda_triton` without the input checks, for callers that checked already (`GDA.forward`: no second host read of `cu_seqlens`; its `docs`)."
     B, T, G, g1, D = q.shape
-    if D < 16 or D & (D - 1): raise ValueError(f"gda_triton: head_dim must be a power of two >= 16, got {D}")
+    if D < 16 or D > _MAX_HEAD_DIM or D & (D - 1):
+        raise ValueError(f"gda_triton: head_dim must be a power of two from 16 to {_MAX_HEAD_DIM} (larger heads' tiles exceed "
+                         f"the GPU's shared memory; gda_sdpa takes any head_dim), got {D}")
     if settings is not None and not isinstance(settings, GDASettings):
         raise TypeError(f"gda_triton: settings must be a GDASettings, got {type(settings).__name__}")
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()

@@ -6,6 +6,7 @@ Docs: https://motif-nb.github.io/motif-nb/polynorm.html.md"""
 
 # %% ../nbs/01_polynorm.ipynb #c4d19f50
 from __future__ import annotations
+import math, numbers
 import torch
 from torch import nn
 from .core import resolve_impl, check_float, rel_err
@@ -32,8 +33,9 @@ def _check_args(op, x, weight, bias, eps, name='x', settings=None):
     if tuple(weight.shape) != (3,):
         raise ValueError(f"{op}: weight must have shape [3] (the weights of n(x^3), n(x^2), n(x)), got {tuple(weight.shape)}")
     if tuple(bias.shape) != (1,): raise ValueError(f"{op}: bias must have shape [1], got {tuple(bias.shape)}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)): raise TypeError(f"{op}: eps must be a float, got {eps!r} ({type(eps).__name__})")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real): raise TypeError(f"{op}: eps must be a float, got {eps!r} ({type(eps).__name__})")
     if not eps >= 0: raise ValueError(f"{op}: eps must be a float >= 0, got {eps!r}")
+    if eps == math.inf: raise ValueError(f"{op}: eps must be a finite float >= 0, got {eps!r}")
     devs = {str(t.device) for t in (x, weight, bias)}
     if len(devs) > 1: raise ValueError(f"{op}: {name}, weight and bias are on different devices: {sorted(devs)}")
     _check_settings(op, settings)
@@ -62,11 +64,15 @@ def _mul_poly_norm_torch(gate, up, weight, bias, eps):
 # %% ../nbs/01_polynorm.ipynb #21ac764b
 _IMPLS = ('auto', 'torch', 'triton')
 
+_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)    # what the kernels take (they compute in fp32)
+
 def _resolve(impl, *ts, op):
+    dt = ts[0].dtype
     if torch.compiler.is_compiling():   # traced: resolve_impl's choice without its eager-only checks (not every dynamo traces them)
         if impl not in _IMPLS: raise ValueError(f"{op}: impl must be one of {_IMPLS}, got {impl!r}")
-        return ('triton' if ts[0].is_cuda and _kpn is not None else 'torch') if impl == 'auto' else impl
-    impl = resolve_impl(impl, *ts, op=op, choices=('torch', 'triton'))
+        return ('triton' if ts[0].is_cuda and _kpn is not None and dt in _KERNEL_DTYPES else 'torch') if impl == 'auto' else impl
+    no = None if dt in _KERNEL_DTYPES else {'triton': f"{dt} input: the kernels compute in fp32 (impl='torch' computes fp64 in fp64)"}
+    impl = resolve_impl(impl, *ts, op=op, choices=('torch', 'triton'), unsupported=no)
     if impl == 'triton' and _kpn is None: raise RuntimeError(f"{op}: impl='triton' needs motif_nb.kernels.polynorm, which could not be imported")
     return impl
 
