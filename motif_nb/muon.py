@@ -152,12 +152,14 @@ def newton_schulz(G:torch.Tensor, # one matrix or a batch [..., A, B]; tall matr
                   triton_min_tiles:float=3.0, # impl='auto': Triton only if the batch has this many 128x128 upper tiles per SM
                  )->torch.Tensor: # the orthogonalised matrices, shape of `G`, in the working precision
     "Approximately orthogonalise each matrix in the last two dims of `G` with `steps` Newton-Schulz steps."
-    check_float(G, 'G', 'newton_schulz', min_ndim=2)
+    if isinstance(G, torch.Tensor) and G.ndim >= 2 and G.shape[-1] == 0:    # an empty matrix (A x 0): an empty result, as for 0 x B
+        if not G.is_floating_point(): raise TypeError(f"newton_schulz: G must be a floating-point tensor, got {G.dtype}")
+    else: check_float(G, 'G', 'newton_schulz', min_ndim=2)
     coefs = ns_coefficients(coefficients, steps)
     tall = G.shape[-2] > G.shape[-1]
     X = G.mT if tall else G                                   # a view: the transpose happens in the cast below
     shape = X.shape
-    X = X.reshape(-1, *shape[-2:])
+    X = X.reshape(math.prod(shape[:-2]), *shape[-2:])         # not -1: a batch of empty matrices has no size to infer
     impl, method, dtype = _ns_plan(G, X, impl, method, dtype, steps, gram_restart, triton_min_tiles)
     if G.numel() == 0: return torch.zeros(G.shape, dtype=dtype, device=G.device)
     X = _normalise(X, eps, dtype)
@@ -316,6 +318,17 @@ def apply_qk_clip_(w_q:torch.Tensor, # q_proj.weight [H*d, D], scaled in place
     w_k.view(k_scale.shape[-1], head_dim, -1).mul_(k_scale.to(w_k.dtype)[:, None, None])
 
 # %% ../nbs/05_muon.ipynb #85645edf
+def _find_head(model:nn.Module, emb:set):
+    "No `lm_head` and no `get_output_embeddings()`: the one `nn.Linear` from an embedding's width onto its vocabulary (V x D, V != D) joins `emb`."
+    vd = {(m.num_embeddings, m.embedding_dim) for m in model.modules() if isinstance(m, nn.Embedding)}
+    heads = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) and (m.out_features, m.in_features) in vd
+             and m.out_features != m.in_features]
+    import warnings
+    if len(heads) == 1: emb.update(id(p) for p in heads[0][1].parameters())
+    elif heads: warnings.warn(f"muon_param_groups: {len(heads)} Linear layers map onto the vocabulary ({[n for n, _ in heads]}); "
+                              "which is the output head is unclear, so all stay in the Muon group. Define model.get_output_embeddings() "
+                              "to return the head (it then goes to the AdamW group)")
+
 def muon_param_groups(model:nn.Module, # a model with Hugging Face parameter names (`MotifForCausalLM`)
                       config=None, # the config giving the head layout; default `model.config`
                       vector_weight_decay:float|None=0.0, # weight decay of norms, biases and vectors; None: the optimizer's
@@ -331,6 +344,7 @@ def muon_param_groups(model:nn.Module, # a model with Hugging Face parameter nam
         elif 'Norm' in type(mod).__name__: norm.update(own)
     out_emb = model.get_output_embeddings() if hasattr(model, 'get_output_embeddings') else None
     if isinstance(out_emb, nn.Module): emb.update(id(p) for p in out_emb.parameters())
+    elif not any(n == 'lm_head' for n, _ in model.named_modules()): _find_head(model, emb)
     groups = {k: ([], []) for k in ('muon', 'emb', 'vec')}
     for name, p in model.named_parameters():
         if not p.requires_grad: continue
@@ -376,20 +390,35 @@ def _check_group(gi, g):
     _check_hparams(**{k: g[k] for k in _GROUP_KEYS}, qk_clip_tau=None, n=n)     # qk_clip_tau is optimizer-wide
 
 # %% ../nbs/05_muon.ipynb #511337f5
-def _check_groups(param_groups)->tuple[list, dict]:
-    "The groups as dicts with a `params` list, and {id(param): name}; errors name the group or the parameter."
+def _check_groups(param_groups,
+                  first:int=0, # the index of the first group (`Muon.add_param_group`: the groups already there)
+                  seen:dict|None=None, # {id(param): group index} of the parameters already in the optimizer
+                  named:bool|None=None, # must the groups carry param_names (None: if any of them does)
+                 )->tuple[list, dict]:
+    "The groups as dicts with a `params` list (and `param_names` for all or none), and {id(param): name}; errors name the group or the parameter."
     if isinstance(param_groups, torch.Tensor) or isinstance(param_groups, dict): param_groups = [param_groups]
     groups = list(param_groups)
     if not groups: raise ValueError("Muon: got an empty list of parameter groups")
-    names, seen = {}, {}
-    for gi, g in enumerate(groups):
+    for i, g in enumerate(groups):
         if not isinstance(g, dict):
-            raise TypeError(f"Muon: param_groups[{gi}] must be a dict with 'params' and 'use_muon' (build them with muon_param_groups(model)), got {type(g).__name__}")
+            raise TypeError(f"Muon: param_groups[{first + i}] must be a dict with 'params' and 'use_muon' (build them with muon_param_groups(model)), got {type(g).__name__}")
+        if 'params' not in g: raise ValueError(f"Muon: param_groups[{first + i}] has no 'params' key")
+        if g.get('param_names', 0) is None: del g['param_names']
+    if named is None: named = any('param_names' in g for g in groups)     # torch keeps names for every group or for none
+    names, seen = {}, dict(seen or {})
+    for gi, g in enumerate(groups, first):
         ps = [g['params']] if isinstance(g['params'], torch.Tensor) else list(g['params'])
-        nms = list(g.get('param_names') or [f'param_groups[{gi}][{i}] (shape {tuple(p.shape)})' for i, p in enumerate(ps)])
+        nms = list(g['param_names']) if 'param_names' in g else [f'param_groups[{gi}][{i}] (shape {tuple(p.shape)})' for i, p in enumerate(ps)]
+        if len(nms) != len(ps): raise ValueError(f"Muon: param group {gi} has {len(ps)} params but {len(nms)} param_names")
+        if 'param_names' in g and not named:
+            raise ValueError(f"Muon: param group {gi} has param_names, but the optimizer's groups have none (torch keeps names for "
+                             "every group or for none); drop them, or build the optimizer from named groups (muon_param_groups(model))")
+        if named: g['param_names'] = nms
         if 'use_muon' not in g:
             raise ValueError(f"Muon: param group {gi} (first parameter {nms[0] if nms else '<none>'!r}) has no 'use_muon' key; "
                              "set it to True (Muon) or False (AdamW), or build the groups with muon_param_groups(model)")
+        if not isinstance(g['use_muon'], bool):
+            raise TypeError(f"Muon: param group {gi}'s 'use_muon' must be True (Muon) or False (AdamW), got {g['use_muon']!r} ({type(g['use_muon']).__name__})")
         for nm, p in zip(nms, ps):
             if id(p) in seen: raise ValueError(f"Muon: parameter {nm!r} is in two param groups ({seen[id(p)]} and {gi})")
             seen[id(p)] = gi; names[id(p)] = nm
@@ -419,6 +448,7 @@ def _make_engine(mode:str, settings):
 # %% ../nbs/05_muon.ipynb #cd084d25
 class Muon(torch.optim.Optimizer):
     "Muon (Motif's rule) for groups with `use_muon=True`, AdamW for the others; QK-clip after each step when `qk_clip_tau` is set."
+    _ready = False                                          # set once constructed: `add_param_group` checks from then on
     def __init__(self, param_groups, # dicts with 'params' and 'use_muon' (`muon_param_groups(model)`); a group may override the defaults below
                  lr:float=1e-3, # learning rate eta, for Muon and AdamW
                  weight_decay:float=0.1, # decoupled weight decay lambda
@@ -446,6 +476,7 @@ class Muon(torch.optim.Optimizer):
         self.qk_clip_tau, self.mode, self.found_inf, self.last_stats = qk_clip_tau, mode, None, None
         self.engine = _make_engine(mode, parallel_settings)
         self._qk_layers, self._qk_layout = self._find_qk()
+        self._ready = True
 
     def _name(self, p): return self._names.get(id(p), f'<parameter of shape {tuple(p.shape)}>')
 
@@ -456,7 +487,11 @@ def _find_qk(self:Muon):
     pairs = {}
     for g in self.param_groups:
         for nm, p in zip(g.get('param_names') or [], g['params']):
-            if m := _QK_NAME.search(nm): pairs.setdefault(int(m[1]), {})[m[2]] = p
+            if not (m := _QK_NAME.search(nm)): continue
+            qk = pairs.setdefault(int(m[1]), {})
+            if m[2] in qk and qk[m[2]] is not p and self.qk_clip_tau is not None:
+                raise ValueError(f"Muon: two parameters are named like layer {m[1]}'s {m[2]}_proj ({self._name(qk[m[2]])!r} and {nm!r}); QK-clip needs one")
+            qk[m[2]] = p
     layouts = [g['qk_layout'] for g in self.param_groups if g.get('qk_layout') is not None]
     if self.qk_clip_tau is None: return pairs, (layouts[0] if layouts else None)
     if not layouts: raise ValueError("Muon: qk_clip_tau needs the attention head layout: build the param groups with "
@@ -471,6 +506,23 @@ def _find_qk(self:Muon):
             if qk[r].ndim != 2 or qk[r].shape[0] != n * d:
                 raise ValueError(f"Muon: {self._name(qk[r])} has shape {tuple(qk[r].shape)}, but qk_layout says {n} heads x head_dim {d} = {n*d} rows")
     return pairs, lay
+
+# %% ../nbs/05_muon.ipynb #a214afbc
+@patch
+def add_param_group(self:Muon, param_group:dict):
+    "torch's `add_param_group` with the constructor's checks; the new group's q/k pairs join QK-clip."
+    if not self._ready: return super(Muon, self).add_param_group(param_group)   # from torch's constructor: `__init__` checks
+    gi, seen = len(self.param_groups), {id(p): i for i, g in enumerate(self.param_groups) for p in g['params']}
+    named = any('param_names' in g for g in self.param_groups)
+    (g,), names = _check_groups([param_group], first=gi, seen=seen, named=named)
+    _check_group(gi, {**self.defaults, **g})                                  # before torch fills in the defaults
+    old = self._names, self._qk_layers, self._qk_layout
+    super(Muon, self).add_param_group(g)
+    self._names = {**self._names, **names}
+    try: self._qk_layers, self._qk_layout = self._find_qk()
+    except ValueError:
+        self.param_groups.pop(); self._names, self._qk_layers, self._qk_layout = old
+        raise
 
 # %% ../nbs/05_muon.ipynb #dabb9790
 def _local(t): return t.to_local() if isinstance(t, DTensor) else t
