@@ -13,7 +13,8 @@ from fastcore.basics import patch
 from fastcore.meta import delegates
 from .config import MotifConfig
 from .attention import GDA, apply_rope, rope_cos_sin, gda_epilogue, doc_ids, doc_positions
-from .model import MotifForCausalLM, flag_nonfinite_logits, check_nonfinite_logits, check_generate_args, check_generate_tokens, stop_tokens
+from .model import (MotifForCausalLM, flag_nonfinite_logits, check_nonfinite_logits, check_generate_args, check_generate_tokens, stop_tokens,
+                            sampling_temperature, stream_callbacks)
 from .core import resolve_impl, check_number
 try: from motif_nb.kernels import gda_decode as _kdec    # the fused GDA decode kernel (needs triton)
 except ImportError: _kdec = None
@@ -295,11 +296,11 @@ MAX_STOP_TOKENS = 16       # stop ids a call may pass (the buffer the captured s
 
 def _check_gen_args(model, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, streamer,
                     eos_token_id, pad_token_id, seed, op:str)->torch.Tensor|None:
-    "The checks of `MotifForCausalLM.generate` (prompts may be on another device: they are moved), and a callable streamer."
+    "The checks of `MotifForCausalLM.generate` (prompts may be on another device: they are moved), and the streamer's kind."
     mask = check_generate_args(model, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, op, same_device=False)
     check_generate_tokens(model.config, eos_token_id, pad_token_id, seed, op)
     _stop_ids(model.config, eos_token_id, pad_token_id, op)
-    if streamer is not None and not callable(streamer): raise TypeError(f"{op}: streamer must be callable, got {type(streamer).__name__}")
+    stream_callbacks(streamer, op)                      # a callable, or a transformers streamer (put/end)
     return mask
 
 def _stop_ids(config:MotifConfig, eos_token_id, pad_token_id, op:str='StaticGenerator.generate')->tuple:
@@ -469,14 +470,20 @@ def generate(self:StaticGenerator,
              attention_mask:torch.Tensor|None=None, # [B, T0], 1 = real token, 0 = left padding
              seed:int|None=None, # seed of the sampling generator on the model's device (None: the global RNG)
              pad_token_id:int|None=None, # emitted by finished rows (None: config.pad_token_id, else the first stop id)
-             streamer=None, # called with each new token column (a CPU int64 tensor [B]); synchronises every step
+             streamer=None, # a callable given each new token column (CPU int64 [B]), or a transformers streamer (put/end); syncs every step
+             do_sample:bool|None=None, # transformers' switch: False = greedy, True = sample (None: temperature decides)
             )->torch.Tensor:
     "Prompt + up to `max_new_tokens` new tokens per row `[B, T0 + n]`, as `MotifForCausalLM.generate` returns them."
+    temperature = sampling_temperature(temperature, do_sample, 'StaticGenerator.generate')
     mask = _check_gen_args(self.model, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, streamer,
                            eos_token_id, pad_token_id, seed, 'StaticGenerator.generate')
     (B, T0), dev = input_ids.shape, self.device
     self.cache.check_fits(B, T0, max_new_tokens)
-    if max_new_tokens == 0: return input_ids.clone()
+    cb = stream_callbacks(streamer, 'StaticGenerator.generate')
+    if cb is not None: cb[0](input_ids.cpu())
+    if max_new_tokens == 0:
+        if cb is not None: cb[2]()
+        return input_ids.clone()
     mode = 'greedy' if temperature == 0 else 'sample' if top_k == 0 and top_p == 1 else 'filtered'
     eos, pad = _stop_ids(self.model.config, eos_token_id, pad_token_id, 'StaticGenerator.generate')
     self._setup(eos, pad, temperature, top_k, top_p, mode)
@@ -488,25 +495,27 @@ def generate(self:StaticGenerator,
     draw(); self._emit(logits, B, mode)
     n, every = 1, (1 if streamer is not None or graph is None else self.sync_every)
     check = lambda: check_nonfinite_logits(self.bad_at[:B], 'StaticGenerator.generate', offset=T0)    # a host sync
-    if streamer is not None: check(); streamer(self.out[:B, T0].cpu())
+    if cb is not None: check(); cb[1](self.out[:B, T0].cpu())
     while n < max_new_tokens:
         if eos and n % every == 0 and bool((self.finished[:B] | (self.bad_at[:B] >= 0)).all()): break
         draw()
         if graph is not None: graph.replay()
         else: self._step(B, mode)
         n += 1
-        if streamer is not None: check(); streamer(self.out[:B, T0 + n - 1].cpu())
+        if cb is not None: check(); cb[1](self.out[:B, T0 + n - 1].cpu())
     check()
+    if cb is not None: cb[2]()
     return self._result(B, T0, n, bool(eos))
 
 # %% ../nbs/03a_generate.ipynb #3a742a6d
 def fast_generate(model:MotifForCausalLM, input_ids:torch.Tensor, max_new_tokens:int, temperature:float=1.0, top_p:float=1.0,
                   top_k:int=0, eos_token_id:int|list|None=None, attention_mask:torch.Tensor|None=None, seed:int|None=None,
-                  pad_token_id:int|None=None, streamer=None, # as in `StaticGenerator.generate`
+                  pad_token_id:int|None=None, streamer=None, do_sample:bool|None=None, # as in `StaticGenerator.generate`
                   max_len:int|None=None, # cache capacity per row (None: T0 + max_new_tokens)
                   cuda_graph:bool|None=None, compile:bool=False, attn_impl:str='auto', # as in `StaticGenerator`
                  )->torch.Tensor:
     "Generate with a new `StaticGenerator` sized for this batch: `[B, T0 + n]` ids, as `MotifForCausalLM.generate`."
+    temperature = sampling_temperature(temperature, do_sample, 'fast_generate')
     _check_gen_args(model, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, streamer,
                     eos_token_id, pad_token_id, seed, 'fast_generate')
     B, T0 = input_ids.shape

@@ -6,7 +6,7 @@ Docs: https://motif-nb.github.io/motif-nb/model.html.md"""
 
 # %% ../nbs/03_model.ipynb #ee53eeff
 from __future__ import annotations
-import json, math, re, numbers, dataclasses
+import json, math, re, numbers, warnings, dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 import torch
@@ -25,7 +25,8 @@ from .attention import GDA, Attention, KVCache, GDASettings, packed_row
 __all__ = ['CausalLMOutput', 'check_token_ids', 'shift_labels', 'causal_lm_loss', 'SwiGLU', 'MotifMLP', 'MotifDecoderLayer',
            'MotifModel', 'MotifForCausalLM', 'offsets_from_positions', 'parse_size', 'absorb_lambda_init',
            'materialize_buffers', 'flag_nonfinite_logits', 'check_nonfinite_logits', 'check_generate_tokens',
-           'check_generate_args', 'stop_tokens', 'attention_train_flops', 'train_flops_per_token']
+           'check_generate_args', 'sampling_temperature', 'stream_callbacks', 'stop_tokens', 'attention_train_flops',
+           'train_flops_per_token']
 
 # %% ../nbs/03_model.ipynb #7f6f22a8
 @dataclass
@@ -634,7 +635,9 @@ def check_generate_args(model, # the `MotifForCausalLM` that generates
     if not (math.isfinite(_gen_real(temperature, 'temperature', op)) and temperature >= 0):
         raise ValueError(f"{op}: temperature must be a finite number >= 0 (0 = greedy), got {temperature}")
     if not 0 < _gen_real(top_p, 'top_p', op) <= 1: raise ValueError(f"{op}: top_p must be in (0, 1], got {top_p}")
-    if attention_mask is None: return None
+    if attention_mask is None:
+        _warn_unmasked_padding(model.config, input_ids, op)
+        return None
     if not isinstance(attention_mask, torch.Tensor): raise TypeError(f"{op}: attention_mask must be a torch.Tensor, got {type(attention_mask).__name__}")
     if attention_mask.shape != input_ids.shape:
         raise ValueError(f"{op}: attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(attention_mask.shape)}")
@@ -645,6 +648,35 @@ def check_generate_args(model, # the `MotifForCausalLM` that generates
     if bool((mask[:, 1:] < mask[:, :-1]).any()): raise ValueError(f"{op}: attention_mask must be left padding (0s then 1s in every row); right padding is not supported")
     if not bool(mask[:, -1].all()): raise ValueError(f"{op}: attention_mask: every row needs at least one real token")
     return mask
+
+def _warn_unmasked_padding(config:MotifConfig, input_ids:torch.Tensor, op:str):
+    "Warn when prompts look left-padded (some rows, not all, start with the pad id) and no attention_mask says so."
+    pad = config.pad_token_id
+    if pad is None or input_ids.shape[0] < 2: return
+    first = input_ids[:, 0] == pad
+    if bool(first.any()) and not bool(first.all()):
+        warnings.warn(f"{op}: rows {first.nonzero().flatten().tolist()[:8]} start with pad_token_id={pad} and no attention_mask was given, "
+                      "so their padding is read as text; pass attention_mask (1 = real token, 0 = left padding)", UserWarning, stacklevel=3)
+
+def sampling_temperature(temperature:float, # as `generate` takes it
+                         do_sample:bool|None, # transformers' switch: False = greedy, True = sample (None: `temperature` decides)
+                         op:str='generate')->float:
+    "The temperature a generation call uses: `do_sample=False` is greedy (0), `do_sample=True` needs a temperature > 0."
+    if do_sample is None: return temperature
+    if not isinstance(do_sample, bool): raise TypeError(f"{op}: do_sample must be True, False or None, got {do_sample!r}")
+    if not do_sample: return 0.
+    if isinstance(temperature, (int, float)) and temperature == 0:
+        raise ValueError(f"{op}: do_sample=True samples, and temperature=0 is greedy: give a temperature > 0 (1.0: the logits as they are)")
+    return temperature
+
+def stream_callbacks(streamer, # None; a callable; or an object with put() and end() (transformers' TextStreamer)
+                     op:str='generate')->tuple|None:
+    """`(begin, step, end)` of a streamer, or None: a callable gets each new token column (a CPU int64 tensor [B]); an
+    object with `put` and `end`, as transformers' streamers are, gets the prompts first, then each column, then `end()`."""
+    if streamer is None: return None
+    if callable(getattr(streamer, 'put', None)) and callable(getattr(streamer, 'end', None)): return streamer.put, streamer.put, streamer.end
+    if callable(streamer): return (lambda ids: None), streamer, (lambda: None)
+    raise TypeError(f"{op}: streamer must be callable, or have put() and end() (a transformers streamer), got {type(streamer).__name__}")
 
 def stop_tokens(config:MotifConfig, eos_token_id, pad_token_id)->tuple:
     "`(stop ids as a list, pad id)`: the arguments, else the config's; the pad falls back to the first stop id, else 0."
@@ -679,12 +711,20 @@ def generate(self:MotifForCausalLM,
              attention_mask:torch.Tensor|None=None, # [B, T0], 1 = real token, 0 = left padding
              seed:int|None=None, # seed of the sampling generator (None: the global RNG)
              pad_token_id:int|None=None, # emitted by finished rows (None: config.pad_token_id, else the EOS id)
+             streamer=None, # a callable given each new token column (CPU int64 [B]), or a transformers streamer (put/end)
+             do_sample:bool|None=None, # transformers' switch: False = greedy (temperature 0), True = sample (None: temperature decides)
             )->torch.Tensor:
-    "Prompt + up to `max_new_tokens` new tokens per row [B, T0 + n], decoded with the layers' KV caches."
+    """Prompt + up to `max_new_tokens` new tokens per row [B, T0 + n], decoded with the layers' KV caches. It samples
+    unless told otherwise (temperature 1.0): greedy decoding, transformers' default, is `temperature=0` or `do_sample=False`."""
     op = 'MotifForCausalLM.generate'
+    temperature = sampling_temperature(temperature, do_sample, op)
     mask = check_generate_args(self, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, op)
     check_generate_tokens(self.config, eos_token_id, pad_token_id, seed, op)
-    if max_new_tokens == 0: return input_ids.clone()
+    cb = stream_callbacks(streamer, op)
+    if cb is not None: cb[0](input_ids.cpu())
+    if max_new_tokens == 0:
+        if cb is not None: cb[2]()
+        return input_ids.clone()
     dev, ids = input_ids.device, input_ids
     eos, pad = stop_tokens(self.config, eos_token_id, pad_token_id)
     eos = torch.tensor(eos, device=dev) if eos else None
@@ -700,10 +740,12 @@ def generate(self:MotifForCausalLM,
                 tok = torch.where(finished, torch.full_like(tok, pad), tok)
                 finished |= torch.isin(tok, eos)
             out.append(tok[:, None])
+            if cb is not None: check_nonfinite_logits(first_bad, op); cb[1](tok.cpu())
             if step == max_new_tokens - 1 or (eos is not None and bool((finished | (first_bad >= 0)).all())): break
             h, _ = self.model(tok[:, None], position_ids=nxt, past_key_values=caches)
             logits, nxt = self.lm_head(h[:, -1]), nxt + 1
     check_nonfinite_logits(first_bad, op)
+    if cb is not None: cb[2]()
     return torch.cat(out, 1)
 
 # %% ../nbs/03_model.ipynb #565480c5
