@@ -29,7 +29,8 @@ __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'PEAK_BF16_TFLOPS', 'RESUMAB
            'process_device', 'setup_distributed', 'decoder_blocks', 'parallelize', 'compile_limit', 'take_rows',
            'split_batch', 'Trainer', 'device_peak_flops', 'append_jsonl', 'read_jsonl', 'run_mismatch',
            'tokenizer_digest', 'check_export_dir', 'read_run', 'plot_run', 'DataConfig', 'cache_and_tokenizer',
-           'cache_schedule', 'make_batches', 'settings_help', 'run_settings', 'run_tokenizer', 'build_trainer', 'main']
+           'cache_schedule', 'make_batches', 'settings_help', 'run_settings', 'run_tokenizer', 'data_identity',
+           'build_trainer', 'main']
 
 # %% ../nbs/06_train.ipynb #88096f33
 def _validate(obj, owner:str, numbers:dict, choices:dict, bools:dict):
@@ -820,6 +821,9 @@ def export_hf(self:Trainer, path, # the directory to write (every process calls 
         m.save_pretrained(path, max_shard_size=max_shard_size)
         if tokenizer is not None:
             with atomic_write(path/'tokenizer.json', 'w') as f: f.write(tokenizer.to_str())
+        elif (path/'tokenizer.json').exists():
+            warnings.warn(f"Trainer.export_hf: {path/'tokenizer.json'} is not this model's (no tokenizer was given): an earlier "
+                          "export left it; move it away before anything reads the folder's tokenizer (motif_nb.sft --tokenizer auto)")
     if self.dist.world_size > 1: dist.barrier()
     return path
 
@@ -908,7 +912,7 @@ def cache_and_tokenizer(data:DataConfig, # source='cache' settings
     p = Path(data.tokenizer)
     if not p.is_file(): raise FileNotFoundError(f"data.tokenizer={data.tokenizer}: no such file (the tokenizer.json the cache was made with)")
     tok = load_tokenizer(p)
-    if hashlib.sha256(tok.to_str().encode()).hexdigest() != cache.manifest['tokenizer_sha256']:
+    if tokenizer_digest(tok) != cache.manifest['tokenizer_sha256']:
         raise ValueError(f"data.tokenizer={data.tokenizer} is not the tokenizer {data.cache} was made with (their digests differ): "
                          "pass the tokenizer.json given to build_token_cache")
     if cache.vocab_size > vocab_size:
@@ -947,23 +951,26 @@ def make_batches(data:DataConfig, # the data settings
                  total_steps:int, # the run's length (the corpus schedule spans it)
                  seed:int=0, # seeds the data order
                  vocab_size:int=4096, # the model's vocabulary: the corpus tokenizer's size
+                 eval:bool=True, # also the eval sampler (False: None in its place, and no domain needs a held-out document)
+                 cache:TokenCache|None=None, # source='cache': the cache, already opened (None: open data.cache)
                 )->tuple:
     "(train sampler, eval sampler) of global batches: the train split in the run's mixture, the eval split in equal shares."
     kw = dict(seed=seed, lookahead=data.lookahead, holdout=data.holdout)
     if data.source == 'cache':
-        cache, _ = cache_and_tokenizer(data, vocab_size)
+        cache = cache if cache is not None else cache_and_tokenizer(data, vocab_size)[0]
         mix = cache_schedule(data, cache, total_steps * data.batch_size * data.seq_len)
         even = CurriculumSchedule([(0, {d: 1 for d in mix.domains})])
-        return tuple(CurriculumSampler({d: cache for d in mix.domains}, s, data.seq_len, data.batch_size, split=split, **kw)
-                     for s, split in ((mix, 'train'), (even, 'eval')))
+        make = lambda s, split: CurriculumSampler({d: cache for d in mix.domains}, s, data.seq_len, data.batch_size, split=split, **kw)
+        return make(mix, 'train'), make(even, 'eval') if eval else None
     if data.source == 'bytes':
         if vocab_size < 256: raise ValueError(f"DataConfig.source='bytes' needs model.vocab_size >= 256, got {vocab_size}")
         src, mix = _byte_docs(data.corpus, data.domains), CurriculumSchedule([(0, {d: 1 for d in data.domains})])
-        return tuple(CurriculumSampler(src, mix, data.seq_len, data.batch_size, split=s, **kw) for s in ('train', 'eval'))
+        make = lambda split: CurriculumSampler(src, mix, data.seq_len, data.batch_size, split=split, **kw)
+        return make('train'), make('eval') if eval else None
     train = default_sampler(data.seq_len, data.batch_size, vocab_size=vocab_size, size=data.corpus, split='train',
                             total_tokens=total_steps * data.batch_size * data.seq_len, **kw)
     even = CurriculumSchedule([(0, {d: 1 for d in train.domains})])
-    return train, default_sampler(data.seq_len, data.batch_size, even, vocab_size=vocab_size, size=data.corpus, split='eval', **kw)
+    return train, default_sampler(data.seq_len, data.batch_size, even, vocab_size=vocab_size, size=data.corpus, split='eval', **kw) if eval else None
 
 # %% ../nbs/06_train.ipynb #229d3830
 RUN_PRESETS = {
@@ -1028,7 +1035,8 @@ def run_settings(preset:str, # a key of `RUN_PRESETS`
     given = set()
     for item in sets or ():
         sec, name, value = _parse_set(item); kw[sec][name] = value; given.add((sec, name))
-    if ('data', 'source') in given and ('data', 'domains') not in given: kw['data'].pop('domains', None)   # the preset's, for its source
+    if ('data', 'domains') not in given and kw['data'].get('source', 'corpus') != p['data'].get('source', 'corpus'):
+        kw['data'].pop('domains', None)                                         # the preset's, for its own source
     if seed is not None: kw['train']['seed'] = seed
     if save_every is not None: kw['train']['save_every'] = save_every
     out = dict(model=MotifConfig(**kw['model']), data=DataConfig(**kw['data']), train=TrainConfig(**kw['train']), steps=steps, preset=preset)
@@ -1054,20 +1062,34 @@ def _check_run(settings:dict, device, world_size:int):
             raise ValueError(f"model.{k}=triton runs the Triton kernels, which need a CUDA device (this run trains on {dev}; "
                              "the interpreter, TRITON_INTERPRET=1, runs them slowly on a CPU): use 'auto'")
 
+def data_identity(data:DataConfig, # the run's data settings
+                  cache:TokenCache|None=None, # source='cache': its cache
+                 )->dict:
+    """What makes a run's data its data, as its checkpoints record it: the settings, where a cache run's files are named
+    by their content (the cache's manifest digest, the schedule's stages) rather than by their paths, which may move."""
+    out = {k: v for k, v in asdict(data).items() if k not in ('cache', 'tokenizer', 'schedule')}
+    if data.source == 'cache':
+        out['cache_digest'] = hashlib.sha256(json.dumps(cache.manifest, sort_keys=True).encode()).hexdigest()
+        if data.schedule is not None: out['schedule'] = json.loads(Path(data.schedule).read_text())
+    return out
+
 def build_trainer(settings:dict, # `run_settings(...)`
                   out=None, # the run directory
                   device='auto', # where to train ('auto': this process's GPU if there is one, else the CPU)
                  )->Trainer:
     """The `Trainer` of a command-line run: the model initialised on the CPU from the seed, the train and eval splits, the
-    run directory; the corpus tokenizer's digest is part of the run (checked on resume)."""
+    run directory; the data's identity and the tokenizer's digest are part of the run (checked on resume). The run's
+    tokenizer (None for the bytes source) is the trainer's `.tokenizer`."""
     m, d, t = settings['model'], settings['data'], settings['train']
     _check_run(settings, device, int(os.environ.get('WORLD_SIZE', 1)))
+    cache, tok = cache_and_tokenizer(d, m.vocab_size) if d.source == 'cache' else (None, run_tokenizer(d, m.vocab_size))
     torch.manual_seed(t.seed)
     model = MotifForCausalLM(m)
-    train, ev = make_batches(d, t.total_steps, t.seed, m.vocab_size)
-    tok = run_tokenizer(d, m.vocab_size)
-    info = dict(data=asdict(d), **({} if tok is None else dict(tokenizer=tokenizer_digest(tok))))
-    return Trainer(model, train, t, out=out, eval_batches=ev if t.eval_every else None, device=device, run_info=info)
+    train, ev = make_batches(d, t.total_steps, t.seed, m.vocab_size, eval=bool(t.eval_every), cache=cache)
+    info = dict(data=data_identity(d, cache), **({} if tok is None else dict(tokenizer=tokenizer_digest(tok))))
+    tr = Trainer(model, train, t, out=out, eval_batches=ev, device=device, run_info=info)
+    tr.tokenizer = tok
+    return tr
 
 # %% ../nbs/06_train.ipynb #5856e58f
 _PRESET_HELP = 'the run: ' + '; '.join(f"{k} ({v['model']}, {v['steps']} steps)" for k, v in RUN_PRESETS.items())
@@ -1098,7 +1120,7 @@ def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
             warnings.warn(f"motif_nb.train: {out} is at step {tr.step_idx}, past --steps {st['steps']}: nothing to train"
                           + (f"; --export writes the step-{tr.step_idx} model" if export else ''))
         tr.fit(max(0, st['steps'] - tr.step_idx))
-        if export: tr.export_hf(export, tokenizer=run_tokenizer(st['data'], st['model'].vocab_size))
+        if export: tr.export_hf(export, tokenizer=tr.tokenizer)
         if tr.dist.rank == 0:
             ev = f", eval loss {tr.eval_rows[-1]['loss']:.4f}" if tr.eval_rows else ''
             print(f"motif_nb.train: {out} at step {tr.step_idx}, loss {tr.rows[-1]['loss']:.4f}{ev}" if tr.rows else f"motif_nb.train: {out} at step {tr.step_idx}")
