@@ -263,7 +263,7 @@ class ChatTokens:
     source:np.ndarray       # int64 [n]: the index of each kept conversation in the input list
     max_len:int             # no conversation is longer
     pad_id:int              # the token that fills a packed row's tail
-    stats:Counter=field(default_factory=Counter) # 'kept', 'truncated', 'dropped_prompt_too_long', 'dropped_too_long'
+    stats:Counter=field(default_factory=Counter) # 'kept', 'truncated', 'dropped_no_reply_fits', 'dropped_too_long'
 
     def __len__(self): return len(self.offsets) - 1
     def __repr__(self): return f"ChatTokens({len(self)} conversations, {len(self.ids):,} tokens, max_len={self.max_len}, {dict(self.stats)})"
@@ -298,7 +298,7 @@ def _keep_turns(conv, toks:list, max_len:int, truncation:str, stats:Counter)->in
     if truncation == 'drop': stats['dropped_too_long'] += 1; return 0
     keep = bisect_right(cost, max_len) - 1
     while keep and conv[keep - 1]['role'] != 'assistant': keep -= 1
-    stats['truncated' if keep else 'dropped_prompt_too_long'] += 1      # no reply fits after the prompt before it
+    stats['truncated' if keep else 'dropped_no_reply_fits'] += 1      # not even the first reply fits after its prompt
     return keep
 
 # %% ../nbs/08_sft.ipynb #1817abf8
@@ -1007,19 +1007,19 @@ def data_report(stage:Stage, # the stage
     lines, drops = [], []
     for i, s in enumerate(data['sources']):
         st, sk = Counter(s['stats']), s.get('skipped_rows') or {}
-        dp, dt = st['dropped_prompt_too_long'], st['dropped_too_long']
+        dp, dt = st['dropped_no_reply_fits'], st['dropped_too_long']
         n, where = st['kept'] + dp + dt, f"mixture[{i}] {_source_label(s)}"
         line = f"{where}: {st['kept']:,} of {n:,} conversations kept ({st['truncated']:,} truncated to their leading whole turns)"
-        if dp: line += f", {dp:,} dropped (the prompt before the first reply does not fit in {stage.seq_len} tokens)"
+        if dp: line += f", {dp:,} dropped (the prompt and its first reply do not fit in {stage.seq_len} tokens)"
         if dt: line += f", {dt:,} dropped (longer than {stage.seq_len} tokens)"
         if sk: line += f"; {sum(sk.values()):,} bad row(s) skipped by the reader ({', '.join(f'{k} {v}' for k, v in sorted(sk.items()))})"
         lines.append(line)
         if dp + dt: drops.append(f"{where}: {dp + dt:,} of {n:,} ({(dp + dt) / n:.0%})")
     if not drops: return lines, None
-    st = Counter(data['stats']); D = st['dropped_prompt_too_long'] + st['dropped_too_long']; N = st['kept'] + D
+    st = Counter(data['stats']); D = st['dropped_no_reply_fits'] + st['dropped_too_long']; N = st['kept'] + D
     return lines, (f"stage {stage.name!r}: {D:,} of {N:,} conversations ({D / N:.1%}) dropped at seq_len={stage.seq_len}: {'; '.join(drops)}. "
                    "A conversation is kept only if its first reply fits after the prompt before it (truncation keeps whole leading "
-                   "messages, never part of one): raise the stage's seq_len, or shorten or split those prompts")
+                   "messages, never part of one): raise the stage's seq_len, or shorten or split those first exchanges")
 
 # %% ../nbs/08_sft.ipynb #a666d918
 _CKPT_FILES = re.compile(r'config\.json|model\.safetensors|model\.safetensors\.index\.json|model-\d{5}-of-\d{5}\.safetensors')
@@ -1154,7 +1154,7 @@ def _stage_inputs(stage:Stage, parent, parent_digest:str, tokenizer, data:dict, 
                 tokenizer_sha256=hashlib.sha256(tokenizer.to_str().encode()).hexdigest(), data=data)
 
 
-_OLD_STATS = {'dropped_no_assistant': 'dropped_prompt_too_long'}      # the names of stage records written before the rename
+_OLD_STATS = {'dropped_no_assistant': 'dropped_no_reply_fits', 'dropped_prompt_too_long': 'dropped_no_reply_fits'}      # the names of stage records written before the rename
 
 def _renamed_stats(data:dict)->dict:
     "A stage record's data with the counts under today's names."
@@ -1197,7 +1197,7 @@ def _run_stage(stage, parent, tokenizer, folder, device, parent_digest, callback
     if (folder/'stage.json').exists():
         rec = _read_json(folder/'stage.json')
         if bad := _same_inputs(rec['inputs'], inputs):
-            raise ValueError(f"stage {stage.name!r}: {folder} holds this stage done with other inputs ({'; '.join(bad[:6])}); use another run directory")
+            raise ValueError(f"stage {stage.name!r}: {folder} holds this stage done with other inputs ({'; '.join(bad[:6])}); use another run directory (a stage recorded by an earlier version of this library may differ only in how that version read the files)")
         if on_rank0(lambda: checkpoint_digest(folder/'model')) != rec['checkpoint']['digest']:
             raise ValueError(f"stage {stage.name!r}: {folder/'model'} is not the checkpoint {folder/'stage.json'} records")
         say(f"stage {stage.name}: done, skipped ({folder/'stage.json'})"); return rec
