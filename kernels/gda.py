@@ -106,7 +106,7 @@ What the passes take (`gda_fwd`/`gda_bwd` check it on the host, naming the tenso
   - head_dim D a power of two from 16 to 128 (`MAX_HEAD_DIM`). Compiled for sm_90a (`motif_nb.bench.resources.compile_only`,
     on a CPU), every kernel has a candidate of `CONFIGS` within the 227 KiB of shared memory per block at D = 128; at
     D = 256 one forward candidate fits, and no candidate of the default ('split') backward's dV and dK kernels does
-    (263 to 590 KB), so that backward could only fail on the GPU. (The fused backward's two smaller candidates would
+    (263 to 590 KB with Triton 3.9), so that backward could only fail on the GPU. (The fused backward's two smaller candidates would
     fit at 256, but no D = 256 launch has been run or tuned, so the passes refuse it.);
   - an empty input (B, T or G = 0): the forward returns empty outputs and the backward zero gradients, with no launch.
 Gradients are first-order only: the backward kernels' outputs have no graph, so `GDAFunction` refuses a backward run

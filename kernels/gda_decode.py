@@ -326,7 +326,8 @@ def _check(q, k, v, bias, slot, lam, w, out_scale, eps):
         raise ValueError(f"{op}: bias must be (B, S) = ({B}, {S}) or (B, 1, 1, S) = ({B}, 1, 1, {S}), got shape {tuple(bias.shape)}")
     if q.dtype not in (torch.float16, torch.bfloat16, torch.float32) or k.dtype != q.dtype or v.dtype != q.dtype:
         raise TypeError(f"{op}: q, k, v must share one of fp16, bf16, fp32, got {q.dtype}, {k.dtype}, {v.dtype}")
-    if slot.numel() != 1 or slot.is_floating_point(): raise ValueError(f"{op}: slot must be one integer, got {slot.dtype} of shape {tuple(slot.shape)}")
+    if slot.numel() != 1 or slot.dtype not in (torch.int32, torch.int64):     # narrower ints would wrap at slot + 1 in the kernels
+        raise ValueError(f"{op}: slot must be one int32 or int64, got {slot.dtype} of shape {tuple(slot.shape)}")
     if lam.numel() != 1 or out_scale.numel() != 1: raise ValueError(f"{op}: lam and out_scale must be scalars, got shapes {tuple(lam.shape)}, {tuple(out_scale.shape)}")
     if tuple(w.shape) != (2 * d,): raise ValueError(f"{op}: subln_w must be (2*head_dim,) = ({2 * d},), got {tuple(w.shape)}")
     if not bias.is_floating_point():

@@ -651,8 +651,9 @@ def check_generate_args(model, # the `MotifForCausalLM` that generates
 
 def _warn_unmasked_padding(config:MotifConfig, input_ids:torch.Tensor, op:str):
     "Warn when prompts look left-padded (some rows, not all, start with the pad id) and no attention_mask says so."
-    pad = config.pad_token_id
-    if pad is None or input_ids.shape[0] < 2: return
+    pad, eos = config.pad_token_id, config.eos_token_id
+    stops = [] if eos is None else [eos] if isinstance(eos, numbers.Integral) else list(eos)
+    if pad is None or pad in stops or input_ids.shape[0] < 2: return       # a stop token may begin a prompt (a document separator)
     first = input_ids[:, 0] == pad
     if bool(first.any()) and not bool(first.all()):
         warnings.warn(f"{op}: rows {first.nonzero().flatten().tolist()[:8]} start with pad_token_id={pad} and no attention_mask was given, "
@@ -664,6 +665,8 @@ def sampling_temperature(temperature:float, # as `generate` takes it
     "The temperature a generation call uses: `do_sample=False` is greedy (0), `do_sample=True` needs a temperature > 0."
     if do_sample is None: return temperature
     if not isinstance(do_sample, bool): raise TypeError(f"{op}: do_sample must be True, False or None, got {do_sample!r}")
+    if not (math.isfinite(_gen_real(temperature, 'temperature', op)) and temperature >= 0):
+        raise ValueError(f"{op}: temperature must be a finite number >= 0 (0 = greedy), got {temperature}")
     if not do_sample: return 0.
     if isinstance(temperature, (int, float)) and temperature == 0:
         raise ValueError(f"{op}: do_sample=True samples, and temperature=0 is greedy: give a temperature > 0 (1.0: the logits as they are)")

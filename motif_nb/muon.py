@@ -514,7 +514,7 @@ def add_param_group(self:Muon, param_group:dict):
     if not self._ready: return super(Muon, self).add_param_group(param_group)   # from torch's constructor: `__init__` checks
     gi, seen = len(self.param_groups), {id(p): i for i, g in enumerate(self.param_groups) for p in g['params']}
     named = any('param_names' in g for g in self.param_groups)
-    (g,), names = _check_groups([param_group], first=gi, seen=seen, named=named)
+    (g,), names = _check_groups([dict(param_group)], first=gi, seen=seen, named=named)    # a copy: a refused group leaves the caller's as it was
     _check_group(gi, {**self.defaults, **g})                                  # before torch fills in the defaults
     old = self._names, self._qk_layers, self._qk_layout
     super(Muon, self).add_param_group(g)
