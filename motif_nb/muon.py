@@ -319,12 +319,19 @@ def apply_qk_clip_(w_q:torch.Tensor, # q_proj.weight [H*d, D], scaled in place
 
 # %% ../nbs/05_muon.ipynb #85645edf
 def _find_head(model:nn.Module, emb:set):
-    "No `lm_head` and no `get_output_embeddings()`: the one `nn.Linear` from an embedding's width onto its vocabulary (V x D, V != D) joins `emb`."
-    vd = {(m.num_embeddings, m.embedding_dim) for m in model.modules() if isinstance(m, nn.Embedding)}
-    heads = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) and (m.out_features, m.in_features) in vd
-             and m.out_features != m.in_features]
+    """No `lm_head` and no `get_output_embeddings()`: the one `nn.Linear` from the vocabulary embedding's width onto its
+    vocabulary (V x D, V != D; the vocabulary is the largest `nn.Embedding`, not a position table) joins `emb`, with a warning naming it."""
     import warnings
-    if len(heads) == 1: emb.update(id(p) for p in heads[0][1].parameters())
+    embs = [m for m in model.modules() if isinstance(m, nn.Embedding)]
+    if not embs: return
+    voc = max(embs, key=lambda m: m.num_embeddings)
+    heads = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)
+             and (m.out_features, m.in_features) == (voc.num_embeddings, voc.embedding_dim) and m.out_features != m.in_features]
+    if len(heads) == 1:
+        emb.update(id(p) for p in heads[0][1].parameters())
+        warnings.warn(f"muon_param_groups: the model has no lm_head and no get_output_embeddings(), so {heads[0][0]!r} (the one Linear "
+                      f"onto the {voc.num_embeddings}-token vocabulary) is taken for the output head and goes to the AdamW group; "
+                      "define model.get_output_embeddings() to say so and silence this")
     elif heads: warnings.warn(f"muon_param_groups: {len(heads)} Linear layers map onto the vocabulary ({[n for n, _ in heads]}); "
                               "which is the output head is unclear, so all stay in the Muon group. Define model.get_output_embeddings() "
                               "to return the head (it then goes to the AdamW group)")
