@@ -1053,6 +1053,9 @@ def run_tokenizer(data:DataConfig, # the run's data settings
 def _check_run(settings:dict, device, world_size:int):
     "What would stop a command-line run at its first step, refused before anything is built: the batch split, the kernels' device."
     m, d, t = settings['model'], settings['data'], settings['train']
+    if d.seq_len > m.max_position_embeddings:
+        warnings.warn(f"data.seq_len={d.seq_len} is longer than model.max_position_embeddings={m.max_position_embeddings}: the model "
+                      "trains on positions past those it is declared for (its activations grow with seq_len x batch_size)")
     if d.batch_size % (world_size * t.micro_batches):
         raise ValueError(f"data.batch_size={d.batch_size} rows do not divide into {world_size} process(es) x micro_batches={t.micro_batches}: "
                          f"use a batch size that is a multiple of {world_size * t.micro_batches}")
