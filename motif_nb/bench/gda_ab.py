@@ -14,7 +14,7 @@ from ..core import rel_err, check_number
 from ..kernels import gda as K
 from .attention import gda_inputs
 from .gda_tune import gpu_bench, wall_bench
-from .results import save_result, repo_root
+from .results import save_result, repo_root, require_cuda
 
 # %% auto #0
 __all__ = ['MODES', 'gda_source', 'load_gda', 'ab_gda', 'ab_summary', 'parse_shapes', 'main']
@@ -145,7 +145,7 @@ def main(base:str, # the version to compare against: git:REV, a file, or 'work'
     specs = {'base': base, 'head': head}          # errors past the arguments (a kernel's, a version's) keep their traceback
     if smoke: df = ab_gda(specs, shapes=((1, 24),), G=1, g=2, d=16, dtype=torch.float32, device='cpu', rounds=1, modes=ms)
     else:
-        if not torch.cuda.is_available(): raise SystemExit("gda_ab: needs a CUDA GPU (or --smoke)")
+        require_cuda('motif_nb.bench.gda_ab', 'needs a CUDA GPU (or --smoke)')
         df = ab_gda(specs, shapes=sh, rounds=rounds, modes=ms)
     pd.set_option('display.width', 200)
     print(ab_summary(df).round(4).to_string(), flush=True)

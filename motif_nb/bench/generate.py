@@ -13,7 +13,7 @@ from fastcore.script import call_parse
 from ..config import MotifConfig
 from ..model import MotifForCausalLM
 from ..generate import StaticGenerator, prefill, decode_step
-from .results import save_result, load_result, figures_dir, copy_bandwidth
+from .results import save_result, load_result, figures_dir, copy_bandwidth, require_cuda
 
 # %% auto #0
 __all__ = ['CASES', 'KINDS', 'weight_bytes', 'argmax_gap', 'hf_llama', 'benchmark_generate', 'plot_generate_bench',
@@ -278,7 +278,7 @@ def main(cases:str='', # 'preset:kind,...' (kinds: eager, static, static+compile
          profile:bool=False, # instead: profile motif-1b's static path (compiled) at the first batch size -> figures/generate_profile.*
         ):
     "Generation tokens/s on the GPU, against eager `generate` and transformers: writes figures/generate_bench.*"
-    if not torch.cuda.is_available(): raise SystemExit('python -m motif_nb.bench.generate needs a CUDA GPU')
+    require_cuda('motif_nb.bench.generate')
     pd.set_option('display.width', 250); pd.set_option('display.max_columns', 30)
     if profile:
         p = profile_generate('motif-1b', int(batches.split(',')[0]), prompt)

@@ -13,7 +13,7 @@ from torch import nn
 from fastcore.script import call_parse
 from ..core import rel_err
 from ..muon import Muon, newton_schulz, ns_coefficients, ns_flops, CLASSIC_NS_COEFFICIENTS, _ns_gram, _normalise, _mm_triton
-from .results import bench_ms, matmul_tflops, save_result
+from .results import bench_ms, matmul_tflops, save_result, require_cuda
 
 # %% auto #0
 __all__ = ['NS_BENCH_SHAPES', 'benchmark_newton_schulz', 'muon_step_check', 'benchmark_muon_step', 'plot_muon_bench',
@@ -217,5 +217,5 @@ def main(ns_rep:int=300, # do_bench budget per Newton-Schulz measurement, ms
          no_save:bool=False, # only print the tables; do not write figures/
         ):
     "Benchmark Newton-Schulz and one Muon step on the GPU; write figures/muon_bench.{csv,png,json}."
-    if not torch.cuda.is_available(): raise SystemExit('motif_nb.bench.muon: needs a CUDA GPU')
+    require_cuda('motif_nb.bench.muon')
     run_muon_bench(ns_rep, step_rep, not no_save, command=os.environ.get('MOTIF_COMMAND') or ' '.join(['python -m motif_nb.bench.muon', *sys.argv[1:]]))
