@@ -18,7 +18,10 @@ is the number of backward programs per SM (0: one program per row tile).
 
 Forward. Each program owns BLOCK_M whole rows. In the registers layout (N <= `max_block_fwd`, BLOCK_N = the next power
 of two >= N) it loads its rows once, sums x^2, x^4, x^6 per row in fp32, writes y and the row's three r_p ([M, 3] fp32,
-the only thing saved for the backward). Narrow rows (BLOCK_N < 2048) are packed several to a program so that each
+the only thing saved for the backward). For a width just above a power of two the autotuner is also offered two tiles
+per row, BLOCK_N and BLOCK_N2 (powers of two, BLOCK_N + BLOCK_N2 >= N: 4096 + 2048 for 5632 columns), which leave
+fewer lanes empty than one tile of the next power of two; the row sums add the two tiles' sums, and the backward does
+the same. Narrow rows (BLOCK_N < 2048) are packed several to a program so that each
 program moves about 4096 elements. Wider rows than `max_block_fwd` use the looping layout: one row per program, a loop
 over column chunks of `chunk` to accumulate the sums, then a second loop that reads the row again and writes y, from
 the last chunk back to the first: the chunks the first loop read last are the likeliest to be still in L2. The
@@ -94,13 +97,33 @@ __all__ = ['PolyNormSettings', 'poly_norm', 'mul_poly_norm', 'poly_norm_fwd', 'p
 
 
 @triton.jit
+def _fwd_sums(xr):
+    "Row sums of x^2, x^4, x^6 of one registers tile (any dtype), in fp32."
+    x = xr.to(tl.float32)
+    x2 = x * x
+    x4 = x2 * x2
+    return tl.sum(x2, 1), tl.sum(x4, 1), tl.sum(x4 * x2, 1)
+
+
+@triton.jit
+def _fwd_out(xr, a3, a2, a1, b, keep, HOLD: tl.constexpr):
+    "PolyNorm of one registers tile from its coefficients (a_p = w r_p): ((a3 x + a2) x + a1) x + b, in fp32."
+    if HOLD:
+        x = _again(xr, keep)
+    else:
+        x = xr.to(tl.float32)
+    return ((a3 * x + a2) * x + a1) * x + b
+
+
+@triton.jit
 def _fwd_kernel(X, UP, Y, W, B, RSTD, M, N, stride_x, stride_up, stride_y, eps, keep,
                 GATED: tl.constexpr, CHUNKED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                HOLD: tl.constexpr):
+                HOLD: tl.constexpr, BLOCK_N2: tl.constexpr):
     """Forward: program `pid` writes Y (= PolyNorm(X), times UP when GATED) and RSTD (r1, r2, r3) of rows
     pid*BLOCK_M ... pid*BLOCK_M + BLOCK_M-1; CHUNKED loops over the row in BLOCK_N columns (two passes). HOLD (16-bit
     inputs, registers layout): the row stays in its input dtype across the sums and is converted again for y
-    (`_again`, with `keep` = -1)."""
+    (`_again`, with `keep` = -1). BLOCK_N2 > 0 (registers layout): the row is two tiles, columns 0..BLOCK_N-1 and
+    BLOCK_N..BLOCK_N+BLOCK_N2-1."""
     pid = tl.program_id(0)
     w0 = tl.load(W).to(tl.float32)
     w1 = tl.load(W + 1).to(tl.float32)
@@ -142,34 +165,89 @@ def _fwd_kernel(X, UP, Y, W, B, RSTD, M, N, stride_x, stride_up, stride_y, eps, 
     else:
         mask = rmask[:, None] & (cols < N)[None, :]
         xr = tl.load(X + rows64[:, None] * stride_x + cols[None, :], mask=mask, other=0.)
+        if BLOCK_N2 > 0:
+            cols2 = BLOCK_N + tl.arange(0, BLOCK_N2)
+            mask2 = rmask[:, None] & (cols2 < N)[None, :]
+            xr2 = tl.load(X + rows64[:, None] * stride_x + cols2[None, :], mask=mask2, other=0.)
         if GATED:  # issue the second stream's loads early
             ur = tl.load(UP + rows64[:, None] * stride_up + cols[None, :], mask=mask, other=0.)
-        x = xr.to(tl.float32)
-        x2 = x * x
-        x4 = x2 * x2
-        r1 = tl.rsqrt(tl.sum(x2, 1) / N + eps)
-        r2 = tl.rsqrt(tl.sum(x4, 1) / N + eps)
-        r3 = tl.rsqrt(tl.sum(x4 * x2, 1) / N + eps)
-        if HOLD:
-            x = _again(xr, keep)
-        y = (((w0 * r3)[:, None] * x + (w1 * r2)[:, None]) * x + (w2 * r1)[:, None]) * x + b
+            if BLOCK_N2 > 0:
+                ur2 = tl.load(UP + rows64[:, None] * stride_up + cols2[None, :], mask=mask2, other=0.)
+        s2, s4, s6 = _fwd_sums(xr)
+        if BLOCK_N2 > 0:
+            t2, t4, t6 = _fwd_sums(xr2)
+            s2 += t2; s4 += t4; s6 += t6
+        r1 = tl.rsqrt(s2 / N + eps)
+        r2 = tl.rsqrt(s4 / N + eps)
+        r3 = tl.rsqrt(s6 / N + eps)
+        a3 = (w0 * r3)[:, None]
+        a2 = (w1 * r2)[:, None]
+        a1 = (w2 * r1)[:, None]
         if GATED:
-            y = y * ur.to(tl.float32)
+            y = _fwd_out(xr, a3, a2, a1, b, keep, HOLD) * ur.to(tl.float32)
+        else:
+            y = _fwd_out(xr, a3, a2, a1, b, keep, HOLD)
         tl.store(Y + rows64[:, None] * stride_y + cols[None, :], y.to(Y.dtype.element_ty), mask=mask)
+        if BLOCK_N2 > 0:
+            if GATED:
+                y2 = _fwd_out(xr2, a3, a2, a1, b, keep, HOLD) * ur2.to(tl.float32)
+            else:
+                y2 = _fwd_out(xr2, a3, a2, a1, b, keep, HOLD)
+            tl.store(Y + rows64[:, None] * stride_y + cols2[None, :], y2.to(Y.dtype.element_ty), mask=mask2)
     tl.store(RSTD + rows64 * 3, r1, mask=rmask)
     tl.store(RSTD + rows64 * 3 + 1, r2, mask=rmask)
     tl.store(RSTD + rows64 * 3 + 2, r3, mask=rmask)
 
 
 @triton.jit
+def _bwd_sums(xr, dyr, ur, GATED: tl.constexpr):
+    "Row sums S_1, S_2, S_3 of g x^p and the row sum of g (g = dy, times up when GATED) of one registers tile, in fp32."
+    x = xr.to(tl.float32)
+    if GATED:
+        g = dyr.to(tl.float32) * ur.to(tl.float32)
+    else:
+        g = dyr.to(tl.float32)
+    gx = g * x
+    gx2 = gx * x
+    return tl.sum(gx, 1), tl.sum(gx2, 1), tl.sum(gx2 * x, 1), tl.sum(g, 1)
+
+
+@triton.jit
+def _bwd_out(DX, DUP, rows64, cols, mask, stride_dx, stride_dup, xr, dyr, ur, a3, a2, a1, c3, c2, c1,
+             w0, w1, w2, r1, r2, r3, b, keep, GATED: tl.constexpr, HOLD: tl.constexpr):
+    """dx (and, GATED, d up) of one registers tile from the row's coefficients. HOLD: x, dy (and up) once more from
+    their 16-bit registers (`_again`); else the fp32 values of the sums (the compiler keeps one conversion)."""
+    if HOLD:
+        x = _again(xr, keep)
+        dy = _again(dyr, keep)
+        if GATED:
+            g = dy * _again(ur, keep)
+        else:
+            g = dy
+    else:
+        x = xr.to(tl.float32)
+        dy = dyr.to(tl.float32)
+        if GATED:
+            g = dy * ur.to(tl.float32)
+        else:
+            g = dy
+    x2 = x * x
+    dx = g * ((a3 * x + a2) * x + a1) - x * ((c3 * x2 + c2) * x2 + c1)
+    tl.store(DX + rows64[:, None] * stride_dx + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
+    if GATED:
+        pn = (((w0 * r3)[:, None] * x + (w1 * r2)[:, None]) * x + (w2 * r1)[:, None]) * x + b
+        tl.store(DUP + rows64[:, None] * stride_dup + cols[None, :], (dy * pn).to(DUP.dtype.element_ty), mask=mask)
+
+
+@triton.jit
 def _bwd_kernel(DY, X, UP, DX, DUP, W, B, RSTD, DW_PART, M, N, stride_dy, stride_x, stride_up, stride_dx,
                 stride_dup, n_tiles, keep,
                 GATED: tl.constexpr, CHUNKED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                HOLD: tl.constexpr):
+                HOLD: tl.constexpr, BLOCK_N2: tl.constexpr):
     """Backward: program `pid` of a persistent grid handles row tiles pid, pid + programs, ... (n_tiles of BLOCK_M
     rows): DX (and DUP when GATED) from the saved RSTD, and its partial (dw0, dw1, dw2, db) in DW_PART[pid, :].
     HOLD (16-bit inputs, registers layout): x, dy (and up) stay in their input dtype across the sums and are converted
-    again for dx (`_again`, with `keep` = -1)."""
+    again for dx (`_again`, with `keep` = -1). BLOCK_N2 > 0 (registers layout): two tiles per row, as in the forward."""
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
     w0 = tl.load(W).to(tl.float32)
@@ -216,19 +294,24 @@ def _bwd_kernel(DY, X, UP, DX, DUP, W, B, RSTD, DW_PART, M, N, stride_dy, stride
             mask = rmask[:, None] & (cols < N)[None, :]
             xr = tl.load(X + rows64[:, None] * stride_x + cols[None, :], mask=mask, other=0.)
             dyr = tl.load(DY + rows64[:, None] * stride_dy + cols[None, :], mask=mask, other=0.)
-            x = xr.to(tl.float32)
-            dy = dyr.to(tl.float32)
             if GATED:
                 ur = tl.load(UP + rows64[:, None] * stride_up + cols[None, :], mask=mask, other=0.)
-                g = dy * ur.to(tl.float32)
             else:
-                g = dy
-            gx = g * x
-            gx2 = gx * x
-            S1 = tl.sum(gx, 1)
-            S2 = tl.sum(gx2, 1)
-            S3 = tl.sum(gx2 * x, 1)
-            accb += tl.sum(g, 1)
+                ur = dyr      # not read
+            if BLOCK_N2 > 0:
+                cols2 = BLOCK_N + tl.arange(0, BLOCK_N2)
+                mask2 = rmask[:, None] & (cols2 < N)[None, :]
+                xr2 = tl.load(X + rows64[:, None] * stride_x + cols2[None, :], mask=mask2, other=0.)
+                dyr2 = tl.load(DY + rows64[:, None] * stride_dy + cols2[None, :], mask=mask2, other=0.)
+                if GATED:
+                    ur2 = tl.load(UP + rows64[:, None] * stride_up + cols2[None, :], mask=mask2, other=0.)
+                else:
+                    ur2 = dyr2
+            S1, S2, S3, Sb = _bwd_sums(xr, dyr, ur, GATED)
+            if BLOCK_N2 > 0:
+                T1, T2, T3, Tb = _bwd_sums(xr2, dyr2, ur2, GATED)
+                S1 += T1; S2 += T2; S3 += T3; Sb += Tb
+            accb += Sb
         acc1 += r1 * S1
         acc2 += r2 * S2
         acc3 += r3 * S3
@@ -258,19 +341,11 @@ def _bwd_kernel(DY, X, UP, DX, DUP, W, B, RSTD, DW_PART, M, N, stride_dy, stride
                     pn = (((w0 * r3)[:, None] * x + (w1 * r2)[:, None]) * x + (w2 * r1)[:, None]) * x + b
                     tl.store(DUP + rows64[:, None] * stride_dup + c[None, :], (dy * pn).to(DUP.dtype.element_ty), mask=mask)
         else:
-            if HOLD:   # the sums are done: x, dy (and up) once more from their 16-bit registers
-                x = _again(xr, keep)
-                dy = _again(dyr, keep)
-                if GATED:
-                    g = dy * _again(ur, keep)
-                else:
-                    g = dy
-            x2 = x * x
-            dx = g * ((a3 * x + a2) * x + a1) - x * ((c3 * x2 + c2) * x2 + c1)
-            tl.store(DX + rows64[:, None] * stride_dx + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
-            if GATED:
-                pn = (((w0 * r3)[:, None] * x + (w1 * r2)[:, None]) * x + (w2 * r1)[:, None]) * x + b
-                tl.store(DUP + rows64[:, None] * stride_dup + cols[None, :], (dy * pn).to(DUP.dtype.element_ty), mask=mask)
+            _bwd_out(DX, DUP, rows64, cols, mask, stride_dx, stride_dup, xr, dyr, ur, a3, a2, a1, c3, c2, c1,
+                     w0, w1, w2, r1, r2, r3, b, keep, GATED, HOLD)
+            if BLOCK_N2 > 0:
+                _bwd_out(DX, DUP, rows64, cols2, mask2, stride_dx, stride_dup, xr2, dyr2, ur2, a3, a2, a1, c3, c2, c1,
+                         w0, w1, w2, r1, r2, r3, b, keep, GATED, HOLD)
     tl.store(DW_PART + pid * 4, tl.sum(acc3, 0))
     tl.store(DW_PART + pid * 4 + 1, tl.sum(acc2, 0))
     tl.store(DW_PART + pid * 4 + 2, tl.sum(acc1, 0))
@@ -339,24 +414,42 @@ def tile_config(N, M=None, kind='fwd', gated=False, settings=None):
     return cfg
 
 
+def _two_tiles(N:int)->tuple|None:
+    """(BLOCK_N, BLOCK_N2) of a registers layout that covers a row of width N with two power-of-two tiles, when that
+    holds fewer lanes than one tile of the next power of two (None otherwise): 5632 -> (4096, 2048), 6144 lanes
+    against 8192."""
+    bn = _next_pow2(N)
+    if bn == N: return None
+    t1 = bn // 2
+    t2 = _next_pow2(N - t1)
+    return (t1, t2) if t1 + t2 < bn else None
+
+
 def candidates(N, kind='fwd', settings=None, dtype=None):
     """Launch layouts the autotuner times for rows of width `N` (one entry: nothing to tune); for 16-bit `dtype` also
-    the registers layouts that hold the rows in 16 bits across the sums (`hold`: 8 to 64 elements per thread)."""
+    the registers layouts that hold the rows in 16 bits across the sums (`hold`: 8 to 64 elements per thread); for a
+    width just above a power of two also the registers layouts of two tiles (`_two_tiles`, `bn2`)."""
     bn = _next_pow2(N)
     if bn < 2048: out = [tile_config(N, settings=settings)]
     else:
         out = [dict(chunked=False, bm=1, bn=bn, nw=nw) for nw in (4, 8, 16, 32) if 4 <= bn // (32 * nw) <= 32]
         if dtype in (torch.float16, torch.bfloat16):
             out += [dict(chunked=False, bm=1, bn=bn, nw=nw, hold=True) for nw in (4, 8, 16, 32) if 8 <= bn // (32 * nw) <= 64]
+        if tt := _two_tiles(N):
+            lanes = tt[0] + tt[1]
+            holds = (False, True) if dtype in (torch.float16, torch.bfloat16) else (False,)
+            out += [dict(chunked=False, bm=1, bn=tt[0], bn2=tt[1], nw=nw, **({'hold': True} if h else {}))
+                    for h in holds for nw in (4, 8, 16, 32) if (8 if h else 4) <= lanes // (32 * nw) <= (64 if h else 32)]
         out += [dict(chunked=True, bm=1, bn=c, nw=nw) for c, nw in ((2048, 4), (4096, 8), (8192, 16)) if c < N]
     if kind == 'bwd': out = [dict(c, progs=p) for c in out for p in (0, 2, 8)]
     return out
 
 
 def cfg_name(cfg):
-    """Short name of a layout: regs|chunk, BLOCK_N, /w warps, /m rows per program (if > 1), /h rows held in 16 bits,
-    /p programs per SM (backward)."""
-    name = ('chunk' if cfg['chunked'] else 'regs') + f"{cfg['bn']}/w{cfg['nw']}" + (f"/m{cfg['bm']}" if cfg['bm'] > 1 else '')
+    """Short name of a layout: regs|chunk, BLOCK_N (+BLOCK_N2: two tiles), /w warps, /m rows per program (if > 1), /h
+    rows held in 16 bits, /p programs per SM (backward)."""
+    name = ('chunk' if cfg['chunked'] else 'regs') + f"{cfg['bn']}" + (f"+{cfg['bn2']}" if cfg.get('bn2') else '')
+    name += f"/w{cfg['nw']}" + (f"/m{cfg['bm']}" if cfg['bm'] > 1 else '')
     name += '/h' if cfg.get('hold') else ''
     return name + (f"/p{cfg['progs']}" if 'progs' in cfg else '')
 
@@ -416,7 +509,8 @@ def _launch_fwd(x2, u2, y, weight, bias, rstd, eps, gated, cfg):
     k = _fwd_kernel[(_cdiv(M, cfg['bm']),)](
         X=x2, UP=u2, Y=y, W=weight, B=bias, RSTD=rstd, M=M, N=N,
         stride_x=x2.stride(0), stride_up=u2.stride(0), stride_y=y.stride(0), eps=eps, keep=-1,
-        GATED=gated, CHUNKED=cfg['chunked'], BLOCK_M=cfg['bm'], BLOCK_N=cfg['bn'], HOLD=_hold(cfg, x2, u2), num_warps=cfg['nw'])
+        GATED=gated, CHUNKED=cfg['chunked'], BLOCK_M=cfg['bm'], BLOCK_N=cfg['bn'], HOLD=_hold(cfg, x2, u2),
+        BLOCK_N2=cfg.get('bn2', 0), num_warps=cfg['nw'])
     return _note('fwd', gated, cfg, k)
 
 
@@ -482,7 +576,7 @@ def _launch_bwd(dy2, x2, u2, dx, dup, weight, bias, rstd, gated, cfg, settings):
         stride_dy=dy2.stride(0), stride_x=x2.stride(0), stride_up=u2.stride(0), stride_dx=dx.stride(0),
         stride_dup=dup.stride(0), n_tiles=n_tiles, keep=-1,
         GATED=gated, CHUNKED=cfg['chunked'], BLOCK_M=cfg['bm'], BLOCK_N=cfg['bn'], HOLD=_hold(cfg, x2, u2, dy2),
-        num_warps=cfg['nw'])
+        BLOCK_N2=cfg.get('bn2', 0), num_warps=cfg['nw'])
     return dw_part, _note('bwd', gated, cfg, k)
 
 
