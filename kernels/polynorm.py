@@ -156,8 +156,7 @@ def _fwd_kernel(X, UP, Y, W, B, RSTD, M, N, stride_x, stride_up, stride_y, eps, 
             off = (tl.cdiv(N, BLOCK_N) - 1 - i) * BLOCK_N
             c = off + cols
             mask = rmask[:, None] & (c < N)[None, :]
-            x = tl.load(X + rows64[:, None] * stride_x + c[None, :], mask=mask, other=0.).to(tl.float32)
-            y = ((a3 * x + a2) * x + a1) * x + b
+            y = _fwd_out(tl.load(X + rows64[:, None] * stride_x + c[None, :], mask=mask, other=0.), a3, a2, a1, b, keep, False)
             if GATED:
                 u = tl.load(UP + rows64[:, None] * stride_up + c[None, :], mask=mask, other=0.).to(tl.float32)
                 y = y * u
@@ -197,6 +196,18 @@ def _fwd_kernel(X, UP, Y, W, B, RSTD, M, N, stride_x, stride_up, stride_y, eps, 
     tl.store(RSTD + rows64 * 3, r1, mask=rmask)
     tl.store(RSTD + rows64 * 3 + 1, r2, mask=rmask)
     tl.store(RSTD + rows64 * 3 + 2, r3, mask=rmask)
+
+
+@triton.jit
+def _bwd_load(X, DY, UP, rows64, cols, mask, stride_x, stride_dy, stride_up, GATED: tl.constexpr):
+    "x, dy and (GATED) up of one tile in their input dtype; without GATED the third is dy again (never read as up)."
+    x = tl.load(X + rows64[:, None] * stride_x + cols[None, :], mask=mask, other=0.)
+    dy = tl.load(DY + rows64[:, None] * stride_dy + cols[None, :], mask=mask, other=0.)
+    if GATED:
+        up = tl.load(UP + rows64[:, None] * stride_up + cols[None, :], mask=mask, other=0.)
+    else:
+        up = dy
+    return x, dy, up
 
 
 @triton.jit
@@ -292,21 +303,11 @@ def _bwd_kernel(DY, X, UP, DX, DUP, W, B, RSTD, DW_PART, M, N, stride_dy, stride
             accb += tl.sum(tb, 1)
         else:
             mask = rmask[:, None] & (cols < N)[None, :]
-            xr = tl.load(X + rows64[:, None] * stride_x + cols[None, :], mask=mask, other=0.)
-            dyr = tl.load(DY + rows64[:, None] * stride_dy + cols[None, :], mask=mask, other=0.)
-            if GATED:
-                ur = tl.load(UP + rows64[:, None] * stride_up + cols[None, :], mask=mask, other=0.)
-            else:
-                ur = dyr      # not read
+            xr, dyr, ur = _bwd_load(X, DY, UP, rows64, cols, mask, stride_x, stride_dy, stride_up, GATED)
             if BLOCK_N2 > 0:
                 cols2 = BLOCK_N + tl.arange(0, BLOCK_N2)
                 mask2 = rmask[:, None] & (cols2 < N)[None, :]
-                xr2 = tl.load(X + rows64[:, None] * stride_x + cols2[None, :], mask=mask2, other=0.)
-                dyr2 = tl.load(DY + rows64[:, None] * stride_dy + cols2[None, :], mask=mask2, other=0.)
-                if GATED:
-                    ur2 = tl.load(UP + rows64[:, None] * stride_up + cols2[None, :], mask=mask2, other=0.)
-                else:
-                    ur2 = dyr2
+                xr2, dyr2, ur2 = _bwd_load(X, DY, UP, rows64, cols2, mask2, stride_x, stride_dy, stride_up, GATED)
             S1, S2, S3, Sb = _bwd_sums(xr, dyr, ur, GATED)
             if BLOCK_N2 > 0:
                 T1, T2, T3, Tb = _bwd_sums(xr2, dyr2, ur2, GATED)
@@ -327,19 +328,9 @@ def _bwd_kernel(DY, X, UP, DX, DUP, W, B, RSTD, DW_PART, M, N, stride_dy, stride
                 off = (tl.cdiv(N, BLOCK_N) - 1 - i) * BLOCK_N
                 c = off + cols
                 mask = rmask[:, None] & (c < N)[None, :]
-                x = tl.load(X + rows64[:, None] * stride_x + c[None, :], mask=mask, other=0.).to(tl.float32)
-                dy = tl.load(DY + rows64[:, None] * stride_dy + c[None, :], mask=mask, other=0.).to(tl.float32)
-                if GATED:
-                    u = tl.load(UP + rows64[:, None] * stride_up + c[None, :], mask=mask, other=0.).to(tl.float32)
-                    g = dy * u
-                else:
-                    g = dy
-                x2 = x * x
-                dx = g * ((a3 * x + a2) * x + a1) - x * ((c3 * x2 + c2) * x2 + c1)
-                tl.store(DX + rows64[:, None] * stride_dx + c[None, :], dx.to(DX.dtype.element_ty), mask=mask)
-                if GATED:
-                    pn = (((w0 * r3)[:, None] * x + (w1 * r2)[:, None]) * x + (w2 * r1)[:, None]) * x + b
-                    tl.store(DUP + rows64[:, None] * stride_dup + c[None, :], (dy * pn).to(DUP.dtype.element_ty), mask=mask)
+                xc, dyc, uc = _bwd_load(X, DY, UP, rows64, c, mask, stride_x, stride_dy, stride_up, GATED)
+                _bwd_out(DX, DUP, rows64, c, mask, stride_dx, stride_dup, xc, dyc, uc, a3, a2, a1, c3, c2, c1,
+                         w0, w1, w2, r1, r2, r3, b, keep, GATED, False)
         else:
             _bwd_out(DX, DUP, rows64, cols, mask, stride_dx, stride_dup, xr, dyr, ur, a3, a2, a1, c3, c2, c1,
                      w0, w1, w2, r1, r2, r3, b, keep, GATED, HOLD)
