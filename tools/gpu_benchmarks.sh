@@ -21,7 +21,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source tools/gpu_env.sh
 declare -A CMD=(
   [attention]="$PY -m motif_nb.bench.attention --budget-s 200"
-  [polynorm]="$PY -m motif_nb.bench.polynorm --budget-s 150"
+  [polynorm]="$PY -m motif_nb.bench.polynorm --budget-s 190"
   [muon]="$PY -m motif_nb.bench.muon"
   [model]="$PY -m motif_nb.bench.model"
   [train]="$PY -m motif_nb.bench.train"
@@ -31,7 +31,7 @@ declare -A CMD=(
   [polynorm_host]="$PY -m motif_nb.bench.polynorm --host"
   [gda_ab]="$PY -m motif_nb.bench.gda_ab ${MOTIF_AB_BASE:-} ${MOTIF_AB_ARGS:-}"
 )
-declare -A LIMIT=([attention]=300 [polynorm]=240 [muon]=200 [model]=420 [train]=500 [parallel_muon]=240 [generate]=420 [generate_profile]=240 [polynorm_host]=120 [gda_ab]=300)
+declare -A LIMIT=([attention]=300 [polynorm]=280 [muon]=200 [model]=420 [train]=500 [parallel_muon]=240 [generate]=420 [generate_profile]=240 [polynorm_host]=120 [gda_ab]=300)
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=(attention polynorm muon model train parallel_muon generate)
 for n in "${names[@]}"; do [ -n "${CMD[$n]:-}" ] || { echo "gpu_benchmarks: unknown benchmark '$n'; use: ${!CMD[*]}"; exit 1; }; done
 for n in "${names[@]}"; do [ "$n" != gda_ab ] || [ -n "${MOTIF_AB_BASE:-}" ] || { echo "gpu_benchmarks: gda_ab needs MOTIF_AB_BASE (a kernels/gda.py file, or git:REV where the checkout has its history)"; exit 1; }; done

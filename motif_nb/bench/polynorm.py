@@ -128,7 +128,7 @@ def _tune_part(run):
 def benchmark_polynorm(shapes=((8192, 16384), (16384, 4096), (4096, 32768)), # (rows, width) of the main table
                        gated_shapes=None,          # shapes of the gated op (default: `shapes`)
                        tune=True,                  # add our autotuner's timings of every launch layout it tried
-                       sweep_widths=(2048, 8192, 13824, 16384, 32768, 65536), # fwd+bwd, ours vs Liger, over widths
+                       sweep_widths=(2048, 5632, 8192, 11008, 13824, 16384, 32768, 65536), # fwd+bwd, ours vs Liger, over widths
                        sweep_elems=2**26,          # elements per sweep point
                        eps=1e-6,                   # PolyNorm's eps
                        rep=100,                    # `do_bench` repetitions per timing
