@@ -14,8 +14,8 @@ import torch
 # %% auto #0
 __all__ = ['IMPLS', 'HAS_TRITON', 'MANIFEST', 'PENDING', 'MANIFEST_FORMAT', 'ensure_kernels', 'interpreting', 'triton_available',
            'resolve_impl', 'check_float', 'check_number', 'rel_err', 'atomic_write', 'atomic_write_json', 'sha256_file',
-           'read_manifest', 'finish_write', 'OwnedDirWriter', 'owned_dir', 'check_owned_dir', 'on_rank0',
-           'end_distributed_cli']
+           'read_manifest', 'finish_write', 'check_write_target', 'OwnedDirWriter', 'owned_dir', 'check_owned_dir',
+           'on_rank0', 'end_distributed_cli']
 
 # %% ../nbs/00a_core.ipynb #7d45b9c1
 def ensure_kernels():
@@ -237,30 +237,47 @@ def _probe(d:Path, what:str, path:Path):
         fd, t = tempfile.mkstemp(dir=d, prefix='.motif_nb-probe-'); os.close(fd); os.unlink(t)
     except OSError as e: raise PermissionError(f"{what} {path}: the folder {d} is not writable ({e.strerror}); nothing was written") from None
 
-def _prepare(path:Path, owns, overwrite:bool, what:str)->tuple:
-    "Check and prepare the target folder; `(names that are ours, whether the folder was created here)`."
+def check_write_target(path, # the folder `owned_dir` would write into
+                       owns, # owns(name) -> bool, as for `owned_dir`
+                       overwrite:bool=False, # as for `owned_dir`
+                       what:str='folder', # what is written, for messages
+                       fix:str='pass overwrite=True to replace what is there', # the advice that ends a refusal
+                      )->set:
+    """Raise what `owned_dir(path, owns, overwrite)` would refuse (a file in the way, a folder that cannot be written,
+    an unreadable manifest, files of `owns` that no manifest of ours lists), changing nothing; the names that are ours."""
+    path = Path(path)
     if path.exists() and not path.is_dir():
-        if not overwrite: raise FileExistsError(f"{what} {path}: a file of that name is in the way; pass overwrite=True to replace it")
-        _probe(path.parent, what, path); path.unlink()
+        if not overwrite: raise FileExistsError(f"{what} {path}: a file of that name is in the way; {fix}")
+        _probe(path.parent, what, path); return set()
     if not path.is_dir():
-        try: path.mkdir(parents=True)
-        except OSError as e: raise type(e)(f"{what} {path}: cannot create the folder ({e.strerror}); nothing was written") from None
-        return set(), True
+        up = next(p for p in path.absolute().parents if p.exists())
+        if not up.is_dir(): raise NotADirectoryError(f"{what} {path}: {up} is a file, not a folder; nothing was written")
+        _probe(up, what, path); return set()
     _probe(path, what, path)
-    if (path/PENDING).exists():
-        with contextlib.suppress(Exception): finish_write(path)
     ours = set()
-    try:
+    try:   # a write left unfinished (PENDING) counts: its new and its removed files are ours
         m = read_manifest(path)
         if m: ours |= set(m['files'])
         if (path/PENDING).exists(): p = _read_pending(path); ours |= set(p['temps']) | set(p['remove'])
     except ValueError as e:
-        if not overwrite: raise ValueError(f"{what} {path}: {e}; pass overwrite=True to replace it") from None
+        if not overwrite: raise ValueError(f"{what} {path}: {e}; {fix}") from None
     foreign = sorted(n for n in os.listdir(path)
                      if owns(n) and n not in ours and n not in (MANIFEST, PENDING) and not _TMP_RE.fullmatch(n))
     if foreign and not overwrite:
         raise FileExistsError(f"{what} {path}: holds {', '.join(foreign)}, which no {MANIFEST} of this library lists "
-                              f"(another tool's files?); pass overwrite=True to replace them")
+                              f"(another tool's files?); {fix}")
+    return ours
+
+def _prepare(path:Path, owns, overwrite:bool, what:str)->tuple:
+    "Check (`check_write_target`), then prepare the target folder; `(names that are ours, whether the folder was created here)`."
+    ours = check_write_target(path, owns, overwrite, what)
+    if path.exists() and not path.is_dir(): path.unlink()
+    if not path.is_dir():
+        try: path.mkdir(parents=True)
+        except OSError as e: raise type(e)(f"{what} {path}: cannot create the folder ({e.strerror}); nothing was written") from None
+        return set(), True
+    if (path/PENDING).exists():
+        with contextlib.suppress(Exception): finish_write(path)
     return ours, False
 
 # %% ../nbs/00a_core.ipynb #6ed2cb19

@@ -21,7 +21,7 @@ from .model import MotifForCausalLM, shift_labels, train_flops_per_token, check_
 from .data import (model_inputs, CurriculumSampler, CurriculumSchedule, default_sampler, python_prose_docs,
                            stdlib_code_docs, synthetic_math_docs, default_token_cache, TokenCache, load_tokenizer, CORPUS_SIZES)
 from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest
-from .core import atomic_write, on_rank0, end_distributed_cli, check_number, interpreting, read_manifest as _read_owned
+from .core import atomic_write, on_rank0, end_distributed_cli, check_number, interpreting, check_write_target
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'PEAK_BF16_TFLOPS', 'RESUMABLE', 'DATA_SOURCES', 'DOMAINS', 'RUN_PRESETS',
@@ -832,16 +832,10 @@ def tokenizer_digest(tok)->str:
     return hashlib.sha256(tok.to_str().encode()).hexdigest()
 
 def check_export_dir(path)->Path:
-    "Refuse, before a run trains, an export folder that `save_pretrained` would refuse after it: a file in the way, or checkpoint files this library did not write."
-    p = Path(path)
-    if p.exists() and not p.is_dir(): raise ValueError(f"--export {p}: a file of that name is in the way; name a folder")
-    if p.is_dir():
-        try: ours = set((_read_owned(p) or {}).get('files', {}))
-        except ValueError as e: raise ValueError(f"--export {p}: {e}; export into another folder") from None
-        if foreign := sorted(n for n in os.listdir(p) if _is_checkpoint_file(n) and n not in ours):
-            raise ValueError(f"--export {p}: holds {', '.join(foreign)}, which this library did not write there (another tool's "
-                             "checkpoint?); export into another folder, or move them away")
-    return p
+    """Refuse, before a run trains, an export folder that `save_pretrained` would refuse after it (`check_write_target`):
+    a file in the way, a folder that cannot be written, checkpoint files this library did not write."""
+    check_write_target(path, _is_checkpoint_file, what='--export', fix='export into another folder, or move them away')
+    return Path(path)
 
 # %% ../nbs/06_train.ipynb #fd0563a3
 def read_run(path)->tuple[pd.DataFrame, pd.DataFrame]:
