@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .config import MotifConfig, check_head_layout
-from .core import resolve_impl, check_float, HAS_TRITON
+from .core import resolve_impl, check_float, check_eps, HAS_TRITON
 import bisect
 from torch.nn.attention.varlen import varlen_attn as _varlen_attn     # flash-attention over packed documents (CUDA; torch >= 2.11)
 try: from motif_nb.kernels import gda as _kgda      # the Triton kernels and their torch.library ops (needs triton)
@@ -682,8 +682,7 @@ def _check_gda_inputs(q, k, v, lam, subln_w, eps, out_scale, cu_seqlens, return_
     for n, t in (('k', k), ('v', v)):
         if t.dtype != q.dtype: raise TypeError(f"{op}: {n} is {t.dtype} but q is {q.dtype}")
     if q.dtype not in _TRITON_DTYPES: raise TypeError(f"{op}: q, k, v are {q.dtype}; the kernels take fp16, bf16 and fp32 (gda_reference computes fp64)")
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real): raise TypeError(f"{op}: eps must be a float, got {eps!r} ({type(eps).__name__})")
-    if not 0 <= eps < math.inf: raise ValueError(f"{op}: eps must be a finite float >= 0, got {eps!r}")
+    check_eps(eps, op)
     if isinstance(out_scale, torch.Tensor):
         if out_scale.numel() != 1: raise ValueError(f"{op}: out_scale must be a float or a one-element tensor, got shape {tuple(out_scale.shape)}")
         if out_scale.requires_grad and torch.is_grad_enabled():

@@ -6,16 +6,16 @@ Docs: https://motif-nb.github.io/motif-nb/core.html.md"""
 
 # %% ../nbs/00a_core.ipynb #e2214c82
 from __future__ import annotations
-import os, sys, re, json, math, shutil, hashlib, secrets, tempfile, importlib, importlib.util, contextlib
+import os, sys, re, json, math, numbers, shutil, hashlib, secrets, tempfile, importlib, importlib.util, contextlib
 from pathlib import Path
 import numpy as np
 import torch
 
 # %% auto #0
 __all__ = ['IMPLS', 'HAS_TRITON', 'MANIFEST', 'PENDING', 'MANIFEST_FORMAT', 'ensure_kernels', 'interpreting', 'triton_available',
-           'resolve_impl', 'check_float', 'check_number', 'rel_err', 'atomic_write', 'atomic_write_json', 'sha256_file',
-           'read_manifest', 'finish_write', 'check_write_target', 'OwnedDirWriter', 'owned_dir', 'check_owned_dir',
-           'on_rank0', 'end_distributed_cli']
+           'resolve_impl', 'check_float', 'check_eps', 'check_number', 'rel_err', 'atomic_write', 'atomic_write_json',
+           'sha256_file', 'read_manifest', 'finish_write', 'check_write_target', 'OwnedDirWriter', 'owned_dir',
+           'check_owned_dir', 'on_rank0', 'end_distributed_cli']
 
 # %% ../nbs/00a_core.ipynb #7d45b9c1
 def ensure_kernels():
@@ -89,6 +89,13 @@ def check_float(t, name:str, op:str='op', min_ndim:int=1):
     if t.ndim < min_ndim: raise ValueError(f"{op}: {name} must have at least {min_ndim} dimension(s), got shape {tuple(t.shape)}")
     if t.ndim and t.shape[-1] == 0: raise ValueError(f"{op}: {name} has an empty last dimension, shape {tuple(t.shape)}")
     return t
+
+# %% ../nbs/00a_core.ipynb #66193a77
+def check_eps(eps, op:str='op'):
+    "Raise a `TypeError`/`ValueError` naming `op` unless `eps` is a finite real number >= 0 (a bool is not one)."
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real): raise TypeError(f"{op}: eps must be a float, got {eps!r} ({type(eps).__name__})")
+    if not 0 <= eps < math.inf: raise ValueError(f"{op}: eps must be a finite float >= 0, got {eps!r}")
+    return eps
 
 # %% ../nbs/00a_core.ipynb #45870e64
 def check_number(owner:str, name:str, # the error names `owner.name`

@@ -6,10 +6,9 @@ Docs: https://motif-nb.github.io/motif-nb/polynorm.html.md"""
 
 # %% ../nbs/01_polynorm.ipynb #c4d19f50
 from __future__ import annotations
-import math, numbers
 import torch
 from torch import nn
-from .core import resolve_impl, check_float, rel_err
+from .core import resolve_impl, check_float, check_eps, rel_err
 
 # %% auto #0
 __all__ = ['poly_norm', 'mul_poly_norm', 'PolyNorm', 'MulPolyNorm', 'PolyNormSettings']
@@ -33,9 +32,7 @@ def _check_args(op, x, weight, bias, eps, name='x', settings=None):
     if tuple(weight.shape) != (3,):
         raise ValueError(f"{op}: weight must have shape [3] (the weights of n(x^3), n(x^2), n(x)), got {tuple(weight.shape)}")
     if tuple(bias.shape) != (1,): raise ValueError(f"{op}: bias must have shape [1], got {tuple(bias.shape)}")
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real): raise TypeError(f"{op}: eps must be a float, got {eps!r} ({type(eps).__name__})")
-    if not eps >= 0: raise ValueError(f"{op}: eps must be a float >= 0, got {eps!r}")
-    if eps == math.inf: raise ValueError(f"{op}: eps must be a finite float >= 0, got {eps!r}")
+    check_eps(eps, op)
     devs = {str(t.device) for t in (x, weight, bias)}
     if len(devs) > 1: raise ValueError(f"{op}: {name}, weight and bias are on different devices: {sorted(devs)}")
     _check_settings(op, settings)
