@@ -60,6 +60,7 @@ class _Run:
 
     def _measure(self, part, op, M, N, pas, impl, fn, out, ref, floor_mb, **extra):
         fn(); torch.cuda.synchronize(); torch.cuda.empty_cache()   # warm: compilation and autotuning stay out of the numbers
+        extra = {k: v() if callable(v) else v for k, v in extra.items()}   # e.g. the layout the autotuner has now chosen
         base = torch.cuda.memory_allocated(); torch.cuda.reset_peak_memory_stats()
         res = fn(); torch.cuda.synchronize()
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
@@ -94,11 +95,11 @@ def _main_part(run, op, impls, M, N, w, b, eps, dev='cuda', dt=torch.bfloat16):
     for impl, f in impls.items():
         if run.out_of_time(): return False
         run.measure('main', op, M, N, 'fwd', impl, lambda: f(*ins, w, b, eps), out=lambda r: r, ref=ry, floor_mb=round(mb, 1),
-                    cfg=_chosen('fwd', op, M, N) if impl == 'ours' else None)
+                    cfg=(lambda: _chosen('fwd', op, M, N)) if impl == 'ours' else None)
         ts = [t.detach().requires_grad_() for t in ins] + [w.clone().requires_grad_(), b.clone().requires_grad_()]
         run.measure('main', op, M, N, 'fwd+bwd', impl, _grads(f, ts, dy, eps), out=lambda r: r[0], ref=rdx,
                     floor_mb=round(mb * (1 + len(ins)), 1),
-                    cfg=(_chosen('fwd', op, M, N) + ' + ' + _chosen('bwd', op, M, N)) if impl == 'ours' else None)
+                    cfg=(lambda: _chosen('fwd', op, M, N) + ' + ' + _chosen('bwd', op, M, N)) if impl == 'ours' else None)
     return True
 
 # %% ../../nbs/bench/01_polynorm.ipynb #89b5a5f2
