@@ -276,15 +276,15 @@ def check_write_target(path, # the folder `owned_dir` would write into
     return ours
 
 def _prepare(path:Path, owns, overwrite:bool, what:str)->tuple:
-    "Check (`check_write_target`), then prepare the target folder; `(names that are ours, whether the folder was created here)`."
+    "Finish a write of ours left unfinished, check (`check_write_target`), then prepare the target folder; `(names that are ours, whether the folder was created here)`."
+    if path.is_dir() and (path/PENDING).exists():
+        with contextlib.suppress(Exception): finish_write(path)
     ours = check_write_target(path, owns, overwrite, what)
     if path.exists() and not path.is_dir(): path.unlink()
     if not path.is_dir():
         try: path.mkdir(parents=True)
         except OSError as e: raise type(e)(f"{what} {path}: cannot create the folder ({e.strerror}); nothing was written") from None
         return set(), True
-    if (path/PENDING).exists():
-        with contextlib.suppress(Exception): finish_write(path)
     return ours, False
 
 # %% ../nbs/00a_core.ipynb #6ed2cb19

@@ -834,7 +834,7 @@ def tokenizer_digest(tok)->str:
 def check_export_dir(path)->Path:
     """Refuse, before a run trains, an export folder that `save_pretrained` would refuse after it (`check_write_target`):
     a file in the way, a folder that cannot be written, checkpoint files this library did not write."""
-    check_write_target(path, _is_checkpoint_file, what='--export', fix='export into another folder, or move them away')
+    check_write_target(path, _is_checkpoint_file, what='--export', fix='export into another folder, or move what is there away')
     return Path(path)
 
 # %% ../nbs/06_train.ipynb #fd0563a3

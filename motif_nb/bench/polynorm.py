@@ -127,7 +127,7 @@ def _tune_part(run):
 
 # %% ../../nbs/bench/01_polynorm.ipynb #fdf709a2
 def benchmark_polynorm(shapes=((8192, 16384), (16384, 4096), (4096, 32768)), # (rows, width) of the main table
-                       gated_shapes=((8192, 16384), (16384, 4096), (4096, 32768), (16384, 5632)), # the gated op's: also motif-1b's MLP (8 x 2048 rows of 5632)
+                       gated_shapes=((8192, 16384), (16384, 4096), (4096, 32768), (16384, 5632)), # the gated op's (None: `shapes`): also motif-1b's MLP (8 x 2048 rows of 5632)
                        tune=True,                  # add our autotuner's timings of every launch layout it tried
                        sweep_widths=(2048, 5632, 8192, 11008, 13824, 16384, 32768, 65536), # fwd+bwd, ours vs Liger, over widths
                        sweep_elems=2**26,          # elements per sweep point
@@ -147,7 +147,7 @@ def benchmark_polynorm(shapes=((8192, 16384), (16384, 4096), (4096, 32768)), # (
         run = _Run(copy, rep, log, budget_s, graph)
         plain, gated = _peers(compile_backend, log)
         w, b = torch.tensor([0.45, 0.35, 0.25], device=device), torch.tensor([0.05], device=device)
-        for op, impls, shp in (('polynorm', plain, shapes), ('mul_polynorm', gated, gated_shapes)):
+        for op, impls, shp in (('polynorm', plain, shapes), ('mul_polynorm', gated, shapes if gated_shapes is None else gated_shapes)):
             for M, N in shp:
                 if not _main_part(run, op, impls, M, N, w, b, eps, device): return pd.DataFrame(run.rows)
         if not _sweep_part(run, plain, sweep_widths, sweep_elems, w, b, eps, device): return pd.DataFrame(run.rows)
