@@ -21,9 +21,10 @@ from .core import atomic_write, sha256_file, _rename, _probe, check_number
 # %% auto #0
 __all__ = ['TEXT_SUFFIXES', 'DATA_SUFFIXES', 'CORPUS_SIZES', 'SPECIAL_TOKENS', 'CACHE_FORMAT', 'CACHE_MARKER', 'SPLITS',
            'cache_dir', 'BadFileWarning', 'encoding_problem', 'read_documents', 'stdlib_code_docs', 'python_prose_docs',
-           'synthetic_math_docs', 'default_corpus', 'train_tokenizer', 'load_tokenizer', 'special_ids', 'CacheError',
-           'build_token_cache', 'TokenCache', 'get_token_cache', 'CurriculumSchedule', 'motif_like_schedule',
-           'holdout_mask', 'CurriculumSampler', 'model_inputs', 'default_token_cache', 'default_sampler']
+           'synthetic_math_docs', 'default_corpus', 'train_tokenizer', 'load_tokenizer', 'tokenizer_digest',
+           'special_ids', 'CacheError', 'build_token_cache', 'TokenCache', 'get_token_cache', 'CurriculumSchedule',
+           'motif_like_schedule', 'holdout_mask', 'CurriculumSampler', 'model_inputs', 'default_token_cache',
+           'default_sampler']
 
 # %% ../nbs/07_data.ipynb #4e2d72d9
 def cache_dir(*parts:str)->Path:
@@ -452,6 +453,10 @@ def load_tokenizer(path):
     if not path.exists(): raise FileNotFoundError(f"load_tokenizer: {path} does not exist")
     return Tokenizer.from_file(str(path))
 
+def tokenizer_digest(tok)->str:
+    "sha256 of a `tokenizers.Tokenizer`'s JSON: two tokenizers with the same digest give the same ids for the same text (what caches, runs and SFT stages record)."
+    return _sha256(tok.to_str())
+
 def special_ids(tokenizer)->dict[str, int|None]:
     "Ids of bos/eos/pad and the chat markers in `tokenizer` (None where absent); pad falls back to eos."
     ids = {t.strip('<|>'): tokenizer.token_to_id(t) for t in SPECIAL_TOKENS}
@@ -589,7 +594,7 @@ def build_token_cache(sources:Mapping, # {domain: list of str | file | directory
     docs = _read_sources(sources, text_field, on_error, 'build_token_cache')   # all of them, before anything is written
     dtype = np.uint16 if vocab <= 2**16 else np.uint32
     manifest = dict(format=CACHE_FORMAT, dtype=np.dtype(dtype).name, vocab_size=vocab, eos_id=ids['eos'], pad_id=ids['pad'],
-                    add_eos=add_eos, tokenizer_sha256=_sha256(tokenizer.to_str()), domains={})
+                    add_eos=add_eos, tokenizer_sha256=tokenizer_digest(tokenizer), domains={})
     token = secrets.token_hex(4)
     tmp = path.parent/f'.{path.name}.build-{token}.tmp'
     tmp.mkdir()
@@ -1212,7 +1217,7 @@ def default_token_cache(vocab_size:int=4096, # the tokenizer's vocabulary size
         return corpus
     tok = train_tokenizer(docs, vocab_size=vocab_size, key=name)
     tc = get_token_cache(cache_dir('tokens', name), lambda p: build_token_cache(docs(), tok, p),
-                         expect=dict(tokenizer_sha256=_sha256(tok.to_str())))
+                         expect=dict(tokenizer_sha256=tokenizer_digest(tok)))
     return tc, tok
 
 # %% ../nbs/07_data.ipynb #bfa31407

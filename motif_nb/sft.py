@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from fastcore.basics import patch
 from fastcore.script import call_parse
-from .data import (encoding_problem, BadFileWarning, SPECIAL_TOKENS, CORPUS_SIZES, special_ids, model_inputs, load_tokenizer,
+from .data import (encoding_problem, BadFileWarning, SPECIAL_TOKENS, CORPUS_SIZES, special_ids, model_inputs, load_tokenizer, tokenizer_digest,
                            default_token_cache, _check_state_head)
 from .config import MotifConfig
 from .model import MotifForCausalLM, shift_labels
@@ -1151,7 +1151,7 @@ STAGE_FORMAT = 'motif_nb.sft.stage/1'
 def _stage_inputs(stage:Stage, parent, parent_digest:str, tokenizer, data:dict, steps:int, steps_per_epoch:int)->dict:
     return dict(stage=_jsonable(asdict(stage)), steps=steps, steps_per_epoch=steps_per_epoch,
                 parent=dict(path=str(Path(parent).resolve()), digest=parent_digest),
-                tokenizer_sha256=hashlib.sha256(tokenizer.to_str().encode()).hexdigest(), data=data)
+                tokenizer_sha256=tokenizer_digest(tokenizer), data=data)
 
 
 _OLD_STATS = {'dropped_no_assistant': 'dropped_no_reply_fits', 'dropped_prompt_too_long': 'dropped_no_reply_fits'}      # the names of stage records written before the rename
@@ -1255,7 +1255,7 @@ def plan_pipeline(pipeline, # a `Pipeline`, a built-in name or a JSON file
     if not (base/'config.json').is_file(): raise FileNotFoundError(f"--from {base}: not a checkpoint folder (no config.json)")
     tok = sft_tokenizer(tokenizer, base)
     rec = dict(format=PIPELINE_FORMAT, pipeline=pipe.to_dict(), steps_scale=steps_scale, base=dict(path=str(base.resolve()), digest=checkpoint_digest(base)),
-               tokenizer=dict(spec=str(tokenizer), sha256=hashlib.sha256(tok.to_str().encode()).hexdigest()))
+               tokenizer=dict(spec=str(tokenizer), sha256=tokenizer_digest(tok)))
     if (out/'pipeline.json').exists():
         strip = lambda r: {**r, 'pipeline': {k: v for k, v in r['pipeline'].items() if k not in _EVAL_KEYS}, 'base': r['base']['digest'],
                            'tokenizer': r['tokenizer']['sha256'], 'steps_scale': None}

@@ -19,7 +19,7 @@ from fastcore.script import call_parse
 from .config import MotifConfig, PRESETS
 from .model import MotifForCausalLM, shift_labels, train_flops_per_token, check_token_ids, _is_checkpoint_file
 from .data import (model_inputs, CurriculumSampler, CurriculumSchedule, default_sampler, python_prose_docs,
-                           stdlib_code_docs, synthetic_math_docs, default_token_cache, TokenCache, load_tokenizer, CORPUS_SIZES)
+                           stdlib_code_docs, synthetic_math_docs, default_token_cache, TokenCache, load_tokenizer, tokenizer_digest, CORPUS_SIZES)
 from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest
 from .core import atomic_write, on_rank0, end_distributed_cli, check_number, interpreting, check_write_target
 
@@ -28,9 +28,8 @@ __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'PEAK_BF16_TFLOPS', 'RESUMAB
            'TrainConfig', 'lr_multiplier', 'make_optimizer', 'skips_on_device', 'check_optimizer', 'DistInfo',
            'process_device', 'setup_distributed', 'decoder_blocks', 'parallelize', 'compile_limit', 'take_rows',
            'split_batch', 'Trainer', 'device_peak_flops', 'append_jsonl', 'read_jsonl', 'run_mismatch',
-           'tokenizer_digest', 'check_export_dir', 'read_run', 'plot_run', 'DataConfig', 'cache_and_tokenizer',
-           'cache_schedule', 'make_batches', 'settings_help', 'run_settings', 'run_tokenizer', 'data_identity',
-           'build_trainer', 'main']
+           'check_export_dir', 'read_run', 'plot_run', 'DataConfig', 'cache_and_tokenizer', 'cache_schedule',
+           'make_batches', 'settings_help', 'run_settings', 'run_tokenizer', 'data_identity', 'build_trainer', 'main']
 
 # %% ../nbs/06_train.ipynb #88096f33
 def _validate(obj, owner:str, numbers:dict, choices:dict, bools:dict):
@@ -826,10 +825,6 @@ def export_hf(self:Trainer, path, # the directory to write (every process calls 
                           "export left it; move it away before anything reads the folder's tokenizer (motif_nb.sft --tokenizer auto)")
     if self.dist.world_size > 1: dist.barrier()
     return path
-
-def tokenizer_digest(tok)->str:
-    "sha256 of a `tokenizers.Tokenizer`'s JSON: two tokenizers with the same digest give the same ids for the same text."
-    return hashlib.sha256(tok.to_str().encode()).hexdigest()
 
 def check_export_dir(path)->Path:
     """Refuse, before a run trains, an export folder that `save_pretrained` would refuse after it (`check_write_target`):
