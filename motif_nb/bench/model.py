@@ -334,13 +334,15 @@ def _time_gda(rows, cases, q, k, v, gy, ref_out, ref_grads):
         torch.cuda.empty_cache()
 
 def _time_llama(rows, B, T, d, H=16, KV=4):
-    "The Llama layer's GQA attention: K/V repeated to H heads (the benchmark's path) or native GQA, FlashAttention / cuDNN."
+    "The Llama layer's GQA attention as `mha_sdpa` runs it (native GQA, cuDNN first), and SDPA with K/V repeated to H heads or on one backend."
     from motif_nb.core import rel_err
+    from motif_nb.attention import _sdpa_gqa_causal
     ql = torch.randn(B, H, T, d, device='cuda', dtype=torch.bfloat16, requires_grad=True)
     kl, vl = (torch.randn(B, KV, T, d, device='cuda', dtype=torch.bfloat16, requires_grad=True) for _ in range(2))
     gl = torch.randn(B, H, T, d, device='cuda', dtype=torch.bfloat16)
     rep = lambda t: t.repeat_interleave(H // KV, 1)
-    cases = {'llama_flash_repeat (current)': lambda: _sd(ql, rep(kl), rep(vl)),
+    cases = {'llama_sdpa_gqa (mha_sdpa)': lambda: _sdpa_gqa_causal(ql, kl, vl),
+             'llama_sdpa_repeat': lambda: _sd(ql, rep(kl), rep(vl)),
              'llama_flash_gqa': lambda: _sd(ql, kl, vl, 'FLASH_ATTENTION', gqa=True),
              'llama_cudnn_repeat': lambda: _sd(ql, rep(kl), rep(vl), 'CUDNN_ATTENTION'),
              'llama_cudnn_gqa': lambda: _sd(ql, kl, vl, 'CUDNN_ATTENTION', gqa=True)}
