@@ -297,6 +297,8 @@ MAX_STOP_TOKENS = 16       # stop ids a call may pass (the buffer the captured s
 def _check_gen_args(model, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, streamer,
                     eos_token_id, pad_token_id, seed, op:str)->torch.Tensor|None:
     "The checks of `MotifForCausalLM.generate` (prompts may be on another device: they are moved), and the streamer's kind."
+    if isinstance(input_ids, torch.Tensor) and input_ids.is_meta:       # before the checks that read the ids
+        raise ValueError(f"{op}: input_ids is on meta (shapes, no values): pass the prompts as real tensors")
     mask = check_generate_args(model, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, op, same_device=False)
     check_generate_tokens(model.config, eos_token_id, pad_token_id, seed, op)
     _stop_ids(model.config, eos_token_id, pad_token_id, op)
@@ -324,6 +326,8 @@ class StaticGenerator:
                  prefill_graphs:int=8, # with cuda_graph: unpadded prefill shapes (batch, prompt length) kept as CUDA graphs (0: eager prefill)
                 ):
         if not isinstance(model, MotifForCausalLM): raise TypeError(f"StaticGenerator: model must be a MotifForCausalLM, got {type(model).__name__}")
+        if any(p.is_meta for p in model.parameters()):
+            raise ValueError("StaticGenerator: the model's weights are on meta (shapes, no values): load or materialise them first")
         if fuse_weights is not None and not isinstance(fuse_weights, bool): raise TypeError(f"StaticGenerator: fuse_weights must be True, False or None, got {fuse_weights!r}")
         prefill_graphs = int(check_number('StaticGenerator', 'prefill_graphs', prefill_graphs, integer=True, lo=0))
         sync_every = int(check_number('StaticGenerator', 'sync_every', sync_every, integer=True, lo=1))
@@ -437,6 +441,17 @@ def prefill(self:StaticGenerator, ids:torch.Tensor, # (B, T0) prompts on the gen
 
 # %% ../nbs/03a_generate.ipynb #1b91eae3
 @patch
+def _check_model(self:StaticGenerator, op:str):
+    "Raise naming the change if the model's weights left the dtype or device the caches were built for, or if autocast is on."
+    w = self.model.model.layers[0].self_attn.k_proj.weight
+    if (w.dtype, w.device) != (self.cache.dtype, self.cache.device):
+        raise ValueError(f"{op}: the model's weights are now {w.dtype} on {w.device}, but this generator's caches were built for "
+                         f"{self.cache.dtype} on {self.cache.device}: make a new StaticGenerator for the cast or moved model")
+    if torch.is_autocast_enabled(self.device.type):
+        raise RuntimeError(f"{op}: torch.autocast is on for {self.device.type}; the static path runs in the weights' dtype ({w.dtype}), "
+                           "with caches of that dtype: call it outside autocast (cast the model to the dtype you want instead)")
+
+@patch
 def _setup(self:StaticGenerator, eos:list, pad:int, temperature:float, top_k:int, top_p:float, mode:str):
     "Fill the buffers a step reads for this call."
     self.stop.fill_(-1)
@@ -477,6 +492,8 @@ def generate(self:StaticGenerator,
     temperature = sampling_temperature(temperature, do_sample, 'StaticGenerator.generate')
     mask = _check_gen_args(self.model, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, streamer,
                            eos_token_id, pad_token_id, seed, 'StaticGenerator.generate')
+    self._check_model('StaticGenerator.generate')
+    max_new_tokens, top_k, seed = int(max_new_tokens), int(top_k), None if seed is None else int(seed)   # NumPy ints too
     (B, T0), dev = input_ids.shape, self.device
     self.cache.check_fits(B, T0, max_new_tokens)
     cb = stream_callbacks(streamer, 'StaticGenerator.generate')

@@ -6,7 +6,7 @@ Docs: https://motif-nb.github.io/motif-nb/hypercloning.html.md"""
 
 # %% ../nbs/04_hypercloning.ipynb #12af01f2
 from __future__ import annotations
-import math, copy, numbers
+import math, copy, numbers, warnings
 from dataclasses import dataclass, replace
 import torch
 import torch.nn as nn
@@ -14,9 +14,9 @@ from .config import MotifConfig
 from .model import materialize_buffers
 
 # %% auto #0
-__all__ = ['SECOND_MOMENTS', 'state_dict_shapes', 'check_state_dict', 'TensorMap', 'gda_head_maps', 'hyperclone_config',
-           'width_maps', 'hyperclone_state_dict', 'hyperclone', 'check_function_preserved', 'depth_plan',
-           'grow_depth_state_dict', 'grow_depth', 'clone_optimizer_state']
+__all__ = ['SECOND_MOMENTS', 'CloneSymmetryWarning', 'state_dict_shapes', 'check_state_dict', 'TensorMap', 'gda_head_maps',
+           'hyperclone_config', 'width_maps', 'hyperclone_state_dict', 'hyperclone', 'check_function_preserved',
+           'depth_plan', 'grow_depth_state_dict', 'grow_depth', 'clone_optimizer_state']
 
 # %% ../nbs/04_hypercloning.ipynb #5dccc6a3
 def _check_multiplier(v, name:str, op:str='hyperclone')->int:
@@ -26,6 +26,9 @@ def _check_multiplier(v, name:str, op:str='hyperclone')->int:
         raise TypeError(f"{op}: {name} must be a positive integer, got {v!r} ({type(v).__name__})")
     if v < 1: raise ValueError(f"{op}: {name} must be a positive integer (1 = no growth), got {v}")
     return int(v)
+
+class CloneSymmetryWarning(UserWarning):
+    "Width growth without symmetry-breaking noise: the copies of each unit would stay equal under training."
 
 def _check_snr(snr, op='hyperclone'):
     if snr is None: return None
@@ -68,9 +71,10 @@ def check_state_dict(config:MotifConfig, state_dict:dict, op:str='check_state_di
     for k, shp in want.items():
         if k not in state_dict: raise ValueError(f"{op}: missing tensor {k!r} (expected shape {shp})")
         if tuple(state_dict[k].shape) != shp:
-            raise ValueError(f"{op}: tensor {k!r} has shape {tuple(state_dict[k].shape)}, but the config's head layout "
-                             f"needs {shp} (H={config.num_attention_heads}, G={config.num_noise_heads}, "
-                             f"KV={config.num_key_value_heads}, head_dim={config.head_dim})")
+            raise ValueError(f"{op}: tensor {k!r} has shape {tuple(state_dict[k].shape)}, but the config needs {shp} "
+                             f"(hidden_size={config.hidden_size}, intermediate_size={config.intermediate_size}, "
+                             f"H={config.num_attention_heads}, G={config.num_noise_heads}, KV={config.num_key_value_heads}, "
+                             f"head_dim={config.head_dim}, vocab_size={config.vocab_size})")
     return state_dict
 
 # %% ../nbs/04_hypercloning.ipynb #1faa5b1f
@@ -199,9 +203,14 @@ def hyperclone_state_dict(config:MotifConfig, state_dict:dict, hidden_multiplier
     "Grow `state_dict` (HF names) of a model with `config` in width; returns `(new_config, new_state_dict)`."
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"hyperclone: seed must be an int (the noise generator's seed), got {type(seed).__name__} {seed!r}")
-    if seed < 0: raise ValueError(f"hyperclone: seed must be >= 0, got {seed}")
-    snr = _check_snr(noise_snr_db)
+    if not 0 <= seed < 2**64: raise ValueError(f"hyperclone: seed must be >= 0 and < 2**64 (a torch.Generator seed), got {seed}")
+    seed, snr = int(seed), _check_snr(noise_snr_db)
     new_cfg = hyperclone_config(config, hidden_multiplier, ffn_multiplier, signal_head_multiplier)
+    wide = lambda c: (c.hidden_size, c.intermediate_size, c.num_attention_heads)
+    if snr is None and wide(new_cfg) != wide(config):
+        warnings.warn("hyperclone: noise_snr_db=None makes every copy of a unit exact, and exact copies get equal gradients, "
+                      "so training keeps them equal and the new width learns nothing of its own; pass noise_snr_db (e.g. 30) "
+                      "to break the symmetry (the noise cancels: the function is kept at any SNR)", CloneSymmetryWarning, stacklevel=3)
     check_state_dict(config, state_dict, 'hyperclone')
     maps = width_maps(config, hidden_multiplier, ffn_multiplier, signal_head_multiplier)
     gen = torch.Generator().manual_seed(seed)
@@ -250,7 +259,8 @@ def _build_like(model:nn.Module, config:MotifConfig, state_dict:dict, record:dic
 # %% ../nbs/04_hypercloning.ipynb #af8e8388
 def hyperclone(model:nn.Module, hidden_multiplier:int, ffn_multiplier:int, signal_head_multiplier:int=1,
                noise_snr_db:float|None=None, seed:int=0)->nn.Module:
-    "A new model `hidden_multiplier`x wider (FFN `ffn_multiplier`x, signal heads `signal_head_multiplier`x) computing the same function."
+    """A new model `hidden_multiplier`x wider (FFN `ffn_multiplier`x, signal heads `signal_head_multiplier`x) computing the same
+    function; `noise_snr_db` breaks the symmetry of the copies (without it they stay copies under training: `CloneSymmetryWarning`)."""
     _check_model(model, 'hyperclone')
     cfg, sd = hyperclone_state_dict(model.config, model.state_dict(), hidden_multiplier, ffn_multiplier,
                                     signal_head_multiplier, noise_snr_db, seed)
@@ -335,6 +345,12 @@ def clone_optimizer_state(old_optimizer:torch.optim.Optimizer, old_model:nn.Modu
     src = _param_sources(old_model, new_model)
     old_params = {}
     for k, p in old_model.named_parameters(remove_duplicate=False): old_params.setdefault(k, p)
+    mine, given = {id(p) for p in old_params.values()}, [p for g in old_optimizer.param_groups for p in g['params']]
+    if not any(id(p) in mine for p in given):
+        raise ValueError("clone_optimizer_state: old_optimizer holds none of old_model's parameters (an optimizer of another "
+                         "model, or of a copy of this one?), so there is no state to carry")
+    if n := sum(id(p) not in mine for p in given):
+        raise ValueError(f"clone_optimizer_state: old_optimizer holds {n} parameter(s) that old_model does not have: their state would be dropped")
     held = {id(p) for g in new_optimizer.param_groups for p in g['params']}
     for name, p_new in new_model.named_parameters():
         old_name, tm = src[name]

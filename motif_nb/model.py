@@ -563,10 +563,11 @@ def _sample(logits:torch.Tensor, temperature:float, top_k:int, top_p:float, gene
     "Next token per row of `logits` [B, V]: argmax at temperature 0, else top-k / top-p (nucleus) sampling."
     if temperature == 0: return logits.argmax(-1)
     logits = logits.float()
-    logits = (logits - logits.amax(-1, keepdim=True)) / temperature     # shifted first: a tiny temperature cannot overflow
-    if 0 < top_k < logits.shape[-1]:
-        kth = logits.topk(top_k, -1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float('-inf'))
+    t = max(float(temperature), torch.finfo(torch.float32).tiny)        # below fp32's range it would divide by 0 (0/0 at the top)
+    logits = (logits - logits.amax(-1, keepdim=True)) / t               # shifted first: a tiny temperature cannot overflow
+    if 0 < top_k < logits.shape[-1]:                                    # exactly k tokens, also where logits tie with the k-th
+        val, idx = logits.topk(top_k, -1)
+        logits = torch.full_like(logits, float('-inf')).scatter(-1, idx, val)
     if top_p < 1:
         srt, idx = logits.sort(-1, descending=True)
         p = srt.softmax(-1)
@@ -600,10 +601,10 @@ def check_nonfinite_logits(first_bad:torch.Tensor, # (B,) as `flag_nonfinite_log
 
 # %% ../nbs/03_model.ipynb #879cf6e5
 def _gen_int(v, name:str, op:str, lo:int|None=0)->int:
-    "`v` if it is an integer (not a bool, float or string) >= `lo`; else a TypeError/ValueError naming `name`."
+    "`v` as a Python int if it is an integer (not a bool, float or string; NumPy's are) >= `lo`; else a TypeError/ValueError naming `name`."
     if isinstance(v, bool) or not isinstance(v, numbers.Integral): raise TypeError(f"{op}: {name} must be an int, got {type(v).__name__} {v!r}")
     if lo is not None and v < lo: raise ValueError(f"{op}: {name} must be >= {lo}, got {v}")
-    return v
+    return int(v)
 
 def _gen_real(v, name:str, op:str)->float:
     "`v` if it is a real number (not a bool or string); else a TypeError naming `name`."
@@ -614,13 +615,14 @@ def check_generate_tokens(config:MotifConfig, # the model's config (its vocabula
                           eos_token_id, pad_token_id, seed, # as `generate` takes them
                           op:str='generate', # the caller, for the message
                          ):
-    "Raise naming the argument unless the stop and pad ids are token ids of the vocabulary (`eos_token_id` may be a non-empty list) and `seed` is None or an int >= 0."
+    "Raise naming the argument unless the stop and pad ids are token ids of the vocabulary (`eos_token_id` may be a non-empty list) and `seed` is None or an int in [0, 2**64)."
     V = config.vocab_size
     eos = eos_token_id if isinstance(eos_token_id, (list, tuple)) else [] if eos_token_id is None else [eos_token_id]
     if isinstance(eos_token_id, (list, tuple)) and not eos: raise ValueError(f"{op}: eos_token_id is an empty list; use None for no stop token")
     for name, v in [('eos_token_id', e) for e in eos] + ([] if pad_token_id is None else [('pad_token_id', pad_token_id)]):
         if not 0 <= _gen_int(v, name, op, lo=None) < V: raise ValueError(f"{op}: {name} {v} is not a token id in [0, vocab_size={V})")
-    if seed is not None: _gen_int(seed, 'seed', op)
+    if seed is not None and _gen_int(seed, 'seed', op) >= 2**64:
+        raise ValueError(f"{op}: seed must be < 2**64 (what a torch.Generator takes), got {seed}")
 
 def check_generate_args(model, # the `MotifForCausalLM` that generates
                         input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, # as `generate` takes them
@@ -723,6 +725,7 @@ def generate(self:MotifForCausalLM,
     temperature = sampling_temperature(temperature, do_sample, op)
     mask = check_generate_args(self, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, op)
     check_generate_tokens(self.config, eos_token_id, pad_token_id, seed, op)
+    max_new_tokens, top_k, seed = int(max_new_tokens), int(top_k), None if seed is None else int(seed)   # NumPy ints too
     cb = stream_callbacks(streamer, op)
     if cb is not None: cb[0](input_ids.cpu())
     if max_new_tokens == 0:
