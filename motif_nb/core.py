@@ -15,7 +15,7 @@ import torch
 __all__ = ['IMPLS', 'HAS_TRITON', 'MANIFEST', 'PENDING', 'MANIFEST_FORMAT', 'ensure_kernels', 'interpreting', 'triton_available',
            'resolve_impl', 'check_float', 'check_eps', 'check_number', 'rel_err', 'atomic_write', 'atomic_write_json',
            'sha256_file', 'read_manifest', 'finish_write', 'check_write_target', 'OwnedDirWriter', 'owned_dir',
-           'check_owned_dir', 'on_rank0', 'end_distributed_cli']
+           'check_owned_dir', 'on_rank0', 'end_distributed_cli', 'exact_cli_options']
 
 # %% ../nbs/00a_core.ipynb #7d45b9c1
 def ensure_kernels():
@@ -383,3 +383,16 @@ def end_distributed_cli(always:bool=False, # also in a single process (a test sc
     if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
     sys.stdout.flush(); sys.stderr.flush()
     os._exit(0)
+
+# %% ../nbs/00a_core.ipynb #6bc6d8c1
+def exact_cli_options():
+    "For `if __name__ == '__main__'`: this process's fastcore command-line parsers match long options exactly (no prefix expansion)."
+    import fastcore.script as fs
+    if getattr(fs.anno_parser, 'exact_options', False): return
+    loose = fs.anno_parser
+    def anno_parser(*args, **kwargs):
+        p = loose(*args, **kwargs)
+        p.allow_abbrev = False
+        return p
+    anno_parser.exact_options, anno_parser.__doc__ = True, loose.__doc__
+    fs.anno_parser = anno_parser

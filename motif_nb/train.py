@@ -1087,6 +1087,7 @@ def build_trainer(settings:dict, # `run_settings(...)`
 _PRESET_HELP = 'the run: ' + '; '.join(f"{k} ({v['model']}, {v['steps']} steps)" for k, v in RUN_PRESETS.items())
 _SET_HELP = 'a setting, KEY=VALUE (repeatable). ' + settings_help()
 
+if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
          set:Annotated[str, {'action': 'append', 'metavar': 'KEY=VALUE', 'help': _SET_HELP}]=None,
