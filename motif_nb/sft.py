@@ -33,8 +33,8 @@ from .train import Trainer, TrainConfig, setup_distributed, process_device, read
 __all__ = ['ROLES', 'BAD_ROW_REASONS', 'TRUNCATION', 'SFT_FAMILIES', 'CHECKS', 'SYSTEM_PROMPTS', 'MOTIF_3STAGE', 'PIPELINES',
            'STAGE_FORMAT', 'PIPELINE_FORMAT', 'conversation_problem', 'conversation_error', 'read_conversations',
            'add_chat_tokens', 'apply_chat_template', 'decode_reply', 'ChatTokens', 'tokenize_conversations', 'pack_bfd',
-           'SFTSampler', 'ChatExample', 'check_answer', 'is_heldout', 'sft_examples', 'Stage', 'Pipeline',
-           'motif_3stage', 'load_pipeline', 'stage_conversations', 'cat_chat_tokens', 'stage_data',
+           'SFTSampler', 'ChatExample', 'check_answer', 'is_heldout', 'sft_examples', 'accuracy_floor', 'Stage',
+           'Pipeline', 'motif_3stage', 'load_pipeline', 'stage_conversations', 'cat_chat_tokens', 'stage_data',
            'DroppedConversationsWarning', 'data_report', 'checkpoint_digest', 'sft_tokenizer', 'generate_replies',
            'assistant_nll', 'evaluate_examples', 'eval_summary', 'run_stage', 'PipelinePlan', 'plan_pipeline',
            'run_plan', 'run_pipeline', 'pipeline_results', 'write_results', 'accuracy_table', 'main']
@@ -776,6 +776,15 @@ def sft_examples(family:str, # one of `SFT_FAMILIES`
     if len(out) < n: raise ValueError(f"sft_examples: only {len(out)} distinct {split} prompts of {family!r} after {60 * n + 1000} draws (asked for {n})")
     return out
 
+# %% ../nbs/08_sft.ipynb #70c17a87
+def accuracy_floor(n:int=200, # held-out prompts per family
+                   seed:int=0, # seeds the prompts, as `sft_examples`
+                   replies=('a', ''), # the degenerate replies tried
+                  )->pd.Series:
+    "Per family, the largest share of `n` held-out prompts that one degenerate reply passes: an accuracy at or below it shows no ability."
+    return pd.Series({f: max(float(np.mean([check_answer(e.rubric, r) for e in sft_examples(f, n, 'heldout', seed=seed)])) for r in replies)
+                      for f in SFT_FAMILIES}, name='floor')
+
 # %% ../nbs/08_sft.ipynb #efb67fef
 _NAME_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
 _TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name != 'total_steps')
@@ -829,7 +838,9 @@ class Stage:
         if 'total_steps' in self.train: raise ValueError(f"{o}: train.total_steps comes from the stage's steps or epochs; leave it out")
         if bad := sorted(set(self.train) - set(_TRAIN_KEYS)): raise ValueError(f"{o}: unknown train key(s) {bad}; TrainConfig fields: {', '.join(_TRAIN_KEYS)}")
         if self.train.get('eval_every'): raise ValueError(f"{o}: train.eval_every: a stage is evaluated by generation after it, its trainer has no held-out batches")
-        self.train = dict(self.train); self.config(1)
+        self.train = dict(self.train); mb = self.config(1).micro_batches
+        if self.batch_size % mb:
+            raise ValueError(f"{o}: batch_size={self.batch_size} rows do not divide into train.micro_batches={mb} equal parts")
 
 # %% ../nbs/08_sft.ipynb #aae72ddf
 @patch
@@ -1057,6 +1068,10 @@ def sft_tokenizer(spec:str, # 'auto', 'corpus:SIZE' or a tokenizer.json path
     tok = add_chat_tokens(tok)
     if tok.get_vocab_size() > V:
         raise ValueError(f"the model's vocabulary ({V} ids, {ckpt/'config.json'}) does not cover the tokenizer's {tok.get_vocab_size()} ids (chat tokens included)")
+    if spec != 'auto' and (ckpt/'tokenizer.json').is_file() and \
+            tokenizer_digest(add_chat_tokens(load_tokenizer(ckpt/'tokenizer.json'))) != tokenizer_digest(tok):
+        raise ValueError(f"--tokenizer {spec} is not the tokenizer of the base ({ckpt/'tokenizer.json'} differs): the model knows that "
+                         "one's token ids; use --tokenizer auto (or replace the checkpoint's tokenizer.json if it is the wrong one)")
     return tok
 
 # %% ../nbs/08_sft.ipynb #3f98b7a5
@@ -1229,6 +1244,27 @@ def _run_stage(stage, parent, tokenizer, folder, device, parent_digest, callback
 # %% ../nbs/08_sft.ipynb #d5b3b853
 PIPELINE_FORMAT = 'motif_nb.sft.pipeline/1'
 
+def _check_out(out:Path, base:Path):
+    "Refuse a run directory that is a file, the base checkpoint or inside it, or a folder of files that are no run of this command."
+    if out.exists() and not out.is_dir(): raise FileExistsError(f"--out {out}: a file of that name is in the way; give a folder")
+    o, b = out.resolve(), base.resolve()
+    if o == b or b in o.parents: raise ValueError(f"--out {out} is inside the --from checkpoint {base}; give the run a folder of its own")
+    names = sorted(os.listdir(out)) if out.is_dir() else []
+    if names and 'pipeline.json' not in names:
+        raise FileExistsError(f"--out {out} holds files that are no run of motif_nb.sft (no pipeline.json): "
+                              f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}; use an empty or a new folder")
+
+def _check_stages_fit(pipe:Pipeline, cfg:MotifConfig, world_size:int):
+    "Refuse a stage whose batch does not split over the processes and micro-batches; warn of rows longer than the model's positions."
+    for st in pipe.stages:
+        parts = world_size * st.config(1).micro_batches
+        if st.batch_size % parts:
+            raise ValueError(f"Stage {st.name!r}: batch_size={st.batch_size} rows do not divide into {world_size} process(es) x "
+                             f"train.micro_batches={parts // world_size}: use a multiple of {parts}")
+        if st.seq_len > cfg.max_position_embeddings:
+            warnings.warn(f"Stage {st.name!r}: seq_len={st.seq_len} is longer than the base's max_position_embeddings="
+                          f"{cfg.max_position_embeddings}: the model has not been trained at the later positions", UserWarning, stacklevel=3)
+
 @dataclass
 class PipelinePlan:
     "A pipeline checked against its base, tokenizer and run directory, ready to run."
@@ -1253,6 +1289,8 @@ def plan_pipeline(pipeline, # a `Pipeline`, a built-in name or a JSON file
     if eval_n is not None: pipe = Pipeline(**{**asdict(pipe), 'eval_n': eval_n})
     base, out = Path(base), Path(out)
     if not (base/'config.json').is_file(): raise FileNotFoundError(f"--from {base}: not a checkpoint folder (no config.json)")
+    _check_out(out, base)
+    _check_stages_fit(pipe, MotifConfig.from_hf(base/'config.json'), int(os.environ.get('WORLD_SIZE') or 1))
     tok = sft_tokenizer(tokenizer, base)
     rec = dict(format=PIPELINE_FORMAT, pipeline=pipe.to_dict(), steps_scale=steps_scale, base=dict(path=str(base.resolve()), digest=checkpoint_digest(base)),
                tokenizer=dict(spec=str(tokenizer), sha256=tokenizer_digest(tok)))
@@ -1367,6 +1405,7 @@ def accuracy_table(acc:pd.DataFrame, # `pipeline_results(...)[0]`
 _PIPE_HELP = f"a built-in pipeline ({', '.join(PIPELINES)}) or a JSON file of `Pipeline.to_dict()`'s form"
 _FROM_HELP = "the checkpoint the first stage starts from (Hugging Face layout), e.g. the --export of `python -m motif_nb.train`"
 
+if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(pipeline:Annotated[str, {'help': _PIPE_HELP}]=None,
          From:Annotated[str, {'help': _FROM_HELP}]=None,
