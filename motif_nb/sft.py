@@ -99,6 +99,9 @@ def _encoding_error(path:Path)->str|None:
 def _jsonl_rows(path:Path, key:str):
     "(where, messages, reason, detail) for each non-blank line of a JSONL file (reason None when the line has `key`)."
     if (why := _encoding_error(path)): yield f'{path} ({why})', None, 'unreadable_file', None; return
+    with open(path, 'rb') as f: first = next((l.strip() for l in f if l.strip()), b'')
+    if first in (b'[', b'{'):                 # a pretty-printed JSON document: every line of it would be a bad row
+        yield f'{path} (one JSON document over many lines, not JSON Lines: write one conversation object per line)', None, 'unreadable_file', None; return
     with open(path, 'rb') as f:
         for i, line in enumerate(f, 1):
             if not line.strip(): continue
@@ -122,8 +125,13 @@ def _chat_files(paths)->list[Path]:
     for p in map(Path, [paths] if isinstance(paths, (str, os.PathLike)) else paths):
         if not p.exists(): raise FileNotFoundError(f"read_conversations: {p} does not exist")
         if p.is_file(): files.append(p); continue
-        files += sorted((q for q in p.rglob('*') if q.is_file() and q.suffix.lower() in ('.jsonl', '.parquet')
-                         and not any(s.startswith('.') for s in q.relative_to(p).parts)), key=lambda q: q.relative_to(p).as_posix())
+        found = sorted((q for q in p.rglob('*') if q.is_file() and q.suffix.lower() in ('.jsonl', '.parquet')
+                        and not any(s.startswith('.') for s in q.relative_to(p).parts)), key=lambda q: q.relative_to(p).as_posix())
+        if not found:
+            js = [q.name for q in p.rglob('*.json') if q.is_file()]
+            raise FileNotFoundError(f"read_conversations: {p} holds no .jsonl or .parquet file" + (
+                f" (its .json files, {', '.join(js[:3])}, are not read: name a JSON Lines file .jsonl, or pass a file itself)" if js else ''))
+        files += found
     return files
 
 # %% ../nbs/08_sft.ipynb #f717a153
@@ -1061,6 +1069,9 @@ def sft_tokenizer(spec:str, # 'auto', 'corpus:SIZE' or a tokenizer.json path
         tok = load_tokenizer(ckpt/'tokenizer.json')
     elif isinstance(spec, str) and spec.startswith('corpus:'):
         if spec[7:] not in CORPUS_SIZES: raise ValueError(f"--tokenizer {spec}: the corpus size must be one of {', '.join(CORPUS_SIZES)}")
+        if V < 256 + len(SPECIAL_TOKENS):           # what `train_tokenizer` needs: the bytes and the special tokens
+            raise ValueError(f"--tokenizer {spec}: the base has {V} token ids, a byte-level model (such as `motif_nb.train --preset "
+                             "cpu-tiny`), and no subword tokenizer fits it: fine-tune a base trained with one (--preset cpu-small)")
         tok = default_token_cache(V, spec[7:])[1]
     else:
         if not Path(spec).exists(): raise FileNotFoundError(f"--tokenizer {spec}: no such file (or 'auto', 'corpus:small', 'corpus:default')")
