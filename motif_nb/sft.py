@@ -27,7 +27,7 @@ from .model import MotifForCausalLM, shift_labels
 from .generate import StaticGenerator
 from .core import atomic_write, atomic_write_json, check_owned_dir, sha256_file, on_rank0, end_distributed_cli, check_number
 from .checkpoint import CheckpointManager
-from .train import Trainer, TrainConfig, setup_distributed, process_device, read_jsonl, _jsonable
+from .train import Trainer, TrainConfig, RunMismatchError, setup_distributed, process_device, read_jsonl, _jsonable
 
 # %% auto #0
 __all__ = ['ROLES', 'BAD_ROW_REASONS', 'TRUNCATION', 'SFT_FAMILIES', 'CHECKS', 'SYSTEM_PROMPTS', 'MOTIF_3STAGE', 'PIPELINES',
@@ -1228,7 +1228,10 @@ def _run_stage(stage, parent, tokenizer, folder, device, parent_digest, callback
             raise ValueError(f"stage {stage.name!r}: {folder/'model'} is not the checkpoint {folder/'stage.json'} records")
         say(f"stage {stage.name}: done, skipped ({folder/'stage.json'})"); return rec
     run_info = dict(sft_stage=inputs['stage'], parent=parent_digest, tokenizer=inputs['tokenizer_sha256'], data=data['digest'])
-    tr = Trainer(MotifForCausalLM.from_pretrained(parent), smp, stage.config(steps), out=folder/'run', device=device, run_info=run_info)
+    try: tr = Trainer(MotifForCausalLM.from_pretrained(parent), smp, stage.config(steps), out=folder/'run', device=device, run_info=run_info)
+    except RunMismatchError as e:
+        raise RunMismatchError(f"stage {stage.name!r}: {folder/'run'} holds this stage's unfinished run, begun with other inputs (its data, "
+                               f"tokenizer, parent or settings changed since): {e}; restore them, or use another --out") from None
     try:
         say(f"stage {stage.name}: {steps} steps ({len(chats):,} conversations, {steps / spe:.1f} epochs) from {parent}"
             + (f", resuming at step {tr.step_idx}" if tr.step_idx else ''))
@@ -1434,7 +1437,8 @@ def main(pipeline:Annotated[str, {'help': _PIPE_HELP}]=None,
         process_device(None if device in (None, 'auto') else device, int(os.environ.get('LOCAL_RANK', 0)))   # refused here, not after the plan
         plan = plan_pipeline(pipeline, From, out, steps_scale, tokenizer, eval_n)
     except (ValueError, TypeError, OSError) as e: raise SystemExit(f"motif_nb.sft: error: {e}") from None
-    acc = run_plan(plan, device, keep_checkpoints=keep_checkpoints)
+    try: acc = run_plan(plan, device, keep_checkpoints=keep_checkpoints)
+    except RunMismatchError as e: raise SystemExit(f"motif_nb.sft: error: {e}") from None
     if acc is not None and len(acc) and int(os.environ.get('RANK', 0)) == 0:
         print(f"motif_nb.sft: accuracy on held-out prompts ({plan.pipeline.eval_n} per family); results in {plan.out/'results.csv'}")
         print((accuracy_table(acc) * 100).round(1).to_string())

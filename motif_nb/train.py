@@ -27,9 +27,10 @@ from .core import atomic_write, on_rank0, end_distributed_cli, check_number, int
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'PEAK_BF16_TFLOPS', 'RESUMABLE', 'DATA_SOURCES', 'DOMAINS', 'RUN_PRESETS',
            'TrainConfig', 'lr_multiplier', 'make_optimizer', 'skips_on_device', 'check_optimizer', 'DistInfo',
            'process_device', 'setup_distributed', 'decoder_blocks', 'parallelize', 'compile_limit', 'take_rows',
-           'split_batch', 'Trainer', 'device_peak_flops', 'append_jsonl', 'read_jsonl', 'run_mismatch',
-           'check_export_dir', 'read_run', 'plot_run', 'DataConfig', 'cache_and_tokenizer', 'cache_schedule',
-           'make_batches', 'settings_help', 'run_settings', 'run_tokenizer', 'data_identity', 'build_trainer', 'main']
+           'split_batch', 'Trainer', 'device_peak_flops', 'append_jsonl', 'read_jsonl', 'RunMismatchError',
+           'run_mismatch', 'check_export_dir', 'read_run', 'plot_run', 'DataConfig', 'cache_and_tokenizer',
+           'cache_schedule', 'make_batches', 'settings_help', 'run_settings', 'run_tokenizer', 'data_identity',
+           'build_trainer', 'main']
 
 # %% ../nbs/06_train.ipynb #88096f33
 def _validate(obj, owner:str, numbers:dict, choices:dict, bools:dict):
@@ -684,6 +685,9 @@ def _flat(d:dict, pre:str='')->dict:
 _TOKENIZER_HINT = (" (the corpus tokenizer is trained from this machine's Python standard library, so a machine with another "
                    "Python builds another one: resume where the run started, or with the same Python version)")
 
+class RunMismatchError(ValueError):
+    "A run directory holds a checkpoint of a run with other settings, which a resume may not change."
+
 def run_mismatch(saved:dict, # a checkpoint's `meta`
                  now:dict, # this run's (`Trainer._meta()`)
                 )->list[str]:
@@ -732,7 +736,7 @@ def resume(self:Trainer)->bool:
         old = (saved.get('train') or {}).get('total_steps')
         hint = (f". To train this run further on its schedule, keep its horizon: total_steps={old} (on the command line: --set total_steps={old} "
                 f"with the new --steps); after step {old} the rate holds its final value") if all(b.startswith('train.total_steps:') for b in bad) else ''
-        raise ValueError(f"Trainer: {path} holds a run with other settings: {'; '.join(bad)}. Use another run directory, or the checkpoint's settings{hint}")
+        raise RunMismatchError(f"Trainer: {path} holds a run with other settings: {'; '.join(bad)}. Use another run directory, or the checkpoint's settings{hint}")
     self._init_optimizer_state()
     st = self._state()
     self.ckpt.load(st, path=path)
