@@ -489,7 +489,7 @@ def generate(self:StaticGenerator,
              do_sample:bool|None=None, # transformers' switch: False = greedy, True = sample (None: temperature decides)
             )->torch.Tensor:
     "Prompt + up to `max_new_tokens` new tokens per row `[B, T0 + n]`, as `MotifForCausalLM.generate` returns them."
-    temperature = sampling_temperature(temperature, do_sample, 'StaticGenerator.generate')
+    temperature = sampling_temperature(temperature, do_sample, 'StaticGenerator.generate', top_k, top_p)
     mask = _check_gen_args(self.model, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, streamer,
                            eos_token_id, pad_token_id, seed, 'StaticGenerator.generate')
     self._check_model('StaticGenerator.generate')
@@ -532,7 +532,7 @@ def fast_generate(model:MotifForCausalLM, input_ids:torch.Tensor, max_new_tokens
                   cuda_graph:bool|None=None, compile:bool=False, attn_impl:str='auto', # as in `StaticGenerator`
                  )->torch.Tensor:
     "Generate with a new `StaticGenerator` sized for this batch: `[B, T0 + n]` ids, as `MotifForCausalLM.generate`."
-    temperature = sampling_temperature(temperature, do_sample, 'fast_generate')
+    temperature = sampling_temperature(temperature, do_sample, 'fast_generate', top_k, top_p)
     _check_gen_args(model, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, streamer,
                     eos_token_id, pad_token_id, seed, 'fast_generate')
     B, T0 = input_ids.shape

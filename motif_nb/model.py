@@ -663,13 +663,18 @@ def _warn_unmasked_padding(config:MotifConfig, input_ids:torch.Tensor, op:str):
 
 def sampling_temperature(temperature:float, # as `generate` takes it
                          do_sample:bool|None, # transformers' switch: False = greedy, True = sample (None: `temperature` decides)
-                         op:str='generate')->float:
-    "The temperature a generation call uses: `do_sample=False` is greedy (0), `do_sample=True` needs a temperature > 0."
+                         op:str='generate',
+                         top_k:int=0, top_p:float=1.0, # the call's filters, which greedy decoding does not use
+                        )->float:
+    "The temperature a generation call uses: `do_sample=False` is greedy (0; sampling settings given with it warn), `do_sample=True` needs a temperature > 0."
     if do_sample is None: return temperature
     if not isinstance(do_sample, bool): raise TypeError(f"{op}: do_sample must be True, False or None, got {do_sample!r}")
     if not (math.isfinite(_gen_real(temperature, 'temperature', op)) and temperature >= 0):
         raise ValueError(f"{op}: temperature must be a finite number >= 0 (0 = greedy), got {temperature}")
-    if not do_sample: return 0.
+    if not do_sample:
+        unused = [f'{n}={v!r}' for n, v, off in (('temperature', temperature, 1.0), ('top_k', top_k, 0), ('top_p', top_p, 1.0)) if v != off]
+        if unused: warnings.warn(f"{op}: do_sample=False decodes greedily, so {', '.join(unused)} are not used", UserWarning, stacklevel=3)
+        return 0.
     if isinstance(temperature, (int, float)) and temperature == 0:
         raise ValueError(f"{op}: do_sample=True samples, and temperature=0 is greedy: give a temperature > 0 (1.0: the logits as they are)")
     return temperature
@@ -722,7 +727,7 @@ def generate(self:MotifForCausalLM,
     """Prompt + up to `max_new_tokens` new tokens per row [B, T0 + n], decoded with the layers' KV caches. It samples
     unless told otherwise (temperature 1.0): greedy decoding, transformers' default, is `temperature=0` or `do_sample=False`."""
     op = 'MotifForCausalLM.generate'
-    temperature = sampling_temperature(temperature, do_sample, op)
+    temperature = sampling_temperature(temperature, do_sample, op, top_k, top_p)
     mask = check_generate_args(self, input_ids, max_new_tokens, temperature, top_p, top_k, attention_mask, op)
     check_generate_tokens(self.config, eos_token_id, pad_token_id, seed, op)
     max_new_tokens, top_k, seed = int(max_new_tokens), int(top_k), None if seed is None else int(seed)   # NumPy ints too

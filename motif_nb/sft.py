@@ -1302,7 +1302,11 @@ def plan_pipeline(pipeline, # a `Pipeline`, a built-in name or a JSON file
     if steps_scale != 1: pipe = pipe.scaled(steps_scale)
     if eval_n is not None: pipe = Pipeline(**{**asdict(pipe), 'eval_n': eval_n})
     base, out = Path(base), Path(out)
-    if not (base/'config.json').is_file(): raise FileNotFoundError(f"--from {base}: not a checkpoint folder (no config.json)")
+    if not (base/'config.json').is_file():
+        run = base.is_dir() and (re.fullmatch(r'step_\d+', base.name) or any(re.fullmatch(r'step_\d+', p.name) for p in base.iterdir()))
+        raise FileNotFoundError(f"--from {base}: not a checkpoint folder (no config.json)" + (
+            "; it looks like a `motif_nb.train` run or one of its checkpoints: pass the Hugging Face folder that "
+            "`python -m motif_nb.train ... --export DIR` writes" if run else ''))
     _check_out(out, base)
     _check_stages_fit(pipe, MotifConfig.from_hf(base/'config.json'), int(os.environ.get('WORLD_SIZE') or 1))
     tok = sft_tokenizer(tokenizer, base)
@@ -1311,7 +1315,9 @@ def plan_pipeline(pipeline, # a `Pipeline`, a built-in name or a JSON file
     if (out/'pipeline.json').exists():
         strip = lambda r: {**r, 'pipeline': {k: v for k, v in r['pipeline'].items() if k not in _EVAL_KEYS}, 'base': r['base']['digest'],
                            'tokenizer': r['tokenizer']['sha256'], 'steps_scale': None}
-        if bad := _diff(strip(_read_json(out/'pipeline.json')), strip(rec)):
+        saved = _read_json(out/'pipeline.json')
+        if bad := _diff(strip(saved), strip(rec)):
+            if saved.get('steps_scale') != steps_scale: bad = [f"--steps-scale: {saved.get('steps_scale')} then, {steps_scale} now"] + bad
             raise ValueError(f"{out} holds a run of another pipeline or base ({'; '.join(bad[:6])}); use another --out")
     data = {st.name: stage_data(st, tok) for st in pipe.stages}     # errors name the stage and the source
     return PipelinePlan(pipe, base, out, tok, rec, data)
