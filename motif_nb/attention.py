@@ -16,7 +16,7 @@ from .core import resolve_impl, check_float, check_eps, HAS_TRITON
 import bisect
 from torch.nn.attention.varlen import varlen_attn as _varlen_attn     # flash-attention over packed documents (CUDA; torch >= 2.11)
 from torch.nn.attention import sdpa_kernel, SDPBackend
-_GQA_BACKENDS = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+_GQA_BACKENDS = (SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH)
 try: from motif_nb.kernels import gda as _kgda      # the Triton kernels and their torch.library ops (needs triton)
 except ImportError: _kgda = None
 
@@ -617,9 +617,16 @@ def mha_reference(q, # (B, H, T, d)
     mm = attn_mask(T, S, q_start, docs, key_valid, device=q.device, for_max=True)
     return o, torch.where(mm[:, None, None], s, torch.tensor(float('-inf'))).amax(dim=(0, 3, 4)).flatten().float().detach()
 
+@torch.compiler.assume_constant_result          # read when traced: dynamo cannot call the flag getters inside a graph
+def _enabled_sdpa_backends()->tuple:
+    "The SDPA backends enabled now (by `sdpa_kernel` or `torch.backends.cuda.enable_*_sdp`), cuDNN first."
+    b = torch.backends.cuda
+    on = (b.cudnn_sdp_enabled(), b.flash_sdp_enabled(), b.mem_efficient_sdp_enabled(), b.math_sdp_enabled())
+    return tuple(k for k, e in zip(_GQA_BACKENDS, on) if e)
+
 def _sdpa_gqa_causal(q, k, v):
     "Causal SDPA with native GQA (K/V not expanded), cuDNN first: the backend that runs it fastest on Hopper."
-    with sdpa_kernel(_GQA_BACKENDS, set_priority=True):
+    with sdpa_kernel(list(_enabled_sdpa_backends()), set_priority=True):      # reordered, none turned back on
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
 
 def mha_sdpa(q, k, v, *, q_start:int=0, cu_seqlens=None, key_valid=None, return_max_logits:bool=False, nonfinite=None):

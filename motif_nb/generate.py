@@ -280,7 +280,7 @@ def sample_logits(logits:torch.Tensor, # (B, V)
     if isinstance(temperature, torch.Tensor):             # <= 0 is greedy, chosen on the device: the argmax alone stays
         top = torch.full_like(l, float('-inf')).scatter_(-1, l.argmax(-1, keepdim=True), 0.)
         l = torch.where(temperature <= 0, top, l / temperature.float().clamp_min(torch.finfo(torch.float32).tiny))
-    else: l = l / temperature
+    else: l = l / max(float(temperature), torch.finfo(torch.float32).tiny)   # below fp32's range it would divide by 0
     if noise is None: noise = torch.empty_like(l).exponential_(generator=generator)
     noise = noise.clamp_min(1e-30)
     if filtered is None: filtered = isinstance(top_k, torch.Tensor) or isinstance(top_p, torch.Tensor) or top_k > 0 or top_p < 1

@@ -128,9 +128,11 @@ def _chat_files(paths)->list[Path]:
         found = sorted((q for q in p.rglob('*') if q.is_file() and q.suffix.lower() in ('.jsonl', '.parquet')
                         and not any(s.startswith('.') for s in q.relative_to(p).parts)), key=lambda q: q.relative_to(p).as_posix())
         if not found:
-            js = [q.name for q in p.rglob('*.json') if q.is_file()]
+            js = sorted(q.relative_to(p).as_posix() for q in p.rglob('*.json')
+                        if q.is_file() and not any(s.startswith('.') for s in q.relative_to(p).parts))
             raise FileNotFoundError(f"read_conversations: {p} holds no .jsonl or .parquet file" + (
-                f" (its .json files, {', '.join(js[:3])}, are not read: name a JSON Lines file .jsonl, or pass a file itself)" if js else ''))
+                f" (its .json files, {', '.join(js[:3])}, are not read: write the conversations as JSON Lines, one object per "
+                "line, in a .jsonl file)" if js else ''))
         files += found
     return files
 
@@ -1263,7 +1265,7 @@ def _check_out(out:Path, base:Path):
     if out.exists() and not out.is_dir(): raise FileExistsError(f"--out {out}: a file of that name is in the way; give a folder")
     o, b = out.resolve(), base.resolve()
     if o == b or b in o.parents: raise ValueError(f"--out {out} is inside the --from checkpoint {base}; give the run a folder of its own")
-    names = sorted(os.listdir(out)) if out.is_dir() else []
+    names = sorted(n for n in os.listdir(out) if not n.startswith('.')) if out.is_dir() else []     # hidden files (.DS_Store) aside
     if names and 'pipeline.json' not in names:
         raise FileExistsError(f"--out {out} holds files that are no run of motif_nb.sft (no pipeline.json): "
                               f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}; use an empty or a new folder")
@@ -1316,6 +1318,8 @@ def plan_pipeline(pipeline, # a `Pipeline`, a built-in name or a JSON file
         strip = lambda r: {**r, 'pipeline': {k: v for k, v in r['pipeline'].items() if k not in _EVAL_KEYS}, 'base': r['base']['digest'],
                            'tokenizer': r['tokenizer']['sha256'], 'steps_scale': None}
         saved = _read_json(out/'pipeline.json')
+        if not isinstance(saved, dict) or saved.get('format') != PIPELINE_FORMAT:
+            raise ValueError(f"--out {out}: its pipeline.json is not the record of a motif_nb.sft run ({PIPELINE_FORMAT}); use another --out")
         if bad := _diff(strip(saved), strip(rec)):
             if saved.get('steps_scale') != steps_scale: bad = [f"--steps-scale: {saved.get('steps_scale')} then, {steps_scale} now"] + bad
             raise ValueError(f"{out} holds a run of another pipeline or base ({'; '.join(bad[:6])}); use another --out")
