@@ -6,7 +6,7 @@ Docs: https://motif-nb.github.io/motif-nb/muon.html.md"""
 
 # %% ../nbs/05_muon.ipynb #ad457833
 from __future__ import annotations
-import math, re
+import math, re, warnings
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -377,8 +377,9 @@ def _check_hparams(lr, weight_decay, momentum, ns_steps, ns_coefficients, adamw_
                    n=str, # a key's name in the messages: the key itself, or `param_groups[i]['key']` for a group's own value
                   ):
     "Raise a `TypeError` (wrong type) or `ValueError` naming the first bad hyper-parameter (optimizer-wide, or one group's)."
-    for k, v in dict(lr=lr, weight_decay=weight_decay, eps=eps).items(): _check_num(n(k), v)
-    _check_num(n('momentum'), momentum, hi=1.0); _check_num(n('adamw_eps'), adamw_eps)
+    for k, v in dict(lr=lr, weight_decay=weight_decay).items(): _check_num(n(k), v)
+    for k, v in dict(eps=eps, adamw_eps=adamw_eps).items(): _check_num(n(k), v, open_lo=True)   # 0 would make a zero gradient 0/0 = NaN
+    _check_num(n('momentum'), momentum, hi=1.0)
     if not isinstance(adamw_betas, (tuple, list)): raise TypeError(f"Muon: {n('adamw_betas')} must be a pair, got {adamw_betas!r} ({type(adamw_betas).__name__})")
     if len(adamw_betas) != 2: raise ValueError(f"Muon: {n('adamw_betas')} must be a pair, got {adamw_betas!r}")
     for b in adamw_betas: _check_num(n('adamw_betas'), b, hi=1.0)
@@ -483,6 +484,11 @@ class Muon(torch.optim.Optimizer):
         self.qk_clip_tau, self.mode, self.found_inf, self.last_stats = qk_clip_tau, mode, None, None
         self.engine = _make_engine(mode, parallel_settings)
         self._qk_layers, self._qk_layout = self._find_qk()
+        half = [gi for gi, g in enumerate(self.param_groups) if not g['use_muon'] and g['adamw_eps'] < 2 ** -24
+                and any(p.dtype == torch.float16 for p in g['params'])]
+        if half: warnings.warn(f"Muon: param_groups {half} hold fp16 parameters, in which adamw_eps={self.param_groups[half[0]]['adamw_eps']:g} "
+                               "rounds to 0, so an AdamW step on a zero gradient gives NaN: keep the parameters in fp32 or bf16 (fp16 "
+                               "compute through autocast), or raise adamw_eps", UserWarning, stacklevel=2)
         self._ready = True
 
     def _name(self, p): return self._names.get(id(p), f'<parameter of shape {tuple(p.shape)}>')
@@ -515,6 +521,16 @@ def _find_qk(self:Muon):
     return pairs, lay
 
 # %% ../nbs/05_muon.ipynb #a214afbc
+@patch
+def load_state_dict(self:Muon, state_dict:dict):
+    "torch's `load_state_dict`, after checking that the saved groups are Muon's and their hyper-parameters are valid."
+    for gi, g in enumerate(state_dict.get('param_groups', []) if isinstance(state_dict, dict) else []):
+        if not isinstance(g, dict) or 'use_muon' not in g:
+            raise ValueError(f"Muon.load_state_dict: param_groups[{gi}] has no 'use_muon': this is not a Muon state dict "
+                             "(an AdamW one?); a Muon run resumes from a Muon optimizer's state")
+        _check_group(gi, {**self.defaults, **g})
+    return super(Muon, self).load_state_dict(state_dict)
+
 @patch
 def add_param_group(self:Muon, param_group:dict):
     "torch's `add_param_group` with the constructor's checks; the new group's q/k pairs join QK-clip."
@@ -647,6 +663,9 @@ def step(self:Muon,
         ):
     "One optimizer step: Muon groups (sharded ones through `self.engine`), AdamW groups, then QK-clip from `qk_logits`; all of it skipped on the device when `self.found_inf` is nonzero."
     clip = self.qk_clip_tau is not None
+    if not clip and qk_logits:
+        warnings.warn("Muon.step: qk_logits were given, but this optimizer has no qk_clip_tau, so nothing is clipped "
+                      "(build it with qk_clip_tau=... for MuonClip)", UserWarning, stacklevel=3)
     if clip and qk_logits is None:
         if not self._is_state_init(): raise ValueError("Muon.step: qk_clip_tau is set, so step() needs qk_logits=model_output.max_logits "
                                                        "(pass {} to skip the clip for this step)")

@@ -93,6 +93,9 @@ class TrainConfig:
                                                             muon_comm_dtype=('bfloat16', 'float32')),
                   dict(fsdp=True, compile=False, activation_checkpointing=False, track_max_logit=False, progress=False, tensorboard=False,
                        async_save=False))
+        if self.optimizer != 'muonclip' and self.qk_clip_tau != TrainConfig.__dataclass_fields__['qk_clip_tau'].default:
+            warnings.warn(f"TrainConfig.qk_clip_tau={self.qk_clip_tau} is used by optimizer='muonclip' only: optimizer={self.optimizer!r} "
+                          "does not clip", UserWarning, stacklevel=3)
 
 _TRAIN_NUMBERS = dict(
     lr=dict(lo=0, lo_open=True), warmup_steps=dict(integer=True, lo=0), total_steps=dict(integer=True, lo=1),
