@@ -672,7 +672,8 @@ def sampling_temperature(temperature:float, # as `generate` takes it
     if not (math.isfinite(_gen_real(temperature, 'temperature', op)) and temperature >= 0):
         raise ValueError(f"{op}: temperature must be a finite number >= 0 (0 = greedy), got {temperature}")
     if not do_sample:
-        unused = [f'{n}={v!r}' for n, v, off in (('temperature', temperature, 1.0), ('top_k', top_k, 0), ('top_p', top_p, 1.0)) if v != off]
+        unused = [f'{n}={v!r}' for n, v, off in (('temperature', temperature, (0, 1.0)), ('top_k', top_k, (0,)), ('top_p', top_p, (1.0,)))
+                  if v not in off]                                    # temperature=0 says greedy too: not unused
         if unused: warnings.warn(f"{op}: do_sample=False decodes greedily, so {', '.join(unused)} are not used", UserWarning, stacklevel=3)
         return 0.
     if isinstance(temperature, (int, float)) and temperature == 0:
