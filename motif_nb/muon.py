@@ -484,7 +484,7 @@ class Muon(torch.optim.Optimizer):
         self.qk_clip_tau, self.mode, self.found_inf, self.last_stats = qk_clip_tau, mode, None, None
         self.engine = _make_engine(mode, parallel_settings)
         self._qk_layers, self._qk_layout = self._find_qk()
-        half = [gi for gi, g in enumerate(self.param_groups) if not g['use_muon'] and g['adamw_eps'] < 2 ** -24
+        half = [gi for gi, g in enumerate(self.param_groups) if not g['use_muon'] and float(torch.tensor(g['adamw_eps']).half()) == 0
                 and any(p.dtype == torch.float16 for p in g['params'])]
         if half: warnings.warn(f"Muon: param_groups {half} hold fp16 parameters, in which adamw_eps={self.param_groups[half[0]]['adamw_eps']:g} "
                                "rounds to 0, so an AdamW step on a zero gradient gives NaN: keep the parameters in fp32 or bf16 (fp16 "
