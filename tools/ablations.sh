@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: run every notebook with its ablation (`slow`) cells, and its `cuda` cells on a GPU box, at the scale
+# The ablation job: run every notebook with its ablation (`slow`) cells, and its `cuda` cells on a GPU box, at the scale
 # the machine allows. CPU: MOTIF_SCALE=cpu (minutes, under the Triton interpreter); GPU: MOTIF_SCALE=gpu (full size).
 # Results go to figures/NAME[-cpu].{csv,png,json} with provenance; a CPU run never replaces a GPU run's files.
 # Extra arguments go to nbdev-test (e.g. a notebook path, or --save to store the outputs in the notebooks).
