@@ -952,7 +952,6 @@ def budget_table(scale:str='cpu', # 'cpu' or 'gpu'
     return df
 
 # %% ../nbs/09_ablate.ipynb #a687087f
-if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(name:str, # an ablation (attention, mlp, optimizer, curriculum, hypercloning), or 'all'
          scale:str=None, # 'cpu' or 'gpu' (default: $MOTIF_SCALE, else gpu when CUDA is available)

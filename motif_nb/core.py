@@ -386,7 +386,7 @@ def end_distributed_cli(always:bool=False, # also in a single process (a test sc
 
 # %% ../nbs/00a_core.ipynb #6bc6d8c1
 def exact_cli_options():
-    "For `if __name__ == '__main__'`: this process's fastcore command-line parsers match long options exactly (no prefix expansion)."
+    "This process's fastcore command-line parsers match long options exactly (no prefix expansion); run on import when a package module is `__main__`."
     import fastcore.script as fs
     if getattr(fs.anno_parser, 'exact_options', False): return
     loose = fs.anno_parser
@@ -396,3 +396,10 @@ def exact_cli_options():
         return p
     anno_parser.exact_options, anno_parser.__doc__ = True, loose.__doc__
     fs.anno_parser = anno_parser
+
+def _package_cli()->bool:
+    "Whether this process runs a module of the package as `__main__` (`python -m motif_nb....`, also each torchrun worker)."
+    spec = getattr(sys.modules.get('__main__'), '__spec__', None)
+    return bool(spec and spec.name.startswith('motif_nb.'))
+
+if _package_cli(): exact_cli_options()     # every command line imports core before its `@call_parse` builds the parser

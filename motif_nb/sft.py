@@ -27,7 +27,7 @@ from .model import MotifForCausalLM, shift_labels
 from .generate import StaticGenerator
 from .core import atomic_write, atomic_write_json, check_owned_dir, sha256_file, on_rank0, end_distributed_cli, check_number
 from .checkpoint import CheckpointManager
-from .train import Trainer, TrainConfig, RunMismatchError, setup_distributed, process_device, read_jsonl, _jsonable
+from .train import Trainer, TrainConfig, RunMismatchError, check_rows_fit, setup_distributed, process_device, read_jsonl, _jsonable
 
 # %% auto #0
 __all__ = ['ROLES', 'BAD_ROW_REASONS', 'TRUNCATION', 'SFT_FAMILIES', 'CHECKS', 'SYSTEM_PROMPTS', 'MOTIF_3STAGE', 'PIPELINES',
@@ -798,6 +798,7 @@ def accuracy_floor(n:int=200, # held-out prompts per family
 # %% ../nbs/08_sft.ipynb #efb67fef
 _NAME_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
 _TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name != 'total_steps')
+_ROW_NAMES = ('seq_len', 'batch_size', 'train.micro_batches', "the base's max_position_embeddings")   # a stage's, for `check_rows_fit`
 _READ_KEYS = ('key', 'roles', 'on_error', 'max_chars')      # `read_conversations` settings a file source may set
 
 def _sources(owner:str, mixture)->list:
@@ -848,9 +849,8 @@ class Stage:
         if 'total_steps' in self.train: raise ValueError(f"{o}: train.total_steps comes from the stage's steps or epochs; leave it out")
         if bad := sorted(set(self.train) - set(_TRAIN_KEYS)): raise ValueError(f"{o}: unknown train key(s) {bad}; TrainConfig fields: {', '.join(_TRAIN_KEYS)}")
         if self.train.get('eval_every'): raise ValueError(f"{o}: train.eval_every: a stage is evaluated by generation after it, its trainer has no held-out batches")
-        self.train = dict(self.train); mb = self.config(1).micro_batches
-        if self.batch_size % mb:
-            raise ValueError(f"{o}: batch_size={self.batch_size} rows do not divide into train.micro_batches={mb} equal parts")
+        self.train = dict(self.train)
+        check_rows_fit(self.seq_len, self.batch_size, 1, self.config(1).micro_batches, names=_ROW_NAMES, where=f"{o}: ")
 
 # %% ../nbs/08_sft.ipynb #aae72ddf
 @patch
@@ -1271,15 +1271,10 @@ def _check_out(out:Path, base:Path):
                               f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}; use an empty or a new folder")
 
 def _check_stages_fit(pipe:Pipeline, cfg:MotifConfig, world_size:int):
-    "Refuse a stage whose batch does not split over the processes and micro-batches; warn of rows longer than the model's positions."
+    "Each stage's rows against the base (`check_rows_fit`): the batch split over the processes and micro-batches, the positions."
     for st in pipe.stages:
-        parts = world_size * st.config(1).micro_batches
-        if st.batch_size % parts:
-            raise ValueError(f"Stage {st.name!r}: batch_size={st.batch_size} rows do not divide into {world_size} process(es) x "
-                             f"train.micro_batches={parts // world_size}: use a multiple of {parts}")
-        if st.seq_len > cfg.max_position_embeddings:
-            warnings.warn(f"Stage {st.name!r}: seq_len={st.seq_len} is longer than the base's max_position_embeddings="
-                          f"{cfg.max_position_embeddings}: the model has not been trained at the later positions", UserWarning, stacklevel=3)
+        check_rows_fit(st.seq_len, st.batch_size, world_size, st.config(1).micro_batches, cfg.max_position_embeddings,
+                       names=_ROW_NAMES, where=f"Stage {st.name!r}: ")
 
 @dataclass
 class PipelinePlan:
@@ -1429,7 +1424,6 @@ def accuracy_table(acc:pd.DataFrame, # `pipeline_results(...)[0]`
 _PIPE_HELP = f"a built-in pipeline ({', '.join(PIPELINES)}) or a JSON file of `Pipeline.to_dict()`'s form"
 _FROM_HELP = "the checkpoint the first stage starts from (Hugging Face layout), e.g. the --export of `python -m motif_nb.train`"
 
-if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(pipeline:Annotated[str, {'help': _PIPE_HELP}]=None,
          From:Annotated[str, {'help': _FROM_HELP}]=None,

@@ -29,8 +29,8 @@ __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'PEAK_BF16_TFLOPS', 'RESUMAB
            'process_device', 'setup_distributed', 'decoder_blocks', 'parallelize', 'compile_limit', 'take_rows',
            'split_batch', 'Trainer', 'device_peak_flops', 'append_jsonl', 'read_jsonl', 'RunMismatchError',
            'run_mismatch', 'check_export_dir', 'read_run', 'plot_run', 'DataConfig', 'cache_and_tokenizer',
-           'cache_schedule', 'make_batches', 'settings_help', 'run_settings', 'run_tokenizer', 'data_identity',
-           'build_trainer', 'main']
+           'cache_schedule', 'make_batches', 'settings_help', 'run_settings', 'run_tokenizer', 'check_rows_fit',
+           'data_identity', 'build_trainer', 'main']
 
 # %% ../nbs/06_train.ipynb #88096f33
 def _validate(obj, owner:str, numbers:dict, choices:dict, bools:dict):
@@ -1046,15 +1046,25 @@ def run_tokenizer(data:DataConfig, # the run's data settings
     if data.source == 'cache': return cache_and_tokenizer(data, vocab_size)[1]
     return default_token_cache(vocab_size, data.corpus)[1] if data.source == 'corpus' else None
 
+def check_rows_fit(seq_len:int, batch_size:int, # tokens per row, rows per optimizer step (the global batch)
+                   world_size:int, micro_batches:int, # processes, and micro-batches per process
+                   max_positions:int|None=None, # the model's max_position_embeddings (None: not checked)
+                   names=('data.seq_len', 'data.batch_size', 'micro_batches', 'model.max_position_embeddings'), # in the messages
+                   where:str='', # what the messages start with ("Stage 'x': ")
+                  ):
+    "Warn when rows are longer than the model's positions; raise unless the batch's rows split evenly over the processes and micro-batches."
+    s, b, mb, mp = names
+    if max_positions is not None and seq_len > max_positions:
+        warnings.warn(f"{where}{s}={seq_len} is longer than {mp}={max_positions}: the model trains on positions past those it is "
+                      "declared for (its activations grow with seq_len x batch_size)", UserWarning, stacklevel=3)
+    if batch_size % (world_size * micro_batches):
+        raise ValueError(f"{where}{b}={batch_size} rows do not divide into {world_size} process(es) x {mb}={micro_batches}: "
+                         f"use a batch size that is a multiple of {world_size * micro_batches}")
+
 def _check_run(settings:dict, device, world_size:int):
     "What would stop a command-line run at its first step, refused before anything is built: the batch split, the kernels' device."
     m, d, t = settings['model'], settings['data'], settings['train']
-    if d.seq_len > m.max_position_embeddings:
-        warnings.warn(f"data.seq_len={d.seq_len} is longer than model.max_position_embeddings={m.max_position_embeddings}: the model "
-                      "trains on positions past those it is declared for (its activations grow with seq_len x batch_size)")
-    if d.batch_size % (world_size * t.micro_batches):
-        raise ValueError(f"data.batch_size={d.batch_size} rows do not divide into {world_size} process(es) x micro_batches={t.micro_batches}: "
-                         f"use a batch size that is a multiple of {world_size * t.micro_batches}")
+    check_rows_fit(d.seq_len, d.batch_size, world_size, t.micro_batches, m.max_position_embeddings)
     dev = process_device(None if device in (None, 'auto') else device, int(os.environ.get('LOCAL_RANK', 0)))
     for k in ('attn_impl', 'mlp_impl'):
         if getattr(m, k) == 'triton' and dev.type != 'cuda' and not interpreting():
@@ -1094,7 +1104,6 @@ def build_trainer(settings:dict, # `run_settings(...)`
 _PRESET_HELP = 'the run: ' + '; '.join(f"{k} ({v['model']}, {v['steps']} steps)" for k, v in RUN_PRESETS.items())
 _SET_HELP = 'a setting, KEY=VALUE (repeatable). ' + settings_help()
 
-if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
          set:Annotated[str, {'action': 'append', 'metavar': 'KEY=VALUE', 'help': _SET_HELP}]=None,

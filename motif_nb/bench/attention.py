@@ -304,7 +304,6 @@ def run_gda_bench(budget_s:float=300, # no new peer starts after this many secon
     return df
 
 # %% ../../nbs/bench/02_attention.ipynb #83e29e21
-if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(budget_s:float=None, # no new peer starts after this many seconds (default: $GDA_BENCH_BUDGET_S, else 300)
          no_warm:bool=False, # skip the parallel compilation of the autotune candidates and the module checks

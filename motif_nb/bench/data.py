@@ -73,7 +73,6 @@ def data_bench_table(df:pd.DataFrame)->pd.DataFrame:
                          'ms/batch': df.ms_per_batch.round(3)})
 
 # %% ../../nbs/bench/07_data.ipynb #c379bda3
-if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(n_batches:int=300, # timed batches per shape and packing mode
          size:str='default', # the default corpus's size: 'default' or 'small'

@@ -125,7 +125,6 @@ def parse_shapes(s:str)->tuple:
     return tuple(out)
 
 # %% ../../nbs/bench/02b_gda_ab.ipynb #a013b7cf
-if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(base:str, # the version to compare against: git:REV, a file, or 'work'
          head:str='work', # the new version: 'work' (this checkout's kernels/gda.py), git:REV or a file

@@ -284,7 +284,6 @@ def run_gda_tune(check:bool=False, # check every candidate against fp32 SDPA ins
     return df
 
 # %% ../../nbs/bench/02a_gda_tune.ipynb #93571ef2
-if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(*words:str, # 'check' (the accuracy check) and/or 'kinds=K1,K2' (only those of fwd, pre, dkdv, dq, dv, dk)
          smoke:bool=False): # a tiny CPU run under TRITON_INTERPRET=1, nothing saved

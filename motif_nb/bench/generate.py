@@ -269,7 +269,6 @@ def profile_generate(preset:str='motif-1b', # the model preset (random weights)
     return df
 
 # %% ../../nbs/bench/03a_generate.ipynb #4a38e8dc
-if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(cases:str='', # 'preset:kind,...' (kinds: eager, static, static+compile, hf-eager, hf-static; '': the standard set)
          batches:str='1,32', # batch sizes, comma-separated

@@ -152,7 +152,6 @@ def stored_ablation(scale:str='gpu', # 'gpu' or 'cpu': which stored result
     return log, ablation_summary(log, _scale_settings(scale)['smooth']), meta
 
 # %% ../../nbs/bench/04_hypercloning.ipynb #a61f576a
-if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(scale:str=None, # 'gpu' or 'cpu' (default: `ablation_scale()`: $MOTIF_SCALE, else gpu when CUDA is available)
          noise_snr_db:float=20.0, # SNR of the symmetry-breaking noise of the noisy grown run, in dB

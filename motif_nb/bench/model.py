@@ -400,7 +400,6 @@ def profile_attention(B:int=8, T:int=2048, G:int=4, g:int=4, d:int=128, # one la
     return df
 
 # %% ../../nbs/bench/03_model.ipynb #6d6c8e92
-if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(profile:str='', # run profile jobs instead of the benchmark: 'attn', 'model' or 'attn,model'
          cases:str='', # benchmark: 'preset:attn_impl,...'; model profile: 'preset[:attn_impl],...' ('': the standard ones)

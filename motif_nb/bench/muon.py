@@ -211,7 +211,6 @@ def run_muon_bench(ns_rep:int=300, # do_bench budget per Newton-Schulz measureme
     for key, cfg in K._sym_mm_kernel.cache.items(): print('sym_mm autotune', key, cfg)
     return df
 
-if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(ns_rep:int=300, # do_bench budget per Newton-Schulz measurement, ms
          step_rep:int=1000, # do_bench budget per optimizer-step measurement, ms

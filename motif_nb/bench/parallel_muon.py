@@ -213,7 +213,6 @@ def run_parallel_muon_bench(layers:int|None=None, # layers in the stack (default
         if own: dist.destroy_process_group()
     return df
 
-if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(layers:int=None, # layers of 12.7B shape in the stack (default: min(40, 8 * K))
          warmup:int=2, # untimed steps per optimizer

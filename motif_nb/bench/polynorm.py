@@ -322,7 +322,6 @@ def run_polynorm_bench(budget_s:float=400, # no new measurement starts after thi
     return df
 
 # %% ../../nbs/bench/01_polynorm.ipynb #67dbff17
-if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(budget_s:float=None, # no new measurement starts after this many seconds (default: $POLYNORM_BUDGET_S, else 400)
          rep:int=100,         # `do_bench` repetitions per timing

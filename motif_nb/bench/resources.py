@@ -178,7 +178,6 @@ def resources_check(T:int=4096, # the sweep's rows at this length
     return df
 
 # %% ../../nbs/bench/02c_gda_resources.ipynb #15f8b3c8
-if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(spec:str='work', # the version of kernels/gda.py: 'work', 'git:REV' or a file
          check:bool=False, # compare with the H200's figures of figures/gda_tune instead (figures/gda_resources_check)

@@ -124,7 +124,6 @@ def plot_resumed(df:pd.DataFrame, # a `compare_resumed` table
     return fig
 
 # %% ../../nbs/bench/06b_scaling.ipynb #ed9f13f5
-if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(preset:str='motif-1b', # a `MotifConfig` preset
          optimizers:str='adamw,muon', # comma-separated `TrainConfig.optimizer` values

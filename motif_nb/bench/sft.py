@@ -259,7 +259,6 @@ def _length_stats(chats:ChatTokens)->dict:
     return dict(conversations=len(l), tokens=int(l.sum()), mean=round(float(l.mean()), 1), median=float(np.median(l)),
                 p99=float(np.percentile(l, 99)), max=int(l.max()))
 
-if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(n_batches:int=200, # timed batches per shape
          size:str='default', # the project's tokenizer's corpus: 'default' or 'small'

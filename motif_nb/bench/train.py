@@ -153,7 +153,6 @@ def plot_train_bench(df:pd.DataFrame):
     return fig
 
 # %% ../../nbs/bench/06_train.ipynb #7c2951c2
-if __name__ == '__main__': from motif_nb.core import exact_cli_options; exact_cli_options()   # whole option names only
 @call_parse
 def main(preset:str='motif-1b', # the model preset
          batch:int=8, # rows of the global batch
