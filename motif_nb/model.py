@@ -634,6 +634,10 @@ def check_generate_args(model, # the `MotifForCausalLM` that generates
     if 0 in input_ids.shape: raise ValueError(f"{op}: input_ids needs at least one prompt of at least one token, got shape {tuple(input_ids.shape)}")
     check_token_ids(input_ids, 'input_ids', op, model.config.vocab_size, device_tensors=True)
     _gen_int(max_new_tokens, 'max_new_tokens', op); _gen_int(top_k, 'top_k', op)
+    if (end := input_ids.shape[1] + int(max_new_tokens)) > (P := model.config.max_position_embeddings):
+        warnings.warn(f"{op}: prompts of {input_ids.shape[1]} tokens + max_new_tokens={int(max_new_tokens)} reach {end} positions, "
+                      f"more than config.max_position_embeddings={P}: the model runs there (RoPE is computed), but it was not "
+                      "made for those positions", stacklevel=3)
     if not (math.isfinite(_gen_real(temperature, 'temperature', op)) and temperature >= 0):
         raise ValueError(f"{op}: temperature must be a finite number >= 0 (0 = greedy), got {temperature}")
     if not 0 < _gen_real(top_p, 'top_p', op) <= 1: raise ValueError(f"{op}: top_p must be in (0, 1], got {top_p}")
@@ -697,11 +701,13 @@ def stop_tokens(config:MotifConfig, eos_token_id, pad_token_id)->tuple:
     return eos, int(pad if pad is not None else eos[0] if eos else 0)
 
 # %% ../nbs/03_model.ipynb #cd8bf5eb
+_FIRST_SLOTS = 256   # new tokens the eager caches have room for before their first doubling
+
 @patch
-def _prefill(self:MotifForCausalLM, ids:torch.Tensor, mask:torch.Tensor|None, max_len:int)->tuple:
+def _prefill(self:MotifForCausalLM, ids:torch.Tensor, mask:torch.Tensor|None, max_new:int)->tuple:
     "Run the prompts `ids` [B, T0] through the model with new caches: `(last logits [B, V], next positions [B, 1], caches)`."
     B, T0 = ids.shape
-    caches = self._new_caches(B, max_len)
+    caches = self._new_caches(B, T0 + min(max_new, _FIRST_SLOTS))
     if mask is not None and not bool(mask.all()):
         mask = mask.to(ids.device)
         for c in caches: c.set_valid(mask)
@@ -742,7 +748,7 @@ def generate(self:MotifForCausalLM,
     eos = torch.tensor(eos, device=dev) if eos else None
     gen = None if seed is None else torch.Generator(device=dev).manual_seed(seed)
     with torch.no_grad():
-        logits, nxt, caches = self._prefill(ids, mask, ids.shape[1] + max_new_tokens)
+        logits, nxt, caches = self._prefill(ids, mask, max_new_tokens)
         out, finished = [ids], torch.zeros(ids.shape[0], dtype=torch.bool, device=dev)
         first_bad = torch.full((ids.shape[0],), -1, dtype=torch.long, device=dev)     # rows whose logits went non-finite
         for step in range(max_new_tokens):

@@ -662,6 +662,7 @@ def step(self:Muon,
          qk_logits:dict|None=None, # the model's `.max_logits` {layer: S [H]}; required when `qk_clip_tau` is set ({} skips the clip)
         ):
     "One optimizer step: Muon groups (sharded ones through `self.engine`), AdamW groups, then QK-clip from `qk_logits`; all of it skipped on the device when `self.found_inf` is nonzero."
+    for gi, g in enumerate(self.param_groups): _check_group(gi, g)       # values set since construction (by hand, a scheduler)
     clip = self.qk_clip_tau is not None
     if not clip and qk_logits:
         warnings.warn("Muon.step: qk_logits were given, but this optimizer has no qk_clip_tau, so nothing is clipped "

@@ -31,13 +31,14 @@ from .train import Trainer, TrainConfig, RunMismatchError, check_rows_fit, setup
 
 # %% auto #0
 __all__ = ['ROLES', 'BAD_ROW_REASONS', 'TRUNCATION', 'SFT_FAMILIES', 'CHECKS', 'SYSTEM_PROMPTS', 'MOTIF_3STAGE', 'PIPELINES',
-           'STAGE_FORMAT', 'PIPELINE_FORMAT', 'conversation_problem', 'conversation_error', 'read_conversations',
-           'add_chat_tokens', 'apply_chat_template', 'decode_reply', 'ChatTokens', 'tokenize_conversations', 'pack_bfd',
-           'SFTSampler', 'ChatExample', 'check_answer', 'is_heldout', 'sft_examples', 'accuracy_floor', 'Stage',
-           'Pipeline', 'motif_3stage', 'load_pipeline', 'stage_conversations', 'cat_chat_tokens', 'stage_data',
-           'DroppedConversationsWarning', 'data_report', 'checkpoint_digest', 'sft_tokenizer', 'generate_replies',
-           'assistant_nll', 'evaluate_examples', 'eval_summary', 'run_stage', 'PipelinePlan', 'plan_pipeline',
-           'run_plan', 'run_pipeline', 'pipeline_results', 'write_results', 'accuracy_table', 'main']
+           'STAGE_FORMAT', 'MANY_EPOCHS', 'PIPELINE_FORMAT', 'conversation_problem', 'conversation_error',
+           'read_conversations', 'add_chat_tokens', 'apply_chat_template', 'decode_reply', 'ChatTokens',
+           'tokenize_conversations', 'pack_bfd', 'SFTSampler', 'ChatExample', 'check_answer', 'is_heldout',
+           'sft_examples', 'accuracy_floor', 'Stage', 'Pipeline', 'motif_3stage', 'load_pipeline',
+           'stage_conversations', 'cat_chat_tokens', 'stage_data', 'DroppedConversationsWarning', 'data_report',
+           'checkpoint_digest', 'sft_tokenizer', 'generate_replies', 'assistant_nll', 'evaluate_examples',
+           'eval_summary', 'run_stage', 'PipelinePlan', 'plan_pipeline', 'run_plan', 'run_pipeline', 'pipeline_results',
+           'write_results', 'accuracy_table', 'main']
 
 # %% ../nbs/08_sft.ipynb #4cacfd3c
 ROLES = ('system', 'user', 'assistant')
@@ -1214,6 +1215,8 @@ def run_stage(stage:Stage, # the stage
     finally: di.close()
 
 # %% ../nbs/08_sft.ipynb #03537488
+MANY_EPOCHS = 50   # a stage longer than this many epochs of its data warns
+
 def _run_stage(stage, parent, tokenizer, folder, device, parent_digest, callback, verbose, keep_checkpoints, main:bool, prepared=None)->dict:
     say = lambda m: print(f"motif_nb.sft: {m}", flush=True) if verbose and main else None
     parent_digest = parent_digest or on_rank0(lambda: checkpoint_digest(parent))
@@ -1230,7 +1233,20 @@ def _run_stage(stage, parent, tokenizer, folder, device, parent_digest, callback
             raise ValueError(f"stage {stage.name!r}: {folder/'model'} is not the checkpoint {folder/'stage.json'} records")
         say(f"stage {stage.name}: done, skipped ({folder/'stage.json'})"); return rec
     run_info = dict(sft_stage=inputs['stage'], parent=parent_digest, tokenizer=inputs['tokenizer_sha256'], data=data['digest'])
-    try: tr = Trainer(MotifForCausalLM.from_pretrained(parent), smp, stage.config(steps), out=folder/'run', device=device, run_info=run_info)
+    cfg = stage.config(steps)
+    if steps / spe > MANY_EPOCHS and main:
+        warnings.warn(f"stage {stage.name!r}: {steps} steps are {steps / spe:.1f} epochs of its {len(chats):,} conversations: each is "
+                      "seen that many times and the model will likely memorise them; give the stage more data or fewer steps",
+                      UserWarning, stacklevel=3)
+    if cfg.warmup_steps > steps and main:
+        warnings.warn(f"stage {stage.name!r}: warmup_steps ({cfg.warmup_steps}"
+                      f"{'' if 'warmup_steps' in stage.train else ', TrainConfig default: the stage sets none'}) > the stage's {steps} "
+                      "steps: the rate is still rising when the stage ends and never decays; set the stage's train.warmup_steps in "
+                      "the pipeline file", UserWarning, stacklevel=3)
+    try:
+        with warnings.catch_warnings():     # the Trainer's own warning would name `motif_nb.train`'s --set flag
+            warnings.filterwarnings('ignore', message=r'Trainer: TrainConfig\.warmup_steps')
+            tr = Trainer(MotifForCausalLM.from_pretrained(parent), smp, cfg, out=folder/'run', device=device, run_info=run_info)
     except RunMismatchError as e:
         raise RunMismatchError(f"stage {stage.name!r}: {folder/'run'} holds this stage's unfinished run, begun with other inputs (its data, "
                                f"tokenizer, parent or settings changed since): {e}; restore them, or use another --out") from None
@@ -1425,9 +1441,10 @@ _PIPE_HELP = f"a built-in pipeline ({', '.join(PIPELINES)}) or a JSON file of `P
 _FROM_HELP = "the checkpoint the first stage starts from (Hugging Face layout), e.g. the --export of `python -m motif_nb.train`"
 
 @call_parse
-def main(pipeline:Annotated[str, {'help': _PIPE_HELP}]=None,
-         From:Annotated[str, {'help': _FROM_HELP}]=None,
-         out:str=None, # the run directory (required); rerun the same command to skip finished stages and resume the current one
+def main(pipeline:Annotated[str, {'help': _PIPE_HELP, 'metavar': 'NAME|FILE'}]=None,
+         From:Annotated[str, {'help': _FROM_HELP, 'metavar': 'CHECKPOINT'}]=None,
+         out:Annotated[str, {'help': 'the run directory (required); rerun the same command to skip finished stages and resume the current one',
+                             'metavar': 'DIR'}]=None,
          steps_scale:float=1.0, # every stage this many times as long (steps or epochs, warm-up, checkpoint interval)
          device:str='auto', # 'auto' (this process's GPU, else the CPU), 'cpu' or 'cuda'
          tokenizer:str='auto', # 'auto' (tokenizer.json in the --from folder), 'corpus:small' or 'corpus:default' (the embedded corpus's, as `motif_nb.train` trains with), or a tokenizer.json
