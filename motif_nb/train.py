@@ -700,6 +700,7 @@ def run_mismatch(saved:dict, # a checkpoint's `meta`
         a, b = _flat(saved.get(sec) or {}), _flat(now.get(sec) or {})
         for k in sorted(a.keys() | b.keys()):
             if sec == 'run' and k == 'tokenizer' and k not in a: continue     # a checkpoint from before the digest was recorded
+            if sec == 'train' and k == 'qk_clip_tau' and 'muonclip' not in (a.get('optimizer'), b.get('optimizer')): continue  # unused
             if k not in free and a.get(k, '<absent>') != b.get(k, '<absent>'):
                 out.append(f"{sec}.{k}: {a.get(k, '<absent>')!r} in the checkpoint, {b.get(k, '<absent>')!r} now"
                            + (_TOKENIZER_HINT if (sec, k) == ('run', 'tokenizer') else ''))
