@@ -51,8 +51,8 @@ launch (`GDASettings.chunk_tokens`).
     a mask). First the G noise heads (write O_n, lse2), then the G*g signal heads, whose epilogue reads O_n of its rows
     and writes Y, lse1, rstd (and A only when Y cannot give it back, below). The running maxima are the max logits
     (one scalar store per program). The epilogue stays in the signal program: moved into a row-wise launch of its
-    own (signal programs writing O_s as noise programs write O_n, the row-wise kernel reading O_s and O_n back) it
-    made the forward slower at both benchmark lengths on an H200 (`python -m motif_nb.bench.gda_ab`, one process).
+    own (signal programs writing O_s as noise programs write O_n, the row-wise kernel reading O_s and O_n back) the
+    forward is slower at both benchmark lengths on an H200 (`python -m motif_nb.bench.gda_ab`, one process).
   backward: `gda_bwd_pre_kernel` (row-wise, memory-bound: one program = one group x RB*BT positions as [BT, GP, 2D]
     tiles; writes dO of both maps, Delta of both, partial sums of dw and dlambda), then either
     'split' (default): `gda_bwd_dv_kernel` (one program = one group x BN keys: dV over the g signal maps against K1 and

@@ -816,7 +816,7 @@ def _sources(owner:str, mixture)->list:
             out.append(dict(family=s['family'], n=int(check_number(where, 'n', s['n'], integer=True, lo=1))))
         elif 'path' in s and set(s) <= {'path', 'weight', *_READ_KEYS}:
             if not isinstance(s['path'], (str, os.PathLike)) or not str(s['path']): raise TypeError(f"{where}.path must be a file or folder path, got {s['path']!r}")
-            rd = {k: s[k] for k in _READ_KEYS if k in s}          # only those given: a source without them records as before
+            rd = {k: s[k] for k in _READ_KEYS if k in s}          # only those given: a source that sets none records just path and weight
             _check_read_args(where, rd.get('on_error', 'skip'), rd.get('max_chars'), rd.get('key', 'messages'), rd.get('roles'))
             out.append(dict(path=str(s['path']), weight=float(check_number(where, 'weight', s.get('weight', 1.0), lo=0, lo_open=True)), **rd))
         else: raise ValueError(f"{where} must have the keys {{'family', 'n'}} or {{'path'}} (with optional 'weight', "
@@ -1183,17 +1183,17 @@ def _stage_inputs(stage:Stage, parent, parent_digest:str, tokenizer, data:dict, 
                 tokenizer_sha256=tokenizer_digest(tokenizer), data=data)
 
 
-_OLD_STATS = {'dropped_no_assistant': 'dropped_no_reply_fits', 'dropped_prompt_too_long': 'dropped_no_reply_fits'}      # the names of stage records written before the rename
+_OLD_STATS = {'dropped_no_assistant': 'dropped_no_reply_fits', 'dropped_prompt_too_long': 'dropped_no_reply_fits'}      # count names in stage records of older versions -> the current ones
 
 def _renamed_stats(data:dict)->dict:
-    "A stage record's data with the counts under today's names."
+    "A stage record's data with its counts under the current names (`_OLD_STATS`: those of older versions' records)."
     fix = lambda s: {_OLD_STATS.get(k, k): v for k, v in s.items()} if isinstance(s, dict) else s
     out = {**data, 'stats': fix(data['stats'])} if 'stats' in data else dict(data)
     if isinstance(data.get('sources'), list): out['sources'] = [{**s, 'stats': fix(s['stats'])} if isinstance(s, dict) and 'stats' in s else s for s in data['sources']]
     return out
 
 def _same_inputs(rec:dict, now:dict)->list[str]:
-    "What differs between a stage record's inputs and this run's (the parent's path may move; its digest may not; old count names read as today's)."
+    "What differs between a stage record's inputs and this run's (the parent's path may move; its digest may not; older records' count names read as the current ones)."
     strip = lambda d: {**d, 'parent': {'digest': d['parent']['digest']}, **({'data': _renamed_stats(d['data'])} if isinstance(d.get('data'), dict) else {})}
     return _diff(strip(rec), strip(now))
 
