@@ -15,7 +15,7 @@ import torch
 __all__ = ['IMPLS', 'HAS_TRITON', 'MANIFEST', 'PENDING', 'MANIFEST_FORMAT', 'ensure_kernels', 'interpreting', 'triton_available',
            'resolve_impl', 'check_float', 'check_eps', 'check_number', 'rel_err', 'atomic_write', 'atomic_write_json',
            'sha256_file', 'read_manifest', 'finish_write', 'check_write_target', 'OwnedDirWriter', 'owned_dir',
-           'check_owned_dir', 'on_rank0', 'end_distributed_cli', 'exact_cli_options']
+           'check_owned_dir', 'on_rank0', 'end_distributed_cli', 'cli_error', 'exact_cli_options']
 
 # %% ../nbs/00a_core.ipynb #7d45b9c1
 def ensure_kernels():
@@ -383,6 +383,16 @@ def end_distributed_cli(always:bool=False, # also in a single process (a test sc
     if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
     sys.stdout.flush(); sys.stderr.flush()
     os._exit(0)
+
+# %% ../nbs/00a_core.ipynb #ce1a28b3
+def cli_error(message:str, # the one-line error, "PROG: error: ..."
+             )->SystemExit:
+    "The `SystemExit` for a command line's error: the message on rank 0 only (other processes exit 1 silently), and in torchrun's error file when there is one."
+    if path := os.environ.get('TORCHELASTIC_ERROR_FILE'):
+        import time
+        with contextlib.suppress(OSError):
+            Path(path).write_text(json.dumps({'message': {'message': message, 'extraInfo': {'py_callstack': message, 'timestamp': str(int(time.time()))}}}))
+    return SystemExit(message if int(os.environ.get('RANK') or 0) == 0 else 1)
 
 # %% ../nbs/00a_core.ipynb #6bc6d8c1
 def exact_cli_options():

@@ -6,7 +6,7 @@ Docs: https://motif-nb.github.io/motif-nb/train.html.md"""
 
 # %% ../nbs/06_train.ipynb #e538f70f
 from __future__ import annotations
-import os, sys, json, math, time, random, hashlib, warnings, contextlib, dataclasses
+import os, sys, json, math, time, random, socket, hashlib, weakref, warnings, contextlib, dataclasses
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 from typing import Annotated
@@ -20,17 +20,19 @@ from .config import MotifConfig, PRESETS
 from .model import MotifForCausalLM, shift_labels, train_flops_per_token, check_token_ids, _is_checkpoint_file
 from .data import (model_inputs, CurriculumSampler, CurriculumSchedule, default_sampler, python_prose_docs,
                            stdlib_code_docs, synthetic_math_docs, default_token_cache, TokenCache, load_tokenizer, tokenizer_digest, CORPUS_SIZES)
-from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest
-from .core import atomic_write, on_rank0, end_distributed_cli, check_number, interpreting, check_write_target
+from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest, MANIFEST, OWNER
+try: import fcntl
+except ImportError: fcntl = None      # no flock (Windows): run directories are not locked there
+from .core import atomic_write, on_rank0, end_distributed_cli, check_number, interpreting, check_write_target, cli_error
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'PEAK_BF16_TFLOPS', 'RESUMABLE', 'DATA_SOURCES', 'DOMAINS', 'RUN_PRESETS',
-           'TrainConfig', 'lr_multiplier', 'make_optimizer', 'skips_on_device', 'check_optimizer', 'DistInfo',
-           'process_device', 'setup_distributed', 'decoder_blocks', 'parallelize', 'compile_limit', 'take_rows',
-           'split_batch', 'Trainer', 'device_peak_flops', 'append_jsonl', 'read_jsonl', 'RunMismatchError',
-           'run_mismatch', 'check_export_dir', 'read_run', 'plot_run', 'DataConfig', 'cache_and_tokenizer',
-           'cache_schedule', 'make_batches', 'settings_help', 'run_settings', 'run_tokenizer', 'check_rows_fit',
-           'data_identity', 'build_trainer', 'main']
+__all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'RUN_LOCK', 'PEAK_BF16_TFLOPS', 'RESUMABLE', 'DATA_SOURCES', 'DOMAINS',
+           'RUN_PRESETS', 'TrainConfig', 'lr_multiplier', 'make_optimizer', 'skips_on_device', 'check_optimizer',
+           'DistInfo', 'process_device', 'setup_distributed', 'decoder_blocks', 'parallelize', 'compile_limit',
+           'take_rows', 'split_batch', 'Trainer', 'RunDirectoryBusyError', 'lock_run_dir', 'unlock_run_dir',
+           'device_peak_flops', 'append_jsonl', 'read_jsonl', 'RunMismatchError', 'run_mismatch', 'check_export_dir',
+           'read_run', 'plot_run', 'DataConfig', 'cache_and_tokenizer', 'cache_schedule', 'make_batches',
+           'settings_help', 'run_settings', 'run_tokenizer', 'check_rows_fit', 'data_identity', 'build_trainer', 'main']
 
 # %% ../nbs/06_train.ipynb #88096f33
 def _validate(obj, owner:str, numbers:dict, choices:dict, bools:dict):
@@ -203,11 +205,11 @@ def process_device(device=None, # 'cuda', 'cuda:K', 'cpu', a torch.device, or No
     except (RuntimeError, TypeError) as e: raise ValueError(f"device: {device!r} is not a device ({e})") from None
     if dev.type != 'cuda': return dev
     n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if n == 0: raise ValueError(f"device {str(dev)!r}: CUDA is not available on this machine; use device='cpu'")
+    if n == 0: raise ValueError(f"device {str(dev)!r}: CUDA is not available on this machine; use device='cpu' (on the command line: --device cpu)")
     if dev.index is None: dev = torch.device('cuda', local_rank)
     if dev.index >= n:
         raise ValueError(f"device: this process (LOCAL_RANK={local_rank}) would use {dev}, but this machine has {n} CUDA "
-                         f"device(s): start at most {n} processes per machine, or use device='cpu' (gloo)")
+                         f"device(s): start at most {n} processes per machine, or use device='cpu' (gloo; on the command line: --device cpu)")
     return dev
 
 def setup_distributed(group:bool|None=None, # None: a process group when launched by torchrun with WORLD_SIZE > 1; True: always
@@ -316,7 +318,7 @@ class Trainer:
                                  "build it with world_size=1 and batch_size = the global batch's rows, and every process keeps its share")
         self.dist = setup_distributed(group=True if self.cfg.fsdp else None, device=None if device in (None, 'auto') else device)
         self.sharded = self.dist.world_size > 1 if self.cfg.fsdp is None else self.cfg.fsdp
-        if self.dist.world_size > 1 and not self.sharded: raise ValueError(f"TrainConfig.fsdp=False, but there are {self.dist.world_size} processes; several processes always shard the model")
+        if self.dist.world_size > 1 and not self.sharded: raise ValueError(f"TrainConfig.fsdp=False, but there are {self.dist.world_size} processes; several processes always shard the model: leave fsdp at None or set it True (on the command line: drop --set fsdp=false)")
         if self.sharded and optimizer is not None:
             raise ValueError("Trainer: optimizer= works without sharding only (FSDP2 replaces the parameters); let the trainer build it with TrainConfig.optimizer")
         if not self.sharded and device is None: self.dist.device = next(model.parameters()).device
@@ -327,8 +329,12 @@ class Trainer:
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_multiplier(s, self.cfg))
         self._setup_state(batches, eval_batches, out, run_info)
         if self.out is not None:
-            if resume: self.resume()
-            else: self._check_new_run()
+            try:
+                if resume: self.resume()
+                else: self._check_new_run()
+            except BaseException:
+                if self._unlock is not None: self._unlock()      # a refused run leaves the directory free
+                raise
 
     @property
     def log(self)->pd.DataFrame:
@@ -356,7 +362,12 @@ def _setup_state(self:Trainer, batches, eval_batches, out, run_info):
     self._device_skip = skips_on_device(self.opt)
     self.out = None if out is None else Path(out)
     self.ckpt = None if out is None else CheckpointManager(self.out, keep_last=self.cfg.keep_last, thread_count=self.cfg.save_threads)
-    if self.out is not None and self.dist.rank == 0: self.out.mkdir(parents=True, exist_ok=True)
+    self._unlock = None
+    if self.out is not None:
+        key = on_rank0(lambda: lock_run_dir(self.out), error=RunDirectoryBusyError)      # rank 0 holds the run directory's lock
+        if self.dist.rank == 0:
+            self._unlock = weakref.finalize(self, unlock_run_dir, key)
+            self._unlock.atexit = False                 # at exit the OS drops the lock with the process
 
 @patch
 def _next_batch(self:Trainer)->dict:
@@ -370,10 +381,47 @@ def _next_batch(self:Trainer)->dict:
 
 @patch
 def close(self:Trainer):
-    "Publish a background checkpoint still in flight, close the TensorBoard writer, destroy the process group if the trainer made it."
+    "Publish a background checkpoint still in flight, close the TensorBoard writer, give back the run directory's lock, destroy the process group if the trainer made it."
     if self.ckpt is not None: self.ckpt.wait()
     if self._tb is not None: self._tb.close(); self._tb = None
+    if self._unlock is not None: self._unlock()
     self.dist.close()
+
+# %% ../nbs/06_train.ipynb #4c4fbde0
+RUN_LOCK = '.motif_run_lock'   # in a run directory: the lock of the process training there, and who that is
+_RUN_LOCKS = {}                # this process's locks: resolved run directory -> [open lock file, trainers holding it]
+
+class RunDirectoryBusyError(ValueError):
+    "Another process is training in the run directory."
+
+def lock_run_dir(out, # the run directory (made if missing)
+                )->Path:
+    "Take this process's lock on run directory `out` (`flock` on `out/RUN_LOCK`; the trainers of one process share it); the key for `unlock_run_dir`."
+    key = Path(out).resolve()
+    if key in _RUN_LOCKS: _RUN_LOCKS[key][1] += 1; return key
+    if (key/MANIFEST).is_file() or (key/OWNER).is_file():
+        raise ValueError(f"Trainer: {out} is a checkpoint of the run in {key.parent}, not a run directory: give {key.parent} "
+                         "to resume that run (its newest complete checkpoint is loaded; to go back to an older one, move the newer ones aside)")
+    key.mkdir(parents=True, exist_ok=True)
+    f = open(key/RUN_LOCK, 'a+')
+    if fcntl is not None:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0); who = f.read().strip() or 'another process'; f.close()
+            raise RunDirectoryBusyError(
+                f"Trainer: {out} is in use by {who}: two runs writing one directory would mix their logs and checkpoints. "
+                "Stop that run first (a torchrun job stops on Ctrl-C or SIGTERM to torchrun; SIGKILL to torchrun leaves its "
+                "workers running), close the Trainer that holds it (`Trainer.close()`), or use another run directory") from None
+    f.seek(0); f.truncate(); f.write(f"process {os.getpid()} on {socket.gethostname()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})\n"); f.flush()
+    _RUN_LOCKS[key] = [f, 1]
+    return key
+
+def unlock_run_dir(key:Path|None, # what `lock_run_dir` returned
+                  ):
+    "Give back one trainer's hold on a run directory's lock; the last one closes the lock file, which releases the lock."
+    if (ent := _RUN_LOCKS.get(key)) is None: return
+    ent[1] -= 1
+    if ent[1] <= 0: ent[0].close(); del _RUN_LOCKS[key]
 
 # %% ../nbs/06_train.ipynb #f79cc72b
 @patch
@@ -1124,7 +1172,7 @@ def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
             warnings.filterwarnings('ignore', message='run_settings: TrainConfig.warmup_steps')
             st = run_settings(preset, set or (), steps, seed, save_every)
         tr = build_trainer(st, out, device)
-    except (ValueError, TypeError, OSError, CheckpointError) as e: raise SystemExit(f"motif_nb.train: error: {e}") from None
+    except (ValueError, TypeError, OSError, CheckpointError) as e: raise cli_error(f"motif_nb.train: error: {e}") from None
     try:
         if tr.step_idx > st['steps'] and tr.dist.rank == 0:
             warnings.warn(f"motif_nb.train: {out} is at step {tr.step_idx}, past --steps {st['steps']}: nothing to train"
@@ -1132,9 +1180,9 @@ def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
         tr.fit(max(0, st['steps'] - tr.step_idx))
         if export: tr.export_hf(export, tokenizer=tr.tokenizer)
         if tr.dist.rank == 0:
-            ev = f", eval loss {tr.eval_rows[-1]['loss']:.4f}" if tr.eval_rows else ''
+            ev = f", eval loss {tr.eval_rows[-1]['loss']:.4f} (step {tr.eval_rows[-1]['step']})" if tr.eval_rows else ''
             print(f"motif_nb.train: {out} at step {tr.step_idx}, loss {tr.rows[-1]['loss']:.4f}{ev}" if tr.rows else f"motif_nb.train: {out} at step {tr.step_idx}")
-    except CheckpointError as e: raise SystemExit(f"motif_nb.train: error: {e}") from None    # a save that failed (its message says why)
+    except CheckpointError as e: raise cli_error(f"motif_nb.train: error: {e}") from None    # a save that failed (its message says why)
     finally: tr.close()
 
 if __name__ == '__main__': end_distributed_cli()   # under torchrun: no interpreter shutdown (see `end_distributed_cli`)

@@ -22,6 +22,9 @@ done
 parts=" ${MOTIF_MULTI_PARTS:-muon scaling resume} "
 for p in $parts; do [[ " muon scaling resume " == *" $p "* ]] || { echo "gpu_multi: MOTIF_MULTI_PARTS takes muon, scaling and resume, got '$p'"; exit 1; }; done
 logs=$(mktemp -d /tmp/motif-multi.XXXX); fail=0; big=$(printf '%s\n' "${ks[@]}" | sort -n | tail -1)
+if [[ "$parts" == *" resume "* ]] && (( 8 % big )); then   # gpu-1b's batch of 8 rows is split over the processes
+  echo "gpu_multi: the resume check trains gpu-1b (batch 8) on K=$big processes, which must divide 8; name Ks that do, or leave resume out (MOTIF_MULTI_PARTS)"; exit 1
+fi
 run() {  # NAME K ARGS...: `python -m torch.distributed.run` with K processes (K=0: plain python), its log and its status
   local name=$1 k=$2; shift 2; local cmd=("$PY")
   [ "$k" = 0 ] || cmd+=(-m torch.distributed.run --standalone --nproc-per-node "$k")
