@@ -26,13 +26,14 @@ except ImportError: fcntl = None      # no flock (Windows): run directories are 
 from .core import atomic_write, on_rank0, end_distributed_cli, check_number, interpreting, check_write_target, cli_error
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'RUN_LOCK', 'PEAK_BF16_TFLOPS', 'RESUMABLE', 'DATA_SOURCES', 'DOMAINS',
-           'RUN_PRESETS', 'TrainConfig', 'lr_multiplier', 'make_optimizer', 'skips_on_device', 'check_optimizer',
-           'DistInfo', 'process_device', 'setup_distributed', 'decoder_blocks', 'parallelize', 'compile_limit',
-           'take_rows', 'split_batch', 'Trainer', 'RunDirectoryBusyError', 'lock_run_dir', 'unlock_run_dir',
-           'device_peak_flops', 'append_jsonl', 'read_jsonl', 'RunMismatchError', 'run_mismatch', 'check_export_dir',
-           'read_run', 'plot_run', 'DataConfig', 'cache_and_tokenizer', 'cache_schedule', 'make_batches',
-           'settings_help', 'run_settings', 'run_tokenizer', 'check_rows_fit', 'data_identity', 'build_trainer', 'main']
+__all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'RUN_LOCK', 'PEAK_BF16_TFLOPS', 'RESUMABLE', 'EXPORT_RECORD', 'DATA_SOURCES',
+           'DOMAINS', 'RUN_PRESETS', 'TrainConfig', 'lr_multiplier', 'make_optimizer', 'skips_on_device',
+           'check_optimizer', 'DistInfo', 'process_device', 'setup_distributed', 'decoder_blocks', 'parallelize',
+           'compile_limit', 'take_rows', 'split_batch', 'Trainer', 'RunDirectoryBusyError', 'lock_run_dir',
+           'unlock_run_dir', 'device_peak_flops', 'append_jsonl', 'read_jsonl', 'RunMismatchError', 'run_mismatch',
+           'check_export_dir', 'read_run', 'plot_run', 'DataConfig', 'cache_and_tokenizer', 'cache_schedule',
+           'make_batches', 'settings_help', 'run_settings', 'run_tokenizer', 'check_rows_fit', 'data_identity',
+           'build_trainer', 'main']
 
 # %% ../nbs/06_train.ipynb #88096f33
 def _validate(obj, owner:str, numbers:dict, choices:dict, bools:dict):
@@ -867,7 +868,8 @@ def export_hf(self:Trainer, path, # the directory to write (every process calls 
         from torch.distributed.checkpoint.state_dict import get_model_state_dict, StateDictOptions
         sd = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     else: sd = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-    if self.dist.rank == 0:
+    def write():                                   # rank 0; its error reaches every process (no one waits on a barrier)
+        check_export_dir(path, self.out)
         config = self.model.config
         with torch.device('meta'): m = MotifForCausalLM(config)
         missing = set(m.state_dict()) - set(sd) - ({'lm_head.weight'} if config.tie_word_embeddings else set())
@@ -879,14 +881,29 @@ def export_hf(self:Trainer, path, # the directory to write (every process calls 
         elif (path/'tokenizer.json').exists():
             warnings.warn(f"Trainer.export_hf: {path/'tokenizer.json'} is not this model's (no tokenizer was given): an earlier "
                           "export left it; move it away before anything reads the folder's tokenizer (motif_nb.sft --tokenizer auto)")
-    if self.dist.world_size > 1: dist.barrier()
+        with atomic_write(path/EXPORT_RECORD, 'w') as f:
+            json.dump(dict(run=None if self.out is None else str(self.out.resolve()), step=self.step_idx), f)
+    on_rank0(write, error=OSError)
     return path
 
-def check_export_dir(path)->Path:
-    """Refuse, before a run trains, an export folder that `save_pretrained` would refuse after it (`check_write_target`):
-    a file in the way, a folder that cannot be written, checkpoint files this library did not write."""
+EXPORT_RECORD = 'motif_export.json'   # in an export folder: the run directory and the step it was exported from
+
+def check_export_dir(path, # the export folder
+                     run=None, # the run directory that will export there (None: not compared)
+                    )->Path:
+    """Refuse, before a run trains, an export folder that `save_pretrained` would refuse after it (`check_write_target`:
+    a file in the way, a folder that cannot be written, checkpoint files this library did not write), a run directory,
+    and the export of another run (its `EXPORT_RECORD` names another run directory)."""
     check_write_target(path, _is_checkpoint_file, what='--export', fix='export into another folder, or move what is there away')
-    return Path(path)
+    p = Path(path)
+    if (p/RUN_LOCK).exists() or (p/'metrics.jsonl').exists():
+        raise FileExistsError(f"--export {path} is a run directory (it holds a run's logs or lock); export into a folder of its own")
+    try: rec = json.loads((p/EXPORT_RECORD).read_text()) if (p/EXPORT_RECORD).is_file() else {}
+    except (OSError, ValueError): rec = {}
+    if run is not None and isinstance(rec, dict) and rec.get('run') and Path(rec['run']) != Path(run).resolve():
+        raise FileExistsError(f"--export {path} holds the export of another run ({rec['run']}, step {rec.get('step')}); export into "
+                              "another folder, or move that one away")
+    return p
 
 # %% ../nbs/06_train.ipynb #fd0563a3
 def read_run(path)->tuple[pd.DataFrame, pd.DataFrame]:
@@ -1167,7 +1184,7 @@ def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
     try:
         if out is None: raise ValueError("--out DIR is required: the run directory (rerun the same command to resume)")
         if Path(out).exists() and not Path(out).is_dir(): raise ValueError(f"--out {out}: a file of that name is in the way; name a folder")
-        if export: check_export_dir(export)
+        if export: check_export_dir(export, out)
         with warnings.catch_warnings():                 # a warm-up longer than the run: the trainer says it, once
             warnings.filterwarnings('ignore', message='run_settings: TrainConfig.warmup_steps')
             st = run_settings(preset, set or (), steps, seed, save_every)
