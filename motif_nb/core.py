@@ -15,7 +15,7 @@ import torch
 __all__ = ['IMPLS', 'HAS_TRITON', 'MANIFEST', 'PENDING', 'MANIFEST_FORMAT', 'ensure_kernels', 'interpreting', 'triton_available',
            'resolve_impl', 'check_float', 'check_eps', 'check_number', 'rel_err', 'atomic_write', 'atomic_write_json',
            'sha256_file', 'read_manifest', 'finish_write', 'check_write_target', 'OwnedDirWriter', 'owned_dir',
-           'check_owned_dir', 'on_rank0', 'end_distributed_cli', 'cli_error', 'exact_cli_options']
+           'check_owned_dir', 'on_rank0', 'end_distributed_cli', 'cli_error', 'rank0_warnings', 'exact_cli_options']
 
 # %% ../nbs/00a_core.ipynb #7d45b9c1
 def ensure_kernels():
@@ -393,6 +393,12 @@ def cli_error(message:str, # the one-line error, "PROG: error: ..."
         with contextlib.suppress(OSError):
             Path(path).write_text(json.dumps({'message': {'message': message, 'extraInfo': {'py_callstack': message, 'timestamp': str(int(time.time()))}}}))
     return SystemExit(message if int(os.environ.get('RANK') or 0) == 0 else 1)
+
+def rank0_warnings():
+    "Under torchrun, drop the `UserWarning`s of the processes other than rank 0 (they run the same settings: rank 0 says it once)."
+    if int(os.environ.get('RANK') or 0) != 0:
+        import warnings
+        warnings.simplefilter('ignore', UserWarning)
 
 # %% ../nbs/00a_core.ipynb #6bc6d8c1
 def exact_cli_options():

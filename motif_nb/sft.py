@@ -25,7 +25,7 @@ from .data import (encoding_problem, BadFileWarning, SPECIAL_TOKENS, CORPUS_SIZE
 from .config import MotifConfig
 from .model import MotifForCausalLM, shift_labels
 from .generate import StaticGenerator
-from .core import atomic_write, atomic_write_json, check_owned_dir, sha256_file, on_rank0, end_distributed_cli, check_number, cli_error
+from .core import atomic_write, atomic_write_json, check_owned_dir, sha256_file, on_rank0, end_distributed_cli, check_number, cli_error, rank0_warnings
 from .checkpoint import CheckpointManager
 from .train import Trainer, TrainConfig, RunMismatchError, check_rows_fit, setup_distributed, process_device, read_jsonl, _jsonable
 
@@ -1452,6 +1452,7 @@ def main(pipeline:Annotated[str, {'help': _PIPE_HELP, 'metavar': 'NAME|FILE'}]=N
          keep_checkpoints:bool=False, # keep the trainer's checkpoints of finished stages (by default only the exported models stay)
         ):
     "Run a supervised fine-tuning pipeline: each stage with `motif_nb.train.Trainer` from the previous stage's model, the base and every stage scored on held-out prompts."
+    rank0_warnings()
     try:
         for flag, v in (('--pipeline NAME|FILE', pipeline), ('--from CHECKPOINT', From), ('--out DIR', out)):
             if v is None: raise ValueError(f"{flag} is required")

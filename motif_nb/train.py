@@ -23,7 +23,7 @@ from .data import (model_inputs, CurriculumSampler, CurriculumSchedule, default_
 from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest, MANIFEST, OWNER
 try: import fcntl
 except ImportError: fcntl = None      # no flock (Windows): run directories are not locked there
-from .core import atomic_write, on_rank0, end_distributed_cli, check_number, interpreting, check_write_target, cli_error
+from .core import atomic_write, on_rank0, end_distributed_cli, check_number, interpreting, check_write_target, cli_error, rank0_warnings
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'RUN_LOCK', 'PEAK_BF16_TFLOPS', 'RESUMABLE', 'EXPORT_RECORD', 'DATA_SOURCES',
@@ -1181,6 +1181,7 @@ def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
          device:str='auto', # 'auto' (this process's GPU, else the CPU), 'cpu' or 'cuda'
         ):
     "Train a Motif model with `motif_nb.train.Trainer` (one process, or several under torchrun); rerun in the same --out to resume."
+    rank0_warnings()
     try:
         if out is None: raise ValueError("--out DIR is required: the run directory (rerun the same command to resume)")
         if Path(out).exists() and not Path(out).is_dir(): raise ValueError(f"--out {out}: a file of that name is in the way; name a folder")
