@@ -6,7 +6,7 @@ Docs: https://motif-nb.github.io/motif-nb/model.html.md"""
 
 # %% ../nbs/03_model.ipynb #ee53eeff
 from __future__ import annotations
-import json, math, re, numbers, warnings, dataclasses
+import os, json, math, re, hashlib, numbers, warnings, dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 import torch
@@ -17,16 +17,16 @@ from fastcore.basics import patch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from .config import MotifConfig, ATTN_IMPLS, MLP_IMPLS
-from .core import owned_dir, check_owned_dir
+from .core import owned_dir, check_owned_dir, sha256_file
 from .polynorm import MulPolyNorm, PolyNormSettings
 from .attention import GDA, Attention, KVCache, GDASettings, packed_row
 
 # %% auto #0
 __all__ = ['CausalLMOutput', 'check_token_ids', 'shift_labels', 'causal_lm_loss', 'SwiGLU', 'MotifMLP', 'MotifDecoderLayer',
            'MotifModel', 'MotifForCausalLM', 'offsets_from_positions', 'parse_size', 'absorb_lambda_init',
-           'materialize_buffers', 'flag_nonfinite_logits', 'check_nonfinite_logits', 'check_generate_tokens',
-           'check_generate_args', 'sampling_temperature', 'stream_callbacks', 'stop_tokens', 'attention_train_flops',
-           'train_flops_per_token']
+           'materialize_buffers', 'checkpoint_digest', 'flag_nonfinite_logits', 'check_nonfinite_logits',
+           'check_generate_tokens', 'check_generate_args', 'sampling_temperature', 'stream_callbacks', 'stop_tokens',
+           'attention_train_flops', 'train_flops_per_token']
 
 # %% ../nbs/03_model.ipynb #7f6f22a8
 @dataclass
@@ -557,6 +557,18 @@ def from_pretrained(cls:MotifForCausalLM,
     if tied: model.lm_head.weight = model.model.embed_tokens.weight
     materialize_buffers(model, 'cpu')
     return model.to(device)
+
+# %% ../nbs/03_model.ipynb #a666d918
+def checkpoint_digest(path, # a Hugging Face checkpoint folder
+                     )->str:
+    "SHA-256 over the names and SHA-256s of a checkpoint's files (config and weights): its manifest's, verified, when it has one."
+    path = Path(path)
+    if not path.is_dir(): raise FileNotFoundError(f"{path}: checkpoint directory does not exist")
+    m = check_owned_dir(path, verify=True, what='checkpoint')
+    names = sorted(n for n in os.listdir(path) if _CKPT_FILE.fullmatch(n))
+    if 'config.json' not in names: raise FileNotFoundError(f"{path}: not a checkpoint (no config.json)")
+    files = {n: m['files'][n]['sha256'] if m and n in m['files'] else sha256_file(path/n) for n in names}
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 
 # %% ../nbs/03_model.ipynb #98091bc7
 def _sample(logits:torch.Tensor, temperature:float, top_k:int, top_p:float, generator=None)->torch.Tensor:

@@ -23,7 +23,7 @@ from fastcore.script import call_parse
 from .data import (encoding_problem, BadFileWarning, SPECIAL_TOKENS, CORPUS_SIZES, special_ids, model_inputs, load_tokenizer, tokenizer_digest,
                            default_token_cache, _check_state_head)
 from .config import MotifConfig
-from .model import MotifForCausalLM, shift_labels
+from .model import MotifForCausalLM, shift_labels, checkpoint_digest
 from .generate import StaticGenerator
 from .core import atomic_write, atomic_write_json, check_owned_dir, sha256_file, on_rank0, end_distributed_cli, check_number, cli_error, rank0_warnings
 from .checkpoint import CheckpointManager
@@ -36,9 +36,9 @@ __all__ = ['ROLES', 'BAD_ROW_REASONS', 'TRUNCATION', 'SFT_FAMILIES', 'CHECKS', '
            'tokenize_conversations', 'pack_bfd', 'SFTSampler', 'ChatExample', 'check_answer', 'is_heldout',
            'sft_examples', 'accuracy_floor', 'Stage', 'Pipeline', 'motif_3stage', 'load_pipeline',
            'stage_conversations', 'cat_chat_tokens', 'stage_data', 'DroppedConversationsWarning', 'data_report',
-           'checkpoint_digest', 'sft_tokenizer', 'generate_replies', 'assistant_nll', 'evaluate_examples',
-           'eval_summary', 'run_stage', 'PipelinePlan', 'plan_pipeline', 'run_plan', 'run_pipeline', 'pipeline_results',
-           'write_results', 'accuracy_table', 'main']
+           'sft_tokenizer', 'generate_replies', 'assistant_nll', 'evaluate_examples', 'eval_summary', 'run_stage',
+           'PipelinePlan', 'plan_pipeline', 'run_plan', 'run_pipeline', 'pipeline_results', 'write_results',
+           'accuracy_table', 'main']
 
 # %% ../nbs/08_sft.ipynb #4cacfd3c
 ROLES = ('system', 'user', 'assistant')
@@ -1042,20 +1042,6 @@ def data_report(stage:Stage, # the stage
     return lines, (f"stage {stage.name!r}: {D:,} of {N:,} conversations ({D / N:.1%}) dropped at seq_len={stage.seq_len}: {'; '.join(drops)}. "
                    "A conversation is kept only if its first reply fits after the prompt before it (truncation keeps whole leading "
                    "messages, never part of one): raise the stage's seq_len, or shorten or split those first exchanges")
-
-# %% ../nbs/08_sft.ipynb #a666d918
-_CKPT_FILES = re.compile(r'config\.json|model\.safetensors|model\.safetensors\.index\.json|model-\d{5}-of-\d{5}\.safetensors')
-
-def checkpoint_digest(path, # a Hugging Face checkpoint folder
-                     )->str:
-    "SHA-256 over the names and SHA-256s of a checkpoint's files (config and weights): its manifest's, verified, when it has one."
-    path = Path(path)
-    if not path.is_dir(): raise FileNotFoundError(f"{path}: checkpoint directory does not exist")
-    m = check_owned_dir(path, verify=True, what='checkpoint')
-    names = sorted(n for n in os.listdir(path) if _CKPT_FILES.fullmatch(n))
-    if 'config.json' not in names: raise FileNotFoundError(f"{path}: not a checkpoint (no config.json)")
-    files = {n: m['files'][n]['sha256'] if m and n in m['files'] else sha256_file(path/n) for n in names}
-    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 
 # %% ../nbs/08_sft.ipynb #6939ac6b
 def sft_tokenizer(spec:str, # 'auto', 'corpus:SIZE' or a tokenizer.json path
