@@ -17,7 +17,7 @@ import pandas as pd
 from fastcore.basics import patch
 from fastcore.script import call_parse
 from .config import MotifConfig, PRESETS
-from .model import MotifForCausalLM, shift_labels, train_flops_per_token, check_token_ids, _is_checkpoint_file
+from .model import MotifForCausalLM, shift_labels, train_flops_per_token, check_token_ids, _is_checkpoint_file, checkpoint_digest
 from .data import (model_inputs, CurriculumSampler, CurriculumSchedule, default_sampler, python_prose_docs,
                            stdlib_code_docs, synthetic_math_docs, default_token_cache, TokenCache, load_tokenizer, tokenizer_digest, CORPUS_SIZES)
 from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest, MANIFEST, OWNER
@@ -737,6 +737,8 @@ def _flat(d:dict, pre:str='')->dict:
 _TOKENIZER_HINT = (" (the corpus tokenizer is trained from this machine's Python standard library, so a machine with another "
                    "Python builds another one: resume where the run started, or with the same Python version)")
 
+_INIT_HINT = " (the digest of the checkpoint the run started from: rerun with the --init-from it started with)"
+
 class RunMismatchError(ValueError):
     "A run directory holds a checkpoint of a run with other settings, which a resume may not change."
 
@@ -752,7 +754,7 @@ def run_mismatch(saved:dict, # a checkpoint's `meta`
             if sec == 'train' and k == 'qk_clip_tau' and 'muonclip' not in (a.get('optimizer'), b.get('optimizer')): continue  # unused
             if k not in free and a.get(k, '<absent>') != b.get(k, '<absent>'):
                 out.append(f"{sec}.{k}: {a.get(k, '<absent>')!r} in the checkpoint, {b.get(k, '<absent>')!r} now"
-                           + (_TOKENIZER_HINT if (sec, k) == ('run', 'tokenizer') else ''))
+                           + (_TOKENIZER_HINT if (sec, k) == ('run', 'tokenizer') else _INIT_HINT if (sec, k) == ('run', 'init') else ''))
     return out
 
 def _seed_all(seed:int):
@@ -1088,8 +1090,9 @@ def run_settings(preset:str, # a key of `RUN_PRESETS`
                  steps:int|None=None, # the run's length (default: the preset's)
                  seed:int|None=None, # `TrainConfig.seed` (default: 0)
                  save_every:int|None=None, # `TrainConfig.save_every` (default: the preset's)
+                 init_from=None, # a Hugging Face checkpoint folder whose weights the run starts from: its config.json is the model
                 )->dict:
-    "`{'model': MotifConfig, 'data': DataConfig, 'train': TrainConfig, 'steps': int, 'preset': str}`: the preset, then the settings, then the flags."
+    "`{'model': MotifConfig, 'data': DataConfig, 'train': TrainConfig, 'steps': int, 'preset': str, 'init_from': str|None}`: the preset, then the settings, then the flags."
     if preset not in RUN_PRESETS: raise ValueError(f"unknown preset {preset!r}; presets: {', '.join(RUN_PRESETS)}")
     p = RUN_PRESETS[preset]
     steps = check_number('run_settings', 'steps', p['steps'] if steps is None else steps, integer=True, lo=1)
@@ -1101,7 +1104,16 @@ def run_settings(preset:str, # a key of `RUN_PRESETS`
         kw['data'].pop('domains', None)                                         # the preset's, for its own source
     if seed is not None: kw['train']['seed'] = seed
     if save_every is not None: kw['train']['save_every'] = save_every
-    out = dict(model=MotifConfig(**kw['model']), data=DataConfig(**kw['data']), train=TrainConfig(**kw['train']), steps=steps, preset=preset)
+    if init_from is not None:                  # the checkpoint's model; only how it runs may be set
+        if bad := sorted(f'model.{n}' for s, n in given if s == 'model' and n not in _IMPL_KEYS):
+            raise ValueError(f"--set {', '.join(bad)}: with --init-from the model is the checkpoint's ({Path(init_from)/'config.json'}); "
+                             f"only {' and '.join('model.' + k for k in _IMPL_KEYS)} may be set")
+        if not (Path(init_from)/'config.json').is_file():
+            raise FileNotFoundError(f"--init-from {init_from}: not a checkpoint folder in the Hugging Face layout (no config.json); "
+                                    "give an --export of motif_nb.train or a folder written by save_pretrained")
+        kw['model'] = {**MotifConfig.from_hf(Path(init_from)).__dict__, **{n: kw['model'][n] for s, n in given if s == 'model'}}
+    out = dict(model=MotifConfig(**kw['model']), data=DataConfig(**kw['data']), train=TrainConfig(**kw['train']), steps=steps, preset=preset,
+               init_from=None if init_from is None else str(init_from))
     _check_warmup(out['train'], 'run_settings')
     return out
 
@@ -1148,20 +1160,41 @@ def data_identity(data:DataConfig, # the run's data settings
         if data.schedule is not None: out['schedule'] = json.loads(Path(data.schedule).read_text())
     return out
 
+def _check_init_tokenizer(init, tok, data:DataConfig):
+    "Refuse starting weights whose tokenizer.json is not the run's tokenizer (their ids would read other text); warn when they have none."
+    tj = Path(init)/'tokenizer.json'
+    if not tj.is_file():
+        if tok is not None:
+            warnings.warn(f"--init-from {init}: no tokenizer.json beside the weights, so nothing shows which tokenizer they were trained "
+                          f"with; this run feeds them data.source={data.source!r}'s token ids", UserWarning, stacklevel=3)
+        return
+    if tok is None:
+        raise ValueError(f"--init-from {init}: the weights come with a tokenizer ({tj}), but data.source='bytes' feeds them UTF-8 "
+                         "bytes: train on tokens of that tokenizer (data.source=corpus or cache)")
+    if tokenizer_digest(load_tokenizer(tj)) != tokenizer_digest(tok):
+        raise ValueError(f"--init-from {init}: its tokenizer.json is not this run's tokenizer (data.source={data.source!r}): the weights "
+                         f"would read other text for their token ids; train with the data they were trained on" + _TOKENIZER_HINT)
+
 def build_trainer(settings:dict, # `run_settings(...)`
                   out=None, # the run directory
                   device='auto', # where to train ('auto': this process's GPU if there is one, else the CPU)
                  )->Trainer:
-    """The `Trainer` of a command-line run: the model initialised on the CPU from the seed, the train and eval splits, the
-    run directory; the data's identity and the tokenizer's digest are part of the run (checked on resume). The run's
-    tokenizer (None for the bytes source) is the trainer's `.tokenizer`."""
+    """The `Trainer` of a command-line run: the model initialised on the CPU from the seed (or loaded, in fp32, from
+    `init_from`), the train and eval splits, the run directory; the data's identity, the tokenizer's digest and the
+    starting checkpoint's digest are part of the run (checked on resume). The run's tokenizer (None for the bytes
+    source) is the trainer's `.tokenizer`."""
     m, d, t = settings['model'], settings['data'], settings['train']
     _check_run(settings, device, int(os.environ.get('WORLD_SIZE', 1)))
     cache, tok = cache_and_tokenizer(d, m.vocab_size) if d.source == 'cache' else (None, run_tokenizer(d, m.vocab_size))
     torch.manual_seed(t.seed)
-    model = MotifForCausalLM(m)
+    init = settings.get('init_from')
+    if init is None: model = MotifForCausalLM(m)
+    else:
+        _check_init_tokenizer(init, tok, d)
+        model = MotifForCausalLM.from_pretrained(init, dtype=torch.float32, attn_impl=m.attn_impl, mlp_impl=m.mlp_impl)
     train, ev = make_batches(d, t.total_steps, t.seed, m.vocab_size, eval=bool(t.eval_every), cache=cache)
-    info = dict(data=data_identity(d, cache), **({} if tok is None else dict(tokenizer=tokenizer_digest(tok))))
+    info = dict(data=data_identity(d, cache), **({} if tok is None else dict(tokenizer=tokenizer_digest(tok))),
+                **({} if init is None else dict(init=checkpoint_digest(init))))
     tr = Trainer(model, train, t, out=out, eval_batches=ev, device=device, run_info=info)
     tr.tokenizer = tok
     return tr
@@ -1178,6 +1211,7 @@ def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
          save_every:int=None, # steps between checkpoints (default: the preset's)
          seed:int=None, # seeds the initialisation, the data order and the generators (default 0)
          export:str=None, # write the final model in the Hugging Face layout to this directory
+         init_from:str=None, # start the run from this Hugging Face checkpoint's weights (an --export, a grown model): its config.json is the model; rerun with the same flag to resume
          device:str='auto', # 'auto' (this process's GPU, else the CPU), 'cpu' or 'cuda'
         ):
     "Train a Motif model with `motif_nb.train.Trainer` (one process, or several under torchrun); rerun in the same --out to resume."
@@ -1188,7 +1222,7 @@ def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
         if export: check_export_dir(export, out)
         with warnings.catch_warnings():                 # a warm-up longer than the run: the trainer says it, once
             warnings.filterwarnings('ignore', message='run_settings: TrainConfig.warmup_steps')
-            st = run_settings(preset, set or (), steps, seed, save_every)
+            st = run_settings(preset, set or (), steps, seed, save_every, init_from)
         tr = build_trainer(st, out, device)
     except (ValueError, TypeError, OSError, CheckpointError) as e: raise cli_error(f"motif_nb.train: error: {e}") from None
     try:
