@@ -407,12 +407,15 @@ def lock_run_dir(out, # the run directory (made if missing)
     f = open(key/RUN_LOCK, 'a+')
     if fcntl is not None:
         try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             f.seek(0); who = f.read().strip() or 'another process'; f.close()
             raise RunDirectoryBusyError(
                 f"Trainer: {out} is in use by {who}: two runs writing one directory would mix their logs and checkpoints. "
                 "Stop that run first (a torchrun job stops on Ctrl-C or SIGTERM to torchrun; SIGKILL to torchrun leaves its "
                 "workers running), close the Trainer that holds it (`Trainer.close()`), or use another run directory") from None
+        except OSError as e:                       # a file system without locks: train, unguarded
+            warnings.warn(f"Trainer: {out} cannot be locked ({e.strerror}), so a second run started in it would not be noticed",
+                          UserWarning, stacklevel=4)
     f.seek(0); f.truncate(); f.write(f"process {os.getpid()} on {socket.gethostname()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})\n"); f.flush()
     _RUN_LOCKS[key] = [f, 1]
     return key
