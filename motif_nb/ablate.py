@@ -19,7 +19,7 @@ from .config import MotifConfig, MLP_ACTS
 from .model import train_flops_per_token, MotifForCausalLM
 from .train import Trainer, TrainConfig, process_device
 from .data import default_sampler, CurriculumSchedule, motif_like_schedule
-from .core import atomic_write, atomic_write_json, check_number
+from .core import atomic_write, atomic_write_json, check_number, cli_warnings, cli_interrupted
 from .hypercloning import hyperclone_config
 from .bench.hypercloning import hypercloning_ablation, ABLATION_SCALES as HC_SCALES
 from .bench.results import save_result, load_result, figures_dir, env_info, repo_root, result_name, ablation_scale, default_device
@@ -962,8 +962,11 @@ def main(name:str, # an ablation (attention, mlp, optimizer, curriculum, hypercl
          force:bool=False, # replace a stored result that has seeds this run lacks
         ):
     "Run one ablation or all of them and write figures/ablation_NAME[-cpu].{csv,png,json}; finished runs are reused."
+    cli_warnings()
     names = list(ABLATIONS) if name == 'all' else [name]
     try:
+        if out is not None and Path(out).exists() and not Path(out).is_dir(): raise ValueError(f"--out {out}: a file of that name is in the way; name a folder")
+        if isinstance(seeds, int) and seeds < 2: raise ValueError(f"--seeds must be a whole number >= 2 (the spread needs two), got {seeds}")
         scale = scale or ablation_scale()
         specs = {n: get_spec(n, scale, seeds) for n in names}
         dev = process_device(device)                                         # a device that is not there stops here
@@ -974,6 +977,7 @@ def main(name:str, # an ablation (attention, mlp, optimizer, curriculum, hypercl
     except (ValueError, TypeError) as e: raise SystemExit(f"motif_nb.ablate: error: {e}" + (", or all" if 'unknown ablation' in str(e) else '')) from None
     for n in names:
         t0 = time.perf_counter()
-        res = run_ablation(specs[n], scale, out, device, keep_checkpoints, progress=print, force=force)
+        try: res = run_ablation(specs[n], scale, out, device, keep_checkpoints, progress=print, force=force)
+        except KeyboardInterrupt: raise cli_interrupted('motif_nb.ablate', 'finished runs are reused; the interrupted one starts again') from None
         with pd.option_context('display.width', 200, 'display.max_columns', 20): print(final_table(res).to_string())
         print('\n'.join(verdict_lines(res.claims)), verdict(res.claims), f'({time.perf_counter() - t0:.0f} s)', sep='\n')

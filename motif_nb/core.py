@@ -15,7 +15,8 @@ import torch
 __all__ = ['IMPLS', 'HAS_TRITON', 'MANIFEST', 'PENDING', 'MANIFEST_FORMAT', 'ensure_kernels', 'interpreting', 'triton_available',
            'resolve_impl', 'check_float', 'check_eps', 'check_number', 'rel_err', 'atomic_write', 'atomic_write_json',
            'sha256_file', 'read_manifest', 'finish_write', 'check_write_target', 'OwnedDirWriter', 'owned_dir',
-           'check_owned_dir', 'on_rank0', 'end_distributed_cli', 'cli_error', 'rank0_warnings', 'exact_cli_options']
+           'check_owned_dir', 'on_rank0', 'end_distributed_cli', 'cli_error', 'cli_interrupted', 'cli_warnings',
+           'exact_cli_options']
 
 # %% ../nbs/00a_core.ipynb #7d45b9c1
 def ensure_kernels():
@@ -394,11 +395,21 @@ def cli_error(message:str, # the one-line error, "PROG: error: ..."
             Path(path).write_text(json.dumps({'message': {'message': message, 'extraInfo': {'py_callstack': message, 'timestamp': str(int(time.time()))}}}))
     return SystemExit(message if int(os.environ.get('RANK') or 0) == 0 else 1)
 
-def rank0_warnings():
-    "Under torchrun, drop the `UserWarning`s of the processes other than rank 0 (they run the same settings: rank 0 says it once)."
-    if int(os.environ.get('RANK') or 0) != 0:
-        import warnings
-        warnings.simplefilter('ignore', UserWarning)
+def cli_interrupted(prog:str, # the command, for the message
+                    resumes:str, # what a rerun continues from
+                   )->SystemExit:
+    "The `SystemExit` (status 130, as for SIGINT) after Ctrl-C: one line on rank 0 that says how to go on."
+    if int(os.environ.get('RANK') or 0) == 0: print(f"{prog}: interrupted; rerun the same command to resume ({resumes})", file=sys.stderr)
+    return SystemExit(130)
+
+def _one_line_warning(message, category, filename, lineno, line=None)->str:
+    return f"{category.__name__}: {message}\n"
+
+def cli_warnings():
+    "A command line's warnings: one line each (category and message, no source line), and under torchrun from rank 0 only (the processes run the same settings)."
+    import warnings
+    warnings.formatwarning = _one_line_warning
+    if int(os.environ.get('RANK') or 0) != 0: warnings.simplefilter('ignore', UserWarning)
 
 # %% ../nbs/00a_core.ipynb #6bc6d8c1
 def exact_cli_options():

@@ -25,9 +25,10 @@ from .data import (encoding_problem, BadFileWarning, SPECIAL_TOKENS, CORPUS_SIZE
 from .config import MotifConfig
 from .model import MotifForCausalLM, shift_labels, checkpoint_digest
 from .generate import StaticGenerator
-from .core import atomic_write, atomic_write_json, check_owned_dir, sha256_file, on_rank0, end_distributed_cli, check_number, cli_error, rank0_warnings
-from .checkpoint import CheckpointManager
-from .train import Trainer, TrainConfig, RunMismatchError, check_rows_fit, setup_distributed, process_device, read_jsonl, _jsonable
+from .core import atomic_write, atomic_write_json, check_owned_dir, sha256_file, on_rank0, end_distributed_cli, check_number, cli_error, cli_warnings, cli_interrupted
+from .checkpoint import CheckpointManager, CheckpointError
+from .train import (Trainer, TrainConfig, RunMismatchError, RunDirectoryBusyError, check_rows_fit, setup_distributed, process_device,
+                            read_jsonl, lock_run_dir, unlock_run_dir, _jsonable)
 
 # %% auto #0
 __all__ = ['ROLES', 'BAD_ROW_REASONS', 'TRUNCATION', 'SFT_FAMILIES', 'CHECKS', 'SYSTEM_PROMPTS', 'MOTIF_3STAGE', 'PIPELINES',
@@ -183,7 +184,7 @@ def read_conversations(paths, # a .jsonl/.parquet file, a directory of them, or 
             if here[reason] <= 3: first.setdefault(reason, []).append(what)
         if here: warnings.warn(_skip_warning(f, here, first), BadFileWarning, stacklevel=2)
         skipped += here
-    if not convs: raise ValueError(f"read_conversations: no usable conversation in {paths} (skipped: {dict(skipped) or 'none'})")
+    if not convs: raise ValueError(f"read_conversations: no usable conversation in {paths} (skipped: {', '.join(f'{k} {v}' for k, v in skipped.items()) or 'none'})")
     return convs, skipped
 
 # %% ../nbs/08_sft.ipynb #bd2f8dc4
@@ -1234,8 +1235,9 @@ def _run_stage(stage, parent, tokenizer, folder, device, parent_digest, callback
             warnings.filterwarnings('ignore', message=r'Trainer: TrainConfig\.warmup_steps')
             tr = Trainer(MotifForCausalLM.from_pretrained(parent), smp, cfg, out=folder/'run', device=device, run_info=run_info)
     except RunMismatchError as e:
+        why = str(e).removesuffix(". Use another run directory, or the checkpoint's settings")
         raise RunMismatchError(f"stage {stage.name!r}: {folder/'run'} holds this stage's unfinished run, begun with other inputs (its data, "
-                               f"tokenizer, parent or settings changed since): {e}; restore them, or use another --out") from None
+                               f"tokenizer, parent or settings changed since): {why}; restore them, or use another --out") from None
     try:
         say(f"stage {stage.name}: {steps} steps ({len(chats):,} conversations, {steps / spe:.1f} epochs) from {parent}"
             + (f", resuming at step {tr.step_idx}" if tr.step_idx else ''))
@@ -1314,7 +1316,8 @@ def plan_pipeline(pipeline, # a `Pipeline`, a built-in name or a JSON file
     if (out/'pipeline.json').exists():
         strip = lambda r: {**r, 'pipeline': {k: v for k, v in r['pipeline'].items() if k not in _EVAL_KEYS}, 'base': r['base']['digest'],
                            'tokenizer': r['tokenizer']['sha256'], 'steps_scale': None}
-        saved = _read_json(out/'pipeline.json')
+        try: saved = _read_json(out/'pipeline.json')
+        except ValueError as e: raise ValueError(f"--out {out}: its pipeline.json is not readable JSON ({e}); use another --out") from None
         if not isinstance(saved, dict) or saved.get('format') != PIPELINE_FORMAT:
             raise ValueError(f"--out {out}: its pipeline.json is not the record of a motif_nb.sft run ({PIPELINE_FORMAT}); use another --out")
         if bad := _diff(strip(saved), strip(rec)):
@@ -1349,11 +1352,10 @@ def run_plan(plan:PipelinePlan, # `plan_pipeline(...)`
     "Run a planned pipeline: evaluate the base, then train and evaluate each stage in turn; write the results; return the accuracy table."
     di = setup_distributed(device=None if device in (None, 'auto') else device); main = di.rank == 0
     say = lambda m: print(f"motif_nb.sft: {m}", flush=True) if verbose and main else None
-    out = plan.out
+    out, key = plan.out, None
     try:
-        def start():
-            out.mkdir(parents=True, exist_ok=True); atomic_write_json(out/'pipeline.json', plan.record)
-        on_rank0(start)
+        key = on_rank0(lambda: lock_run_dir(out, 'run_plan'), error=RunDirectoryBusyError)   # one pipeline per run directory
+        on_rank0(lambda: atomic_write_json(out/'pipeline.json', plan.record))
         parent, digest = plan.base, plan.record['base']['digest']
         _evaluate('base', parent, digest, plan, di.device, out/'base-eval.json', say)
         for i, st in enumerate(plan.pipeline.stages, 1):
@@ -1362,7 +1364,9 @@ def run_plan(plan:PipelinePlan, # `plan_pipeline(...)`
             parent, digest = out/f'{i}-{st.name}'/'model', rec['checkpoint']['digest']
             _evaluate(st.name, parent, digest, plan, di.device, out/f'{i}-{st.name}'/'eval.json', say)
         return on_rank0(lambda: write_results(out))
-    finally: di.close()
+    finally:
+        if main: unlock_run_dir(key)
+        di.close()
 
 # %% ../nbs/08_sft.ipynb #42c99279
 def run_pipeline(pipeline, # a `Pipeline`, a built-in name or a JSON file
@@ -1438,7 +1442,7 @@ def main(pipeline:Annotated[str, {'help': _PIPE_HELP, 'metavar': 'NAME|FILE'}]=N
          keep_checkpoints:bool=False, # keep the trainer's checkpoints of finished stages (by default only the exported models stay)
         ):
     "Run a supervised fine-tuning pipeline: each stage with `motif_nb.train.Trainer` from the previous stage's model, the base and every stage scored on held-out prompts."
-    rank0_warnings()
+    cli_warnings()
     try:
         for flag, v in (('--pipeline NAME|FILE', pipeline), ('--from CHECKPOINT', From), ('--out DIR', out)):
             if v is None: raise ValueError(f"{flag} is required")
@@ -1446,7 +1450,8 @@ def main(pipeline:Annotated[str, {'help': _PIPE_HELP, 'metavar': 'NAME|FILE'}]=N
         plan = plan_pipeline(pipeline, From, out, steps_scale, tokenizer, eval_n)
     except (ValueError, TypeError, OSError) as e: raise cli_error(f"motif_nb.sft: error: {e}") from None
     try: acc = run_plan(plan, device, keep_checkpoints=keep_checkpoints)
-    except RunMismatchError as e: raise cli_error(f"motif_nb.sft: error: {e}") from None
+    except (ValueError, OSError, CheckpointError) as e: raise cli_error(f"motif_nb.sft: error: {e}") from None   # a busy or changed run directory
+    except KeyboardInterrupt: raise cli_interrupted('motif_nb.sft', 'the current stage resumes from its newest checkpoint') from None
     if acc is not None and len(acc) and int(os.environ.get('RANK', 0)) == 0:
         print(f"motif_nb.sft: accuracy on held-out prompts ({plan.pipeline.eval_n} per family); results in {plan.out/'results.csv'}")
         print((accuracy_table(acc) * 100).round(1).to_string())

@@ -23,7 +23,7 @@ from .data import (model_inputs, CurriculumSampler, CurriculumSchedule, default_
 from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest, MANIFEST, OWNER
 try: import fcntl
 except ImportError: fcntl = None      # no flock (Windows): run directories are not locked there
-from .core import atomic_write, on_rank0, end_distributed_cli, check_number, interpreting, check_write_target, cli_error, rank0_warnings
+from .core import atomic_write, on_rank0, end_distributed_cli, check_number, interpreting, check_write_target, cli_error, cli_warnings, cli_interrupted
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'RUN_LOCK', 'PEAK_BF16_TFLOPS', 'RESUMABLE', 'EXPORT_RECORD', 'DATA_SOURCES',
@@ -396,25 +396,26 @@ class RunDirectoryBusyError(ValueError):
     "Another process is training in the run directory."
 
 def lock_run_dir(out, # the run directory (made if missing)
+                 who:str='Trainer', # what takes it, for the messages
                 )->Path:
     "Take this process's lock on run directory `out` (`flock` on `out/RUN_LOCK`; the trainers of one process share it); the key for `unlock_run_dir`."
     key = Path(out).resolve()
     if key in _RUN_LOCKS: _RUN_LOCKS[key][1] += 1; return key
     if (key/MANIFEST).is_file() or (key/OWNER).is_file():
-        raise ValueError(f"Trainer: {out} is a checkpoint of the run in {key.parent}, not a run directory: give {key.parent} "
+        raise ValueError(f"{who}: {out} is a checkpoint of the run in {key.parent}, not a run directory: give {key.parent} "
                          "to resume that run (its newest complete checkpoint is loaded; to go back to an older one, move the newer ones aside)")
     key.mkdir(parents=True, exist_ok=True)
     f = open(key/RUN_LOCK, 'a+')
     if fcntl is not None:
         try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            f.seek(0); who = f.read().strip() or 'another process'; f.close()
+            f.seek(0); holder = f.read().strip() or 'another process'; f.close()
             raise RunDirectoryBusyError(
-                f"Trainer: {out} is in use by {who}: two runs writing one directory would mix their logs and checkpoints. "
+                f"{who}: {out} is in use by {holder}: two runs writing one directory would mix their logs and checkpoints. "
                 "Stop that run first (a torchrun job stops on Ctrl-C or SIGTERM to torchrun; SIGKILL to torchrun leaves its "
                 "workers running), close the Trainer that holds it (`Trainer.close()`), or use another run directory") from None
         except OSError as e:                       # a file system without locks: train, unguarded
-            warnings.warn(f"Trainer: {out} cannot be locked ({e.strerror}), so a second run started in it would not be noticed",
+            warnings.warn(f"{who}: {out} cannot be locked ({e.strerror}), so a second run started in it would not be noticed",
                           UserWarning, stacklevel=4)
     f.seek(0); f.truncate(); f.write(f"process {os.getpid()} on {socket.gethostname()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})\n"); f.flush()
     _RUN_LOCKS[key] = [f, 1]
@@ -886,8 +887,9 @@ def export_hf(self:Trainer, path, # the directory to write (every process calls 
         elif (path/'tokenizer.json').exists():
             warnings.warn(f"Trainer.export_hf: {path/'tokenizer.json'} is not this model's (no tokenizer was given): an earlier "
                           "export left it; move it away before anything reads the folder's tokenizer (motif_nb.sft --tokenizer auto)")
-        with atomic_write(path/EXPORT_RECORD, 'w') as f:
-            json.dump(dict(run=None if self.out is None else str(self.out.resolve()), step=self.step_idx), f)
+        run = None if self.out is None else self.out.resolve()
+        with atomic_write(path/EXPORT_RECORD, 'w') as f:   # the run also relative to the export: folders moved together still match
+            json.dump(dict(run=run and str(run), run_from_export=run and os.path.relpath(run, path.resolve()), step=self.step_idx), f)
     on_rank0(write, error=OSError)
     return path
 
@@ -905,7 +907,9 @@ def check_export_dir(path, # the export folder
         raise FileExistsError(f"--export {path} is a run directory (it holds a run's logs or lock); export into a folder of its own")
     try: rec = json.loads((p/EXPORT_RECORD).read_text()) if (p/EXPORT_RECORD).is_file() else {}
     except (OSError, ValueError): rec = {}
-    if run is not None and isinstance(rec, dict) and rec.get('run') and Path(rec['run']) != Path(run).resolve():
+    same = lambda r: Path(r).resolve() == Path(run).resolve()
+    if (run is not None and isinstance(rec, dict) and rec.get('run') and not same(rec['run'])
+            and not (isinstance(rec.get('run_from_export'), str) and same(p.resolve()/rec['run_from_export']))):
         raise FileExistsError(f"--export {path} holds the export of another run ({rec['run']}, step {rec.get('step')}); export into "
                               "another folder, or move that one away")
     return p
@@ -1210,7 +1214,7 @@ _SET_HELP = 'a setting, KEY=VALUE (repeatable). ' + settings_help()
 def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
          set:Annotated[str, {'action': 'append', 'metavar': 'KEY=VALUE', 'help': _SET_HELP}]=None,
          steps:int=None, # the run's length in steps (default: the preset's), and the schedule's horizon unless total_steps is set; to train a run further, keep its horizon: --set total_steps=<old>
-         out:str=None, # the run directory (required): checkpoints, metrics.jsonl, eval.jsonl; rerun to resume
+         out:str=None, # the run directory (required): checkpoints, metrics.jsonl, eval.jsonl (when it evaluates); rerun to resume
          save_every:int=None, # steps between checkpoints (default: the preset's)
          seed:int=None, # seeds the initialisation, the data order and the generators (default 0)
          export:str=None, # write the final model in the Hugging Face layout to this directory
@@ -1218,7 +1222,7 @@ def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
          device:str='auto', # 'auto' (this process's GPU, else the CPU), 'cpu' or 'cuda'
         ):
     "Train a Motif model with `motif_nb.train.Trainer` (one process, or several under torchrun); rerun in the same --out to resume."
-    rank0_warnings()
+    cli_warnings()
     try:
         if out is None: raise ValueError("--out DIR is required: the run directory (rerun the same command to resume)")
         if Path(out).exists() and not Path(out).is_dir(): raise ValueError(f"--out {out}: a file of that name is in the way; name a folder")
@@ -1237,7 +1241,8 @@ def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
         if tr.dist.rank == 0:
             ev = f", eval loss {tr.eval_rows[-1]['loss']:.4f} (step {tr.eval_rows[-1]['step']})" if tr.eval_rows else ''
             print(f"motif_nb.train: {out} at step {tr.step_idx}, loss {tr.rows[-1]['loss']:.4f}{ev}" if tr.rows else f"motif_nb.train: {out} at step {tr.step_idx}")
-    except CheckpointError as e: raise cli_error(f"motif_nb.train: error: {e}") from None    # a save that failed (its message says why)
+    except (CheckpointError, OSError) as e: raise cli_error(f"motif_nb.train: error: {e}") from None    # a save or an export that failed (its message says why)
+    except KeyboardInterrupt: raise cli_interrupted('motif_nb.train', f'from the newest complete checkpoint in {out}') from None
     finally: tr.close()
 
 if __name__ == '__main__': end_distributed_cli()   # under torchrun: no interpreter shutdown (see `end_distributed_cli`)

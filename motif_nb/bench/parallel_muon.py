@@ -16,7 +16,7 @@ from fastcore.script import call_parse
 from ..config import MotifConfig
 from ..muon import Muon, newton_schulz, ns_flops
 from ..parallel_muon import ParallelMuon, motif_muon_shapes, parallel_muon_cost
-from ..core import end_distributed_cli, rank0_warnings
+from ..core import end_distributed_cli, cli_warnings
 from .results import save_result, load_result, figures_dir, max_over_ranks, require_cuda
 
 # %% auto #0
@@ -221,7 +221,7 @@ def main(layers:int=None, # layers of 12.7B shape in the stack (default: min(40,
          save:bool=True, # write figures/parallel_muon_bench* (--no-save: only print)
         ):
     "One Muon step over FSDP2-sharded 12.7B layers: Parallel vs Distributed vs per-rank torch.optim.Muon (run with torchrun -m on GPUs)."
-    rank0_warnings()
+    cli_warnings()
     require_cuda('motif_nb.bench.parallel_muon', 'needs CUDA GPUs')
     run_parallel_muon_bench(layers, warmup, rep, chunk_factor, save,
                             command=os.environ.get('MOTIF_COMMAND') or ' '.join(['torchrun -m motif_nb.bench.parallel_muon', *sys.argv[1:]]))

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from fastcore.script import call_parse
 from ..config import MotifConfig
-from ..core import end_distributed_cli, check_number, cli_error, rank0_warnings
+from ..core import end_distributed_cli, check_number, cli_error, cli_warnings
 from ..model import train_flops_per_token
 from ..train import setup_distributed, process_device, device_peak_flops, read_run
 from .train import FixedBatches, trainer_case
@@ -137,7 +137,7 @@ def main(preset:str='motif-1b', # a `MotifConfig` preset
          from_step:int=1, # the resume check compares the steps from this one on
         ):
     "Tokens/s per GPU of the trainer at this world size (run under `torchrun --nproc-per-node K` for each K), or a resume check."
-    rank0_warnings()
+    cli_warnings()
     if reference or resumed:
         if not (reference and resumed): raise SystemExit("motif_nb.bench.scaling: error: --reference and --resumed go together")
         try: df = compare_resumed(reference, resumed, from_step)
