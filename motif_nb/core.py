@@ -405,8 +405,10 @@ def cli_interrupted(prog:str, # the command, for the message
 def _one_line_warning(message, category, filename, lineno, line=None)->str:
     return f"{category.__name__}: {message}\n"
 
-def cli_warnings():
-    "A command line's warnings: one line each (category and message, no source line), and under torchrun from rank 0 only (the processes run the same settings)."
+def cli_warnings(always:bool=False, # also when the package is not run as `__main__` (a test's script)
+                ):
+    "A command line's warnings: one line each (category and message, no source line), and under torchrun from rank 0 only (the processes run the same settings). Only in a process that runs a package module as `__main__`: a `main` called from Python changes nothing."
+    if not (always or _package_cli()): return
     import warnings
     warnings.formatwarning = _one_line_warning
     if int(os.environ.get('RANK') or 0) != 0: warnings.simplefilter('ignore', UserWarning)
