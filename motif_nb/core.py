@@ -15,8 +15,8 @@ import torch
 __all__ = ['IMPLS', 'HAS_TRITON', 'MANIFEST', 'PENDING', 'MANIFEST_FORMAT', 'ensure_kernels', 'interpreting', 'triton_available',
            'resolve_impl', 'check_float', 'check_eps', 'check_number', 'rel_err', 'atomic_write', 'atomic_write_json',
            'sha256_file', 'read_manifest', 'finish_write', 'check_write_target', 'OwnedDirWriter', 'owned_dir',
-           'check_owned_dir', 'on_rank0', 'end_distributed_cli', 'cli_error', 'cli_interrupted', 'cli_warnings',
-           'exact_cli_options']
+           'check_owned_dir', 'Rank0Error', 'on_rank0', 'end_distributed_cli', 'cli_error', 'cli_interrupted',
+           'cli_warnings', 'exact_cli_options']
 
 # %% ../nbs/00a_core.ipynb #7d45b9c1
 def ensure_kernels():
@@ -359,7 +359,10 @@ def check_owned_dir(path, # a folder, written by `owned_dir` or by another tool
     return m
 
 # %% ../nbs/00a_core.ipynb #a1a7f1eb
-def on_rank0(fn, *args, error:type=RuntimeError):
+class Rank0Error(RuntimeError):
+    "What the other processes raise when rank 0 failed in `on_rank0` (the message is rank 0's error); command lines catch it."
+
+def on_rank0(fn, *args, error:type=Rank0Error):
     "Run `fn(*args)` on rank 0 only and return its result on every rank; a failure raises on rank 0 as itself, elsewhere as `error`."
     import torch.distributed as dist
     group = dist.is_available() and dist.is_initialized()
@@ -393,13 +396,18 @@ def cli_error(message:str, # the one-line error, "PROG: error: ..."
         import time
         with contextlib.suppress(OSError):
             Path(path).write_text(json.dumps({'message': {'message': message, 'extraInfo': {'py_callstack': message, 'timestamp': str(int(time.time()))}}}))
-    return SystemExit(message if int(os.environ.get('RANK') or 0) == 0 else 1)
+    if (r := _cli_rank()) == 0: return SystemExit(message)
+    return SystemExit(1 if os.environ.get('TORCHELASTIC_ERROR_FILE') else f"[rank {r}] {message}")   # no error file: say it here
+
+def _cli_rank()->int:
+    "This process's rank in a multi-process launch (WORLD_SIZE > 1), else 0: a stray RANK alone does not silence a process."
+    return int(os.environ.get('RANK') or 0) if int(os.environ.get('WORLD_SIZE') or 1) > 1 else 0
 
 def cli_interrupted(prog:str, # the command, for the message
                     resumes:str, # what a rerun continues from
                    )->SystemExit:
     "The `SystemExit` (status 130, as for SIGINT) after Ctrl-C: one line on rank 0 that says how to go on."
-    if int(os.environ.get('RANK') or 0) == 0: print(f"{prog}: interrupted; rerun the same command to resume ({resumes})", file=sys.stderr)
+    if _cli_rank() == 0: print(f"{prog}: interrupted; rerun the same command to resume ({resumes})", file=sys.stderr)
     return SystemExit(130)
 
 def _one_line_warning(message, category, filename, lineno, line=None)->str:
@@ -411,7 +419,7 @@ def cli_warnings(always:bool=False, # also when the package is not run as `__mai
     if not (always or _package_cli()): return
     import warnings
     warnings.formatwarning = _one_line_warning
-    if int(os.environ.get('RANK') or 0) != 0: warnings.simplefilter('ignore', UserWarning)
+    if _cli_rank() != 0: warnings.simplefilter('ignore', UserWarning)
 
 # %% ../nbs/00a_core.ipynb #6bc6d8c1
 def exact_cli_options():

@@ -25,7 +25,7 @@ from .data import (encoding_problem, BadFileWarning, SPECIAL_TOKENS, CORPUS_SIZE
 from .config import MotifConfig
 from .model import MotifForCausalLM, shift_labels, checkpoint_digest
 from .generate import StaticGenerator
-from .core import atomic_write, atomic_write_json, check_owned_dir, sha256_file, on_rank0, end_distributed_cli, check_number, cli_error, cli_warnings, cli_interrupted
+from .core import atomic_write, atomic_write_json, check_owned_dir, sha256_file, on_rank0, end_distributed_cli, check_number, cli_error, cli_warnings, cli_interrupted, Rank0Error
 from .checkpoint import CheckpointManager, CheckpointError
 from .train import (Trainer, TrainConfig, RunMismatchError, RunDirectoryBusyError, check_rows_fit, setup_distributed, process_device,
                             read_jsonl, lock_run_dir, unlock_run_dir, _jsonable)
@@ -1448,9 +1448,9 @@ def main(pipeline:Annotated[str, {'help': _PIPE_HELP, 'metavar': 'NAME|FILE'}]=N
             if v is None: raise ValueError(f"{flag} is required")
         process_device(None if device in (None, 'auto') else device, int(os.environ.get('LOCAL_RANK', 0)))   # refused here, not after the plan
         plan = plan_pipeline(pipeline, From, out, steps_scale, tokenizer, eval_n)
-    except (ValueError, TypeError, OSError) as e: raise cli_error(f"motif_nb.sft: error: {e}") from None
+    except (ValueError, TypeError, OSError, Rank0Error) as e: raise cli_error(f"motif_nb.sft: error: {e}") from None
     try: acc = run_plan(plan, device, keep_checkpoints=keep_checkpoints)
-    except (ValueError, OSError, CheckpointError) as e: raise cli_error(f"motif_nb.sft: error: {e}") from None   # a busy or changed run directory
+    except (ValueError, OSError, CheckpointError, Rank0Error) as e: raise cli_error(f"motif_nb.sft: error: {e}") from None   # a busy or changed run directory
     except KeyboardInterrupt: raise cli_interrupted('motif_nb.sft', 'the current stage resumes from its newest checkpoint') from None
     if acc is not None and len(acc) and int(os.environ.get('RANK', 0)) == 0:
         print(f"motif_nb.sft: accuracy on held-out prompts ({plan.pipeline.eval_n} per family); results in {plan.out/'results.csv'}")

@@ -23,7 +23,7 @@ from .data import (model_inputs, CurriculumSampler, CurriculumSchedule, default_
 from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest, MANIFEST, OWNER
 try: import fcntl
 except ImportError: fcntl = None      # no flock (Windows): run directories are not locked there
-from .core import atomic_write, on_rank0, end_distributed_cli, check_number, interpreting, check_write_target, cli_error, cli_warnings, cli_interrupted
+from .core import atomic_write, on_rank0, end_distributed_cli, check_number, interpreting, check_write_target, cli_error, cli_warnings, cli_interrupted, Rank0Error
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'RUN_LOCK', 'PEAK_BF16_TFLOPS', 'RESUMABLE', 'EXPORT_RECORD', 'DATA_SOURCES',
@@ -327,7 +327,7 @@ class Trainer:
         self.model = parallelize(model if self.sharded else model.to(self.device), self.cfg, self.dist.mesh if self.sharded else None)
         self.opt = optimizer if optimizer is not None else make_optimizer(self.model, self.cfg)
         check_optimizer(self.opt, self.model)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_multiplier(s, self.cfg))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s, cfg=self.cfg: lr_multiplier(s, cfg))   # no cycle through self: `del` frees it
         self._setup_state(batches, eval_batches, out, run_info)
         if self.out is not None:
             try:
@@ -367,7 +367,7 @@ def _setup_state(self:Trainer, batches, eval_batches, out, run_info):
     if self.out is not None:
         key = on_rank0(lambda: lock_run_dir(self.out), error=RunDirectoryBusyError)      # rank 0 holds the run directory's lock
         if self.dist.rank == 0:
-            self._unlock = weakref.finalize(self, unlock_run_dir, key)
+            self._unlock = weakref.finalize(self, _release, _RUN_LOCKS, key)
             self._unlock.atexit = False                 # at exit the OS drops the lock with the process
 
 @patch
@@ -424,9 +424,24 @@ def lock_run_dir(out, # the run directory (made if missing)
 def unlock_run_dir(key:Path|None, # what `lock_run_dir` returned
                   ):
     "Give back one trainer's hold on a run directory's lock; the last one closes the lock file, which releases the lock."
-    if (ent := _RUN_LOCKS.get(key)) is None: return
+    _release(_RUN_LOCKS, key)
+
+def _release(locks:dict, key):
+    "`unlock_run_dir` on the registry `locks`, passed in: a finalizer may run at shutdown, when the module's globals are gone."
+    if (ent := locks.get(key)) is None: return
     ent[1] -= 1
-    if ent[1] <= 0: ent[0].close(); del _RUN_LOCKS[key]
+    if ent[1] <= 0:
+        try: ent[0].seek(0); ent[0].truncate()             # no stale holder named while no one holds it
+        except OSError: pass
+        ent[0].close(); del locks[key]
+
+def _forget_run_locks():
+    "In a forked child: close the inherited lock files (the parent keeps its locks) so that the child holds none."
+    for f, _ in _RUN_LOCKS.values():
+        with contextlib.suppress(OSError): f.close()
+    _RUN_LOCKS.clear()
+
+if hasattr(os, 'register_at_fork'): os.register_at_fork(after_in_child=_forget_run_locks)
 
 # %% ../nbs/06_train.ipynb #f79cc72b
 @patch
@@ -741,7 +756,10 @@ def _flat(d:dict, pre:str='')->dict:
 _TOKENIZER_HINT = (" (the corpus tokenizer is trained from this machine's Python standard library, so a machine with another "
                    "Python builds another one: resume where the run started, or with the same Python version)")
 
-_INIT_HINT = " (the digest of the checkpoint the run started from: rerun with the --init-from it started with)"
+def _init_hint(saved:bool, now:bool)->str:
+    "What to do about a `run.init` difference: the checkpoint the run started from (`--init-from`), given or not."
+    if not saved: return " (the run started from a fresh initialisation: rerun without --init-from)"
+    return " (the digest of the checkpoint the run started from: rerun with the --init-from it started with, unchanged)"
 
 class RunMismatchError(ValueError):
     "A run directory holds a checkpoint of a run with other settings, which a resume may not change."
@@ -758,7 +776,7 @@ def run_mismatch(saved:dict, # a checkpoint's `meta`
             if sec == 'train' and k == 'qk_clip_tau' and 'muonclip' not in (a.get('optimizer'), b.get('optimizer')): continue  # unused
             if k not in free and a.get(k, '<absent>') != b.get(k, '<absent>'):
                 out.append(f"{sec}.{k}: {a.get(k, '<absent>')!r} in the checkpoint, {b.get(k, '<absent>')!r} now"
-                           + (_TOKENIZER_HINT if (sec, k) == ('run', 'tokenizer') else _INIT_HINT if (sec, k) == ('run', 'init') else ''))
+                           + (_TOKENIZER_HINT if (sec, k) == ('run', 'tokenizer') else _init_hint(k in a, k in b) if (sec, k) == ('run', 'init') else ''))
     return out
 
 def _seed_all(seed:int):
@@ -1180,7 +1198,8 @@ def _check_init_tokenizer(init, tok, data:DataConfig):
                          "bytes: train on tokens of that tokenizer (data.source=corpus or cache)")
     if tokenizer_digest(load_tokenizer(tj)) != tokenizer_digest(tok):
         raise ValueError(f"--init-from {init}: its tokenizer.json is not this run's tokenizer (data.source={data.source!r}): the weights "
-                         f"would read other text for their token ids; train with the data they were trained on" + _TOKENIZER_HINT)
+                         f"would read other text for their token ids; train with the data they were trained on"
+                         + (_TOKENIZER_HINT if data.source == 'corpus' else ''))
 
 def build_trainer(settings:dict, # `run_settings(...)`
                   out=None, # the run directory
@@ -1226,12 +1245,19 @@ def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
     try:
         if out is None: raise ValueError("--out DIR is required: the run directory (rerun the same command to resume)")
         if Path(out).exists() and not Path(out).is_dir(): raise ValueError(f"--out {out}: a file of that name is in the way; name a folder")
-        if export: check_export_dir(export, out)
+        if export:
+            e = Path(export).resolve()
+            if e == Path(out).resolve() or Path(out).resolve() in e.parents:
+                raise ValueError(f"--export {export} is the run directory --out {out} or inside it; export into a folder of its own")
+            if init_from is not None and e == Path(init_from).resolve():
+                raise ValueError(f"--export {export} is the --init-from checkpoint: the export would overwrite the weights the run "
+                                 "starts from (and a resume needs them); export into another folder")
+            check_export_dir(export, out)
         with warnings.catch_warnings():                 # a warm-up longer than the run: the trainer says it, once
             warnings.filterwarnings('ignore', message='run_settings: TrainConfig.warmup_steps')
             st = run_settings(preset, set or (), steps, seed, save_every, init_from)
         tr = build_trainer(st, out, device)
-    except (ValueError, TypeError, OSError, CheckpointError) as e: raise cli_error(f"motif_nb.train: error: {e}") from None
+    except (ValueError, TypeError, OSError, CheckpointError, Rank0Error) as e: raise cli_error(f"motif_nb.train: error: {e}") from None
     try:
         if tr.step_idx > st['steps'] and tr.dist.rank == 0:
             warnings.warn(f"motif_nb.train: {out} is at step {tr.step_idx}, past --steps {st['steps']}: nothing to train"
@@ -1241,7 +1267,7 @@ def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
         if tr.dist.rank == 0:
             ev = f", eval loss {tr.eval_rows[-1]['loss']:.4f} (step {tr.eval_rows[-1]['step']})" if tr.eval_rows else ''
             print(f"motif_nb.train: {out} at step {tr.step_idx}, loss {tr.rows[-1]['loss']:.4f}{ev}" if tr.rows else f"motif_nb.train: {out} at step {tr.step_idx}")
-    except (CheckpointError, OSError) as e: raise cli_error(f"motif_nb.train: error: {e}") from None    # a save or an export that failed (its message says why)
+    except (CheckpointError, OSError, ValueError, Rank0Error) as e: raise cli_error(f"motif_nb.train: error: {e}") from None   # a save or an export that failed (its message says why)
     except KeyboardInterrupt: raise cli_interrupted('motif_nb.train', f'from the newest complete checkpoint in {out}') from None
     finally: tr.close()
 

@@ -3,7 +3,7 @@
 #   bash tools/train.sh                                   # cpu-small on a CPU, gpu-1b on a GPU, into runs/<preset>
 #   bash tools/train.sh --preset cpu-tiny --out runs/t    # any `python -m motif_nb.train` flags (see --help)
 # Rerunning the same command resumes from the newest complete checkpoint in --out.
-# Several processes: .venv/bin/torchrun --nproc-per-node K -m motif_nb.train --preset ... --out ...
+# Several processes: .venv/bin/torchrun --standalone --nproc-per-node K -m motif_nb.train --preset ... --out ...
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash tools/setup.sh || exit 1          # a child process: its set -e holds

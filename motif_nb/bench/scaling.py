@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from fastcore.script import call_parse
 from ..config import MotifConfig
-from ..core import end_distributed_cli, check_number, cli_error, cli_warnings
+from ..core import end_distributed_cli, check_number, cli_error, cli_warnings, Rank0Error
 from ..model import train_flops_per_token
 from ..train import setup_distributed, process_device, device_peak_flops, read_run
 from .train import FixedBatches, trainer_case
@@ -149,7 +149,7 @@ def main(preset:str='motif-1b', # a `MotifConfig` preset
                                             resumed=str(resumed), max_abs_diff=worst))
         return df
     try: df = benchmark_scaling(preset, optimizers, rows, seq, steps, warmup)
-    except (ValueError, TypeError) as e: raise cli_error(f"motif_nb.bench.scaling: error: {e}") from None
+    except (ValueError, TypeError, Rank0Error) as e: raise cli_error(f"motif_nb.bench.scaling: error: {e}") from None
     if int(os.environ.get('RANK', 0)) != 0: return df
     with pd.option_context('display.width', 200, 'display.max_columns', 20): print(df.round(4).to_string(index=False))
     if save:
