@@ -1216,6 +1216,9 @@ def _run_stage(stage, parent, tokenizer, folder, device, parent_digest, callback
         rec = _read_json(folder/'stage.json')
         if bad := _same_inputs(rec['inputs'], inputs):
             raise ValueError(f"stage {stage.name!r}: {folder} holds this stage done with other inputs ({'; '.join(bad[:6])}); use another run directory (a stage recorded by an earlier version of this library may differ only in how that version read the files)")
+        if not (folder/'model').is_dir():
+            raise ValueError(f"stage {stage.name!r}: {folder/'stage.json'} records the stage done, but its model {folder/'model'} is "
+                             f"gone: delete {folder/'stage.json'} to train the stage again, or use another --out")
         if on_rank0(lambda: checkpoint_digest(folder/'model')) != rec['checkpoint']['digest']:
             raise ValueError(f"stage {stage.name!r}: {folder/'model'} is not the checkpoint {folder/'stage.json'} records")
         say(f"stage {stage.name}: done, skipped ({folder/'stage.json'})"); return rec
