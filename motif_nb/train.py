@@ -23,7 +23,7 @@ from .data import (model_inputs, CurriculumSampler, CurriculumSchedule, default_
 from .checkpoint import CheckpointManager, ModelOptimizerState, RNGState, PerRank, CheckpointError, read_manifest, MANIFEST, OWNER
 try: import fcntl
 except ImportError: fcntl = None      # no flock (Windows): run directories are not locked there
-from .core import atomic_write, on_rank0, end_distributed_cli, check_number, interpreting, check_write_target, cli_error, cli_warnings, cli_interrupted, Rank0Error
+from .core import atomic_write, on_rank0, end_distributed_cli, check_number, interpreting, check_write_target, cli_error, cli_warnings, cli_interrupted, Rank0Error, sha256_file
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AMP_DTYPES', 'RUN_LOCK', 'PEAK_BF16_TFLOPS', 'RESUMABLE', 'EXPORT_RECORD', 'DATA_SOURCES',
@@ -906,8 +906,10 @@ def export_hf(self:Trainer, path, # the directory to write (every process calls 
             warnings.warn(f"Trainer.export_hf: {path/'tokenizer.json'} is not this model's (no tokenizer was given): an earlier "
                           "export left it; move it away before anything reads the folder's tokenizer (motif_nb.sft --tokenizer auto)")
         run = None if self.out is None else self.out.resolve()
+        ck = None if self.ckpt is None else self.ckpt.path(self.step_idx)/MANIFEST        # the step's checkpoint, when there is one
         with atomic_write(path/EXPORT_RECORD, 'w') as f:   # the run also relative to the export: folders moved together still match
-            json.dump(dict(run=run and str(run), run_from_export=run and os.path.relpath(run, path.resolve()), step=self.step_idx), f)
+            json.dump(dict(run=run and str(run), run_from_export=run and os.path.relpath(run, path.resolve()), step=self.step_idx,
+                           checkpoint=sha256_file(ck) if ck is not None and ck.is_file() else None), f)
     on_rank0(write, error=OSError)
     return path
 
@@ -926,8 +928,13 @@ def check_export_dir(path, # the export folder
     try: rec = json.loads((p/EXPORT_RECORD).read_text()) if (p/EXPORT_RECORD).is_file() else {}
     except (OSError, ValueError): rec = {}
     same = lambda r: Path(r).resolve() == Path(run).resolve()
+    def moved_here()->bool:        # a run moved on its own: its checkpoint of the exported step is the one the record names
+        ck, step = rec.get('checkpoint'), rec.get('step')
+        if not (isinstance(ck, str) and isinstance(step, int) and step >= 0): return False
+        m = Path(run)/f'step_{step:08d}'/MANIFEST
+        return m.is_file() and sha256_file(m) == ck
     if (run is not None and isinstance(rec, dict) and rec.get('run') and not same(rec['run'])
-            and not (isinstance(rec.get('run_from_export'), str) and same(p.resolve()/rec['run_from_export']))):
+            and not (isinstance(rec.get('run_from_export'), str) and same(p.resolve()/rec['run_from_export'])) and not moved_here()):
         raise FileExistsError(f"--export {path} holds the export of another run ({rec['run']}, step {rec.get('step')}); export into "
                               "another folder, or move that one away")
     return p
