@@ -923,6 +923,8 @@ def check_export_dir(path, # the export folder
     and the export of another run (its `EXPORT_RECORD` names another run directory)."""
     check_write_target(path, _is_checkpoint_file, what='--export', fix='export into another folder, or move what is there away')
     p = Path(path)
+    if run is not None and (p.resolve() == Path(run).resolve() or Path(run).resolve() in p.resolve().parents):   # before it holds anything
+        raise FileExistsError(f"--export {path} is the run directory --out {run} or inside it; export into a folder of its own")
     if (p/RUN_LOCK).exists() or (p/'metrics.jsonl').exists():
         raise FileExistsError(f"--export {path} is a run directory (it holds a run's logs or lock); export into a folder of its own")
     try: rec = json.loads((p/EXPORT_RECORD).read_text()) if (p/EXPORT_RECORD).is_file() else {}
@@ -1253,10 +1255,7 @@ def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
         if out is None: raise ValueError("--out DIR is required: the run directory (rerun the same command to resume)")
         if Path(out).exists() and not Path(out).is_dir(): raise ValueError(f"--out {out}: a file of that name is in the way; name a folder")
         if export:
-            e = Path(export).resolve()
-            if e == Path(out).resolve() or Path(out).resolve() in e.parents:
-                raise ValueError(f"--export {export} is the run directory --out {out} or inside it; export into a folder of its own")
-            if init_from is not None and e == Path(init_from).resolve():
+            if init_from is not None and Path(export).resolve() == Path(init_from).resolve():
                 raise ValueError(f"--export {export} is the --init-from checkpoint: the export would overwrite the weights the run "
                                  "starts from (and a resume needs them); export into another folder")
             check_export_dir(export, out)
