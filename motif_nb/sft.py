@@ -865,9 +865,9 @@ def config(self:Stage, steps:int, # the stage's length in optimizer steps
 @patch
 def scaled(self:Stage, f:float, # the factor
           )->Stage:
-    "A copy `f` times as long: steps (at least 1) or epochs, and `warmup_steps` and `save_every` when the stage sets them."
+    "A copy `f` times as long: steps (at least 1) or epochs, and `warmup_steps` and `save_every` (at least 1) when the stage sets them."
     check_number('Stage.scaled', 'f', f, lo=0, lo_open=True)
-    t = {k: (max(int(k == 'save_every'), round(v * f)) if k in ('warmup_steps', 'save_every') and v else v) for k, v in self.train.items()}
+    t = {k: (max(1, round(v * f)) if k in ('warmup_steps', 'save_every') and v else v) for k, v in self.train.items()}
     return Stage(**{**asdict(self), 'train': t, 'steps': None if self.steps is None else max(1, round(self.steps * f)),
                     'epochs': None if self.epochs is None else self.epochs * f})
 

@@ -1264,6 +1264,7 @@ def main(preset:Annotated[str, {'help': _PRESET_HELP}]='cpu-small',
             st = run_settings(preset, set or (), steps, seed, save_every, init_from)
         tr = build_trainer(st, out, device)
     except (ValueError, TypeError, OSError, CheckpointError, Rank0Error) as e: raise cli_error(f"motif_nb.train: error: {e}") from None
+    except KeyboardInterrupt: raise cli_interrupted('motif_nb.train', 'it stopped before training began') from None   # while the data or the model was prepared
     try:
         if tr.step_idx > st['steps'] and tr.dist.rank == 0:
             warnings.warn(f"motif_nb.train: {out} is at step {tr.step_idx}, past --steps {st['steps']}: nothing to train"
