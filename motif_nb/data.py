@@ -7,7 +7,7 @@ Docs: https://motif-nb.github.io/motif-nb/data.html.md"""
 
 # %% ../nbs/07_data.ipynb #91014d54
 from __future__ import annotations
-import os, io, re, ast, json, math, zlib, bisect, random, shutil, hashlib, inspect, secrets, tempfile, warnings, itertools, contextlib, sysconfig, platform, time
+import os, io, re, ast, json, math, codecs, zlib, bisect, random, shutil, hashlib, inspect, secrets, tempfile, warnings, itertools, contextlib, sysconfig, platform, time
 from collections import Counter
 from fractions import Fraction
 from itertools import accumulate
@@ -103,17 +103,37 @@ def _warn_lines(path, bad:dict, n:int, k:int=8):
     warnings.warn(f"skipping {sum(map(len, bad.values()))} of the {n} rows of {path}: " + '; '.join(f"{_lines(ls)}: {why}" for why, ls in parts[:k])
                   + (f"; {len(parts) - k} other reason(s) on {_lines(rest)}" if rest else ''), BadFileWarning, stacklevel=4)
 
+def _jsonl_lines(path, data:bytes, on_error, seen)->list|None:
+    """The lines of a jsonl file, each a str or, where it is not UTF-8, the reason. A whole-file problem (a UTF-16/32
+    byte-order mark; NUL bytes where the first line is not a JSON line either, as in binary files) makes the file bad."""
+    if (why := encoding_problem(data)) is not None:
+        first = next((l for l in data.split(b'\n', 64)[:64] if l.strip()), b'')
+        try: ok = why.startswith('binary') and isinstance(json.loads(first), (dict, list))
+        except ValueError: ok = False
+        if not ok: return _bad(path, why, on_error, seen)
+    try: return data.decode('utf-8-sig').split('\n')   # not splitlines: JSON strings may hold U+2028, U+2029, U+0085 raw
+    except UnicodeDecodeError: pass
+    out = []                                           # some line is not UTF-8: that line is bad, the others are read
+    for j, raw in enumerate(data.removeprefix(codecs.BOM_UTF8).split(b'\n')):
+        try: out.append(raw.decode('utf-8'))
+        except UnicodeDecodeError as e: out.append(UnicodeError(f'not valid UTF-8 ({e.reason} at byte {e.start} of the line)'))
+    return out
+
 def _read_jsonl(path, text_field, on_error, seen:_Seen|None=None):
     seen = _Seen() if seen is None else seen
-    text = _decode(path, path.read_bytes(), on_error, seen)
-    if text is None: return []
+    lines = _jsonl_lines(path, path.read_bytes(), on_error, seen)
+    if lines is None: return []
+    if not any(isinstance(l, UnicodeError) or l.strip() for l in lines): _bad(path, 'empty', on_error, seen); return []
     docs, bad, n = [], {}, 0
-    for i, line in enumerate(text.split('\n'), 1):   # not splitlines: JSON strings may hold U+2028, U+2029, U+0085 raw
-        if not line.strip(): continue
+    for i, line in enumerate(lines, 1):
+        if isinstance(line, str) and not line.strip(): continue
         n, obj = n + 1, None
-        try: obj = json.loads(line)
-        except ValueError as e: why = f'invalid JSON ({getattr(e, "msg", e)})'      # (a JSONDecodeError, or an integer too long to convert)
-        else: why = _row_error(obj, text_field)
+        if isinstance(line, UnicodeError): why = str(line)
+        else:
+            try: obj = json.loads(line)
+            except (ValueError, RecursionError) as e:   # a JSONDecodeError, an integer too long to convert, nesting too deep
+                why = f'invalid JSON ({getattr(e, "msg", e)})'
+            else: why = _row_error(obj, text_field)
         if why is None:
             if obj[text_field]: docs.append(obj[text_field])
             else: seen.empty += 1
@@ -135,16 +155,27 @@ def _read_parquet(path, text_field, on_error, seen:_Seen|None=None):
         with contextlib.suppress(Exception): seen.fields.update(      # its string columns, for the hint when nothing is found
             {f.name: 1 for f in pq.read_schema(path) if is_str(f.type)})
         _bad(path, f'unreadable parquet or no column {text_field!r} ({type(e).__name__}: {str(e)[:200]})', on_error, seen); return []
-    col = table.column(text_field)
+    col, t = table.column(text_field), table.column(text_field).type
+    view = getattr(pa.types, 'is_string_view', lambda t: False)
+    if view(t) or (pa.types.is_dictionary(t) and (is_str(t.value_type) or view(t.value_type))):
+        col = col.cast(pa.large_string())           # text all the same: a string view, or a categorical (dictionary) column
     if not is_str(col.type): _bad(path, f'column {text_field!r} has type {col.type}, not string', on_error, seen); return []
-    docs = [s for s in col.to_pylist() if s]
+    try: docs = [s for s in col.to_pylist() if s]
+    except UnicodeDecodeError as e:                 # a writer that did not validate its strings
+        _bad(path, f'column {text_field!r} is not valid UTF-8 ({e.reason} at byte {e.start} of a value)', on_error, seen); return []
     if not docs: _bad(path, 'no non-empty documents', on_error, seen)
     return docs
 
 def _data_files(path:Path)->list[Path]:
+    "The data files under `path` (itself if a file), in sorted relative-path order; linked folders are followed, each real folder once."
     if path.is_file(): return [path]
-    files = [p for p in path.rglob('*') if p.is_file() and p.suffix.lower() in DATA_SUFFIXES
-             and not any(part.startswith('.') for part in p.relative_to(path).parts)]
+    files, seen = [], set()
+    for root, dirs, names in os.walk(path, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen: dirs[:] = []; continue           # a link back up the tree, or a second link to one folder
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith('.'))     # sorted: which link to a folder is read does not depend on the file system
+        files += [Path(root)/n for n in names if not n.startswith('.') and Path(n).suffix.lower() in DATA_SUFFIXES and (Path(root)/n).is_file()]
     return sorted(files, key=lambda p: p.relative_to(path).as_posix())
 
 def _check_read_args(op:str, text_field, on_error):
@@ -178,7 +209,7 @@ def read_documents(path, # a text/jsonl/parquet file, or a directory of them
     for f in _data_files(path):
         seen.files += 1
         suf = f.suffix.lower()
-        if suf == '.jsonl': docs += _read_jsonl(f, text_field, on_error, seen)
+        if suf == '.jsonl' or (suf == '.json' and path.is_file()): docs += _read_jsonl(f, text_field, on_error, seen)
         elif suf == '.parquet': docs += _read_parquet(f, text_field, on_error, seen)
         else:
             text = _decode(f, f.read_bytes(), on_error, seen)
@@ -418,6 +449,13 @@ def train_tokenizer(docs, # a list of str, a file or folder, a {domain: either},
                    ):
     "A byte-level BPE `tokenizers.Tokenizer` trained on `docs` (as `build_token_cache` reads sources, or a function returning them); cached under `cache_dir()`."
     import tokenizers
+    if isinstance(special_tokens, str) or not isinstance(special_tokens, (list, tuple)) \
+       or not all(isinstance(s, str) and s for s in special_tokens) or len(set(special_tokens)) < len(special_tokens):
+        raise TypeError(f"train_tokenizer.special_tokens must be a list of distinct non-empty str (e.g. ['<|endoftext|>']), got {special_tokens!r}")
+    min_frequency = int(check_number('train_tokenizer', 'min_frequency', min_frequency, integer=True, lo=0))
+    if key is not None and not (isinstance(key, str) and re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_.-]*', key)):   # a folder under the cache
+        raise (ValueError if isinstance(key, str) else TypeError)(
+            f"train_tokenizer.key must be a folder name of letters, digits, '_', '.', '-' that starts with a letter or digit, got {key!r}")
     n_min = 256 + len(special_tokens)
     vocab_size = int(check_number('train_tokenizer', 'vocab_size', vocab_size, integer=True))
     if vocab_size < n_min:
@@ -430,18 +468,24 @@ def train_tokenizer(docs, # a list of str, a file or folder, a {domain: either},
         key = _sha256(json.dumps(dict(corpus=_corpus_sha(flat), vocab_size=vocab_size, special=list(special_tokens),
                                       min_frequency=min_frequency, tokenizers=tokenizers.__version__)))[:20]
     path = cache_dir('tokenizers', key, 'tokenizer.json')
+    want = dict(vocab_size=vocab_size, special_tokens=list(special_tokens), min_frequency=min_frequency)
     with _file_lock(path.parent.parent/f'.{key}.lock'):
         if path.exists():
             try:
                 tok = load_tokenizer(path)
                 meta = json.loads((path.parent/'meta.json').read_text())
-                if meta['sha256'] == _sha256(path.read_bytes()): return _warn_small_vocab(tok, vocab_size, min_frequency)
-            except Exception: pass
+                ok = meta['sha256'] == _sha256(path.read_bytes())
+            except Exception: ok = False
+            if ok:
+                if diff := [f"{k}={meta[k]!r} (asked: {v!r})" for k, v in want.items() if k in meta and meta[k] != v]:
+                    raise ValueError(f"train_tokenizer: the cached tokenizer {key!r} ({path}) was trained with {', '.join(diff)}; "
+                                     "use another key for these settings, or key=None (named by a hash of the corpus and the settings)")
+                return _warn_small_vocab(tok, vocab_size, min_frequency)
             warnings.warn(f"retraining: cached tokenizer {path} is unreadable or corrupted")
         tok = _new_tokenizer(read(), vocab_size, special_tokens, min_frequency)
         s = tok.to_str()
         with atomic_write(path, 'w') as f: f.write(s)
-        with atomic_write(path.parent/'meta.json', 'w') as f: json.dump(dict(sha256=_sha256(s.encode()), vocab_size=vocab_size), f)
+        with atomic_write(path.parent/'meta.json', 'w') as f: json.dump(dict(sha256=_sha256(s.encode()), **want), f)
     return _warn_small_vocab(tok, vocab_size, min_frequency)
 
 # %% ../nbs/07_data.ipynb #c79a1349
@@ -451,7 +495,9 @@ def load_tokenizer(path):
     path = Path(path)
     if path.is_dir(): path = path/'tokenizer.json'
     if not path.exists(): raise FileNotFoundError(f"load_tokenizer: {path} does not exist")
-    return Tokenizer.from_file(str(path))
+    try: return Tokenizer.from_file(str(path))
+    except Exception as e:            # tokenizers raises a bare Exception that does not name the file
+        raise ValueError(f"load_tokenizer: {path} is not a tokenizer.json of the tokenizers library ({e})") from None
 
 def tokenizer_digest(tok)->str:
     "sha256 of a `tokenizers.Tokenizer`'s JSON: two tokenizers with the same digest give the same ids for the same text (what caches, runs and SFT stages record)."
@@ -582,7 +628,7 @@ def build_token_cache(sources:Mapping, # {domain: list of str | file | directory
                       *, add_eos:bool=True, # end every document with `<|eos|>`
                       text_field:str='text', on_error:str='skip', # passed to `read_documents` for file sources
                       batch_docs:int=512, # documents per `encode_batch` call
-                     )->'TokenCache':
+                     )->TokenCache:
     "Tokenise each domain of `sources` into memmaps at `path`, atomically; the verified `TokenCache`."
     if not isinstance(path, (str, os.PathLike)): raise TypeError(f"build_token_cache: path must be a folder path, got {type(path).__name__}")
     path = Path(os.path.abspath(path))               # '.' and 'a/..' get the name the swap renames
@@ -837,8 +883,12 @@ def motif_like_schedule(total_tokens:float, # the run's length in tokens (the la
 
 # %% ../nbs/07_data.ipynb #3e0681f2
 def _as_int_array(a, where:str)->np.ndarray:
+    if isinstance(a, (str, bytes)):
+        raise TypeError(f"{where} is {type(a).__name__} text, not token ids: tokenise the documents first (build_token_cache) "
+                        "and pass the cache folder")
     if isinstance(a, torch.Tensor): a = a.detach().cpu().numpy()
-    a = np.asarray(a)
+    try: a = np.asarray(a)
+    except ValueError as e: raise ValueError(f"{where} is not an array of token ids ({e})") from None   # ragged nesting
     if a.ndim != 1: raise ValueError(f"{where} must be 1-D, got shape {a.shape}")
     if a.size and not np.issubdtype(a.dtype, np.integer): raise TypeError(f"{where} must hold integers, got dtype {a.dtype}")
     if a.size and a.min() < 0: raise ValueError(f"{where} has negative token ids")
@@ -869,22 +919,26 @@ def _no_tokens(dom:_Domain, split:str)->str:
     return msg + ("; a held-out split needs two or more (a text file is one document: cut it into several files, or into the "
                   "lines of a jsonl file)" if dom.n_docs == 1 else '')
 
-def _load_source(name, src, seq_len, split='all', holdout=0.0):
-    if isinstance(src, (str, os.PathLike)): src = TokenCache(src)
+def _load_source(name, src, seq_len, split='all', holdout=0.0, opened=None):
+    "A domain's `_Domain` and its cache (None for arrays); `opened` {folder: TokenCache} opens (and verifies) each folder once."
+    if isinstance(src, (str, os.PathLike)):
+        key = str(Path(src).resolve())
+        src = opened[key] if opened is not None and key in opened else TokenCache(src)
+        if opened is not None: opened[key] = src
     if isinstance(src, TokenCache):
         if name not in src.domains: raise ValueError(f"CurriculumSampler: cache {src.path} has no domain {name!r} (it has {list(src.domains)})")
-        return _Domain(name, src.tokens(name).view(np.ndarray), src.offsets(name), seq_len, split, holdout), src.pad_id, src.vocab_size
+        return _Domain(name, src.tokens(name).view(np.ndarray), src.offsets(name), seq_len, split, holdout), src
     if isinstance(src, (np.ndarray, torch.Tensor)) and getattr(src, 'ndim', 0) == 1:
         raise TypeError(f"CurriculumSampler: source {name!r} must be a sequence of 1-D documents, got one 1-D array")
     docs = [_as_int_array(a, f"CurriculumSampler: source {name!r} document {i}") for i, a in enumerate(src)]
     lens = np.array([len(a) for a in docs], np.int64)
     offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
     tokens = np.concatenate(docs).astype(np.int64) if docs else np.zeros(0, np.int64)
-    return _Domain(name, tokens, offsets, seq_len, split, holdout), None, None
+    return _Domain(name, tokens, offsets, seq_len, split, holdout), None
 
 # %% ../nbs/07_data.ipynb #2b204682
 def _check_sampler_args(sources, schedule, seq_len, batch_size, seed, rank, world_size, lookahead, split='all', holdout=0.02, pad_id=None):
-    for name, v, lo in [('seq_len', seq_len, 1), ('batch_size', batch_size, 1), ('world_size', world_size, 1),
+    for name, v, lo in [('seq_len', seq_len, 2), ('batch_size', batch_size, 1), ('world_size', world_size, 1),   # seq_len 1: no target
                         ('lookahead', lookahead, 1), ('seed', seed, 0)]:
         check_number('CurriculumSampler', name, v, integer=True, lo=lo)
     check_number('CurriculumSampler', 'rank', rank, integer=True, lo=0, hi=world_size, hi_open=True)
@@ -949,14 +1003,20 @@ class CurriculumSampler:
         self.seq_len, self.batch_size, self.seed, self.rank, self.world_size, self.lookahead = \
             int(seq_len), int(batch_size), int(seed), int(rank), int(world_size), int(lookahead)
         self.schedule, self.domains = schedule, tuple(schedule.domains)
-        self._dom, pads, vocabs = [], [], []
+        self._dom, caches, opened = [], {}, {}
         for d in self.domains:
-            dom, pad, vocab = _load_source(d, sources[d], self.seq_len, split, self.holdout)
-            self._dom.append(dom); pads.append(pad); vocabs.append(vocab)
+            dom, tc = _load_source(d, sources[d], self.seq_len, split, self.holdout, opened)
+            self._dom.append(dom)
+            if tc is not None: caches[d] = tc
+        toks = {d: tc.manifest.get('tokenizer_sha256') for d, tc in caches.items()}
+        if len(set(toks.values())) > 1:      # the same id would be another string in another domain
+            raise ValueError("CurriculumSampler: the token caches were built with different tokenizers: "
+                             + ', '.join(f"{d} ({caches[d].path}: {(s or 'unrecorded')[:12]})" for d, s in toks.items())
+                             + "; tokenise every domain with one tokenizer")
         for dom, live in zip(self._dom, self.schedule.weights.max(0) > 0):
             if live and dom.n == 0: raise ValueError(_no_tokens(dom, split))
-        self.pad_id = int(pad_id if pad_id is not None else next((p for p in pads if p is not None), 0))
-        vocab = min((v for v in vocabs if v is not None), default=None)
+        self.pad_id = int(pad_id if pad_id is not None else next((tc.pad_id for tc in caches.values() if tc.pad_id is not None), 0))
+        vocab = min((tc.vocab_size for tc in caches.values() if tc.vocab_size is not None), default=None)
         if vocab is not None and self.pad_id >= vocab:
             raise ValueError(f"CurriculumSampler: pad_id={self.pad_id} is outside the token caches' vocabulary of {vocab} ids")
         self._mean = np.array([max(dm.mean_len, 1.0) for dm in self._dom])

@@ -7,6 +7,7 @@ Docs: https://motif-nb.github.io/motif-nb/hypercloning.html.md"""
 # %% ../nbs/04_hypercloning.ipynb #12af01f2
 from __future__ import annotations
 import math, copy, numbers, warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 import torch
 import torch.nn as nn
@@ -26,6 +27,9 @@ def _check_multiplier(v, name:str, op:str='hyperclone')->int:
         raise TypeError(f"{op}: {name} must be a positive integer, got {v!r} ({type(v).__name__})")
     if v < 1: raise ValueError(f"{op}: {name} must be a positive integer (1 = no growth), got {v}")
     return int(v)
+
+def _check_config(config, op:str):
+    if not isinstance(config, MotifConfig): raise TypeError(f"{op}: config must be a MotifConfig, got {type(config).__name__}")
 
 class CloneSymmetryWarning(UserWarning):
     "Width growth without symmetry-breaking noise: the copies of each unit would stay equal under training."
@@ -60,6 +64,11 @@ def state_dict_shapes(config:MotifConfig)->dict:
 
 def check_state_dict(config:MotifConfig, state_dict:dict, op:str='check_state_dict')->dict:
     "Raise a `ValueError` naming the first missing, unexpected or wrongly shaped tensor; return `state_dict`."
+    _check_config(config, op)
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"{op}: state_dict must be a {{name: torch.Tensor}} dict (e.g. model.state_dict()), got {type(state_dict).__name__}")
+    if bad := next(((k, v) for k, v in state_dict.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)), None):
+        raise TypeError(f"{op}: state_dict must map names (str) to torch.Tensors; {bad[0]!r} holds a {type(bad[1]).__name__}")
     want = state_dict_shapes(config)
     extra = [k for k in state_dict if k not in want and not (k == 'lm_head.weight' and config.tie_word_embeddings)]
     if extra: raise ValueError(f"{op}: unexpected tensor {extra[0]!r} for this config ({len(extra)} unexpected in all)")
@@ -118,6 +127,9 @@ def _rows(heads, d): return (heads[:, None] * d + torch.arange(d)).flatten()
 # %% ../nbs/04_hypercloning.ipynb #faedfbce
 def gda_head_maps(config:MotifConfig, s:int)->tuple:
     "Signal-only growth by `s`: (q_proj head map, o_proj head map, is-signal mask of the new q heads), new -> old head."
+    _check_config(config, 'gda_head_maps')
+    s = _check_multiplier(s, 's', 'gda_head_maps')
+    if config.attention_kind != 'gda': raise ValueError(f"gda_head_maps: config.attention_kind is {config.attention_kind!r}; head maps are for GDA layers")
     G, g = config.num_noise_heads, config.signal_heads_per_group
     grp = torch.arange(G)[:, None]
     q = torch.cat([grp * (g + 1) + torch.arange(s * g)[None] // s, grp * (g + 1) + g], 1).flatten()
@@ -128,6 +140,7 @@ def gda_head_maps(config:MotifConfig, s:int)->tuple:
 # %% ../nbs/04_hypercloning.ipynb #0f71c36b
 def hyperclone_config(config:MotifConfig, hidden_multiplier:int, ffn_multiplier:int, signal_head_multiplier:int=1)->MotifConfig:
     "`config` grown in width: hidden x n, FFN x m, signal heads (GDA) or all heads (standard) x s; embeddings untied."
+    _check_config(config, 'hyperclone')
     n = _check_multiplier(hidden_multiplier, 'hidden_multiplier')
     m = _check_multiplier(ffn_multiplier, 'ffn_multiplier')
     s = _check_multiplier(signal_head_multiplier, 'signal_head_multiplier')
@@ -201,6 +214,10 @@ def _zero_sum_noise(t:torch.Tensor, tm:TensorMap, snr_db:float, gen:torch.Genera
 def hyperclone_state_dict(config:MotifConfig, state_dict:dict, hidden_multiplier:int, ffn_multiplier:int,
                           signal_head_multiplier:int=1, noise_snr_db:float|None=None, seed:int=0)->tuple:
     "Grow `state_dict` (HF names) of a model with `config` in width; returns `(new_config, new_state_dict)`."
+    return _hyperclone_sd(config, state_dict, hidden_multiplier, ffn_multiplier, signal_head_multiplier, noise_snr_db, seed)
+
+def _hyperclone_sd(config, state_dict, hidden_multiplier, ffn_multiplier, signal_head_multiplier, noise_snr_db, seed):
+    "`hyperclone_state_dict`'s work, called by it and by `hyperclone`: either way the user's call is two frames up (the warning's stacklevel)."
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"hyperclone: seed must be an int (the noise generator's seed), got {type(seed).__name__} {seed!r}")
     if not 0 <= seed < 2**64: raise ValueError(f"hyperclone: seed must be >= 0 and < 2**64 (a torch.Generator seed), got {seed}")
@@ -262,8 +279,8 @@ def hyperclone(model:nn.Module, hidden_multiplier:int, ffn_multiplier:int, signa
     """A new model `hidden_multiplier`x wider (FFN `ffn_multiplier`x, signal heads `signal_head_multiplier`x) computing the same
     function; `noise_snr_db` breaks the symmetry of the copies (without it they stay copies under training: `CloneSymmetryWarning`)."""
     _check_model(model, 'hyperclone')
-    cfg, sd = hyperclone_state_dict(model.config, model.state_dict(), hidden_multiplier, ffn_multiplier,
-                                    signal_head_multiplier, noise_snr_db, seed)
+    cfg, sd = _hyperclone_sd(model.config, model.state_dict(), hidden_multiplier, ffn_multiplier,
+                             signal_head_multiplier, noise_snr_db, seed)
     return _build_like(model, cfg, sd, dict(kind='width', maps=width_maps(model.config, hidden_multiplier, ffn_multiplier, signal_head_multiplier)))
 
 @torch.no_grad()
@@ -294,12 +311,16 @@ def _check_after(after, L:int)->list:
 
 def depth_plan(num_layers:int, after)->list:
     "For every layer of the grown model: (source layer index, is it a new identity block)."
+    if isinstance(num_layers, bool) or not isinstance(num_layers, numbers.Integral) or num_layers < 1:
+        raise (ValueError if isinstance(num_layers, numbers.Integral) and not isinstance(num_layers, bool) else TypeError)(
+            f"depth_plan: num_layers must be a positive int, got {num_layers!r}")
     after = _check_after(after, num_layers)
     return [x for i in range(num_layers) for x in [(i, False)] + [(i, True)] * after.count(i)]
 
 # %% ../nbs/04_hypercloning.ipynb #7e4e028b
 def grow_depth_state_dict(config:MotifConfig, state_dict:dict, after)->tuple:
     "Insert an identity copy of layer `a` right after it for each `a` in `after`; returns `(new_config, new_state_dict)`."
+    _check_config(config, 'grow_depth')
     plan = depth_plan(config.num_hidden_layers, after)
     check_state_dict(config, state_dict, 'grow_depth')
     li = [config.lambda_init(i) for i, _ in plan] if config.attention_kind == 'gda' else None
@@ -329,7 +350,9 @@ def _param_sources(old_model, new_model)->dict:
     rec = getattr(new_model, '_growth', None)
     if rec is None: raise ValueError("clone_optimizer_state: new_model was not made by hyperclone or grow_depth")
     if rec['src_config'] != old_model.config:
-        raise ValueError("clone_optimizer_state: new_model was not grown from old_model (its growth record names another config)")
+        raise ValueError("clone_optimizer_state: new_model was not grown from old_model (its growth record names another config); "
+                         "a model records only its last growth, so after two growths (width, then depth) carry the state "
+                         "through the intermediate model, one growth at a time")
     if rec['kind'] == 'width': return {k: (tm.src, tm) for k, tm in rec['maps'].items()}
     out = {}
     for k in new_model.state_dict():
@@ -342,6 +365,11 @@ def _param_sources(old_model, new_model)->dict:
 def clone_optimizer_state(old_optimizer:torch.optim.Optimizer, old_model:nn.Module, new_model:nn.Module,
                           new_optimizer:torch.optim.Optimizer, second_moments=SECOND_MOMENTS)->torch.optim.Optimizer:
     "Fill `new_optimizer.state` from `old_optimizer.state`: state tensors shaped like their parameter go the way its gradient went."
+    for name, o in (('old_optimizer', old_optimizer), ('new_optimizer', new_optimizer)):
+        if not isinstance(o, torch.optim.Optimizer): raise TypeError(f"clone_optimizer_state: {name} must be a torch.optim.Optimizer, got {type(o).__name__}")
+    if isinstance(second_moments, str): second_moments = (second_moments,)      # one name; `in` on a str would match substrings
+    if not isinstance(second_moments, (tuple, list, set, frozenset)) or not all(isinstance(k, str) for k in second_moments):
+        raise TypeError(f"clone_optimizer_state: second_moments must be state names (a tuple of str, e.g. ('exp_avg_sq',)), got {second_moments!r}")
     src = _param_sources(old_model, new_model)
     old_params = {}
     for k, p in old_model.named_parameters(remove_duplicate=False): old_params.setdefault(k, p)

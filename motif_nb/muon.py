@@ -523,13 +523,32 @@ def _find_qk(self:Muon):
 # %% ../nbs/05_muon.ipynb #a214afbc
 @patch
 def load_state_dict(self:Muon, state_dict:dict):
-    "torch's `load_state_dict`, after checking that the saved groups are Muon's and their hyper-parameters are valid."
+    """torch's `load_state_dict`, after checking that the saved groups are Muon's and their hyper-parameters are valid;
+    then every loaded state tensor shaped like its parameter must be laid out like it (a DTensor on the same mesh and
+    placements for a sharded parameter, a plain tensor for a plain one), else the optimizer is left as it was."""
     for gi, g in enumerate(state_dict.get('param_groups', []) if isinstance(state_dict, dict) else []):
         if not isinstance(g, dict) or 'use_muon' not in g:
             raise ValueError(f"Muon.load_state_dict: param_groups[{gi}] has no 'use_muon': this is not a Muon state dict "
                              "(an AdamW one?); a Muon run resumes from a Muon optimizer's state")
         _check_group(gi, {**self.defaults, **g})
-    return super(Muon, self).load_state_dict(state_dict)
+    old = self.state, self.param_groups                  # torch replaces both objects, so the old ones stay intact
+    super(Muon, self).load_state_dict(state_dict)
+    for p in (p for g in self.param_groups for p in g['params']):
+        for k, v in self.state.get(p, {}).items():
+            if not isinstance(v, torch.Tensor) or v.ndim == 0: continue
+            if (why := _layout_mismatch(p, v)) is not None:
+                self.state, self.param_groups = old
+                raise ValueError(f"Muon.load_state_dict: state {k!r} of parameter {self._names.get(id(p), tuple(p.shape))!r} {why}: the state "
+                                 "was saved under another sharding; load it through torch.distributed.checkpoint "
+                                 "(get_state_dict / set_state_dict, as the trainer's checkpoints do), which reshards")
+
+def _layout_mismatch(p, v)->str|None:
+    "Why state tensor `v` is not laid out like parameter `p` (None if it is)."
+    if isinstance(p, DTensor) != isinstance(v, DTensor):
+        return f"is a {type(v).__name__} but the parameter is a {type(p).__name__}"
+    if isinstance(p, DTensor) and (v.device_mesh != p.device_mesh or tuple(v.placements) != tuple(p.placements)):
+        return f"has placements {tuple(v.placements)}, the parameter {tuple(p.placements)}"
+    if tuple(v.shape) != tuple(p.shape): return f"has shape {tuple(v.shape)}, the parameter {tuple(p.shape)}"
 
 @patch
 def add_param_group(self:Muon, param_group:dict):

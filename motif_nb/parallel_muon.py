@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from torch.distributed.tensor import DTensor, Shard
 from fastcore.basics import patch
-from .muon import ns_flops, newton_schulz, muon_momentum_, muon_lr_scale, muon_apply_, qk_clip_factors, _keep_where, _local
+from .muon import ns_flops, newton_schulz, muon_momentum_, muon_lr_scale, muon_apply_, qk_clip_factors, _keep_where, _local, _check_hparams
 from .core import check_number
 
 # %% auto #0
@@ -89,6 +89,7 @@ def muon_plan(shapes, # global shapes of the Muon parameters, in the order every
 
 # %% ../nbs/05b_parallel_muon.ipynb #184ec0fd
 _MODES = ('parallel', 'distributed')
+_WIRE_DTYPES = (torch.bfloat16, torch.float32)
 
 @dataclass(frozen=True)
 class ParallelMuonSettings:
@@ -104,8 +105,9 @@ class ParallelMuonSettings:
         for k, lo in (('chunk_factor', 1), ('prefetch', 0), ('small_numel', 0)): check_number('ParallelMuonSettings', k, getattr(self, k), integer=True, lo=lo)
         if not isinstance(self.comm_dtype, torch.dtype):
             raise TypeError(f"ParallelMuonSettings.comm_dtype must be a floating-point torch.dtype, got {self.comm_dtype!r} ({type(self.comm_dtype).__name__})")
-        if not self.comm_dtype.is_floating_point:
-            raise ValueError(f"ParallelMuonSettings.comm_dtype must be a floating-point torch.dtype, got {self.comm_dtype!r}")
+        if self.comm_dtype not in _WIRE_DTYPES:      # fp16's range flushes small momenta to 0 and overflows large ones; fp8 has no collectives
+            raise ValueError(f"ParallelMuonSettings.comm_dtype must be torch.bfloat16 or torch.float32, got {self.comm_dtype!r}"
+                             + (" (float16's range: momenta below about 6e-8 become 0 and above 65504 inf)" if self.comm_dtype == torch.float16 else ''))
 
 # %% ../nbs/05b_parallel_muon.ipynb #e56e36d8
 _HP = dict(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True, ns_steps=5, ns_coefficients='motif', eps=1e-7,
@@ -306,16 +308,29 @@ def _pipeline(self:ParallelMuon, chunks:list):
     if prev is not None: self._update(prev)
 
 # %% ../nbs/05b_parallel_muon.ipynb #b37567c6
+def _check_hp(gi:int, g:dict, hp:dict):
+    "A group's hyper-parameters (its own, the `Muon` defaults for the rest) as `Muon` checks them; errors name `param_groups[gi]['key']`."
+    n = lambda k: f"param_groups[{gi}]['{k}']"
+    if g.get('use_muon', True) is not True:
+        raise ValueError(f"ParallelMuon.step: {n('use_muon')} is {g['use_muon']!r}: the engine steps Muon groups only (AdamW steps the others)")
+    if not isinstance(hp['nesterov'], bool): raise TypeError(f"ParallelMuon.step: {n('nesterov')} must be a bool, got {hp['nesterov']!r}")
+    _check_hparams(**{k: hp[k] for k in ('lr', 'weight_decay', 'momentum', 'ns_steps', 'ns_coefficients', 'ns_impl', 'ns_method', 'eps')},
+                   adamw_betas=(0.9, 0.95), adamw_eps=1e-8, qk_clip_tau=None, n=n)
+
 def _items(groups, names)->list:
-    "(param, name, hyper-parameters) of every parameter with a gradient in `groups`."
-    items = []
+    "(param, name, hyper-parameters) of every parameter with a gradient in `groups`, each group's hyper-parameters checked."
+    items, seen = [], set()
     for gi, g in enumerate([groups] if isinstance(groups, dict) else groups):
         ps = [g['params']] if isinstance(g['params'], torch.Tensor) else list(g['params'])
         nms = list(g.get('param_names') or [None] * len(ps))
         hp = {k: g.get(k, v) for k, v in _HP.items()}
+        _check_hp(gi, g, hp)
         for p, nm in zip(ps, nms):
+            name = (names or {}).get(id(p)) or nm or f'param_groups[{gi}] parameter of shape {tuple(p.shape)}'
+            if id(p) in seen: raise ValueError(f"ParallelMuon.step: parameter {name!r} is listed twice (it would be stepped twice)")
+            seen.add(id(p))
             if p.grad is None: continue
-            items.append((p, (names or {}).get(id(p)) or nm or f'param_groups[{gi}] parameter of shape {tuple(p.shape)}', hp))
+            items.append((p, name, hp))
     return items
 
 @patch
@@ -433,7 +448,20 @@ def parallel_muon_cost(shapes:list, # the model's matrix shapes (`motif_muon_sha
                        prefetch:int=1, # chunks in flight ahead (memory)
                       )->pd.DataFrame: # one row per (mode, world_size)
     "Predicted optimizer-step time and peak full-matrix memory of Parallel and Distributed Muon per world size."
-    t_ns = np.array([math.prod(s[:-2]) * (ns_ms(*s[-2:]) if callable(ns_ms) else ns_ms[tuple(s[-2:])]) for s in shapes], dtype=float)
+    f = 'parallel_muon_cost'
+    shapes = [_check_shape(f, s) for s in shapes]
+    if not shapes: raise ValueError(f"{f}: shapes is empty: give the model's Muon matrix shapes (motif_muon_shapes(config))")
+    if isinstance(world_sizes, (int, np.integer)): world_sizes = [world_sizes]
+    for W in world_sizes: check_number(f, 'world_sizes', W, integer=True, lo=1)
+    for k, v, lo in (('gpus_per_node', gpus_per_node, 1), ('comm_bytes', comm_bytes, 1), ('chunk_factor', chunk_factor, 1), ('prefetch', prefetch, 0)):
+        check_number(f, k, v, integer=True, lo=lo)
+    for k, v in (('nvlink_GBps', nvlink_GBps), ('network_GBps', network_GBps), ('hbm_GBps', hbm_GBps)): check_number(f, k, v, lo=0, lo_open=True)
+    if not (callable(ns_ms) or isinstance(ns_ms, dict)):
+        raise TypeError(f"{f}: ns_ms must be a {{(A, B): ms}} dict or a function of (A, B), got {type(ns_ms).__name__}")
+    def one_ns(a, b):
+        if not callable(ns_ms) and (a, b) not in ns_ms: raise ValueError(f"{f}: ns_ms has no time for a matrix of shape ({a}, {b})")
+        return check_number(f, f'ns_ms({a}, {b})', ns_ms(a, b) if callable(ns_ms) else ns_ms[a, b], lo=0)
+    t_ns = np.array([math.prod(s[:-2]) * one_ns(*s[-2:]) for s in shapes], dtype=float)
     numel, rows = np.array([math.prod(s) for s in shapes], dtype=float), [s[0] for s in shapes]
     res = []
     for W in world_sizes:

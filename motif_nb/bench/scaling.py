@@ -24,7 +24,7 @@ __all__ = ['scaling_case', 'benchmark_scaling', 'scaling_scale', 'scaling_table'
 
 # %% ../../nbs/bench/06b_scaling.ipynb #6acaf9db
 def scaling_case(preset:str='motif-1b', # a `MotifConfig` preset
-                 optimizer:str='adamw', # 'adamw' or 'muon' (`TrainConfig.optimizer`)
+                 optimizer:str='adamw', # 'adamw', 'muon' or 'muonclip' (`TrainConfig.optimizer`)
                  rows:int=8, # rows per GPU (the global batch is rows x K)
                  seq:int=2048, # tokens per row
                  steps:int=20, warmup:int=5, # timed steps and warm-up steps
@@ -63,6 +63,8 @@ def benchmark_scaling(preset:str='motif-1b', # a `MotifConfig` preset
 # %% ../../nbs/bench/06b_scaling.ipynb #9fa94648
 def scaling_scale(world_size:int, kind:str='gpu')->str|None:
     "The file suffix of one world size's result: `train_scaling` (one GPU), `-{K}gpu`; on CPUs `-cpu`, `-{K}cpu`."
+    check_number('scaling_scale', 'world_size', world_size, integer=True, lo=1)
+    if kind not in ('gpu', 'cpu'): raise ValueError(f"scaling_scale: kind must be 'gpu' or 'cpu', got {kind!r}")
     return (None if kind == 'gpu' else 'cpu') if world_size == 1 else f'{world_size}{kind}'
 
 def scaling_table(kind:str='gpu', # 'gpu' or 'cpu': which stored results
@@ -102,6 +104,7 @@ def compare_resumed(reference, # the run directory trained without interruption
                     from_step:int=1, # compare the steps from this one on
                    )->pd.DataFrame:
     "The training losses of two run directories side by side for every step both logged from `from_step` on, with their difference."
+    check_number('compare_resumed', 'from_step', from_step, integer=True, lo=0)
     a, b = read_run(reference)[0], read_run(resumed)[0]
     for n, d in (('reference', a), ('resumed', b)):
         if d.empty or 'loss' not in d: raise ValueError(f"compare_resumed: the {n} run has no logged steps")
