@@ -103,6 +103,8 @@ class ParallelMuonSettings:
     def __post_init__(self):
         if self.mode not in _MODES: raise ValueError(f"ParallelMuonSettings.mode must be one of {_MODES}, got {self.mode!r}")
         for k, lo in (('chunk_factor', 1), ('prefetch', 0), ('small_numel', 0)): check_number('ParallelMuonSettings', k, getattr(self, k), integer=True, lo=lo)
+        if self.mode == 'distributed' and self.small_numel:
+            raise ValueError(f"ParallelMuonSettings.small_numel={self.small_numel} applies to the 'parallel' mode only: the 'distributed' mode all-gathers every matrix")
         if not isinstance(self.comm_dtype, torch.dtype):
             raise TypeError(f"ParallelMuonSettings.comm_dtype must be a floating-point torch.dtype, got {self.comm_dtype!r} ({type(self.comm_dtype).__name__})")
         if self.comm_dtype not in _WIRE_DTYPES:      # fp16's range flushes small momenta to 0 and overflows large ones; fp8 has no collectives
