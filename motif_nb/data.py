@@ -732,11 +732,14 @@ def tokens(self:TokenCache, domain:str)->np.ndarray:
 
 @patch
 def offsets(self:TokenCache, domain:str)->np.ndarray:
-    "Document start offsets of `domain` (`n_docs + 1` int64, from 0 to its token count)."
+    "Document start offsets of `domain` (`n_docs + 1` int64, from 0 to its token count; read and checked once, read-only)."
     info, p = self._info(domain), self.path/f'{domain}.offsets.bin'
+    if (o := self.__dict__.setdefault('_offsets', {}).get(domain)) is not None: return o   # `document` asks once per call
     o = np.fromfile(p, dtype=np.int64)
     if len(o) != info['n_docs'] + 1 or o[0] != 0 or o[-1] != info['n_tokens'] or (np.diff(o) < 0).any():
         raise CacheError(f"{p}: not {info['n_docs'] + 1} increasing offsets from 0 to {info['n_tokens']} (corrupted)")
+    o.setflags(write=False)
+    self._offsets[domain] = o
     return o
 
 @patch
@@ -784,6 +787,9 @@ def get_token_cache(path, # the cache folder
                                           "it is never rebuilt over: pick a new or empty folder") from None
                 warnings.warn(f"rebuilding the token cache: {e}")
         build(path)
+        if not (path/'manifest.json').is_file() and not _recover(path):
+            raise CacheError(f"get_token_cache: build({str(path)!r}) returned without writing a token cache there; it must write "
+                             "one at the path it is given (e.g. lambda p: build_token_cache(sources, tokenizer, p))")
         return TokenCache(path, verify=verify)
 
 # %% ../nbs/07_data.ipynb #0afb4fa3
