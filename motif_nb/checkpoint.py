@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict, get_model_state_dict
 from fastcore.basics import patch
 from .core import atomic_write, sha256_file, on_rank0, check_number
 
@@ -95,6 +95,10 @@ def read_manifest(path)->dict:
         raise CheckpointError(f"{f}: manifest version {m.get('version')!r}; this library reads version {CKPT_VERSION}")
     if not isinstance(m.get('files'), dict) or not isinstance(m.get('step'), int) or '.metadata' not in m['files']:
         raise CheckpointError(f'{f}: the manifest lacks `step`, `files` or the entry for .metadata')
+    for n, e in m['files'].items():      # valid JSON can still be damaged: every entry is checked before anything reads it
+        ok = (isinstance(n, str) and n and '/' not in n and n not in ('.', '..') and isinstance(e, dict)
+              and type(e.get('bytes')) is int and e['bytes'] >= 0 and isinstance(e.get('sha256'), str) and re.fullmatch(r'[0-9a-f]{64}', e['sha256']))
+        if not ok: raise CheckpointError(f"{f}: damaged manifest: the entry {n!r} is not a file name with an int `bytes` and a hex `sha256` ({str(e)[:80]})")
     return m
 
 def _complete(path:Path)->dict:
@@ -231,6 +235,8 @@ def _set_aside(d:Path, tag:str)->Path:
     return new
 
 # %% ../nbs/06a_checkpoint.ipynb #3b131cae
+_IN_FLIGHT = set()      # the temporary directories of this process's background saves not yet published or removed
+
 def _alive(mark:dict)->bool:
     "Is the process named by an owner mark running on this host, and not this process?"
     if mark.get('host') != socket.gethostname() or mark.get('pid') == os.getpid(): return False
@@ -251,6 +257,11 @@ def _clean_stale(self:CheckpointManager):
         mark = {}
         with contextlib.suppress(Exception): mark = json.loads((d/OWNER).read_text())
         if _alive(mark): warnings.warn(f"{d}: process {mark['pid']} on this host is still writing it; left alone"); continue
+        if os.path.realpath(d) in _IN_FLIGHT:   # another manager of this process has a background save there
+            warnings.warn(f"{d}: another CheckpointManager of this process is writing it (a background save not yet waited for); left alone"); continue
+        if (d/'.metadata').is_file() and not (d/MANIFEST).exists():
+            warnings.warn(f"{d}: a background save of step {mark.get('step', '?')} was written but never published (its manager's wait() "
+                          "was not called before the process ended); it is deleted. Call wait() (Trainer.close() does) after save(block=False)")
         if left := _remove_owned(d): warnings.warn(f'{d}: stale temporary checkpoint directory kept, it holds files not ours: {left}')
 
 # %% ../nbs/06a_checkpoint.ipynb #d95ed1ce
@@ -266,6 +277,10 @@ def _begin(self:CheckpointManager, step:int)->str:
         aside = _set_aside(final, 'incomplete')
         warnings.warn(f'{final}: an incomplete checkpoint ({why}), which no load can read, had the name of this save; it is kept as '
                       f'{aside} (no scan reads it: look into it, or delete it) and step {step} is saved in its place')
+    if (newer := [p for p in self.checkpoints() if int(_STEP.fullmatch(p.name)[1]) > step]):
+        raise CheckpointError(f'{self.root}: holds a complete checkpoint of a later step ({newer[-1].name}) than this save ({step}): a '
+                              'resume would load that one, and keep_last could prune this one at once; to go back to an earlier '
+                              'step, move the later checkpoints out of the run directory first')
     self.root.mkdir(parents=True, exist_ok=True)
     self._clean_stale()
     tmp = self.root/f'.step_{step:08d}.tmp-{uuid.uuid4().hex[:8]}'
@@ -295,6 +310,9 @@ def _prune(self:CheckpointManager):
     "Rank 0: delete the complete checkpoints older than the newest `keep_last` (renamed aside first)."
     if self.keep_last is None: return
     for d in self.checkpoints()[:-self.keep_last]:
+        if d.is_symlink():              # a checkpoint linked in from elsewhere: the link goes, what it points to is not ours to delete
+            target = os.path.realpath(d); d.unlink(); _fsync_dir(self.root)
+            warnings.warn(f'{d}: pruned the link; the checkpoint it pointed to, {target}, is kept'); continue
         if foreign := sorted(set(os.listdir(d)) - _ours_in(d)):
             warnings.warn(f'{d}: holds files not written by CheckpointManager ({foreign}); not pruned'); continue
         trash = self.root/f'.{d.name}.del-{uuid.uuid4().hex[:8]}'
@@ -368,6 +386,7 @@ def save(self:CheckpointManager, step:int, # the training step; names the direct
     if block: return self._finish(step, tmp, meta)
     self._pool = self._pool or ThreadPoolExecutor(1, thread_name_prefix='motif-ckpt')
     self._pending = (step, tmp, meta, self._pool.submit(_written_digests, fut, tmp, _rank(), self.thread_count))
+    _IN_FLIGHT.add(os.path.realpath(tmp))
     return self.path(step)
 
 # %% ../nbs/06a_checkpoint.ipynb #48a9cc1b
@@ -384,6 +403,7 @@ def wait(self:CheckpointManager)->Path|None:
     if self._pending is None: return None
     step, tmp, meta, job = self._pending
     self._pending = None
+    _IN_FLIGHT.discard(os.path.realpath(tmp))
     try: mine, err, disk = job.result(), None, False
     except (Exception, dcp.CheckpointException) as e:     # DCP's exception is a BaseException
         mine, err, disk = {}, (str(_dcp_error(e, 'DCP could not save the state')) if isinstance(e, dcp.CheckpointException) else f'{type(e).__name__}: {e}'), _maybe_storage(e)
@@ -469,6 +489,11 @@ class PerRank:
         self.restored = bool(sd.get(self.key))
         if self.restored: self.obj.load_state_dict(sd[self.key])
 
+def _extra_model_keys(k:str, model, raw:set)->list:
+    "The tensors under `k.model.` in a checkpoint (`raw`: its flattened keys) that `model` has no parameter or buffer for."
+    mine = {f'{k}.model.{n}' for n in get_model_state_dict(model)}     # the names `state_dict` saves (compile/FSDP wrappers removed)
+    return sorted(x for x in raw if x.startswith(f'{k}.model.') and x not in mine)
+
 def _key_prefixes(keys)->set:
     "Every dotted prefix of DCP's flattened keys: `a.b.c` gives `a`, `a.b`, `a.b.c`."
     return {'.'.join(k.split('.')[:i]) for k in keys for i in range(1, k.count('.') + 2)}
@@ -506,11 +531,15 @@ def load(self:CheckpointManager, state:dict, # DCP values to fill in place, with
     path = Path(path)
     try:
         m = verify_checkpoint(path, digests=verify)
-        try: keys = _key_prefixes(dcp.FileSystemReader(path).read_metadata().state_dict_metadata)
+        try: raw = set(dcp.FileSystemReader(path).read_metadata().state_dict_metadata); keys = _key_prefixes(raw)
         except Exception as e: raise CheckpointError(f'{path/".metadata"}: unreadable ({e})') from e
     except CheckpointError as e:
         if not (hint := self._way_back(path)): raise
         raise CheckpointError(f'{e}{hint}') from None
+    for k, v in state.items():             # a checkpoint of a larger model would load its overlap and drop the rest silently
+        if isinstance(v, ModelOptimizerState) and (extra := _extra_model_keys(k, v.model, raw)):
+            raise CheckpointError(f"{path}: holds model tensors that the given model does not have ({len(extra)}, e.g. "
+                                  f"{', '.join(extra[:3])}): a checkpoint of another model (more layers, other names)")
     ranked = [v for k, v in state.items() if isinstance(v, PerRank)]
     for k, v in state.items():
         if isinstance(v, PerRank): v._present = (k, keys)

@@ -7,6 +7,7 @@ Docs: https://motif-nb.github.io/motif-nb/config.html.md"""
 # %% ../nbs/00_config.ipynb #720c9662
 from __future__ import annotations
 import json, math, numbers, difflib, os
+from .core import atomic_write
 from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
 from fastcore.basics import patch
@@ -59,6 +60,7 @@ def check_head_layout(attention_kind:str, # 'gda' or 'standard'
     "Raise a `TypeError` (a count that is not an integer) or `ValueError` naming the field unless the head counts form a layout of `attention_kind`."
     H, G, KV = num_attention_heads, num_noise_heads, num_key_value_heads
     def bad(f, msg): raise ValueError(f"{op}.{f}: {msg}")
+    if attention_kind not in ATTENTION_KINDS: bad('attention_kind', f"{attention_kind!r} is not one of {ATTENTION_KINDS}")
     for f, v in (('num_attention_heads', H), ('num_noise_heads', G), ('num_key_value_heads', KV)):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral): raise TypeError(f"{op}.{f}: must be an integer, got {type(v).__name__} {v!r}")
     if H < 1: bad('num_attention_heads', f"must be a positive integer, got {H}")
@@ -97,7 +99,9 @@ def validate(self:MotifConfig):
     for f in _SCALE_FIELDS:
         v = getattr(self, f)
         if isinstance(v, bool) or not isinstance(v, numbers.Real): _terr(f, f"must be a number, got {_kind(v)}")
-        if not (math.isfinite(v) and v > 0): _err(f, f"must be a finite positive number, got {v!r}")
+        try: ok = math.isfinite(v) and v > 0
+        except OverflowError: ok = False                     # an int too large for a float
+        if not ok: _err(f, f"must be a finite positive number, got {v!r}" if len(repr(v)) < 40 else "must be a finite positive number, got a larger one")
         setattr(self, f, float(v))
     if type(self.tie_word_embeddings) is not bool:
         _terr('tie_word_embeddings', f"must be a bool (true or false), got {_kind(self.tie_word_embeddings)}")
@@ -105,6 +109,10 @@ def validate(self:MotifConfig):
         v = getattr(self, f)
         if not isinstance(v, str): _terr(f, f"must be one of {allowed}, got {_kind(v)}")
         if v not in allowed: _err(f, f"{v!r} is not one of {allowed}")
+    if self.mlp_impl != 'auto' and self.mlp_act != 'polynorm':      # a choice with no effect is refused, not ignored
+        _err('mlp_impl', f"{self.mlp_impl!r} picks the PolyNorm implementation, but mlp_act={self.mlp_act!r} has no PolyNorm; leave it 'auto'")
+    if self.attn_impl == 'triton' and self.attention_kind != 'gda':
+        _err('attn_impl', f"'triton' is GDA's fused kernel, but attention_kind={self.attention_kind!r} has none; use 'auto', 'reference' or 'sdpa'")
     _validate_tokens(self)
     if self.head_dim % 2: _err('head_dim', f"must be even for RoPE, got {self.head_dim}")
     check_head_layout(self.attention_kind, self.num_attention_heads, self.num_noise_heads, self.num_key_value_heads)
@@ -154,6 +162,7 @@ MotifConfig.attn_output_size = property(_attn_output_size)
 @patch
 def lambda_init(self:MotifConfig, layer_idx:int)->float:
     "GDA's lambda_init of layer `layer_idx` (0-based): `lambda_init_layers` if set, else 0.8 - 0.6*exp(-0.3*(layer_idx-1))"
+    if isinstance(layer_idx, bool) or not isinstance(layer_idx, numbers.Integral): raise TypeError(f"lambda_init: layer_idx must be an int, got {layer_idx!r}")
     if not 0 <= layer_idx < self.num_hidden_layers: raise ValueError(f"layer_idx {layer_idx} out of range for {self.num_hidden_layers} layers")
     if self.lambda_init_layers is not None: return self.lambda_init_layers[layer_idx]
     return 0.8 - 0.6 * math.exp(-0.3 * (layer_idx - 1))
@@ -164,6 +173,7 @@ def num_parameters(self:MotifConfig,
                    breakdown:bool=False, # a dict of the parts instead of the total
                   )->int|dict:
     "Exact number of parameters; with `breakdown`, a dict of the parts (per-layer parts are summed over layers)."
+    self.validate()                                    # a field set since construction would count a model that cannot exist
     D, d, L = self.hidden_size, self.head_dim, self.num_hidden_layers
     gda = self.attention_kind == 'gda'
     parts = dict(
@@ -185,7 +195,7 @@ PRESETS = {
     'motif-2-12.7b': dict(),
     'motif-2.6b': dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=32, num_attention_heads=16,
                        num_noise_heads=8, num_key_value_heads=16, tie_word_embeddings=True),
-    # ~1B models for the GPU benchmarks: a Motif-style one and a Llama-style baseline of the same size
+    # ~1B models for the GPU benchmarks: a Motif-style one and a Llama-style baseline of the same width, depth and MLP width
     'motif-1b': dict(vocab_size=32768, hidden_size=2048, intermediate_size=5632, num_hidden_layers=16,
                      num_attention_heads=20, num_noise_heads=4, num_key_value_heads=8, tie_word_embeddings=False,
                      max_position_embeddings=4096),
@@ -319,11 +329,12 @@ def from_hf(cls:MotifConfig,
 def to_hf(self:MotifConfig,
           path:str|Path|None=None, # also write it here: a file, or a directory (as config.json)
          )->dict:
-    "The `config.json` dict of this config; also written to `path` (a file or a directory) if given."
+    "The `config.json` dict of this config (checked again first: a field may have been set since); also written to `path` (a file or a directory) if given, atomically."
+    self.validate()
     d = dict(model_type='motif', architectures=['MotifForCausalLM'], **asdict(self),
              hidden_act={'polynorm': 'poly_norm', 'swiglu': 'silu', 'gelu': 'gelu'}[self.mlp_act])
     if path is not None:
         p = Path(path)
         if p.is_dir(): p = p/'config.json'
-        p.write_text(json.dumps(d, indent=2) + '\n')
+        with atomic_write(p, 'w') as f: f.write(json.dumps(d, indent=2) + '\n')   # a crash leaves the old file, never half of one
     return d

@@ -51,8 +51,8 @@ def check_token_ids(t:torch.Tensor, # token ids (input_ids) or labels
     if ignore_index is not None: bad &= t != ignore_index
     if bool(bad.any()):
         i = int(bad.flatten().nonzero()[0, 0])
-        r, c = divmod(i, t.shape[-1])
-        raise ValueError(f"{op}: {name}[{r}, {c}] = {int(t.flatten()[i])} is not a token id in [0, vocab_size={vocab_size})"
+        at = ', '.join(str(int(x)) for x in torch.unravel_index(torch.tensor(i), t.shape))   # the position, at t's own rank
+        raise ValueError(f"{op}: {name}[{at}] = {int(t.flatten()[i])} is not a token id in [0, vocab_size={vocab_size})"
                          + (f" nor {ignore_index} (ignored)" if ignore_index is not None else ''))
 
 def _doc_ends(labels:torch.Tensor, cu_seqlens:torch.Tensor, op:str)->torch.Tensor:
@@ -84,6 +84,7 @@ def causal_lm_loss(logits:torch.Tensor, # [..., T, vocab_size]
     "fp32 token mean of the next-token cross-entropy over the counted targets (`labels` shifted here); 0 if none counts."
     if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise TypeError(f"causal_lm_loss: labels must be an integer tensor of token ids, got {getattr(labels, 'dtype', type(labels).__name__)}")
+    if labels.ndim < 1: raise ValueError(f"causal_lm_loss: labels must have a position dim ([..., T]), got a 0-d tensor")
     if labels.shape != logits.shape[:-1]:
         raise ValueError(f"causal_lm_loss: labels must have shape {tuple(logits.shape[:-1])} (the logits without the vocab dim), got {tuple(labels.shape)}")
     check_token_ids(labels, 'labels', 'causal_lm_loss', logits.shape[-1], ignore_index)   # CPU tensors only (no host sync)
@@ -159,6 +160,9 @@ class MotifForCausalLM(nn.Module):
     def __init__(self, config:MotifConfig, gradient_checkpointing:bool=False):
         super().__init__()
         if not isinstance(config, MotifConfig): raise TypeError(f"config must be a MotifConfig, got {type(config).__name__}")
+        config.validate()                        # again: a field set after construction (mlp_act='relu') is refused here, not at save
+        if not isinstance(gradient_checkpointing, bool):
+            raise TypeError(f"MotifForCausalLM: gradient_checkpointing must be a bool, got {gradient_checkpointing!r}")
         self.config = config
         self.model = MotifModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
@@ -169,6 +173,7 @@ class MotifForCausalLM(nn.Module):
     @torch.no_grad()
     def init_weights(self, scale_residual:bool=False):
         "normal(0, initializer_range) for linears and embeddings (o_proj/down_proj / sqrt(2L) with `scale_residual`); norms to 1."
+        if not isinstance(scale_residual, bool): raise TypeError(f"init_weights: scale_residual must be a bool, got {scale_residual!r}")
         std = self.config.initializer_range
         if self.lm_head.weight.is_meta: return self        # shapes only: nothing to draw
         for name, m in self.named_modules():
@@ -274,8 +279,13 @@ def forward(self:MotifForCausalLM,
     "Logits, next-token loss against `labels` (HF convention: the model shifts them), max logits and KV caches."
     op = 'MotifForCausalLM.forward'
     _check_inputs(self, input_ids, labels, position_ids, use_cache, return_max_logits, op)
-    if cu_seqlens is None and position_ids is not None and input_ids.shape[0] == 1 and past_key_values is None and not use_cache:
-        cu_seqlens = offsets_from_positions(position_ids)       # a flattened batch (HF): documents restart at position 0
+    if cu_seqlens is None and position_ids is not None and input_ids.shape[0] == 1:
+        if past_key_values is None and not use_cache:
+            cu_seqlens = offsets_from_positions(position_ids)   # a flattened batch (HF): documents restart at position 0
+        elif input_ids.shape[1] > 1 and offsets_from_positions(position_ids) is not None:   # (one new token cannot restart)
+            raise ValueError(f"{op}: position_ids restart at 0 inside the row (a packed row of several documents), which a KV cache "
+                             "(use_cache / past_key_values) cannot hold apart: the documents would attend to each other; run "
+                             "the packed row without caches, or one document per row")
     if past_key_values is None and use_cache: past_key_values = self._new_caches(*input_ids.shape)
     elif past_key_values is not None: self._check_caches(past_key_values, input_ids.shape[0], op)
     h, max_logits = self.model(input_ids, position_ids=position_ids, cu_seqlens=cu_seqlens,
@@ -385,6 +395,10 @@ def save_pretrained(self:MotifForCausalLM,
     "Write `config.json` and the weights in HF safetensors layout to `path`, crash-safely, replacing only this library's files."
     limit, path = parse_size(max_shard_size), Path(path)
     if not isinstance(overwrite, bool): raise TypeError(f"save_pretrained: overwrite must be a bool, got {type(overwrite).__name__} {overwrite!r}")
+    if not self.config.tie_word_embeddings and self.lm_head.weight is self.model.embed_tokens.weight:
+        raise ValueError("save_pretrained: lm_head.weight is model.embed_tokens.weight (tied by hand), but config.tie_word_embeddings "
+                         "is False, so a reader would build two matrices; set config.tie_word_embeddings = True, or untie them "
+                         "(model.lm_head.weight = nn.Parameter(model.lm_head.weight.detach().clone()))")
     config, sd = _export_state(self)
     for k, v in sd.items():
         if v.is_meta: raise ValueError(f"save_pretrained: tensor {k} is on the meta device (no data to save)")
@@ -532,7 +546,7 @@ def from_pretrained(cls:MotifForCausalLM,
     path = Path(path)
     if path.exists() and not path.is_dir(): raise NotADirectoryError(f"{path}: is a file; a checkpoint is a directory")
     if not path.is_dir(): raise FileNotFoundError(f"{path}: checkpoint directory does not exist")
-    for f, v in (('verify', verify), ('allow_nonfinite', allow_nonfinite)):
+    for f, v in (('verify', verify), ('allow_nonfinite', allow_nonfinite), ('gradient_checkpointing', gradient_checkpointing)):
         if not isinstance(v, bool): raise TypeError(f"from_pretrained: {f} must be a bool, got {type(v).__name__} {v!r}")
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise TypeError(f"from_pretrained: dtype must be a floating torch.dtype or None, got {dtype!r}")

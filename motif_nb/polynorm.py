@@ -80,7 +80,7 @@ def poly_norm(x:torch.Tensor,        # input, any leading dims; normalised over 
               impl:str='auto',       # 'torch', 'triton' or 'auto'
               settings:PolyNormSettings|None=None, # launch settings of the kernels (None: the defaults)
              )->torch.Tensor:        # same shape and dtype as `x`
-    "`w0*n(x^3) + w1*n(x^2) + w2*n(x) + b` over the last dim, computed in fp32, where `n(u) = u/sqrt(mean(u^2)+eps)`."
+    "`w0*n(x^3) + w1*n(x^2) + w2*n(x) + b` over the last dim, computed in fp32 (fp64 for fp64 input), where `n(u) = u/sqrt(mean(u^2)+eps)`."
     _check_args('poly_norm', x, weight, bias, eps, settings=settings)
     if _resolve(impl, x, weight, bias, op='poly_norm') == 'torch': return _poly_norm_torch(x, weight, bias, eps)
     return _kpn.poly_norm(x, weight, bias, float(eps), settings)
@@ -109,6 +109,7 @@ class PolyNorm(nn.Module):
                 ):
         super().__init__()
         if impl not in _IMPLS: raise ValueError(f"{type(self).__name__}: impl must be one of {_IMPLS}, got {impl!r}")
+        check_eps(eps, type(self).__name__)
         _check_settings(type(self).__name__, settings)
         self.eps, self.impl, self.settings = eps, impl, settings
         self.weight = nn.Parameter(torch.empty(3))
