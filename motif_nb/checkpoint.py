@@ -114,6 +114,7 @@ def verify_checkpoint(path, # a checkpoint directory
                       digests:bool=True, # also compare every file's sha256 (reads every byte)
                      )->dict:
     "Check that `path` is a complete, intact checkpoint and return its manifest; else `CheckpointError` naming the file."
+    if not isinstance(digests, bool): raise TypeError(f'verify_checkpoint: digests must be a bool, got {digests!r}')
     path = Path(path); m = _complete(path)
     for n, fi in sorted(m['files'].items()):
         p = path/n
@@ -316,8 +317,9 @@ def _prune(self:CheckpointManager):
         if foreign := sorted(set(os.listdir(d)) - _ours_in(d)):
             warnings.warn(f'{d}: holds files not written by CheckpointManager ({foreign}); not pruned'); continue
         trash = self.root/f'.{d.name}.del-{uuid.uuid4().hex[:8]}'
-        os.replace(d, trash); _fsync_dir(self.root)
-        _remove_owned(trash)
+        try: os.replace(d, trash); _fsync_dir(self.root); _remove_owned(trash)
+        except OSError as e:            # the new checkpoint is published: a failed deletion must not make the save look failed
+            warnings.warn(f'{d}: could not be pruned ({e}); the next save tries again')
 
 def _check_meta(meta)->dict:
     if meta is None: return {}
@@ -421,8 +423,11 @@ class ModelOptimizerState:
     def __init__(self, model:torch.nn.Module, # the model, sharded or not
                  optimizers=(), # one `torch.optim.Optimizer` or several (e.g. Muon and AdamW over different parameters)
                 ):
+        if not isinstance(model, torch.nn.Module): raise TypeError(f"ModelOptimizerState: model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
         self.optimizers = [optimizers] if isinstance(optimizers, torch.optim.Optimizer) else list(optimizers)
+        if bad := [type(o).__name__ for o in self.optimizers if not isinstance(o, torch.optim.Optimizer)]:
+            raise TypeError(f"ModelOptimizerState: optimizers must be torch.optim.Optimizers, got {bad}")
 
     def state_dict(self)->dict:
         "`{'model': ..., 'optim': ...}` keyed by parameter names (DTensor shards for an FSDP2 model)."
@@ -468,6 +473,8 @@ class RNGState:
 class PerRank:
     "A DCP `Stateful` that keeps `obj`'s state apart for every rank (keys `rank0`, `rank1`, ...)."
     def __init__(self, obj): # anything with `state_dict()` and `load_state_dict(sd)` (an `RNGState`, a data reader)
+        if not (callable(getattr(obj, 'state_dict', None)) and callable(getattr(obj, 'load_state_dict', None))):
+            raise TypeError(f"PerRank: obj must have state_dict() and load_state_dict(sd), got {type(obj).__name__}")
         self.obj, self.restored, self._present = obj, None, None
 
     @property

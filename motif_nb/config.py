@@ -329,12 +329,13 @@ def from_hf(cls:MotifConfig,
 def to_hf(self:MotifConfig,
           path:str|Path|None=None, # also write it here: a file, or a directory (as config.json)
          )->dict:
-    "The `config.json` dict of this config (checked again first: a field may have been set since); also written to `path` (a file or a directory) if given, atomically."
+    "The `config.json` dict of this config (checked again first: a field may have been set since); also written to `path` (a file, a folder, or a new folder: a name without a suffix) if given, atomically."
     self.validate()
     d = dict(model_type='motif', architectures=['MotifForCausalLM'], **asdict(self),
              hidden_act={'polynorm': 'poly_norm', 'swiglu': 'silu', 'gelu': 'gelu'}[self.mlp_act])
     if path is not None:
         p = Path(path)
+        if not p.exists() and not p.suffix: p.mkdir(parents=True)      # a new folder (a name without a suffix), as save_pretrained makes one
         if p.is_dir(): p = p/'config.json'
         with atomic_write(p, 'w') as f: f.write(json.dumps(d, indent=2) + '\n')   # a crash leaves the old file, never half of one
     return d

@@ -414,6 +414,8 @@ def _corpus_docs(docs, text_field:str, on_error:str)->list[str]:
     "What `train_tokenizer` trains on, in order: the documents of a list, a file or folder, or of each domain of a {domain: either} (sorted)."
     if not isinstance(docs, Mapping): return _source_docs(docs, None, text_field, on_error, 'train_tokenizer')
     if not docs: raise ValueError("train_tokenizer: docs is an empty mapping; pass a list of str, a file or folder, or {domain: either}")
+    if bad := [d for d in docs if not isinstance(d, str)]:      # the domains are sorted, so they must be names of one kind
+        raise TypeError(f"train_tokenizer: docs: domain names must be str, got {bad[0]!r} ({type(bad[0]).__name__})")
     return [s for v in _read_sources(docs, text_field, on_error, 'train_tokenizer').values() for s in v]
 
 def _corpus_sha(docs:list[str])->str:
@@ -871,6 +873,8 @@ def weights_at(self:CurriculumSchedule, tokens:float)->dict[str, float]:
 def table(self:CurriculumSchedule, tokens:Sequence[float]):
     "A DataFrame of the weights at each of `tokens`."
     import pandas as pd
+    if isinstance(tokens, (str, bytes)) or not isinstance(tokens, Iterable):
+        raise TypeError(f"CurriculumSchedule.table: tokens must be a list of token counts, got {tokens!r}")
     return pd.DataFrame([self.weights_array(t) for t in tokens], columns=list(self.domains)).assign(tokens=list(tokens))
 
 # %% ../nbs/07_data.ipynb #1f320e58
@@ -1241,7 +1245,7 @@ def _check_model_batch(batch)->tuple:
     if 'input_ids' not in batch: raise ValueError(f"model_inputs: the batch has no 'input_ids' (its keys: {list(batch)})")
     ids, labels, pos, cu = [batch.get(k) if batch.get(k) is None else _int_tensor(batch[k], k)
                             for k in ('input_ids', 'labels', 'position_ids', 'cu_seqlens_flat')]
-    if ids.ndim != 2: raise ValueError(f"model_inputs: input_ids must be (B, T), got shape {tuple(ids.shape)}")
+    if ids.ndim != 2 or not ids.numel(): raise ValueError(f"model_inputs: input_ids must be (B, T) with B, T >= 1, got shape {tuple(ids.shape)}")
     for k, v in (('labels', labels), ('position_ids', pos)):
         if v is not None and v.shape != ids.shape:
             raise ValueError(f"model_inputs: input_ids and {k} must be (B, T) of one shape, got {tuple(ids.shape)} and {tuple(v.shape)}")

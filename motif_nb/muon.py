@@ -276,6 +276,8 @@ def _check_layout(layout):
     if not isinstance(layout, dict): raise TypeError(f"qk_layout must be a dict (see qk_layout(config)), got {type(layout).__name__}")
     missing = {'attention_kind', 'num_attention_heads', 'num_noise_heads', 'num_key_value_heads', 'head_dim'} - set(layout)
     if missing: raise ValueError(f"qk_layout is missing {sorted(missing)}")
+    for k in ('num_attention_heads', 'num_noise_heads', 'num_key_value_heads', 'head_dim'):
+        check_number('qk_layout', k, layout[k], integer=True, lo=0 if k == 'num_noise_heads' else 1)
     H, G, KV = layout['num_attention_heads'], layout['num_noise_heads'], layout['num_key_value_heads']
     if layout['attention_kind'] == 'gda':
         if G < 1 or H % G or H // G < 2 or KV != 2 * G: raise ValueError(f"qk_layout: inconsistent GDA heads H={H}, G={G}, KV={KV}")
