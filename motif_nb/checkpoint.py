@@ -355,9 +355,13 @@ def _room(self:CheckpointManager)->str:
             'the oldest is pruned)' if self.keep_last else 'with keep_last=None it holds every checkpoint, and each save needs room for one more')
     return f'. A full disk is one possible cause: {free} is free in {self.root}{prev}; {peak}'
 
-def _written_digests(fut, tmp:Path, rank:int, threads:int)->dict:
-    "In the background: wait for DCP's write, then digest this rank's own files (`__{rank}_*.distcp`; rank 0's `.metadata`)."
-    fut.result()
+def _written_digests(fut, tmp:Path, rank:int, threads:int, failed:str|None=None)->dict:
+    "In the background: wait for DCP's write, then digest this rank's own files (`__{rank}_*.distcp`; rank 0's `.metadata`); `failed`: why this rank's state was not written (raised once the write is over)."
+    try: fut.result()
+    except BaseException:               # (with this rank's placeholder, DCP's plan may fail on every rank: the cause is this rank's)
+        if failed: raise CheckpointError(failed) from None
+        raise
+    if failed: raise CheckpointError(failed)
     mine = [p.name for p in tmp.iterdir() if re.fullmatch(rf'__{rank}_\d+\.distcp', p.name) or (rank == 0 and p.name == '.metadata')]
     with ThreadPoolExecutor(max(1, min(threads, len(mine)))) as ex:
         return dict(zip(mine, ex.map(lambda n: (os.path.getsize(tmp/n), sha256_file(tmp/n)), mine)))
@@ -375,11 +379,17 @@ def save(self:CheckpointManager, step:int, # the training step; names the direct
     if not isinstance(block, bool): raise TypeError(f'block must be a bool, got {block!r}')
     self.wait()                                         # one save in flight at a time: the previous one is published first
     tmp = Path(_on_rank0(self._begin, step))
-    writer = dcp.FileSystemWriter(tmp, thread_count=self.thread_count)
+    writer, staged = dcp.FileSystemWriter(tmp, thread_count=self.thread_count), None
     try:
         _quiet()
         if block: dcp.save(state, storage_writer=writer, no_dist=not _dist())
-        else: fut = dcp.async_save(state, storage_writer=writer, process_group=self._background_group(), no_dist=not _dist())
+        else:
+            try: fut = dcp.async_save(state, storage_writer=writer, process_group=self._background_group(), no_dist=not _dist())
+            except Exception as e:      # staging failed here only: the other ranks' background writes wait on this rank's part
+                if not _dist() or isinstance(e, dcp.CheckpointException): raise
+                staged = f'{type(e).__name__} while copying the state to CPU memory: {e}'
+                fut = dcp.async_save({'_staging_failed': torch.zeros(1)}, storage_writer=dcp.FileSystemWriter(tmp, thread_count=1),
+                                     process_group=self._background_group())     # so this rank takes its part; wait() refuses to publish
     except BaseException as e:
         if _rank() == 0 and tmp.is_dir(): _remove_owned(tmp)
         if not isinstance(e, dcp.CheckpointException): raise
@@ -387,7 +397,7 @@ def save(self:CheckpointManager, step:int, # the training step; names the direct
         raise _dcp_error(e, f'step {step} (into {tmp}): DCP could not save the state', self._room() if _maybe_storage(e) else '') from None
     if block: return self._finish(step, tmp, meta)
     self._pool = self._pool or ThreadPoolExecutor(1, thread_name_prefix='motif-ckpt')
-    self._pending = (step, tmp, meta, self._pool.submit(_written_digests, fut, tmp, _rank(), self.thread_count))
+    self._pending = (step, tmp, meta, self._pool.submit(_written_digests, fut, tmp, _rank(), self.thread_count, staged))
     _IN_FLIGHT.add(os.path.realpath(tmp))
     return self.path(step)
 
