@@ -6,7 +6,7 @@ Docs: https://motif-nb.github.io/motif-nb/ablate.html.md"""
 
 # %% ../nbs/09_ablate.ipynb #d2ee315f
 from __future__ import annotations
-import os, re, sys, json, math, time, shutil, hashlib, contextlib, textwrap
+import os, re, sys, json, math, time, shutil, hashlib, contextlib, textwrap, warnings
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -25,7 +25,7 @@ from .bench.hypercloning import hypercloning_ablation, ABLATION_SCALES as HC_SCA
 from .bench.results import save_result, load_result, figures_dir, env_info, repo_root, result_name, ablation_scale, default_device
 
 # %% auto #0
-__all__ = ['SCHEDULE_KINDS', 'DOMAINS', 'EVAL_SEED', 'CUSTOM_RUNS', 'CUSTOM_DIGESTS', 'FINAL_COLUMNS', 'OUTCOMES',
+__all__ = ['SCHEDULE_KINDS', 'DOMAINS', 'FINAL_COLUMNS', 'EVAL_SEED', 'CUSTOM_RUNS', 'CUSTOM_DIGESTS', 'OUTCOMES',
            'ABLATION_SCALES', 'OPTIMIZER_SWEEP', 'HYPERCLONING_SCALES', 'ABLATIONS', 'counts', 'head_layout',
            'match_config', 'count_table', 'Variant', 'Claim', 'AblationSpec', 'mean_mixture', 'ablation_schedule',
            'ablation_samplers', 'data_digest', 'run_definition', 'run_key', 'train_run', 'run_data_digest', 'run_job',
@@ -136,7 +136,7 @@ class AblationSpec:
     holdout:float=0.02                        # the share of each domain's documents held out (the eval split)
     evals:int=6                               # held-out evaluations per run (the last one at the end)
     eval_batches:int=6                        # batches of the eval split per evaluation: the same ones for every run
-    target:float|None=None                    # the loss of `tokens_to_target` (None: the worst mean final loss of `target_variants`)
+    target:float|None=None                    # the loss of `tokens_to_target` (None: the highest final loss of any run of `target_variants`)
     target_variants:list|None=None            # the variants that set the default target (None: all)
     sweep:dict|None=None                      # {'field': a TrainConfig field, 'values': {variant: [...]}, 'seeds': how many}
     custom:str|None=None                      # a key of `CUSTOM_RUNS`: each seed runs that function instead of Trainer runs
@@ -195,6 +195,12 @@ def validate(self:AblationSpec):
     _check_keys(self, 'base', self.base, _MODEL_FIELDS); _check_keys(self, 'train', self.train, _TRAIN_FIELDS, _RUNNER_OWNS)
     _check_keys(self, 'data', self.data, {'schedule'}); _check_schedule(self, 'data', self.data.get('schedule', 'equal'))
     for v in self.variants: _validate_variant(self, v)
+    check_number(f"AblationSpec {self.name!r}", 'holdout', self.holdout, lo=0, hi=1, lo_open=True, hi_open=True)
+    check_number(f"AblationSpec {self.name!r}", 'target', self.target, none=True)
+    if self.target_variants is not None:
+        if isinstance(self.target_variants, str) or not isinstance(self.target_variants, (list, tuple)) or not self.target_variants:
+            _terr(self, f"target_variants must be a non-empty list of variant names or None, got {self.target_variants!r}")
+        if bad := [n for n in self.target_variants if n not in names]: _bad(self, f"target_variants: no variant {bad[0]!r}; variants: {names}")
     _validate_claims(self, names)
     if self.sweep is not None: _validate_sweep(self, names)
     if self.custom is not None and self.custom not in CUSTOM_RUNS: _bad(self, f"custom must be one of {list(CUSTOM_RUNS)}, got {self.custom!r}")
@@ -209,12 +215,17 @@ def _validate_variant(spec, v:Variant):
     try: spec.model_config(v); spec.train_config(v, spec.seeds[0])
     except (ValueError, TypeError) as e: raise type(e)(f"AblationSpec {spec.name!r}: {w}: {e}") from None
 
-def _validate_claims(spec, names):
+FINAL_COLUMNS = ('loss', 'tokens_per_s', 'max_logit', 'max_logit_last', 'steps', 'tokens', 'diverged_at', 'seconds', 'params', 'body_params', 'flops_per_token')
+
+def _validate_claims(spec, names):                   # (a claim's metric is one of the run table's columns: FINAL_COLUMNS, ...)
+    if not spec.claims: _bad(spec, "no claims: an ablation tests at least one (Claim(better, than, metric))")
     for c in spec.claims:
         for n in (c.better, c.than):
             if n not in names: _bad(spec, f"claim {c.better!r} vs {c.than!r}: no variant {n!r}; variants: {names}")
         if not isinstance(c.metric, str): _terr(spec, f"claim {c.better!r} vs {c.than!r}: metric must be a column name (a str), got {c.metric!r} ({type(c.metric).__name__})")
         if not c.metric: _bad(spec, f"claim {c.better!r} vs {c.than!r}: metric must be a column name, got {c.metric!r}")
+        if spec.custom is None and not (c.metric in FINAL_COLUMNS or c.metric == 'tokens_to_target' or c.metric.startswith('loss_')):
+            _bad(spec, f"claim {c.better!r} vs {c.than!r}: no metric {c.metric!r}; metrics: {list(FINAL_COLUMNS)}, 'tokens_to_target' or 'loss_<domain>'")
 
 def _validate_sweep(spec, names):
     sw = spec.sweep
@@ -224,6 +235,10 @@ def _validate_sweep(spec, names):
     for n, vals in sw['values'].items():
         if n not in names: _bad(spec, f"sweep: no variant {n!r}; variants: {names}")
         if not (isinstance(vals, (list, tuple)) and len(vals) >= 2): _bad(spec, f"sweep: variant {n!r} needs at least two values, got {vals!r}")
+        v = spec.variant(n)
+        for x in vals:                 # every swept value is a valid setting before the first sweep run trains
+            try: spec.train_config(Variant(v.name, v.model, {**v.train, sw['field']: x}, v.data), spec.seeds[0])
+            except (ValueError, TypeError) as e: raise type(e)(f"AblationSpec {spec.name!r}: sweep {sw['field']}={x!r} of variant {n!r}: {e}") from None
     check_number(f"AblationSpec {spec.name!r}", 'sweep.seeds', sw.get('seeds', 1), integer=True, lo=1, hi=len(spec.seeds))
 
 # %% ../nbs/09_ablate.ipynb #c114b6dd
@@ -320,6 +335,12 @@ def train_run(spec:AblationSpec, v:Variant, seed:int, run_dir, # the run's folde
     "Train variant `v` with `seed` through the `Trainer` (continuing from a checkpoint left in `run_dir`), score it, write `run_dir/result.json`."
     device, run_dir = torch.device(device or default_device()), Path(run_dir)
     defn = run_definition(spec, v, seed, device)
+    if (run_dir/'result.json').is_file():               # a finished run's folder: only the same run may be trained there again
+        try: old = json.loads((run_dir/'result.json').read_text())
+        except json.JSONDecodeError: old = None
+        if not isinstance(old, dict) or old.get('key') != run_key(defn):
+            raise ValueError(f"train_run: {run_dir} holds the result of another run ({old.get('variant') if isinstance(old, dict) else '?'} seed "
+                             f"{old.get('seed') if isinstance(old, dict) else '?'}); give {v.name} seed {seed} a folder of its own")
     cfg, tc = spec.model_config(v), spec.train_config(v, seed, device)
     train, ev = ablation_samplers(spec, v, seed)
     digest = data_digest(train, ev, spec.eval_batches)
@@ -379,8 +400,11 @@ CUSTOM_DIGESTS = dict(hypercloning=_hypercloning_digest)
 def _find_done(root:Path, key:str):
     "The result of the run with `key` under `root`, if one finished there (in any ablation's folder)."
     for p in sorted(root.glob(f'*/*-{key}/result.json')):
-        try: return json.loads(p.read_text()), p.parent
+        try: res = json.loads(p.read_text())
         except json.JSONDecodeError: continue
+        if isinstance(res, dict) and res.get('key') == key: return res, p.parent
+        warnings.warn(f"{p}: holds the result of another run (key {res.get('key') if isinstance(res, dict) else None!r}, not the folder's "
+                      f"{key!r}); not reused")        # written into the wrong folder by hand: the name alone is no proof
     return None, None
 
 def run_data_digest(spec:AblationSpec, v:Variant|None, seed:int)->str:
@@ -414,8 +438,6 @@ def run_job(spec:AblationSpec, v:Variant|None, seed:int, root, # the runs folder
     return res, 'trained'
 
 # %% ../nbs/09_ablate.ipynb #2e163d75
-FINAL_COLUMNS = ('loss', 'tokens_per_s', 'max_logit', 'max_logit_last', 'steps', 'tokens', 'diverged_at', 'seconds', 'params', 'body_params', 'flops_per_token')
-
 def _tables(results:list)->tuple:
     "(runs, curves) DataFrames of `[(variant, seed, result, status)]`: one row per run, and the curves (kind 'eval' and 'train')."
     runs, curves = [], []
@@ -896,7 +918,7 @@ def hypercloning_spec(scale:str='cpu', noise_snr_db:float=20.0)->AblationSpec:
                         "ends at in fewer tokens, after growth and counting the small model's tokens too?",
                         base=dict(vocab_size=S['small']['vocab_size']), variants=[Variant(noisy), Variant(quiet), Variant(scratch)], claims=claims,
                         matching="the same 2x architecture and post-growth batches; the target is the scratch run's final smoothed training loss "
-                                 "(each batch is seen once, so it is a held-out estimate)", custom='hypercloning',
+                                 "(at the CPU scale each batch is seen once, so it is a held-out estimate)", custom='hypercloning',
                         settings=dict(scale=S, noise_snr_db=noise_snr_db, final='tokens_to_target_after_growth', curves=['loss']),
                         seq_len=S['seq_len'], batch_size=S['batch_size'], corpus=S['corpus'],
                         tokens=(S['pre_steps'] + S['post_steps']) * S['seq_len'] * S['batch_size'])
@@ -965,7 +987,8 @@ def main(name:str, # an ablation (attention, mlp, optimizer, curriculum, hypercl
     cli_warnings()
     names = list(ABLATIONS) if name == 'all' else [name]
     try:
-        if out is not None and Path(out).exists() and not Path(out).is_dir(): raise ValueError(f"--out {out}: a file of that name is in the way; name a folder")
+        if out is not None and (f := next((p for p in [Path(out), *Path(out).parents] if p.exists() and not p.is_dir()), None)) is not None:
+            raise ValueError(f"--out {out}: {'a file of that name is in the way' if f == Path(out) else f'{f} is a file, not a folder'}; name a folder")
         if isinstance(seeds, int) and seeds < 2: raise ValueError(f"--seeds must be a whole number >= 2 (the spread needs two), got {seeds}")
         scale = scale or ablation_scale()
         specs = {n: get_spec(n, scale, seeds) for n in names}
