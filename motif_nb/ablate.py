@@ -663,6 +663,13 @@ def run_ablation(spec:AblationSpec|str, # a spec, or the name of one of `ABLATIO
 # %% ../nbs/09_ablate.ipynb #85cd39fe
 _CURVE_COLS = ('kind', 'variant', 'seed', 'step', 'tokens', 'tokens_after_growth', 'loss', 'loss_code', 'loss_math', 'loss_prose', 'max_logit')
 
+def _stored_seeds(name:str, scale:str)->int|None:
+    "How many seeds (0..n-1) the stored result of ablation `name` at `scale` has, when it has more than the spec's default (else None)."
+    p = figures_dir()/f"{result_name(f'ablation_{name}', scale)}.json"
+    try: s = sorted(int(x) for x in json.loads(p.read_text())['spec']['seeds'])
+    except (OSError, ValueError, KeyError, TypeError): return None
+    return len(s) if s == list(range(len(s))) and len(s) > len(get_spec(name, scale).seeds) else None
+
 def _check_replace(name:str, scale:str, seeds):
     "Refuse (ValueError) to replace the stored result of ablation `name` at `scale` with one whose `seeds` lack some of the stored ones."
     p = figures_dir()/f"{result_name(f'ablation_{name}', scale)}.json"
@@ -980,7 +987,7 @@ def main(name:str, # an ablation (attention, mlp, optimizer, curriculum, hypercl
          out:str=None, # the runs folder (default: $MOTIF_RUNS, else runs/ablations); rerun the same command to reuse the finished runs
          device:str=None, # 'cpu' or 'cuda' (default: the GPU when there is one)
          keep_checkpoints:bool=False, # keep each run's final checkpoint
-         seeds:int=None, # seeds per variant, 0..seeds-1 (default: each ablation's three); the runs of seeds already trained are reused
+         seeds:int=None, # seeds per variant, 0..seeds-1 (default: each ablation's three, or as many as its stored result has, if more); the runs of seeds already trained are reused
          force:bool=False, # replace a stored result that has seeds this run lacks
         ):
     "Run one ablation or all of them and write figures/ablation_NAME[-cpu].{csv,png,json}; finished runs are reused."
@@ -991,7 +998,7 @@ def main(name:str, # an ablation (attention, mlp, optimizer, curriculum, hypercl
             raise ValueError(f"--out {out}: {'a file of that name is in the way' if f == Path(out) else f'{f} is a file, not a folder'}; name a folder")
         if isinstance(seeds, int) and seeds < 2: raise ValueError(f"--seeds must be a whole number >= 2 (the spread needs two), got {seeds}")
         scale = scale or ablation_scale()
-        specs = {n: get_spec(n, scale, seeds) for n in names}
+        specs = {n: get_spec(n, scale, seeds if seeds is not None else _stored_seeds(n, scale)) for n in names}
         dev = process_device(device)                                         # a device that is not there stops here
         if scale == 'gpu' and dev.type != 'cuda':
             raise ValueError(f"the gpu scale's results (figures/ablation_NAME.*) come from a GPU; on {dev} use --scale cpu")
