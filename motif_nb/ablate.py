@@ -645,7 +645,7 @@ def run_ablation(spec:AblationSpec|str, # a spec, or the name of one of `ABLATIO
     if save and scale == 'gpu' and torch.device(device or default_device()).type != 'cuda':
         raise ValueError("run_ablation: the gpu scale's result (figures/ablation_NAME.*) comes from a GPU; on this device use scale='cpu'")
     spec = get_spec(spec, scale) if isinstance(spec, str) else spec
-    if save and not force: _check_replace(spec.name, scale, spec.seeds)
+    if save and not force: _check_replace(spec.name, scale, spec.seeds, spec)
     root, t0 = Path(out) if out is not None else runs_dir(), time.perf_counter()
     say = (lambda m: progress(f"[{spec.name} {time.perf_counter() - t0:7.1f} s] {m}")) if progress else None
     variants, sweep = spec.variants, None
@@ -670,12 +670,27 @@ def _stored_seeds(name:str, scale:str)->int|None:
     except (OSError, ValueError, KeyError, TypeError): return None
     return len(s) if s == list(range(len(s))) and len(s) > len(get_spec(name, scale).seeds) else None
 
-def _check_replace(name:str, scale:str, seeds):
-    "Refuse (ValueError) to replace the stored result of ablation `name` at `scale` with one whose `seeds` lack some of the stored ones."
+_DEFINING = ('base', 'variants', 'train', 'data', 'tokens', 'seq_len', 'batch_size', 'evals', 'eval_batches', 'corpus', 'holdout',
+             'custom', 'settings', 'sweep', 'target', 'target_variants')
+
+def _definition(d:dict)->dict:
+    "The fields of a (serialised) spec that decide its numbers: prose, claims and seeds left out, and a swept field, which the sweep fills in."
+    d = json.loads(json.dumps(d))
+    f = (d.get('sweep') or {}).get('field')
+    out = {k: d.get(k) for k in _DEFINING}
+    out['variants'] = [dict(name=v.get('name'), model=v.get('model'), data=v.get('data'),
+                            train={a: b for a, b in (v.get('train') or {}).items() if a != f}) for v in out['variants'] or []]
+    return out
+
+def _check_replace(name:str, scale:str, seeds, spec=None):
+    "Refuse (ValueError) to replace the stored result of ablation `name` at `scale` with one whose `seeds` lack some of the stored ones, or (given `spec`) of another definition."
     p = figures_dir()/f"{result_name(f'ablation_{name}', scale)}.json"
     if not p.exists(): return
-    try: old = sorted(int(s) for s in json.loads(p.read_text())['spec']['seeds'])
+    try: stored = json.loads(p.read_text())['spec']; old = sorted(int(s) for s in stored['seeds'])
     except (ValueError, KeyError, TypeError): return                 # no readable spec: nothing to keep
+    if spec is not None and 'base' in stored and (diff := [k for k, v in _definition(asdict(spec)).items() if _definition(stored)[k] != v]):
+        raise ValueError(f"ablation {name!r} ({scale} scale): {p} holds the result of another definition ({', '.join(diff)} differ); give "
+                         "this spec another name, or replace the stored result on purpose with force=True (--force)")
     if missing := sorted(set(old) - set(seeds)):
         n = max(old) + 1
         raise ValueError(f"ablation {name!r} ({scale} scale): {p} holds seeds {old}; this one has seeds {sorted(seeds)}, without {missing}. "
@@ -687,7 +702,7 @@ def save_ablation(res:AblationResult, seconds:float|None=None,
                   force:bool=False, # replace a stored result that has seeds `res` lacks
                  )->Path:
     "Write `figures/ablation_NAME[-cpu].{csv,png,json}`: the runs and curves in one table (`kind` 'run', 'eval', 'train'), the plot, the definition, the claims, each run's record (configs, data digest, provenance), the seconds of this call and of the runs' training."
-    if not force: _check_replace(res.spec.name, res.scale, res.spec.seeds)
+    if not force: _check_replace(res.spec.name, res.scale, res.spec.seeds, res.spec)
     cur = res.curves[[c for c in _CURVE_COLS if c in res.curves.columns]]
     table = pd.concat([res.runs.assign(kind='run'), cur], ignore_index=True)
     fig = plot_ablation(res)
@@ -1003,7 +1018,7 @@ def main(name:str, # an ablation (attention, mlp, optimizer, curriculum, hypercl
         if scale == 'gpu' and dev.type != 'cuda':
             raise ValueError(f"the gpu scale's results (figures/ablation_NAME.*) come from a GPU; on {dev} use --scale cpu")
         if not force:
-            for n in names: _check_replace(n, scale, specs[n].seeds)         # before anything trains
+            for n in names: _check_replace(n, scale, specs[n].seeds, specs[n])   # before anything trains
     except (ValueError, TypeError) as e: raise SystemExit(f"motif_nb.ablate: error: {e}" + (", or all" if 'unknown ablation' in str(e) else '')) from None
     for n in names:
         t0 = time.perf_counter()
