@@ -261,8 +261,9 @@ def _clean_stale(self:CheckpointManager):
         if os.path.realpath(d) in _IN_FLIGHT:   # another manager of this process has a background save there
             warnings.warn(f"{d}: another CheckpointManager of this process is writing it (a background save not yet waited for); left alone"); continue
         if (d/'.metadata').is_file() and not (d/MANIFEST).exists():
-            warnings.warn(f"{d}: a background save of step {mark.get('step', '?')} was written but never published (its manager's wait() "
-                          "was not called before the process ended); it is deleted. Call wait() (Trainer.close() does) after save(block=False)")
+            warnings.warn(f"{d}: a save of step {mark.get('step', '?')} was written but never published (its process ended first: a save "
+                          "killed while it was being finished, or a background save whose wait() was not called; Trainer.close() calls it); "
+                          "it is deleted")
         if left := _remove_owned(d): warnings.warn(f'{d}: stale temporary checkpoint directory kept, it holds files not ours: {left}')
 
 # %% ../nbs/06a_checkpoint.ipynb #d95ed1ce

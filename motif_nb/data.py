@@ -109,7 +109,7 @@ def _jsonl_lines(path, data:bytes, on_error, seen)->list|None:
     if (why := encoding_problem(data)) is not None:
         first = next((l for l in data.split(b'\n', 64)[:64] if l.strip()), b'')
         try: ok = why.startswith('binary') and isinstance(json.loads(first), (dict, list))
-        except ValueError: ok = False
+        except (ValueError, RecursionError): ok = False
         if not ok: return _bad(path, why, on_error, seen)
     try: return data.decode('utf-8-sig').split('\n')   # not splitlines: JSON strings may hold U+2028, U+2029, U+0085 raw
     except UnicodeDecodeError: pass
@@ -166,6 +166,14 @@ def _read_parquet(path, text_field, on_error, seen:_Seen|None=None):
     if not docs: _bad(path, 'no non-empty documents', on_error, seen)
     return docs
 
+def _json_document(f:Path)->str|None:
+    "Why a `.json` file is one JSON document rather than JSON Lines (an array, or an object over several lines); None if it may be JSON Lines."
+    try: text = f.read_bytes().decode('utf-8-sig'); obj = json.loads(text)
+    except (ValueError, RecursionError): return None      # not one document: read it line by line
+    if isinstance(obj, dict) and sum(1 for l in text.split('\n') if l.strip()) <= 1: return None   # one row of JSON Lines
+    return (f"one JSON {'array' if isinstance(obj, list) else 'document'}, not JSON Lines (one object per line): write it as JSON Lines "
+            "(Dataset.to_json, or pandas' to_json(orient='records', lines=True))")
+
 def _data_files(path:Path)->list[Path]:
     "The data files under `path` (itself if a file), in sorted relative-path order; linked folders are followed, each real folder once."
     if path.is_file(): return [path]
@@ -209,7 +217,8 @@ def read_documents(path, # a text/jsonl/parquet file, or a directory of them
     for f in _data_files(path):
         seen.files += 1
         suf = f.suffix.lower()
-        if suf == '.jsonl' or (suf == '.json' and path.is_file()): docs += _read_jsonl(f, text_field, on_error, seen)
+        if suf == '.json' and path.is_file() and (why := _json_document(f)): _bad(f, why, on_error, seen)
+        elif suf == '.jsonl' or (suf == '.json' and path.is_file()): docs += _read_jsonl(f, text_field, on_error, seen)
         elif suf == '.parquet': docs += _read_parquet(f, text_field, on_error, seen)
         else:
             text = _decode(f, f.read_bytes(), on_error, seen)
