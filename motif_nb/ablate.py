@@ -663,12 +663,16 @@ def run_ablation(spec:AblationSpec|str, # a spec, or the name of one of `ABLATIO
 # %% ../nbs/09_ablate.ipynb #85cd39fe
 _CURVE_COLS = ('kind', 'variant', 'seed', 'step', 'tokens', 'tokens_after_growth', 'loss', 'loss_code', 'loss_math', 'loss_prose', 'max_logit')
 
+def _stored_spec(name:str, scale:str)->tuple:
+    "`(path, spec dict, sorted seeds)` of the stored result of ablation `name` at `scale`; `(path, None, None)` if there is none readable."
+    p = figures_dir()/f"{result_name(f'ablation_{name}', scale)}.json"
+    try: spec = json.loads(p.read_text())['spec']; return p, spec, sorted(int(s) for s in spec['seeds'])
+    except (OSError, ValueError, KeyError, TypeError): return p, None, None
+
 def _stored_seeds(name:str, scale:str)->int|None:
     "How many seeds (0..n-1) the stored result of ablation `name` at `scale` has, when it has more than the spec's default (else None)."
-    p = figures_dir()/f"{result_name(f'ablation_{name}', scale)}.json"
-    try: s = sorted(int(x) for x in json.loads(p.read_text())['spec']['seeds'])
-    except (OSError, ValueError, KeyError, TypeError): return None
-    return len(s) if s == list(range(len(s))) and len(s) > len(get_spec(name, scale).seeds) else None
+    s = _stored_spec(name, scale)[2]
+    return len(s) if s and s == list(range(len(s))) and len(s) > len(get_spec(name, scale).seeds) else None
 
 _DEFINING = ('base', 'variants', 'train', 'data', 'tokens', 'seq_len', 'batch_size', 'evals', 'eval_batches', 'corpus', 'holdout',
              'custom', 'settings', 'sweep', 'target', 'target_variants')
@@ -684,11 +688,10 @@ def _definition(d:dict)->dict:
 
 def _check_replace(name:str, scale:str, seeds, spec=None):
     "Refuse (ValueError) to replace the stored result of ablation `name` at `scale` with one whose `seeds` lack some of the stored ones, or (given `spec`) of another definition."
-    p = figures_dir()/f"{result_name(f'ablation_{name}', scale)}.json"
-    if not p.exists(): return
-    try: stored = json.loads(p.read_text())['spec']; old = sorted(int(s) for s in stored['seeds'])
-    except (ValueError, KeyError, TypeError): return                 # no readable spec: nothing to keep
-    if spec is not None and 'base' in stored and (diff := [k for k, v in _definition(asdict(spec)).items() if _definition(stored)[k] != v]):
+    p, stored, old = _stored_spec(name, scale)
+    if stored is None: return                                         # no stored result, or no readable spec: nothing to keep
+    was = _definition(stored) if spec is not None and 'base' in stored else None
+    if was is not None and (diff := [k for k, v in _definition(asdict(spec)).items() if was[k] != v]):
         raise ValueError(f"ablation {name!r} ({scale} scale): {p} holds the result of another definition ({', '.join(diff)} differ); give "
                          "this spec another name, or replace the stored result on purpose with force=True (--force)")
     if missing := sorted(set(old) - set(seeds)):

@@ -109,16 +109,20 @@ def validate(self:MotifConfig):
         v = getattr(self, f)
         if not isinstance(v, str): _terr(f, f"must be one of {allowed}, got {_kind(v)}")
         if v not in allowed: _err(f, f"{v!r} is not one of {allowed}")
-    if self.mlp_impl != 'auto' and self.mlp_act != 'polynorm':      # a choice with no effect is refused, not ignored
-        _err('mlp_impl', f"{self.mlp_impl!r} picks the PolyNorm implementation, but mlp_act={self.mlp_act!r} has no PolyNorm; leave it 'auto'")
-    if self.attn_impl == 'triton' and self.attention_kind != 'gda':
-        _err('attn_impl', f"'triton' is GDA's fused kernel, but attention_kind={self.attention_kind!r} has none; use 'auto', 'reference' or 'sdpa'")
+    bad = _inert_impls(self.attention_kind, self.mlp_act, self.attn_impl, self.mlp_impl)   # a choice with no effect is refused, not ignored
+    if 'attn_impl' in bad: _err('attn_impl', f"'triton' is GDA's fused kernel, but attention_kind={self.attention_kind!r} has none; use 'auto', 'reference' or 'sdpa'")
+    if 'mlp_impl' in bad: _err('mlp_impl', f"{self.mlp_impl!r} picks the PolyNorm implementation, but mlp_act={self.mlp_act!r} has no PolyNorm; leave it 'auto'")
     _validate_tokens(self)
     if self.head_dim % 2: _err('head_dim', f"must be even for RoPE, got {self.head_dim}")
     check_head_layout(self.attention_kind, self.num_attention_heads, self.num_noise_heads, self.num_key_value_heads)
     _validate_lambda_init(self)
 
 # %% ../nbs/00_config.ipynb #e9b44ddd
+def _inert_impls(attention_kind:str, mlp_act:str, attn_impl:str|None, mlp_impl:str|None)->set:
+    "The implementation choices that have no effect on this architecture (None is no choice): 'attn_impl' (Triton without GDA), 'mlp_impl' (any but 'auto' without PolyNorm)."
+    return ({'attn_impl'} if attn_impl == 'triton' and attention_kind != 'gda' else set()) | \
+           ({'mlp_impl'} if mlp_impl not in (None, 'auto') and mlp_act != 'polynorm' else set())
+
 def _validate_tokens(c:MotifConfig):
     "Token ids are ints in [0, vocab_size) or None; `eos_token_id` may be a non-empty list of them."
     for f in _TOKEN_FIELDS:

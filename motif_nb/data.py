@@ -119,9 +119,9 @@ def _jsonl_lines(path, data:bytes, on_error, seen)->list|None:
         except UnicodeDecodeError as e: out.append(UnicodeError(f'not valid UTF-8 ({e.reason} at byte {e.start} of the line)'))
     return out
 
-def _read_jsonl(path, text_field, on_error, seen:_Seen|None=None):
+def _read_jsonl(path, text_field, on_error, seen:_Seen|None=None, data:bytes|None=None):
     seen = _Seen() if seen is None else seen
-    lines = _jsonl_lines(path, path.read_bytes(), on_error, seen)
+    lines = _jsonl_lines(path, path.read_bytes() if data is None else data, on_error, seen)
     if lines is None: return []
     if not any(isinstance(l, UnicodeError) or l.strip() for l in lines): _bad(path, 'empty', on_error, seen); return []
     docs, bad, n = [], {}, 0
@@ -166,9 +166,9 @@ def _read_parquet(path, text_field, on_error, seen:_Seen|None=None):
     if not docs: _bad(path, 'no non-empty documents', on_error, seen)
     return docs
 
-def _json_document(f:Path)->str|None:
-    "Why a `.json` file is one JSON document rather than JSON Lines (an array, or an object over several lines); None if it may be JSON Lines."
-    try: text = f.read_bytes().decode('utf-8-sig'); obj = json.loads(text)
+def _json_document(data:bytes)->str|None:
+    "Why a `.json` file's bytes are one JSON document rather than JSON Lines (an array, or an object over several lines); None if they may be JSON Lines."
+    try: text = data.decode('utf-8-sig'); obj = json.loads(text)
     except (ValueError, RecursionError): return None      # not one document: read it line by line
     if isinstance(obj, dict) and sum(1 for l in text.split('\n') if l.strip()) <= 1: return None   # one row of JSON Lines
     return (f"one JSON {'array' if isinstance(obj, list) else 'document'}, not JSON Lines (one object per line): write it as JSON Lines "
@@ -217,8 +217,11 @@ def read_documents(path, # a text/jsonl/parquet file, or a directory of them
     for f in _data_files(path):
         seen.files += 1
         suf = f.suffix.lower()
-        if suf == '.json' and path.is_file() and (why := _json_document(f)): _bad(f, why, on_error, seen)
-        elif suf == '.jsonl' or (suf == '.json' and path.is_file()): docs += _read_jsonl(f, text_field, on_error, seen)
+        if suf == '.json' and path.is_file():           # named as data: JSON Lines, unless it is one JSON document
+            data = f.read_bytes()
+            if why := _json_document(data): _bad(f, why, on_error, seen)
+            else: docs += _read_jsonl(f, text_field, on_error, seen, data)
+        elif suf == '.jsonl': docs += _read_jsonl(f, text_field, on_error, seen)
         elif suf == '.parquet': docs += _read_parquet(f, text_field, on_error, seen)
         else:
             text = _decode(f, f.read_bytes(), on_error, seen)
@@ -726,6 +729,7 @@ class TokenCache:
         self.manifest, self.dtype = m, np.dtype(m['dtype'])
         self.vocab_size, self.eos_id, self.pad_id = m['vocab_size'], m['eos_id'], m['pad_id']
         self.domains = tuple(sorted(m['domains']))
+        self._offsets = {}                       # each domain's offsets, read and checked once (`offsets`)
 
     def __repr__(self): return f"TokenCache({str(self.path)!r}, domains={list(self.domains)}, tokens={self.n_tokens():,}, dtype={self.dtype.name})"
 
@@ -745,7 +749,7 @@ def tokens(self:TokenCache, domain:str)->np.ndarray:
 def offsets(self:TokenCache, domain:str)->np.ndarray:
     "Document start offsets of `domain` (`n_docs + 1` int64, from 0 to its token count; read and checked once, read-only)."
     info, p = self._info(domain), self.path/f'{domain}.offsets.bin'
-    if (o := self.__dict__.setdefault('_offsets', {}).get(domain)) is not None: return o   # `document` asks once per call
+    if (o := self._offsets.get(domain)) is not None: return o        # `document` asks once per call
     o = np.fromfile(p, dtype=np.int64)
     if len(o) != info['n_docs'] + 1 or o[0] != 0 or o[-1] != info['n_tokens'] or (np.diff(o) < 0).any():
         raise CacheError(f"{p}: not {info['n_docs'] + 1} increasing offsets from 0 to {info['n_tokens']} (corrupted)")

@@ -16,7 +16,7 @@ from torch.utils.checkpoint import checkpoint
 from fastcore.basics import patch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from .config import MotifConfig, ATTN_IMPLS, MLP_IMPLS
+from .config import MotifConfig, ATTN_IMPLS, MLP_IMPLS, _inert_impls
 from .core import owned_dir, check_owned_dir, sha256_file
 from .polynorm import MulPolyNorm, PolyNormSettings
 from .attention import GDA, Attention, KVCache, GDASettings, packed_row
@@ -304,10 +304,11 @@ def _check_impls(config:MotifConfig, attn:str|None, mlp:str|None, op:str, names=
     "Raise naming the argument unless `attn`/`mlp` are None or implementations that exist and have an effect on a model of `config`."
     if attn is not None and attn not in ATTN_IMPLS: raise ValueError(f"{op}: {names[0]}={attn!r} is not one of {ATTN_IMPLS}")
     if mlp is not None and mlp not in MLP_IMPLS: raise ValueError(f"{op}: {names[1]}={mlp!r} is not one of {MLP_IMPLS}")
-    if attn == 'triton' and config.attention_kind != 'gda':
+    bad = _inert_impls(config.attention_kind, config.mlp_act, attn, mlp)     # the rule `MotifConfig.validate` applies to its own fields
+    if 'attn_impl' in bad:
         raise ValueError(f"{op}: {names[0]}='triton' is GDA's fused kernel, but this model has attention_kind={config.attention_kind!r}, "
                          "which has none (use 'auto', 'reference' or 'sdpa')")
-    if mlp not in (None, 'auto') and config.mlp_act != 'polynorm':
+    if 'mlp_impl' in bad:
         raise ValueError(f"{op}: {names[1]}={mlp!r} picks the PolyNorm implementation, but this model has mlp_act={config.mlp_act!r}, "
                          "which has no PolyNorm (leave it None or 'auto')")
 

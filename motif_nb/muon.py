@@ -651,7 +651,7 @@ def _qk_clip(self:Muon, qk_logits, skip=None):
 @patch
 def _engine_step(self:Muon, groups, skip=None)->dict:
     "The Muon groups through `self.engine` (`ParallelMuon`), which leaves parameters and momenta unchanged where `skip`."
-    return self.engine.step(groups, self.state, self._names, skip=skip)
+    return self.engine.step(groups, self.state, self._names, skip=skip, checked=True)    # `step` checked the groups
 
 # %% ../nbs/05_muon.ipynb #73d0fa9d
 @patch

@@ -319,18 +319,19 @@ def _check_hp(gi:int, g:dict, hp:dict):
     _check_hparams(**{k: hp[k] for k in ('lr', 'weight_decay', 'momentum', 'ns_steps', 'ns_coefficients', 'ns_impl', 'ns_method', 'eps')},
                    adamw_betas=(0.9, 0.95), adamw_eps=1e-8, qk_clip_tau=None, n=n)
 
-def _items(groups, names)->list:
-    "(param, name, hyper-parameters) of every parameter with a gradient in `groups`, each group's hyper-parameters checked."
+def _items(groups, names, check:bool=True)->list:
+    "(param, name, hyper-parameters) of every parameter with a gradient in `groups`; with `check`, each group's hyper-parameters checked and no parameter listed twice."
     items, seen = [], set()
     for gi, g in enumerate([groups] if isinstance(groups, dict) else groups):
         ps = [g['params']] if isinstance(g['params'], torch.Tensor) else list(g['params'])
         nms = list(g.get('param_names') or [None] * len(ps))
         hp = {k: g.get(k, v) for k, v in _HP.items()}
-        _check_hp(gi, g, hp)
+        if check: _check_hp(gi, g, hp)
         for p, nm in zip(ps, nms):
             name = (names or {}).get(id(p)) or nm or f'param_groups[{gi}] parameter of shape {tuple(p.shape)}'
-            if id(p) in seen: raise ValueError(f"ParallelMuon.step: parameter {name!r} is listed twice (it would be stepped twice)")
-            seen.add(id(p))
+            if check:
+                if id(p) in seen: raise ValueError(f"ParallelMuon.step: parameter {name!r} is listed twice (it would be stepped twice)")
+                seen.add(id(p))
             if p.grad is None: continue
             items.append((p, name, hp))
     return items
@@ -342,9 +343,10 @@ def step(self:ParallelMuon,
          state, # the optimizer's state: {param: {'momentum_buffer': ...}}, filled on first use
          names:dict|None=None, # {id(param): name} for error messages (`Muon._names`)
          skip:torch.Tensor|None=None, # a 0-d bool tensor on the device: True leaves parameters and momenta unchanged (no host sync)
+         checked:bool=False, # the groups were checked this step already (`Muon.step` checks its own): skip the group checks
         )->dict: # `self.stats`
     "One Muon step over the parameters with gradients in `groups`: DTensors by the sharded path (mode of the settings), plain tensors by the single-device path."
-    items = _items(groups, names)
+    items = _items(groups, names, check=not checked)
     mesh = _check_items(items)
     self.stats = dict(mode=self.settings.mode, world_size=1, rank=0, bytes_sent=0, bytes_recv=0, peak_full_elems=0, ns_matrices=0, chunks=0)
     self._held = 0
